@@ -1,0 +1,74 @@
+"""The ``fastir`` command line. It only parses arguments and calls the library.
+
+Sub-commands live one per module and are imported lazily, so ``fastir --help`` and
+``fastir data show`` never import torch or numba.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from fastir import __version__
+from fastir.errors import FastirError
+
+# name -> "module:attribute"; each module defines one click command or group.
+SUBCOMMANDS = {
+    "data": "fastir.cli.data:data",
+    "embed": "fastir.cli.embed:embed",
+    "score": "fastir.cli.score:score",
+    "sample": "fastir.cli.sample:sample",
+    "train": "fastir.cli.train:train",
+    "experiment": "fastir.cli.experiment:experiment",
+    "compare": "fastir.cli.compare:compare",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx, name):
+        target = SUBCOMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                return None
+            raise
+        return getattr(module, attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="fastir")
+def cli():
+    """fastir: exact, fast evaluation and training of multilingual dense retrievers."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: one-line errors and exit code 2 for every bad input."""
+    try:
+        cli.main(args=argv, prog_name="fastir", standalone_mode=False)
+    except FastirError as exc:
+        click.echo(f"error: {exc.one_line()}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        # Usage errors (unknown option, bad value) are bad input too: exit 2, one line.
+        msg = exc.format_message().replace("\n", " ")
+        click.echo(f"error: {msg}", err=True)
+        return 2
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

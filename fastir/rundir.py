@@ -1,0 +1,337 @@
+"""The run dir: the contract between ``fastir embed`` (writer) and ``fastir score`` (reader).
+
+``RUN/run.json`` plus three Arrow IPC files (schemas in ``data_specs/run-format.json``)::
+
+    queries.arrow     id: string, lang: string, xling_id: string, embedding: fixed_size_list<T>[D]
+    candidates.arrow  id: string, lang: string, embedding: fixed_size_list<T>[D]
+    qrels.arrow       query_id: string, candidate_id: string
+
+T is float16 or float32 (``run.json`` ``dtype``). Readers memory-map the files and hand out
+zero-copy numpy views of the embeddings; writers write under a temporary name and rename.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from fastir.atomic import atomic_dir, atomic_path
+from fastir.errors import InputError
+
+RUN_FORMAT = "fastir-run/1"
+RUN_JSON = "run.json"
+QUERIES = "queries.arrow"
+CANDIDATES = "candidates.arrow"
+QRELS = "qrels.arrow"
+DTYPES = {"float16": pa.float16(), "float32": pa.float32()}
+# Rows per record batch when writing whole arrays (~64 MiB of embeddings per batch).
+_BATCH_BYTES = 64 << 20
+
+
+def run_format_spec() -> dict:
+    with open(Path(str(resources.files("fastir.data_specs"))) / "run-format.json", encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _arrow_type(type_name: str, dtype: str, dim: int) -> pa.DataType:
+    if type_name == "string":
+        return pa.string()
+    if type_name.startswith("fixed_size_list"):
+        return pa.list_(DTYPES[dtype], dim)
+    raise ValueError(f"unknown type {type_name!r} in run-format.json")
+
+
+def table_schema(table: str, dtype: str = "float32", dim: int = 1) -> pa.Schema:
+    """Arrow schema of ``queries`` / ``candidates`` / ``qrels`` for a given embedding dtype and dim."""
+    fields = run_format_spec()["tables"][table]
+    return pa.schema([pa.field(f["name"], _arrow_type(f["type"], dtype, dim), nullable=False) for f in fields])
+
+
+def embedding_array(embeddings: np.ndarray, dtype: str) -> pa.FixedSizeListArray:
+    """A (N, D) numpy array as an Arrow fixed_size_list<dtype>[D] column (zero-copy when possible)."""
+    emb = np.ascontiguousarray(embeddings, dtype=np.dtype(dtype))
+    n, dim = emb.shape
+    return pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1), type=DTYPES[dtype]), dim)
+
+
+@dataclass
+class EmbeddingTable:
+    """One side of a run (queries or candidates): ids, languages and an (N, D) embedding matrix."""
+
+    path: Path
+    ids: list[str]
+    langs: list[str]
+    embeddings: np.ndarray  # (N, D) float16 or float32; a zero-copy view of the mmap when possible
+    xling_ids: list[str] | None = None
+    table: pa.Table | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def blocks_fp32(self, rows: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (start, fp32 block) of at most ``rows`` rows: Numba cannot take float16, so upcast per block."""
+        for start in range(0, len(self.ids), rows):
+            yield start, np.asarray(self.embeddings[start : start + rows], dtype=np.float32)
+
+
+@dataclass
+class Run:
+    path: Path
+    meta: dict
+    queries: EmbeddingTable
+    candidates: EmbeddingTable
+    qrels_query_id: list[str]
+    qrels_candidate_id: list[str]
+
+    @property
+    def dim(self) -> int:
+        return int(self.meta["dim"])
+
+    def qrels_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """Qrels as (query row, candidate row) int64 index arrays into the two tables."""
+        qpos = {qid: i for i, qid in enumerate(self.queries.ids)}
+        cpos = {cid: i for i, cid in enumerate(self.candidates.ids)}
+        q = np.fromiter((qpos[x] for x in self.qrels_query_id), dtype=np.int64, count=len(self.qrels_query_id))
+        c = np.fromiter((cpos[x] for x in self.qrels_candidate_id), dtype=np.int64, count=len(self.qrels_candidate_id))
+        return q, c
+
+
+# ----------------------------------------------------------------------------------------- writing
+
+
+def check_output_dir(path: str | os.PathLike, overwrite: bool = False, resume: bool = False) -> None:
+    """Refuse an existing non-empty output directory unless ``overwrite`` (or ``resume``)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(path, None, "output path exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()) and not (overwrite or resume):
+        raise InputError(path, None, "output directory exists and is not empty; pass --overwrite (or --resume)")
+
+
+def write_table(path: str | os.PathLike, table: pa.Table) -> None:
+    """Write an Arrow IPC file (uncompressed, memory-mappable) under a temporary name, then rename."""
+    with atomic_path(path) as tmp:
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table, max_chunksize=_rows_per_batch(table))
+
+
+def _rows_per_batch(table: pa.Table) -> int:
+    if "embedding" not in table.column_names:
+        return max(1, table.num_rows)
+    t = table.schema.field("embedding").type
+    row_bytes = t.list_size * t.value_type.bit_width // 8
+    return max(1, _BATCH_BYTES // max(1, row_bytes))
+
+
+def queries_table(ids, langs, xling_ids, embeddings: np.ndarray, dtype: str) -> pa.Table:
+    dim = embeddings.shape[1]
+    return pa.Table.from_arrays(
+        [pa.array(ids, pa.string()), pa.array(langs, pa.string()), pa.array(xling_ids, pa.string()),
+         embedding_array(embeddings, dtype)],
+        schema=table_schema("queries", dtype, dim),
+    )
+
+
+def candidates_table(ids, langs, embeddings: np.ndarray, dtype: str) -> pa.Table:
+    dim = embeddings.shape[1]
+    return pa.Table.from_arrays(
+        [pa.array(ids, pa.string()), pa.array(langs, pa.string()), embedding_array(embeddings, dtype)],
+        schema=table_schema("candidates", dtype, dim),
+    )
+
+
+def qrels_table(query_ids, candidate_ids) -> pa.Table:
+    return pa.Table.from_arrays(
+        [pa.array(query_ids, pa.string()), pa.array(candidate_ids, pa.string())], schema=table_schema("qrels")
+    )
+
+
+def write_run(
+    path: str | os.PathLike,
+    meta: dict,
+    *,
+    query_ids, query_langs, query_xling_ids, query_embeddings: np.ndarray,
+    candidate_ids, candidate_langs, candidate_embeddings: np.ndarray,
+    qrels_query_ids, qrels_candidate_ids,
+    overwrite: bool = False,
+) -> Path:
+    """Write a complete run dir atomically (temporary directory, then rename).
+
+    ``meta`` must hold at least dataset, model and normalized; format, dim and dtype are filled in
+    (dtype from ``meta['dtype']``, default float16).
+    """
+    path = Path(path)
+    check_output_dir(path, overwrite=overwrite)
+    dtype = meta.get("dtype", "float16")
+    if dtype not in DTYPES:
+        raise InputError(None, "dtype", f"unsupported embedding dtype {dtype!r}; use float16 or float32")
+    dim = int(query_embeddings.shape[1])
+    if candidate_embeddings.shape[1] != dim:
+        raise InputError(None, "dim", f"queries have dim {dim}, candidates {candidate_embeddings.shape[1]}")
+    meta = {"format": RUN_FORMAT, **meta, "dim": dim, "dtype": dtype}
+    with atomic_dir(path, overwrite=overwrite) as tmp:
+        write_table(tmp / QUERIES, queries_table(query_ids, query_langs, query_xling_ids, query_embeddings, dtype))
+        write_table(tmp / CANDIDATES, candidates_table(candidate_ids, candidate_langs, candidate_embeddings, dtype))
+        write_table(tmp / QRELS, qrels_table(qrels_query_ids, qrels_candidate_ids))
+        write_run_json(tmp, meta)
+    return path
+
+
+def write_run_json(directory: str | os.PathLike, meta: dict) -> None:
+    with atomic_path(Path(directory) / RUN_JSON) as tmp:
+        tmp.write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------------------- reading
+
+
+def read_run_json(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    file = path / RUN_JSON
+    if not path.is_dir():
+        raise InputError(path, None, "run dir does not exist")
+    if not file.is_file():
+        raise InputError(file, None, "missing (not a fastir run dir)")
+    try:
+        meta = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(file, "json", f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    if not isinstance(meta, dict):
+        raise InputError(file, None, "expected a JSON object")
+    if meta.get("format") != RUN_FORMAT:
+        raise InputError(file, "format", f"expected {RUN_FORMAT!r}, found {meta.get('format')!r}")
+    for key, kind in (("dataset", str), ("model", str), ("dim", int), ("dtype", str), ("normalized", bool)):
+        if key not in meta:
+            raise InputError(file, key, "missing")
+        if not isinstance(meta[key], kind) or (kind is int and isinstance(meta[key], bool)):
+            raise InputError(file, key, f"expected {kind.__name__}, found {type(meta[key]).__name__}")
+    if meta["dim"] <= 0:
+        raise InputError(file, "dim", f"must be positive, found {meta['dim']}")
+    if meta["dtype"] not in DTYPES:
+        raise InputError(file, "dtype", f"expected float16 or float32, found {meta['dtype']!r}")
+    return meta
+
+
+def read_table(file: Path, expected: pa.Schema) -> pa.Table:
+    """Memory-map an Arrow IPC file and check its schema (names and types, in order)."""
+    if not file.is_file():
+        raise InputError(file, None, "missing")
+    try:
+        source = pa.memory_map(str(file), "r")
+        table = pa.ipc.open_file(source).read_all()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(file, None, f"not a readable Arrow IPC file ({' '.join(str(exc).split())})") from None
+    names = table.schema.names
+    want = expected.names
+    for name in want:
+        if name not in names:
+            raise InputError(file, name, "column missing")
+    for f in expected:
+        got = table.schema.field(f.name).type
+        if got != f.type:
+            raise InputError(file, f.name, f"expected type {f.type}, found {got}")
+        if table.column(f.name).null_count:
+            raise InputError(file, f.name, "contains nulls")
+    return table
+
+
+def embeddings_view(table: pa.Table, file: Path, dim: int, dtype: str) -> np.ndarray:
+    """(N, D) numpy view of the embedding column: zero-copy for a single record batch."""
+    col = table.column("embedding")
+    np_dtype = np.dtype(dtype)
+    parts = []
+    for chunk in col.chunks:
+        values = chunk.values
+        if chunk.offset or len(values) != len(chunk) * dim:
+            values = values.slice(chunk.offset * dim, len(chunk) * dim)
+        parts.append(values.to_numpy(zero_copy_only=True).reshape(-1, dim))
+    if not parts:
+        return np.empty((0, dim), dtype=np_dtype)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _check_finite(emb: np.ndarray, file: Path, ids: list[str]) -> None:
+    block = 1 << 16
+    for start in range(0, emb.shape[0], block):
+        ok = np.isfinite(emb[start : start + block]).all(axis=1)
+        if not ok.all():
+            row = start + int(np.argmin(ok))
+            raise InputError(file, "embedding", f"NaN or inf in the embedding of row {row} (id {ids[row]!r})")
+
+
+def _check_unique(ids: list[str], file: Path, field_name: str) -> None:
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        for x in ids:
+            if x in seen:
+                raise InputError(file, field_name, f"duplicate id {x!r}")
+            seen.add(x)
+
+
+def read_run(path: str | os.PathLike, check_finite: bool = True) -> Run:
+    """Open a run dir: memory-map its tables and validate the whole contract.
+
+    Checks: run.json fields; each table's schema and dimension against run.json; no nulls;
+    no duplicate ids; qrels naming only known ids; no NaN/inf embeddings. Any failure raises
+    :class:`InputError` naming the file and field.
+    """
+    path = Path(path)
+    meta = read_run_json(path)
+    dim, dtype = meta["dim"], meta["dtype"]
+    sides = {}
+    for name, file_name in (("queries", QUERIES), ("candidates", CANDIDATES)):
+        file = path / file_name
+        expected = table_schema(name, dtype, dim)
+        table = read_table(file, _loose_embedding_schema(expected))
+        if "embedding" not in table.column_names:
+            raise InputError(file, "embedding", "column missing")
+        emb_type = table.schema.field("embedding").type
+        if not isinstance(emb_type, pa.FixedSizeListType):
+            raise InputError(file, "embedding", f"expected fixed_size_list<{dtype}>[{dim}], found {emb_type}")
+        if table.column("embedding").null_count:
+            raise InputError(file, "embedding", "contains nulls")
+        if emb_type.list_size != dim:
+            raise InputError(file, "embedding", f"dimension {emb_type.list_size} does not match run.json dim {dim}")
+        if emb_type.value_type != DTYPES[dtype]:
+            raise InputError(file, "embedding", f"element type {emb_type.value_type} does not match run.json dtype {dtype}")
+        ids = table.column("id").to_pylist()
+        _check_unique(ids, file, "id")
+        emb = embeddings_view(table, file, dim, dtype)
+        if check_finite:
+            _check_finite(emb, file, ids)
+        sides[name] = EmbeddingTable(
+            path=file,
+            ids=ids,
+            langs=table.column("lang").to_pylist(),
+            embeddings=emb,
+            xling_ids=table.column("xling_id").to_pylist() if name == "queries" else None,
+            table=table,
+        )
+    qfile = path / QRELS
+    qrels = read_table(qfile, table_schema("qrels"))
+    qq = qrels.column("query_id").to_pylist()
+    qc = qrels.column("candidate_id").to_pylist()
+    known_q = set(sides["queries"].ids)
+    known_c = set(sides["candidates"].ids)
+    for x in qq:
+        if x not in known_q:
+            raise InputError(qfile, "query_id", f"unknown query id {x!r} (not in {QUERIES})")
+    for x in qc:
+        if x not in known_c:
+            raise InputError(qfile, "candidate_id", f"unknown candidate id {x!r} (not in {CANDIDATES})")
+    if len(set(zip(qq, qc))) != len(qq):
+        raise InputError(qfile, "query_id", "duplicate (query_id, candidate_id) rows")
+    return Run(path=path, meta=meta, queries=sides["queries"], candidates=sides["candidates"],
+               qrels_query_id=qq, qrels_candidate_id=qc)
+
+
+def _loose_embedding_schema(expected: pa.Schema) -> pa.Schema:
+    # The embedding column's dim/dtype are checked separately, with a clearer message.
+    return pa.schema([f for f in expected if f.name != "embedding"])
