@@ -1,41 +1,112 @@
-"""Shared fixtures for the benchmark suites (pytest-benchmark).
+"""Shared fixtures and hooks for the benchmark suites (pytest-benchmark).
 
 * ``bench_scale``: size multiplier; 1.0 = XQuAD-R scale (13,090 queries x 13,014 candidates).
   ``FASTIR_BENCH_SCALE`` overrides (e.g. 10 for the 10x pool). Under ``--benchmark-disable``
   (CI) the suites run once on tiny data so they stay correct without timing anything.
-* ``pinned_threads``: BLAS and Numba thread counts pinned to ``FASTIR_BENCH_THREADS`` (default:
-  all cores) for one benchmark, restored afterwards, so nothing leaks into later tests.
+* ``pinned_threads``: BLAS/OpenMP (threadpoolctl), Numba and, when already imported, torch
+  thread counts pinned to ``FASTIR_BENCH_THREADS`` (default: all cores) for one benchmark,
+  restored afterwards, so nothing leaks into later tests. The count is recorded in the
+  benchmark's ``extra_info["threads"]``.
+* Hooks add a ``fastir`` block (scale, threads, library versions, a one-line machine
+  description) to the machine info of every saved JSON; ``bench/harness.py`` reads it.
+
+Conventions every suite follows (checked by ``python bench/harness.py check``):
+``@pytest.mark.benchmark(group="<area>-<case>")``; ``extra_info["role"]`` is ``"fastir"`` or
+``"peer"``; peers set ``extra_info["peer"]``; the fastir benchmark sets ``extra_info["target"]``;
+timing goes through ``benchmark.pedantic(..., warmup_rounds=1, rounds=R)``.
 """
 
 from __future__ import annotations
 
 import os
+import platform
+import sys
+from importlib import metadata
 
 import pytest
 
 SMOKE_SCALE = 0.02
+# Libraries whose versions explain a timing: fastir itself and every peer the suites call.
+VERSIONED = ("fastir", "numpy", "numba", "pyarrow", "pandas", "scipy", "scikit-learn", "faiss-cpu",
+             "ranx", "pytrec-eval-terrier", "torch", "transformers", "sentence-transformers", "threadpoolctl")
 
 
-@pytest.fixture(scope="session")
-def bench_scale(request) -> float:
-    if request.config.getoption("benchmark_disable", default=False):
+def scale_for(config) -> float:
+    """The scale a session runs at: tiny under ``--benchmark-disable``, else ``FASTIR_BENCH_SCALE``."""
+    if config.getoption("benchmark_disable", default=False):
         return SMOKE_SCALE
     return float(os.environ.get("FASTIR_BENCH_SCALE", "1"))
 
 
+def threads_for() -> int:
+    return int(os.environ.get("FASTIR_BENCH_THREADS", os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def bench_scale(request) -> float:
+    return scale_for(request.config)
+
+
 @pytest.fixture()
-def pinned_threads():
+def pinned_threads(request):
     from threadpoolctl import threadpool_limits
 
-    threads = int(os.environ.get("FASTIR_BENCH_THREADS", os.cpu_count() or 1))
+    threads = threads_for()
+    if "benchmark" in request.fixturenames:
+        request.getfixturevalue("benchmark").extra_info["threads"] = threads
+    restore = []
     try:
         import numba
 
         previous = numba.get_num_threads()
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    except ImportError:  # pragma: no cover
-        numba, previous = None, None
-    with threadpool_limits(limits=threads):
-        yield threads
-    if numba is not None:
-        numba.set_num_threads(previous)
+        restore.append(lambda: numba.set_num_threads(previous))
+    except ImportError:  # pragma: no cover - numba is a core dependency
+        pass
+    torch = sys.modules.get("torch")  # never import torch here: most suites do not need it
+    if torch is not None:
+        previous_torch = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        restore.append(lambda: torch.set_num_threads(previous_torch))
+    try:
+        with threadpool_limits(limits=threads):
+            yield threads
+    finally:
+        for undo in reversed(restore):
+            undo()
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _memory_gib() -> float | None:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return None
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    scale = scale_for(config)
+    threads = threads_for()
+    cpu = (machine_info.get("cpu") or {}).get("brand_raw") or platform.processor() or "unknown CPU"
+    cores = os.cpu_count()
+    mem = _memory_gib()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    description = (
+        f"{cpu}, {cores} cores, {mem} GiB RAM, {platform.system()} {platform.machine()}, "
+        f"Python {platform.python_version()}; {threads} threads pinned; scale {scale:g}"
+    )
+    machine_info["fastir"] = {
+        "scale": scale,
+        "threads": threads,
+        "cores": cores,
+        "memory_gib": mem,
+        "load_avg_1min_at_start": load,
+        "versions": {name: _version(name) for name in VERSIONED},
+        "description": description,
+    }

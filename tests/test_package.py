@@ -1,0 +1,46 @@
+"""Packaging: light import, the kernels mapping, the CLI entry point."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def _python(code: str, cwd) -> str:
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def test_import_is_light(tmp_path):
+    out = _python(
+        "import sys, time, json; t = time.perf_counter(); import fastir, fastir.cli, fastir.lareqa; "
+        "dt = time.perf_counter() - t; "
+        "print(json.dumps([dt, [m for m in ('torch', 'transformers', 'numba') if m in sys.modules]]))",
+        tmp_path,
+    )
+    seconds, heavy = json.loads(out)
+    assert heavy == []
+    assert seconds < 0.5
+
+
+def test_kernels_installed_under_fastir_only(tmp_path):
+    out = _python(
+        "import importlib.util, fastir.kernels; "
+        "from transformers.utils.import_utils import is_kernels_available; "
+        "print(importlib.util.find_spec('kernels') is None, is_kernels_available())",
+        tmp_path,
+    )
+    assert out.split() == ["True", "False"]
+
+
+def test_cli_help_and_version(tmp_path):
+    out = subprocess.run(["fastir", "--help"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    for name in ("data", "embed", "score", "sample", "train", "compare"):
+        assert name in out
+    out = subprocess.run(["fastir", "--version"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert "fastir" in out
+
+
+def test_cli_usage_error_exit_2(tmp_path):
+    res = subprocess.run(["fastir", "data", "show"], cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode == 2 and res.stderr.startswith("error: ") and res.stderr.count("\n") == 1
