@@ -2,7 +2,8 @@
 
 * ``bench_scale``: size multiplier; 1.0 = XQuAD-R scale (13,090 queries x 13,014 candidates).
   ``FASTIR_BENCH_SCALE`` overrides (e.g. 10 for the 10x pool). Under ``--benchmark-disable``
-  (CI) the suites run once on tiny data so they stay correct without timing anything.
+  (CI) the suites run once on tiny data so they stay correct without timing anything;
+  ``--benchmark-enable`` (which ``bench/harness.py`` always passes) overrides a configured disable.
 * ``pinned_threads``: BLAS/OpenMP (threadpoolctl), Numba and, when already imported, torch
   thread counts pinned to ``FASTIR_BENCH_THREADS`` (default: all cores) for one benchmark,
   restored afterwards, so nothing leaks into later tests. The count is recorded in the
@@ -13,7 +14,9 @@
 Conventions every suite follows (checked by ``python bench/harness.py check``):
 ``@pytest.mark.benchmark(group="<area>-<case>")``; ``extra_info["role"]`` is ``"fastir"`` or
 ``"peer"``; peers set ``extra_info["peer"]``; the fastir benchmark sets ``extra_info["target"]``;
-timing goes through ``benchmark.pedantic(..., warmup_rounds=1, rounds=R)``.
+timing goes through ``benchmark.pedantic(..., warmup_rounds=1, rounds=R)``. A benchmark whose two
+sides do different work (e.g. a memory measurement) sets ``extra_info["compare"] = False``: it is
+shown without a speedup and never checked for regressions.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from datetime import datetime, timezone
 from importlib import metadata
 
 import pytest
@@ -31,9 +35,15 @@ VERSIONED = ("fastir", "numpy", "numba", "pyarrow", "pandas", "scipy", "scikit-l
              "ranx", "pytrec-eval-terrier", "torch", "transformers", "sentence-transformers", "threadpoolctl")
 
 
+def timing_disabled(config) -> bool:
+    """pytest-benchmark's own rule: ``--benchmark-disable`` unless ``--benchmark-enable`` overrides it."""
+    return bool(config.getoption("benchmark_disable", default=False)
+                and not config.getoption("benchmark_enable", default=False))
+
+
 def scale_for(config) -> float:
     """The scale a session runs at: tiny under ``--benchmark-disable``, else ``FASTIR_BENCH_SCALE``."""
-    if config.getoption("benchmark_disable", default=False):
+    if timing_disabled(config):
         return SMOKE_SCALE
     return float(os.environ.get("FASTIR_BENCH_SCALE", "1"))
 
@@ -90,13 +100,22 @@ def _memory_gib() -> float | None:
         return None
 
 
+def _load_avg() -> float | None:
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
+def pytest_configure(config):
+    # Machine info is generated when the JSON is written, at the end: note how busy the machine was at the start.
+    config._fastir_bench_start = (datetime.now(timezone.utc).isoformat(), _load_avg())
+
+
 def pytest_benchmark_update_machine_info(config, machine_info):
     scale = scale_for(config)
     threads = threads_for()
     cpu = (machine_info.get("cpu") or {}).get("brand_raw") or platform.processor() or "unknown CPU"
     cores = os.cpu_count()
     mem = _memory_gib()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    started, load_start = getattr(config, "_fastir_bench_start", (None, None))
     description = (
         f"{cpu}, {cores} cores, {mem} GiB RAM, {platform.system()} {platform.machine()}, "
         f"Python {platform.python_version()}; {threads} threads pinned; scale {scale:g}"
@@ -106,7 +125,11 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         "threads": threads,
         "cores": cores,
         "memory_gib": mem,
-        "load_avg_1min_at_start": load,
+        "started": started,
+        "load_avg_1min_at_start": load_start,
+        "load_avg_1min_at_end": _load_avg(),
         "versions": {name: _version(name) for name in VERSIONED},
         "description": description,
+        # Benchmark fullnames are node ids relative to this: `harness.py check` re-runs regressed pairs by node id.
+        "rootdir": str(config.rootpath),
     }

@@ -1,0 +1,346 @@
+"""``fastir score --pairs all`` against its peers, on XQuAD-R-shaped synthetic runs.
+
+Data (``bench_scale`` 1 = XQuAD-R): 11 languages x 1,190 questions = 13,090 queries, 13,014
+candidate sentences (1,183 or 1,184 per language), d = 768, float16. Structure like XQuAD-R: a
+question's relevant candidates are its answer sentence in each of the 11 languages (11 golds,
+same xling unit); sentences of one unit share a topic vector, plus a language vector and noise,
+with a per-language view of each unit (so X→X beats X→Y) and a language vector (so the pooled
+setting shows language bias); mAP is around 0.9 mono, 0.8 cross, 0.5 pooled.
+
+Groups (ratios = T(fastir) / T(peer), same data, same run):
+
+* ``score-matmul``: whole ``score_run(RUN, pairs="all")`` (read + validate the run, every X→Y and
+  X→all cell, summary) vs one numpy float32 matmul Q·Cᵀ (inputs already float32). Target <= 1.25x.
+* ``score-lareqa-reference``: LAReQA's reference, sklearn ``average_precision_score`` per query and
+  setting (pooled + the 11 single-language candidate sets) after a numpy matmul. Both sides score
+  the same query subsample (every 10th query, all its settings; work is linear in queries).
+  Target fastir >= 100x faster.
+* ``score-faiss-ranx``: faiss ``IndexFlatIP`` (one index per candidate set) top-1000 + ``ranx``
+  (Qrels/Run built from a DataFrame, ``evaluate`` map/mrr/recall@k per query) on a 2% query
+  subsample (ranx holds 12,000 entries per query); fastir scores the same subsample exactly.
+  Target fastir >= 10x faster.
+* ``score-first-result``: a fresh ``fastir score`` process (``python -c`` calling ``fastir.cli.main``), Numba cache warm, until
+  every output file is written. Target <= 10 s. Peer: a fresh process doing only the numpy matmul.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastir.rundir import read_run, write_run
+from fastir.score import score_run
+
+LANGS = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
+QUESTIONS_PER_LANG, CANDIDATES, DIM = 1_190, 13_014, 768
+KS = (1, 5, 10, 20, 100)
+
+
+def xquad_r_like(scale: float, seed: int = 0, dim: int = DIM) -> dict:
+    """write_run keyword arguments for an XQuAD-R-shaped run at ``scale`` (seeded, float16)."""
+    rng = np.random.default_rng(seed)
+    n_lang = len(LANGS)
+    n_q = max(4, round(QUESTIONS_PER_LANG * scale))
+    n_c = max(5 * n_lang, round(CANDIDATES * scale))
+    per_lang = [n_c // n_lang + (1 if i < n_c % n_lang else 0) for i in range(n_lang)]
+    n_units = max(3, min(per_lang) * 5 // 6)  # answer units; a few sentences per language are extra
+    topics = rng.standard_normal((n_units, dim), dtype=np.float32)
+    lang_vec = rng.standard_normal((n_lang, dim), dtype=np.float32) * 0.8
+    # How language li "sees" each unit: shared by its queries and sentences, so X→X beats X→Y.
+    distortion_seeds = rng.integers(0, 2**31, n_lang)
+
+    def distortion(li):
+        return np.random.default_rng(distortion_seeds[li]).standard_normal((n_units, dim), dtype=np.float32) * 0.7
+    answer_unit = rng.integers(0, n_units, n_q)  # several questions may share an answer sentence
+
+    c_ids, c_langs, c_blocks, first_sentence = [], [], [], []
+    for li, (lang, n) in enumerate(zip(LANGS, per_lang)):
+        unit = np.arange(n) * n_units // n  # sentence j of this language belongs to unit unit[j]
+        first = np.full(n_units, -1)
+        first[unit[::-1]] = np.arange(n)[::-1]  # first sentence of each unit (the answer sentence)
+        first_sentence.append(first + len(c_ids))
+        noise = rng.standard_normal((n, dim), dtype=np.float32) * 2.0
+        c_blocks.append(topics[unit] + distortion(li)[unit] + lang_vec[li] + noise)
+        c_ids += [f"{lang}-s{j:05d}" for j in range(n)]
+        c_langs += [lang] * n
+    q_ids, q_langs, q_xling, q_blocks, qrels_q, qrels_c = [], [], [], [], [], []
+    for li, lang in enumerate(LANGS):
+        noise = rng.standard_normal((n_q, dim), dtype=np.float32) * 2.2
+        q_blocks.append(topics[answer_unit] + distortion(li)[answer_unit] + lang_vec[li] * 0.8 + noise)
+        for i in range(n_q):
+            qid = f"{lang}-q{i:05d}"
+            q_ids.append(qid)
+            q_langs.append(lang)
+            q_xling.append(f"x{i:05d}")
+            for first in first_sentence:
+                qrels_q.append(qid)
+                qrels_c.append(c_ids[first[answer_unit[i]]])
+
+    def unit_fp16(blocks):
+        x = np.concatenate(blocks)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        return x.astype(np.float16)
+
+    return dict(
+        meta={"dataset": "xquad-r-synthetic", "model": "synthetic", "normalized": True, "dtype": "float16"},
+        query_ids=q_ids, query_langs=q_langs, query_xling_ids=q_xling, query_embeddings=unit_fp16(q_blocks),
+        candidate_ids=c_ids, candidate_langs=c_langs, candidate_embeddings=unit_fp16(c_blocks),
+        qrels_query_ids=qrels_q, qrels_candidate_ids=qrels_c,
+    )
+
+
+def subsample(columns: dict, step: int) -> dict:
+    """The same run restricted to every ``step``-th query (all candidates, their qrels)."""
+    keep = np.arange(0, len(columns["query_ids"]), step)
+    kept = {columns["query_ids"][i] for i in keep}
+    pairs = [(q, c) for q, c in zip(columns["qrels_query_ids"], columns["qrels_candidate_ids"]) if q in kept]
+    return {**columns,
+            "query_ids": [columns["query_ids"][i] for i in keep],
+            "query_langs": [columns["query_langs"][i] for i in keep],
+            "query_xling_ids": [columns["query_xling_ids"][i] for i in keep],
+            "query_embeddings": columns["query_embeddings"][keep],
+            "qrels_query_ids": [p[0] for p in pairs], "qrels_candidate_ids": [p[1] for p in pairs]}
+
+
+@pytest.fixture(scope="module")
+def xquad_columns(bench_scale):
+    return xquad_r_like(bench_scale)
+
+
+@pytest.fixture(scope="module")
+def xquad_run(xquad_columns, tmp_path_factory):
+    path = tmp_path_factory.mktemp("score_bench") / "run"
+    write_run(path, **xquad_columns)
+    return path
+
+
+def _sub_run(columns, step, tmp_path_factory, name):
+    path = tmp_path_factory.mktemp(name) / "run"
+    write_run(path, **subsample(columns, step))
+    return path
+
+
+def _rounds(scale: float) -> int:
+    return 5 if scale <= 1 else 2
+
+
+# ------------------------------------------------------------------------------------ peers
+
+
+def lareqa_reference(run) -> dict:
+    """LAReQA's evaluation: sklearn AP per query, for the pooled set and each candidate language."""
+    from sklearn.metrics import average_precision_score
+
+    q = np.asarray(run.queries.embeddings, dtype=np.float32)
+    c = np.asarray(run.candidates.embeddings, dtype=np.float32)
+    scores = q @ c.T
+    c_langs = np.asarray(run.candidates.langs)
+    lang_cols = {lang: np.flatnonzero(c_langs == lang) for lang in dict.fromkeys(run.candidates.langs)}
+    q_rows, c_rows = run.qrels_index()
+    labels_of = {}
+    for qr, cr in zip(q_rows, c_rows):
+        labels_of.setdefault(int(qr), []).append(int(cr))
+    ap = {}
+    for i in range(len(run.queries)):
+        y = np.zeros(len(c_langs), dtype=bool)
+        y[labels_of.get(i, [])] = True
+        if y.any():
+            ap[(i, "all")] = average_precision_score(y, scores[i])
+        for lang, cols in lang_cols.items():
+            if y[cols].any():
+                ap[(i, lang)] = average_precision_score(y[cols], scores[i, cols])
+    return ap
+
+
+def faiss_ranx(run, depth: int = 1000) -> dict:
+    """faiss IndexFlatIP top-``depth`` per candidate set, then ranx.evaluate per (query, set)."""
+    import faiss
+    import pandas as pd
+    from ranx import Qrels, Run, evaluate
+
+    q = np.ascontiguousarray(run.queries.embeddings, dtype=np.float32)
+    c = np.asarray(run.candidates.embeddings, dtype=np.float32)
+    c_ids = np.asarray(run.candidates.ids, dtype=object)
+    c_langs = np.asarray(run.candidates.langs)
+    q_ids = np.asarray(run.queries.ids, dtype=object)
+    q_rows, c_rows = run.qrels_index()
+    sets = {"all": np.arange(len(c_ids))} | {lang: np.flatnonzero(c_langs == lang)
+                                               for lang in dict.fromkeys(run.candidates.langs)}
+    run_parts, qrel_parts = [], []
+    for name, cols in sets.items():
+        index = faiss.IndexFlatIP(c.shape[1])
+        index.add(np.ascontiguousarray(c[cols]))
+        k = min(depth, len(cols))
+        dist, idx = index.search(q, k)
+        key = q_ids + f"|{name}"
+        run_parts.append(pd.DataFrame({"q_id": pd.Series(np.repeat(key, k), dtype=object),
+                                       "doc_id": pd.Series(c_ids[cols][idx.ravel()], dtype=object),
+                                       "score": dist.ravel().astype(np.float64)}))
+        inside = np.isin(c_rows, cols)
+        qrel_parts.append(pd.DataFrame({"q_id": pd.Series(q_ids[q_rows[inside]] + f"|{name}", dtype=object),
+                                        "doc_id": pd.Series(c_ids[c_rows[inside]], dtype=object), "score": 1}))
+    qrels = Qrels.from_df(pd.concat(qrel_parts, ignore_index=True))
+    ranx_run = Run.from_df(pd.concat(run_parts, ignore_index=True))
+    metrics = ["map", "mrr"] + [f"recall@{k}" for k in KS]
+    per_query = evaluate(qrels, ranx_run, metrics, return_mean=False, make_comparable=True)
+    qids = list(qrels.keys())
+    return {m: dict(zip(qids, per_query[m])) for m in metrics}
+
+
+def _fastir_ap(result) -> dict:
+    m = result.metrics
+    out = {}
+    for s, name in enumerate(result.cand_langs + ["all"]):
+        for i in np.flatnonzero(m.nrel[:, s] > 0):
+            out[(int(i), name)] = float(m.ap[i, s])
+    return out
+
+
+# ------------------------------------------------------------------------------------ groups
+
+
+@pytest.mark.benchmark(group="score-matmul")
+def test_score_all_pairs(benchmark, xquad_run, bench_scale, pinned_threads):
+    benchmark.extra_info.update(role="fastir", target="<= 1.25x numpy fp32 matmul Q·Cᵀ", scale=bench_scale,
+                                what="score_run(RUN, pairs='all'): read+validate run, all 132 cells, summary")
+    result = benchmark.pedantic(score_run, args=(xquad_run,), warmup_rounds=1, rounds=_rounds(bench_scale))
+    n_lang = len(LANGS)
+    assert len(result.cells) == n_lang * n_lang + n_lang
+    assert all(result.cell_stats[c]["skipped"] == 0 for c in result.cells)
+    # Agreement with plain numpy on a few queries: pooled ranks by counting over the full score row.
+    run = read_run(xquad_run)
+    q = np.asarray(run.queries.embeddings[:16], dtype=np.float32)
+    scores = q @ np.asarray(run.candidates.embeddings, dtype=np.float32).T
+    q_rows, c_rows = run.qrels_index()
+    for i in range(len(q)):
+        golds = c_rows[q_rows == i]
+        ranks = np.array([(scores[i] >= scores[i, g]).sum() for g in golds])
+        hits = np.array([(scores[i, golds] >= scores[i, g]).sum() for g in golds])
+        assert result.metrics.ap[i, -1] == pytest.approx(np.mean(hits / ranks), abs=1e-12)
+        assert result.metrics.rank_distance[i] == ranks.max() - ranks.min()
+
+
+@pytest.mark.benchmark(group="score-matmul")
+def test_numpy_matmul(benchmark, xquad_columns, bench_scale, pinned_threads):
+    benchmark.extra_info.update(role="peer", peer="numpy fp32 matmul", scale=bench_scale,
+                                what="Q32 @ C32.T, inputs already float32 (upcast not timed)")
+    q = xquad_columns["query_embeddings"].astype(np.float32)
+    c = xquad_columns["candidate_embeddings"].astype(np.float32)
+    out = benchmark.pedantic(np.matmul, args=(q, c.T), warmup_rounds=1, rounds=_rounds(bench_scale))
+    assert out.shape == (len(q), len(c))
+
+
+@pytest.fixture(scope="module")
+def reference_run(xquad_columns, tmp_path_factory):
+    return _sub_run(xquad_columns, 10, tmp_path_factory, "score_bench_ref")
+
+
+@pytest.mark.benchmark(group="score-lareqa-reference")
+def test_score_subsample_vs_reference(benchmark, reference_run, bench_scale, pinned_threads):
+    benchmark.extra_info.update(role="fastir", target=">= 100x LAReQA reference (sklearn AP per query)",
+                                scale=bench_scale, what="score_run on every 10th query, pairs='all'")
+    result = benchmark.pedantic(score_run, args=(reference_run,), warmup_rounds=1, rounds=_rounds(bench_scale))
+    benchmark.extra_info["queries"] = len(result.run.queries)
+
+
+@pytest.mark.benchmark(group="score-lareqa-reference")
+def test_lareqa_reference(benchmark, reference_run, bench_scale, pinned_threads):
+    run = read_run(reference_run)
+    benchmark.extra_info.update(role="peer", peer="LAReQA reference (sklearn AP per query)", scale=bench_scale,
+                                what="numpy matmul + sklearn average_precision_score per query and set, "
+                                     "every 10th query (12 sets each)", queries=len(run.queries))
+    ap = benchmark.pedantic(lareqa_reference, args=(run,), warmup_rounds=0, rounds=1 if bench_scale >= 1 else 2)
+    mine = _fastir_ap(score_run(run))
+    assert mine.keys() == ap.keys()
+    got = np.array([mine[k] for k in ap])
+    want = np.array(list(ap.values()))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def ranx_run(xquad_columns, tmp_path_factory):
+    return _sub_run(xquad_columns, 50, tmp_path_factory, "score_bench_ranx")
+
+
+@pytest.mark.benchmark(group="score-faiss-ranx")
+def test_score_subsample_vs_ranx(benchmark, ranx_run, bench_scale, pinned_threads):
+    benchmark.extra_info.update(role="fastir", target=">= 10x faiss IndexFlatIP top-1000 + ranx.evaluate",
+                                scale=bench_scale, what="score_run on every 50th query, pairs='all', exact")
+    result = benchmark.pedantic(score_run, args=(ranx_run,), warmup_rounds=1, rounds=_rounds(bench_scale))
+    benchmark.extra_info["queries"] = len(result.run.queries)
+
+
+@pytest.mark.benchmark(group="score-faiss-ranx")
+def test_faiss_ranx(benchmark, ranx_run, bench_scale, pinned_threads):
+    run = read_run(ranx_run)
+    benchmark.extra_info.update(role="peer", peer="faiss IndexFlatIP top-1000 + ranx.evaluate", scale=bench_scale,
+                                what="12 indexes (pooled + per language), search, ranx Qrels/Run from DataFrames, "
+                                     "evaluate per query; every 50th query", queries=len(run.queries))
+    ranx_out = benchmark.pedantic(faiss_ranx, args=(run,), warmup_rounds=1, rounds=2)
+    result = score_run(run)
+    m = result.metrics
+    checked = 0
+    for s, name in enumerate(result.cand_langs + ["all"]):
+        for i in np.flatnonzero(m.nrel[:, s] > 0):
+            key = f"{run.queries.ids[i]}|{name}"
+            # Exact on recall@k <= 100 and MRR (the truncation at 1000 does not reach them).
+            for j, k in enumerate(KS):
+                assert ranx_out[f"recall@{k}"][key] == pytest.approx(m.recall[i, s, j], abs=1e-9)
+            assert ranx_out["mrr"][key] == pytest.approx(m.rr[i, s], abs=1e-9)
+            # ranx's AP is truncated at depth 1000: never above the exact one, equal when all golds fit.
+            assert ranx_out["map"][key] <= m.ap[i, s] + 1e-9
+            checked += 1
+    assert checked == m.nrel[m.nrel > 0].size
+
+
+@pytest.mark.benchmark(group="score-first-result")
+def test_first_result_fresh_process(benchmark, xquad_run, tmp_path, bench_scale, pinned_threads):
+    benchmark.extra_info.update(role="fastir", target="<= 10 s to first result, Numba cache warm",
+                                scale=bench_scale, what="fresh `fastir score RUN --out DIR --overwrite "
+                                                        "--format json` process, all outputs written")
+    out = tmp_path / "scores"
+    cmd = [sys.executable, "-c", "import sys; from fastir.cli import main; sys.exit(main())",
+           "score", str(xquad_run), "--out", str(out), "--overwrite", "--format", "json"]
+
+    def fresh():
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    stdout = benchmark.pedantic(fresh, warmup_rounds=1, rounds=3)
+    summary = json.loads(stdout)
+    assert summary["format"] == "fastir-scores/1"
+    assert json.loads((out / "summary.json").read_text())["summary"] == summary["summary"]
+    assert (out / "heatmap.png").stat().st_size > 0
+
+
+@pytest.mark.benchmark(group="score-first-result")
+def test_first_result_numpy_matmul_process(benchmark, xquad_run, bench_scale, pinned_threads):
+    benchmark.extra_info.update(role="peer", peer="fresh python: read run + numpy matmul", scale=bench_scale)
+    code = ("import sys, numpy as np; from fastir.rundir import read_run; r = read_run(sys.argv[1]); "
+            "q = np.asarray(r.queries.embeddings, np.float32); c = np.asarray(r.candidates.embeddings, np.float32); "
+            "print((q @ c.T).shape)")
+
+    def fresh():
+        proc = subprocess.run([sys.executable, "-c", code, str(xquad_run)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    out = benchmark.pedantic(fresh, warmup_rounds=1, rounds=3)
+    assert out.strip().startswith("(")
+
+
+def test_generator_shape():
+    """The synthetic run has XQuAD-R's shape at scale 1 (tiny dim so this stays instant)."""
+    cols = xquad_r_like(1.0, dim=8)
+    assert len(cols["query_ids"]) == 13_090
+    assert len(cols["candidate_ids"]) == 13_014
+    assert len(cols["qrels_query_ids"]) == 13_090 * len(LANGS)
+    langs = np.asarray(cols["candidate_langs"])
+    gold_langs = langs[[cols["candidate_ids"].index(c) for c in cols["qrels_candidate_ids"][:len(LANGS)]]]
+    assert sorted(gold_langs) == sorted(LANGS)  # one gold per language, like XQuAD-R

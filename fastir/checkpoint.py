@@ -1,0 +1,162 @@
+"""Training checkpoints: Hugging Face folders that ``fastir embed --model CKPT`` loads as they are.
+
+Layout of ``OUT/checkpoint-{step:06d}/`` (written to a hidden temporary sibling, then renamed)::
+
+    config.json, model.safetensors        the backbone (AutoModel.from_pretrained loads it)
+    tokenizer files                        tokenizer.save_pretrained
+    modules.json, 1_Pooling/config.json,   sentence-transformers description of pooling and
+    2_Normalize/, sentence_bert_config.json, config_sentence_transformers.json   normalisation/prefixes
+    fastir-train.json                      every setting, seed, step, sampler state, versions
+    trainer_state/optimizer.pt, scheduler.pt, scaler.pt, rng.pt   what --resume needs to continue exactly
+
+``rng.pt`` holds one entry per rank (python, numpy, torch CPU and CUDA generator states).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+from fastir.atomic import atomic_dir
+from fastir.errors import InputError
+
+TRAIN_FORMAT = "fastir-train/1"
+TRAIN_JSON = "fastir-train.json"
+STATE_DIR = "trainer_state"
+FINAL = "final"
+_CKPT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+# sentence-transformers pooling flags for the poolings fastir has a name for. "pooler" (BERT's
+# tanh pooler over [CLS]) has no sentence-transformers equivalent: its 1_Pooling/config.json sets
+# no mode, so `fastir embed` refuses to guess and asks for --pooling instead of silently using cls.
+_ST_POOLING = {"cls": "pooling_mode_cls_token", "mean": "pooling_mode_mean_tokens", "pooler": None}
+
+
+def checkpoint_name(step: int) -> str:
+    return f"checkpoint-{step:06d}"
+
+
+def list_checkpoints(out: str | os.PathLike) -> list[tuple[int, Path]]:
+    """Complete checkpoints under ``out`` as (step, path), oldest first (temp dirs are hidden)."""
+    out = Path(out)
+    if not out.is_dir():
+        return []
+    found = []
+    for child in out.iterdir():
+        m = _CKPT_RE.match(child.name)
+        if m and (child / TRAIN_JSON).is_file():
+            found.append((int(m.group(1)), child))
+    return sorted(found)
+
+
+def read_train_json(ckpt: str | os.PathLike) -> dict:
+    file = Path(ckpt) / TRAIN_JSON
+    try:
+        meta = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(file, None, "missing (not a fastir train checkpoint)") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(file, "json", f"malformed JSON at line {exc.lineno}: {exc.msg}") from None
+    if not isinstance(meta, dict) or meta.get("format") != TRAIN_FORMAT:
+        raise InputError(file, "format", f"expected {TRAIN_FORMAT!r}")
+    return meta
+
+
+def sentence_transformers_files(directory: Path, *, pooling: str, dim: int, max_length: int,
+                                query_prefix: str, passage_prefix: str, normalize: bool) -> None:
+    """Describe pooling/normalisation the sentence-transformers way, which ``fastir embed`` reads."""
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]
+    if pooling in _ST_POOLING:  # always true for fastir's poolings
+        flags = {
+            "word_embedding_dimension": dim,
+            "pooling_mode_cls_token": False,
+            "pooling_mode_mean_tokens": False,
+            "pooling_mode_max_tokens": False,
+            "pooling_mode_mean_sqrt_len_tokens": False,
+            "pooling_mode_weightedmean_tokens": False,
+            "pooling_mode_lasttoken": False,
+            "include_prompt": True,
+        }
+        if _ST_POOLING[pooling]:
+            flags[_ST_POOLING[pooling]] = True
+        (directory / "1_Pooling").mkdir()
+        (directory / "1_Pooling" / "config.json").write_text(json.dumps(flags, indent=2) + "\n", encoding="utf-8")
+        modules.append({"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"})
+        if normalize:
+            (directory / "2_Normalize").mkdir()
+            modules.append({"idx": 2, "name": "2", "path": "2_Normalize",
+                            "type": "sentence_transformers.models.Normalize"})
+        (directory / "modules.json").write_text(json.dumps(modules, indent=2) + "\n", encoding="utf-8")
+    (directory / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": max_length, "do_lower_case": False}, indent=2) + "\n", encoding="utf-8")
+    prompts = {"query": query_prefix, "document": passage_prefix}
+    (directory / "config_sentence_transformers.json").write_text(
+        json.dumps({"prompts": prompts, "default_prompt_name": None, "similarity_fn_name": "cosine"}, indent=2)
+        + "\n", encoding="utf-8")
+
+
+def save_checkpoint(out: Path, step: int, *, model, tokenizer, meta: dict, st_files: dict,
+                    optimizer, scheduler, scaler, rng_states: list) -> Path:
+    """Write ``out/checkpoint-{step}`` atomically; returns its path. Call on rank 0 only."""
+    import torch
+
+    path = out / checkpoint_name(step)
+    with atomic_dir(path, overwrite=True) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        sentence_transformers_files(tmp, **st_files)
+        state = tmp / STATE_DIR
+        state.mkdir()
+        torch.save(optimizer.state_dict(), state / "optimizer.pt")
+        torch.save(scheduler.state_dict(), state / "scheduler.pt")
+        torch.save(scaler.state_dict(), state / "scaler.pt")
+        torch.save(rng_states, state / "rng.pt")
+        # fastir-train.json last: list_checkpoints treats its presence as "complete".
+        (tmp / TRAIN_JSON).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def load_trainer_state(ckpt: Path) -> dict:
+    """Optimizer, scheduler, scaler and per-rank RNG states of a checkpoint (CPU tensors)."""
+    import torch
+
+    state = ckpt / STATE_DIR
+    out = {}
+    for name in ("optimizer", "scheduler", "scaler", "rng"):
+        file = state / f"{name}.pt"
+        if not file.is_file():
+            raise InputError(file, None, "missing: the checkpoint cannot be resumed")
+        # weights_only=False: numpy / python RNG states are pickled tuples; these files are ours.
+        out[name] = torch.load(file, map_location="cpu", weights_only=False)
+    return out
+
+
+def publish_final(out: Path, ckpt: Path) -> Path:
+    """Make ``out/final`` a copy of ``ckpt`` without the trainer state (hard links where possible)."""
+    final = out / FINAL
+    with atomic_dir(final, overwrite=True) as tmp:
+        for src in ckpt.rglob("*"):
+            rel = src.relative_to(ckpt)
+            if rel.parts[0] == STATE_DIR:
+                continue
+            dst = tmp / rel
+            if src.is_dir():
+                dst.mkdir(parents=True, exist_ok=True)
+                continue
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)
+    return final
+
+
+def prune_checkpoints(out: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` checkpoints (keep <= 0 keeps all)."""
+    if keep <= 0:
+        return
+    for _, path in list_checkpoints(out)[:-keep]:
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,54 @@
+"""``fastir compare``: runs side by side, paired significance tests and bootstrap confidence intervals."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path())
+@click.option("--baseline", default=None, help="Name of the baseline run (default: the first run).")
+@click.option("--test", "test", type=click.Choice(["randomization", "bootstrap", "t"]), default="randomization",
+              show_default=True, help="Paired test of each run against the baseline.")
+@click.option("--samples", type=click.IntRange(min=1), default=10000, show_default=True,
+              help="Randomization / bootstrap resamples.")
+@click.option("--seed", type=click.IntRange(min=0, max=2**64 - 1), default=0, show_default=True,
+              help="Seed of the resampling streams (results do not depend on the thread count).")
+@click.option("--metrics", default="map,recall@1,recall@10", show_default=True,
+              help="Comma-separated: map, mrr, recall@K (rank distance is always reported).")
+@click.option("--names", default=None, help="Comma-separated display names, one per run (default: dir names).")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True,
+              help="Family-wise significance level (Holm).")
+@click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95,
+              show_default=True, help="Bootstrap confidence level.")
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "latex", "json"]), default="table",
+              show_default=True, help="What to print on the terminal.")
+@click.option("--digits", type=click.IntRange(1, 8), default=3, show_default=True)
+@click.option("--out", type=click.Path(), default=None,
+              help="Also write compare.{txt,md,tex,json,png} into this directory (atomically).")
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty --out directory.")
+def compare(runs, baseline, test, samples, seed, metrics, names, alpha, confidence, fmt, digits, out, overwrite):
+    """Compare RUNS (run dirs or scores dirs with per_query.parquet from `fastir score --per-query`).
+
+    Prints the paper-style summary (Mo./Cr./Mul. per metric, rank distance) with bootstrap CIs and
+    Holm-corrected significance markers against the baseline, then the per-language tables.
+    """
+    from fastir.compare import compare as run_compare
+    from fastir.compare_report import render, write_outputs
+    from fastir.rundir import check_output_dir
+
+    if out is not None:
+        check_output_dir(out, overwrite=overwrite)  # fail before the work, not after
+    result = run_compare(list(runs), baseline=baseline, test=test, samples=samples, seed=seed,
+                         metrics=_split(metrics), names=_split(names), alpha=alpha, confidence=confidence)
+    if out is not None:
+        write_outputs(result, out, overwrite=overwrite, digits=digits)
+    click.echo(render(result, fmt, digits), nl=False)
+    if out is not None:
+        click.echo(f"wrote compare.txt, compare.md, compare.tex, compare.json, compare.png to {out}", err=True)
+
+
+def _split(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [x.strip() for x in value.split(",") if x.strip()]

@@ -1,0 +1,56 @@
+"""``fastir experiment``: train strategies from one seed, embed, score, print Tables 1 and 2."""
+
+from __future__ import annotations
+
+import click
+
+STRATEGIES = ("x-x-mono", "x-x", "x-y", "hybrid", "en-en")
+
+
+def _split(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [x.strip() for x in value.split(",") if x.strip()]
+
+
+@click.command()
+@click.option("--data", "data", multiple=True, required=True, type=click.Path(),
+              help="Train table (.parquet, .arrow, .jsonl); repeat for several sources.")
+@click.option("--model", required=True, help="Hub id or local folder every strategy starts from.")
+@click.option("--out", required=True, type=click.Path(), help="Experiment dir (re-running resumes).")
+@click.option("--strategies", default="x-x-mono,x-y,hybrid", show_default=True,
+              help=f"Comma-separated, from {', '.join(STRATEGIES)}.")
+@click.option("--eval", "eval_datasets", default="xquad-r", show_default=True,
+              help="Comma-separated evaluation datasets: xquad-r, mlqa-r or LAReQA dirs.")
+@click.option("--eval-langs", default=None, help="Comma-separated languages of the evaluation datasets.")
+@click.option("--include-base", is_flag=True, help="Also embed and score the untrained model (row 'base').")
+@click.option("--candidates", type=click.Choice(["sentence", "sentence+context"]), default="sentence",
+              show_default=True, help="How fastir embed encodes candidates.")
+@click.option("--alpha", type=float, default=0.5, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--steps", type=int, default=1000, show_default=True)
+@click.option("--lr", type=float, default=3e-5, show_default=True)
+@click.option("--temperature", type=float, default=0.05, show_default=True)
+@click.option("--warmup-steps", type=int, default=None)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--pooling", type=click.Choice(["cls", "mean", "pooler"]), default=None)
+@click.option("--max-length", type=int, default=None)
+@click.option("--query-prefix", default="")
+@click.option("--passage-prefix", default="")
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto", show_default=True)
+@click.option("--save-steps", type=int, default=0, show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def experiment(data, model, out, strategies, eval_datasets, eval_langs, include_base, candidates, progress, **train):
+    """Train each strategy with the same settings and seed, then embed, score and compare them.
+
+    Prints Table 1 (Mo./Cr./Mul. mAP) and Table 2 (R@1, rank distance) per evaluation dataset and
+    writes OUT/results.json and OUT/tables.md.
+    """
+    from fastir.experiment import ExperimentConfig, format_tables, run_experiment
+
+    results = run_experiment(ExperimentConfig(
+        data=list(data), model=model, out=out, strategies=_split(strategies) or [],
+        eval_datasets=_split(eval_datasets) or [], eval_langs=_split(eval_langs), include_base=include_base,
+        candidates=candidates, train=train, progress=progress))
+    click.echo(format_tables(results))

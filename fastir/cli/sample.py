@@ -1,0 +1,76 @@
+"""``fastir sample``: audit what a batch sampler puts into each batch."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.argument("data", nargs=-1, required=True)
+@click.option("--strategy", type=click.Choice(["x-x-mono", "x-x", "x-y", "hybrid", "en-en"]), default="hybrid", show_default=True)
+@click.option("--alpha", type=float, default=0.5, show_default=True, help="hybrid: probability of a monolingual batch.")
+@click.option("--batch-size", type=int, default=32, show_default=True, help="Global batch size (pairs).")
+@click.option("--steps", type=int, default=None, help="Batches to draw (default: one epoch).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--lang-weights", default=None, help="e.g. en=2,de=1 (unlisted languages get 0; default: uniform).")
+@click.option("--source-mode", type=click.Choice(["proportional", "uniform", "mixed"]), default="proportional", show_default=True)
+@click.option("--out", type=click.Path(), default=None, help="Write one row per pair: .jsonl or .parquet.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def sample(data, strategy, alpha, batch_size, steps, seed, lang_weights, source_mode, out, overwrite, fmt):
+    """Draw batches from parallel QA tables DATA... and report their composition.
+
+    Prints batch-kind shares, same- vs cross-language pair shares and the language-pair
+    histogram; with --out writes (step, batch_kind, xling_id, query_lang, passage_lang, source).
+    """
+    import json
+    from pathlib import Path
+
+    from fastir.errors import InputError
+    from fastir.sample_audit import composition_summary, composition_table, format_summary, write_composition
+    from fastir.sampler import BatchSampler
+
+    if out is not None and not out.lower().endswith((".jsonl", ".parquet")):
+        raise InputError(out, "--out", "expected a file ending in .jsonl or .parquet")
+    if out is not None and Path(out).exists() and not overwrite:
+        raise InputError(out, "--out", "file exists; pass --overwrite")
+    sampler = BatchSampler(
+        list(data), strategy=strategy, batch_size=batch_size, seed=seed, alpha=alpha,
+        lang_weights=parse_lang_weights(lang_weights), source_mode=source_mode,
+    )
+    table = composition_table(sampler, sampler.steps_per_epoch if steps is None else steps)
+    if out is not None:
+        write_composition(table, out, overwrite=overwrite)
+    summary = composition_summary(table)
+    if fmt == "json":
+        click.echo(json.dumps({"sampler": sampler.summary(), "composition": summary}, indent=2))
+    else:
+        s = sampler.summary()
+        click.echo(f"{s['rows']} rows, {s['pairs']} xling_ids, languages {','.join(s['langs'])}; "
+                   f"strategy {strategy}" + (f" alpha={alpha}" if strategy == "hybrid" else "")
+                   + f", batch size {batch_size}, seed {seed}")
+        if s["single_language_pairs"] and strategy in ("x-y", "hybrid"):
+            click.echo(f"note: {s['single_language_pairs']} xling_ids exist in one language only; x-y batches never use them")
+        click.echo(format_summary(summary))
+        if out is not None:
+            click.echo(f"wrote {table.num_rows} rows to {out}")
+
+
+def parse_lang_weights(value: str | None) -> dict[str, float] | None:
+    from fastir.errors import InputError
+
+    if value is None:
+        return None
+    weights = {}
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        lang, sep, w = item.partition("=")
+        if not sep or not lang.strip():
+            raise InputError(None, "--lang-weights", f"expected LANG=WEIGHT, got {item!r}")
+        try:
+            weights[lang.strip()] = float(w)
+        except ValueError:
+            raise InputError(None, "--lang-weights", f"weight of {lang.strip()!r} is not a number: {w!r}") from None
+    return weights

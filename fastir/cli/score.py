@@ -1,0 +1,55 @@
+"""``fastir score``: exact all-pairs mAP / MRR / Recall@k and rank distance of a run dir."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path())
+@click.option("--pairs", default="all", show_default=True,
+              help="Cells: all | mono | cross | multi | a list like en-de,en-all (may mix keywords).")
+@click.option("--k", "ks", default="1,5,10,20,100", show_default=True, help="Recall@k cutoffs, comma-separated.")
+@click.option("--out", "out_dir", type=click.Path(), default=None, help="Output directory [default: RUN/scores/].")
+@click.option("--overwrite", is_flag=True, help="Replace non-empty output directories.")
+@click.option("--per-query", is_flag=True, help="Also write per_query.parquet (input of `fastir compare`).")
+@click.option("--trec", "trec_dir", type=click.Path(), default=None,
+              help="Also write TREC run + qrels files per cell into this directory.")
+@click.option("--trec-depth", type=int, default=None, help="Candidates per query in TREC runs [default: max --k].")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
+              help="What to print: summary table, summary.json content, or pairs.csv content.")
+@click.option("--block-mb", type=float, default=256, show_default=True,
+              help="Memory budget of one float32 score block (MiB).")
+def score(run_dir, pairs, ks, out_dir, overwrite, per_query, trec_dir, trec_depth, fmt, block_mb):
+    """Score every language pair of RUN (a `fastir embed` run dir) exactly, over the full ranking.
+
+    Writes pairs.csv, pairs.parquet, summary.json, heatmap.png (and per_query.parquet, TREC files)
+    to --out, all or nothing. Ties count against the gold; AP equals sklearn's average_precision_score.
+    """
+    import json
+
+    from fastir.errors import InputError
+    from fastir.rundir import check_output_dir, read_run
+    from fastir.score import default_out_dir, score_run
+    from fastir.score_report import format_table, pairs_csv, summary_json, write_scores
+    from fastir.settings import parse_ks
+
+    ks = parse_ks(ks)
+    if trec_depth is not None and trec_dir is None:
+        raise InputError(None, "--trec-depth", "needs --trec DIR")
+    run = read_run(run_dir)
+    out_dir = out_dir or default_out_dir(run_dir)
+    check_output_dir(out_dir, overwrite=overwrite)
+    if trec_dir is not None:
+        check_output_dir(trec_dir, overwrite=overwrite)
+        trec_depth = max(ks) if trec_depth is None else trec_depth
+    result = score_run(run, pairs=pairs, ks=ks, per_query=per_query, block_mb=block_mb,
+                       trec_depth=trec_depth if trec_dir is not None else None)
+    write_scores(result, out_dir, overwrite=overwrite, trec_dir=trec_dir)
+    if fmt == "json":
+        click.echo(json.dumps(summary_json(result), indent=2))
+    elif fmt == "csv":
+        click.echo(pairs_csv(result), nl=False)
+    else:
+        click.echo(format_table(result))
+        click.echo(f"\nwrote {out_dir}" + (f" and {trec_dir}" if trec_dir else ""))

