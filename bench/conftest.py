@@ -27,7 +27,12 @@ import sys
 from datetime import datetime, timezone
 from importlib import metadata
 
-import pytest
+# What the `fastir` CLI sets (see fastir/cli/__init__.py), so in-process timings match the
+# command: OpenBLAS threads sleep right after a product instead of spinning on the cores that the
+# Numba kernels use next. Set before the suites import numpy; the peers run under it too.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "1")
+
+import pytest  # noqa: E402
 
 SMOKE_SCALE = 0.02
 # Libraries whose versions explain a timing: fastir itself and every peer the suites call.

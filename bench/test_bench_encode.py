@@ -37,7 +37,7 @@ def minilm():
 
 @pytest.fixture(scope="module")
 def fastir_encoder(minilm):
-    from fastir.encode import load_encoder
+    from fastir.encoder import load_encoder
 
     return load_encoder(minilm, device="cpu")
 
@@ -57,7 +57,7 @@ def _texts_per_s(benchmark, n: int) -> None:
 
 @pytest.mark.benchmark(group="encode-minilm-mixed")
 def test_fastir_encode(benchmark, workload, fastir_encoder, st_model, pinned_threads):
-    from fastir.encode import encode
+    from fastir.encoder import encode
 
     benchmark.extra_info["role"] = "fastir"
     benchmark.extra_info["target"] = ">= 1.2x sentence-transformers texts/s"

@@ -5,7 +5,7 @@ How a run proceeds, and why:
 1. Everything that can be checked cheaply (options, OUT, dataset, model folder) is checked
    before any file is written, so bad input leaves nothing behind.
 2. Questions and candidates are tokenized once, sorted by length and cut into batches of at most
-   ``batch_tokens`` padded tokens (:func:`fastir.encode.plan_batches`). The plan depends only on
+   ``batch_tokens`` padded tokens (:func:`fastir.encoder.plan_batches`). The plan depends only on
    the data and the options, so an interrupted run re-creates it exactly.
 3. Each batch's embeddings go to their own Arrow file (``part-<side>-<batch>.arrow``, row indices +
    embeddings, written under a temporary name then renamed) in a work dir beside OUT
@@ -60,7 +60,7 @@ class EmbedOptions:
     device: str = "auto"
     dtype: str = "auto"
     store: str = "fp16"
-    batch_tokens: int | None = None  # None: a device-dependent default (fastir.encode.default_batch_tokens)
+    batch_tokens: int | None = None  # None: a device-dependent default (fastir.encoder.default_batch_tokens)
     resume: bool = False
     overwrite: bool = False
     progress: bool = False
@@ -100,7 +100,7 @@ def embed_dataset(opts: EmbedOptions, on_batch: Callable[[str, int], None] | Non
         ds = load_dataset(opts.dataset, langs=opts.langs)
         if complete is not None:
             return _already_complete(out, complete, ds, opts, t0, dist)
-        from fastir.encode import default_batch_tokens, dtype_name, load_encoder, plan_batches
+        from fastir.encoder import default_batch_tokens, dtype_name, load_encoder, plan_batches
 
         enc = load_encoder(opts.model, pooling=opts.pooling, device=dist.device(opts.device), dtype=opts.dtype,
                            max_length=opts.max_length)
@@ -138,7 +138,7 @@ def embed_dataset(opts: EmbedOptions, on_batch: Callable[[str, int], None] | Non
 
 
 def _check_options(opts: EmbedOptions) -> None:
-    from fastir.encode import DEVICES, DTYPES as COMPUTE_DTYPES, POOLINGS
+    from fastir.encoder import DEVICES, DTYPES as COMPUTE_DTYPES, POOLINGS
 
     if opts.langs is not None and not opts.langs:
         raise InputError(None, "--langs", "empty language list")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Iterator
@@ -61,23 +61,44 @@ def embedding_array(embeddings: np.ndarray, dtype: str) -> pa.FixedSizeListArray
     return pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1), type=DTYPES[dtype]), dim)
 
 
-@dataclass
 class EmbeddingTable:
-    """One side of a run (queries or candidates): ids, languages and an (N, D) embedding matrix."""
+    """One side of a run (queries or candidates): ids, languages and an (N, D) embedding matrix.
 
-    path: Path
-    ids: list[str]
-    langs: list[str]
-    embeddings: np.ndarray  # (N, D) float16 or float32; a zero-copy view of the mmap when possible
-    xling_ids: list[str] | None = None
-    table: pa.Table | None = field(default=None, repr=False)
+    ``ids`` / ``langs`` / ``xling_ids`` are Python lists built on first use from the Arrow columns
+    (``table``), so that reading and validating a run stays vectorised.
+    """
+
+    def __init__(self, path: Path, table: pa.Table, embeddings: np.ndarray):
+        self.path = path
+        self.table = table
+        self.embeddings = embeddings  # (N, D) float16 or float32; zero-copy view of the mmap when possible
+        self._lists: dict[str, list[str]] = {}
+
+    def _column(self, name: str) -> list[str] | None:
+        if name not in self.table.column_names:
+            return None
+        if name not in self._lists:
+            self._lists[name] = self.table.column(name).to_pylist()
+        return self._lists[name]
+
+    @property
+    def ids(self) -> list[str]:
+        return self._column("id")
+
+    @property
+    def langs(self) -> list[str]:
+        return self._column("lang")
+
+    @property
+    def xling_ids(self) -> list[str] | None:
+        return self._column("xling_id")
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return self.table.num_rows
 
     def blocks_fp32(self, rows: int) -> Iterator[tuple[int, np.ndarray]]:
         """Yield (start, fp32 block) of at most ``rows`` rows: Numba cannot take float16, so upcast per block."""
-        for start in range(0, len(self.ids), rows):
+        for start in range(0, len(self), rows):
             yield start, np.asarray(self.embeddings[start : start + rows], dtype=np.float32)
 
 
@@ -87,20 +108,64 @@ class Run:
     meta: dict
     queries: EmbeddingTable
     candidates: EmbeddingTable
-    qrels_query_id: list[str]
-    qrels_candidate_id: list[str]
+    qrels: pa.Table
 
     @property
     def dim(self) -> int:
         return int(self.meta["dim"])
 
+    @property
+    def qrels_query_id(self) -> list[str]:
+        return self.qrels.column("query_id").to_pylist()
+
+    @property
+    def qrels_candidate_id(self) -> list[str]:
+        return self.qrels.column("candidate_id").to_pylist()
+
     def qrels_index(self) -> tuple[np.ndarray, np.ndarray]:
         """Qrels as (query row, candidate row) int64 index arrays into the two tables."""
-        qpos = {qid: i for i, qid in enumerate(self.queries.ids)}
-        cpos = {cid: i for i, cid in enumerate(self.candidates.ids)}
-        q = np.fromiter((qpos[x] for x in self.qrels_query_id), dtype=np.int64, count=len(self.qrels_query_id))
-        c = np.fromiter((cpos[x] for x in self.qrels_candidate_id), dtype=np.int64, count=len(self.qrels_candidate_id))
-        return q, c
+        if self._qrels_rows is None:
+            self._qrels_rows = _qrels_rows(self.qrels, self.queries.table, self.candidates.table)
+        return self._qrels_rows
+
+    _qrels_rows: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _qrels_rows(qrels: pa.Table, queries: pa.Table, candidates: pa.Table, file: Path | None = None):
+    """Row indices of the qrels' ids in the two tables; unknown ids and duplicate pairs raise."""
+    import pyarrow.compute as pc
+
+    rows = []
+    for column, side, what, where in (("query_id", queries, "query", QUERIES),
+                                      ("candidate_id", candidates, "candidate", CANDIDATES)):
+        idx = pc.index_in(qrels.column(column), value_set=side.column("id").combine_chunks())
+        if idx.null_count:
+            first = qrels.column(column).filter(pc.is_null(idx))[0].as_py()
+            raise InputError(file, column, f"unknown {what} id {first!r} (not in {where})")
+        rows.append(idx.to_numpy().astype(np.int64))
+    q, c = rows
+    key = np.sort(q * max(1, candidates.num_rows) + c)
+    if len(key) > 1 and (key[1:] == key[:-1]).any():
+        raise InputError(file, "query_id", "duplicate (query_id, candidate_id) rows")
+    return q, c
+
+
+def run_from_arrays(
+    path: str | os.PathLike, meta: dict, *,
+    query_ids, query_langs, query_xling_ids, query_embeddings: np.ndarray,
+    candidate_ids, candidate_langs, candidate_embeddings: np.ndarray,
+    qrels_query_ids, qrels_candidate_ids,
+) -> Run:
+    """An in-memory :class:`Run` (nothing written), e.g. for a quick evaluation while training."""
+    path = Path(path)
+    queries = pa.table({"id": pa.array(query_ids, pa.string()), "lang": pa.array(query_langs, pa.string()),
+                        "xling_id": pa.array(query_xling_ids, pa.string())})
+    candidates = pa.table({"id": pa.array(candidate_ids, pa.string()), "lang": pa.array(candidate_langs, pa.string())})
+    meta = {"format": RUN_FORMAT, **meta, "dim": int(query_embeddings.shape[1])}
+    return Run(path=path, meta=meta,
+               queries=EmbeddingTable(path, queries, np.asarray(query_embeddings)),
+               candidates=EmbeddingTable(path, candidates, np.asarray(candidate_embeddings)),
+               qrels=qrels_table(qrels_query_ids, qrels_candidate_ids))
 
 
 # ----------------------------------------------------------------------------------------- writing
@@ -257,22 +322,22 @@ def embeddings_view(table: pa.Table, file: Path, dim: int, dtype: str) -> np.nda
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
-def _check_finite(emb: np.ndarray, file: Path, ids: list[str]) -> None:
+def _check_finite(emb: np.ndarray, file: Path, side: EmbeddingTable) -> None:
     block = 1 << 16
     for start in range(0, emb.shape[0], block):
         ok = np.isfinite(emb[start : start + block]).all(axis=1)
         if not ok.all():
             row = start + int(np.argmin(ok))
-            raise InputError(file, "embedding", f"NaN or inf in the embedding of row {row} (id {ids[row]!r})")
+            raise InputError(file, "embedding", f"NaN or inf in the embedding of row {row} (id {side.table.column('id')[row].as_py()!r})")
 
 
-def _check_unique(ids: list[str], file: Path, field_name: str) -> None:
-    if len(set(ids)) != len(ids):
-        seen: set[str] = set()
-        for x in ids:
-            if x in seen:
-                raise InputError(file, field_name, f"duplicate id {x!r}")
-            seen.add(x)
+def _check_unique(column: pa.ChunkedArray, file: Path, field_name: str) -> None:
+    import pyarrow.compute as pc
+
+    if pc.count_distinct(column).as_py() != len(column):
+        counts = pc.value_counts(column)
+        dup = counts.field("values").filter(pc.greater(counts.field("counts"), 1))[0].as_py()
+        raise InputError(file, field_name, f"duplicate id {dup!r}")
 
 
 def read_run(path: str | os.PathLike, check_finite: bool = True) -> Run:
@@ -301,35 +366,16 @@ def read_run(path: str | os.PathLike, check_finite: bool = True) -> Run:
             raise InputError(file, "embedding", f"dimension {emb_type.list_size} does not match run.json dim {dim}")
         if emb_type.value_type != DTYPES[dtype]:
             raise InputError(file, "embedding", f"element type {emb_type.value_type} does not match run.json dtype {dtype}")
-        ids = table.column("id").to_pylist()
-        _check_unique(ids, file, "id")
-        emb = embeddings_view(table, file, dim, dtype)
+        _check_unique(table.column("id"), file, "id")
+        side = EmbeddingTable(path=file, table=table, embeddings=embeddings_view(table, file, dim, dtype))
         if check_finite:
-            _check_finite(emb, file, ids)
-        sides[name] = EmbeddingTable(
-            path=file,
-            ids=ids,
-            langs=table.column("lang").to_pylist(),
-            embeddings=emb,
-            xling_ids=table.column("xling_id").to_pylist() if name == "queries" else None,
-            table=table,
-        )
+            _check_finite(side.embeddings, file, side)
+        sides[name] = side
     qfile = path / QRELS
     qrels = read_table(qfile, table_schema("qrels"))
-    qq = qrels.column("query_id").to_pylist()
-    qc = qrels.column("candidate_id").to_pylist()
-    known_q = set(sides["queries"].ids)
-    known_c = set(sides["candidates"].ids)
-    for x in qq:
-        if x not in known_q:
-            raise InputError(qfile, "query_id", f"unknown query id {x!r} (not in {QUERIES})")
-    for x in qc:
-        if x not in known_c:
-            raise InputError(qfile, "candidate_id", f"unknown candidate id {x!r} (not in {CANDIDATES})")
-    if len(set(zip(qq, qc))) != len(qq):
-        raise InputError(qfile, "query_id", "duplicate (query_id, candidate_id) rows")
-    return Run(path=path, meta=meta, queries=sides["queries"], candidates=sides["candidates"],
-               qrels_query_id=qq, qrels_candidate_id=qc)
+    run = Run(path=path, meta=meta, queries=sides["queries"], candidates=sides["candidates"], qrels=qrels)
+    run._qrels_rows = _qrels_rows(qrels, sides["queries"].table, sides["candidates"].table, qfile)
+    return run
 
 
 def _loose_embedding_schema(expected: pa.Schema) -> pa.Schema:

@@ -185,7 +185,7 @@ def _plan(run: Run, pairs: str, ks: tuple[int, ...]) -> _Plan:
 
 def _lang_ids(values: list[str], langs: list[str]) -> np.ndarray:
     pos = {x: i for i, x in enumerate(langs)}
-    return np.fromiter((pos[x] for x in values), dtype=np.int32, count=len(values))
+    return np.fromiter(map(pos.__getitem__, values), dtype=np.int32, count=len(values))
 
 
 # --------------------------------------------------------------------------------------- scoring

@@ -215,7 +215,7 @@ def set_rng_state(state: dict) -> None:
 def _dual_encoder_class():
     import torch
 
-    from fastir.encode import pool
+    from fastir.encoder import pool
 
     class DualEncoder(torch.nn.Module):
         """One backbone for queries, passages and negatives, in a single forward (one DDP call)."""
@@ -356,7 +356,7 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
     from transformers import get_linear_schedule_with_warmup
 
     from fastir.checkpoint import load_trainer_state, prune_checkpoints, publish_final, save_checkpoint
-    from fastir.encode import load_encoder, resolve_device
+    from fastir.encoder import load_encoder, resolve_device
     from fastir.losses import gather_with_local_grad, info_nce
 
     out = Path(cfg.out)

@@ -95,10 +95,10 @@ def _from_train_table(path: Path, langs) -> EvalSet:
 
 
 def evaluate(encoder, es: EvalSet, *, query_prefix: str = "", passage_prefix: str = "") -> dict:
-    """Embed ``es`` with ``encoder`` (a fastir.encode.Encoder, put in eval mode here and restored
+    """Embed ``es`` with ``encoder`` (a fastir.encoder.Encoder, put in eval mode here and restored
     after: no dropout, so evaluating consumes no RNG) and score its pooled cells."""
-    from fastir.encode import encode
-    from fastir.rundir import EmbeddingTable, Run
+    from fastir.encoder import encode
+    from fastir.rundir import run_from_arrays
     from fastir.score import score_run
 
     model = encoder.model
@@ -109,12 +109,11 @@ def evaluate(encoder, es: EvalSet, *, query_prefix: str = "", passage_prefix: st
         c = encode(es.candidates, model=encoder, prefix=passage_prefix, normalize=True)
     finally:
         model.train(was_training)
-    where = Path(f"<held-out {es.name}>")
-    run = Run(path=where, meta={"dataset": es.name, "model": "training", "dim": int(q.shape[1]), "dtype": "float32",
-                                "normalized": True},
-              queries=EmbeddingTable(where, es.query_ids, es.query_langs, q, xling_ids=es.query_xling_ids),
-              candidates=EmbeddingTable(where, es.candidate_ids, es.candidate_langs, c),
-              qrels_query_id=es.qrels_query_id, qrels_candidate_id=es.qrels_candidate_id)
+    run = run_from_arrays(
+        f"<held-out {es.name}>", {"dataset": es.name, "model": "training", "dtype": "float32", "normalized": True},
+        query_ids=es.query_ids, query_langs=es.query_langs, query_xling_ids=es.query_xling_ids, query_embeddings=q,
+        candidate_ids=es.candidate_ids, candidate_langs=es.candidate_langs, candidate_embeddings=c,
+        qrels_query_ids=es.qrels_query_id, qrels_candidate_ids=es.qrels_candidate_id)
     summary = score_run(run, pairs="multi", ks=(1,)).summary
     return {"eval_pooled_map": summary["micro_multi_map"], "eval_multi_map": summary["multi"]["map"],
             "eval_multi_r1": summary["multi"]["recall@1"], "eval_queries": len(es.query_ids),

@@ -17,7 +17,7 @@ import pytest
 
 from fastir.cli import main
 from fastir.embed import EmbedOptions, embed_dataset, work_dir_for
-from fastir.encode import encode, load_encoder
+from fastir.encoder import encode, load_encoder
 from fastir.lareqa import load_dataset
 from fastir.rundir import read_run
 

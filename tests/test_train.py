@@ -82,7 +82,7 @@ def _average_precision(scores: np.ndarray, relevant: np.ndarray) -> float:
 def test_quick_eval_matches_numpy_and_sklearn(train_tiny_bert, train_table_arrow):
     from sklearn.metrics import average_precision_score
 
-    from fastir.encode import encode, load_encoder
+    from fastir.encoder import encode, load_encoder
     from fastir.train_eval import evaluate, load_eval_set
 
     es = load_eval_set(train_table_arrow, langs=["aa", "cc"], max_queries=40, seed=1)
@@ -108,7 +108,7 @@ def test_quick_eval_matches_numpy_and_sklearn(train_tiny_bert, train_table_arrow
 def test_first_step_loss_matches_an_independent_computation(train_tiny_bert, train_rows, tmp_path):
     """Step 1's logged loss = InfoNCE (numpy, float64) over embeddings from fastir.encode of the
     sampler's first batch, hard negatives and prefixes included (dropout off, weights untouched)."""
-    from fastir.encode import encode, load_encoder
+    from fastir.encoder import encode, load_encoder
     from fastir.sampler import BatchSampler
     from fastir.train_table import open_train_table
 
@@ -140,7 +140,7 @@ def test_first_step_loss_matches_an_independent_computation(train_tiny_bert, tra
 def test_checkpoint_is_a_model_folder_embed_loads(train_tiny_bert, train_table_arrow, tmp_path):
     from sentence_transformers import SentenceTransformer
 
-    from fastir.encode import encode, load_encoder
+    from fastir.encoder import encode, load_encoder
 
     out = tmp_path / "run"
     train(_cfg(train_table_arrow, train_tiny_bert, out, steps=4, save_steps=2, query_prefix="q: ",
@@ -171,7 +171,7 @@ def test_checkpoint_is_a_model_folder_embed_loads(train_tiny_bert, train_table_a
 
 
 def test_pooler_checkpoint_makes_embed_ask_for_pooling(train_tiny_bert, train_table_arrow, tmp_path):
-    from fastir.encode import load_encoder
+    from fastir.encoder import load_encoder
     from fastir.errors import InputError
 
     out = tmp_path / "run"

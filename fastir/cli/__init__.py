@@ -7,7 +7,13 @@ Sub-commands live one per module and are imported lazily, so ``fastir --help`` a
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+
+# OpenBLAS worker threads busy-wait after every matrix product (~0.1 s by default) and steal the
+# cores the Numba ranking kernel needs right after each score block (measured: kernel time halves).
+# Must be set before numpy loads OpenBLAS; a user's own setting wins.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "1")
 
 import click
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
@@ -481,15 +480,3 @@ def encode(
     for rows, emb in enc.iter_encode(tok, batches, normalize):
         out[rows] = emb
     return out
-
-
-class _CallableModule(types.ModuleType):
-    """``fastir.encode`` names both this module and the public function: importing the submodule
-    binds the module as the package attribute (shadowing ``fastir.__getattr__``), so the module
-    forwards calls to :func:`encode` and ``fastir.encode(texts, model=...)`` always works."""
-
-    def __call__(self, *args, **kwargs):
-        return encode(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

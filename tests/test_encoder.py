@@ -1,4 +1,4 @@
-"""fastir.encode against independent references: sentence-transformers, plain HF forward passes, numpy.
+"""fastir.encoder (and fastir.encode) against independent references: sentence-transformers, plain HF forward passes, numpy.
 
 Fixtures (tiny BERT, its sentence-transformers folder, MiniLM path) live in conftest.py.
 """
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from fastir.encode import encode, load_encoder, plan_batches, pool
+from fastir.encoder import encode, load_encoder, plan_batches, pool
 from fastir.errors import InputError
 
 TEXTS = [
@@ -174,7 +174,7 @@ def test_unsupported_st_pooling_needs_explicit_pooling(embed_tiny_st, tmp_path):
 
 def test_package_level_encode_is_callable_after_submodule_import(embed_tiny_bert):
     import fastir
-    import fastir.encode  # binds the submodule as the package attribute
+    import fastir.encoder  # a submodule import must not shadow the package-level function
 
     a = fastir.encode(TEXTS, model=embed_tiny_bert, device="cpu")
     b = fastir.encode(TEXTS, model=embed_tiny_bert, device="cpu")
