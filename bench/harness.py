@@ -373,10 +373,11 @@ def render_table(results: dict, stat: str = "min", source: str | None = None) ->
 def update_readme(readme: Path, table: str) -> None:
     """Replace the text between the bench-table markers of ``readme`` with ``table``."""
     text = readme.read_text(encoding="utf-8")
-    start, end = text.find(START), text.find(END)
-    if start < 0 or end < 0 or end < start:
-        raise HarnessError(f"{readme}: markers {START} ... {END} not found (in that order)")
-    updated = text[: start + len(START)] + "\n" + table + text[end:]
+    # Markers count only on a line of their own: prose may quote them (the README does).
+    match = re.search(rf"^{re.escape(START)}[ \t]*\n(.*?)^{re.escape(END)}[ \t]*$", text, re.M | re.S)
+    if match is None:
+        raise HarnessError(f"{readme}: markers {START} ... {END} not found, each on a line of its own, in that order")
+    updated = text[: match.start(1)] + table.rstrip("\n") + "\n" + text[match.end(1):]
     _write_atomic(readme, updated)
 
 
@@ -397,25 +398,73 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def run_benchmarks(out: Path, *, paths: list[str], scale: float | None, threads: int | None,
                    pytest_args: list[str]) -> int:
-    """Run the suites with pytest-benchmark, writing its JSON to ``out`` only if every bench passed."""
+    """Run the suites with pytest-benchmark, writing its JSON to ``out`` only if every bench passed.
+
+    Each suite file runs in its own pytest process and the JSONs are merged: suites must not time
+    each other's leftovers (measured: Numba's OpenMP workers, spinning after the compare suite,
+    made torch encoding 2-3x slower in the same process), just as each fastir command runs alone.
+    """
     env = dict(os.environ)
     if scale is not None:
         env["FASTIR_BENCH_SCALE"] = f"{scale:g}"
     if threads is not None:
         env["FASTIR_BENCH_THREADS"] = str(threads)
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    cmd = [sys.executable, "-m", "pytest", *paths, "--benchmark-enable", "--benchmark-only", f"--benchmark-json={partial}",
-           "--benchmark-group-by=group", "--import-mode=importlib", "-p", "no:cacheprovider", *pytest_args]
-    print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
-    code = subprocess.call(cmd, cwd=REPO, env=env)
-    if code != 0:
-        partial.unlink(missing_ok=True)
-        print(f"benchmarks failed (pytest exit {code}); nothing saved", file=sys.stderr)
-        return code
-    os.replace(partial, out)
+    merged = None
+    for i, group in enumerate(_by_suite_file(paths)):
+        partial = out.with_name(f".{out.name}.{i}.partial")
+        cmd = [sys.executable, "-m", "pytest", *group, "--benchmark-enable", "--benchmark-only",
+               f"--benchmark-json={partial}", "--benchmark-group-by=group", "--import-mode=importlib",
+               "-p", "no:cacheprovider", *pytest_args]
+        print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
+        code = subprocess.call(cmd, cwd=REPO, env=env)
+        if code == 5:  # no benchmark selected in this file (e.g. a -k filter): nothing to merge
+            partial.unlink(missing_ok=True)
+            continue
+        if code != 0:
+            partial.unlink(missing_ok=True)
+            print(f"benchmarks failed (pytest exit {code}); nothing saved", file=sys.stderr)
+            return code
+        part = json.loads(partial.read_text(encoding="utf-8"))
+        partial.unlink()
+        merged = part if merged is None else _merge_results(merged, part)
+    if merged is None:
+        print("no benchmark ran; nothing saved", file=sys.stderr)
+        return 5
+    _write_atomic(out, json.dumps(merged, indent=4))
     print(f"saved {out}", file=sys.stderr)
     return 0
+
+
+def _by_suite_file(paths: list[str]) -> list[list[str]]:
+    """Group directories, files and node ids into one argument list per suite file, in order."""
+    groups: dict[str, list[str]] = {}
+    for arg in paths:
+        target = Path(arg.split("::")[0])
+        path = target if target.is_absolute() else REPO / target
+        if path.is_dir():
+            for f in sorted(path.glob("test_bench_*.py")):
+                groups.setdefault(str(f), [str(f)])
+        else:
+            key = str(path)
+            if "::" in arg:
+                ids = groups.setdefault(key, [])
+                if ids != [key]:
+                    ids.append(str(path) + arg[len(arg.split("::")[0]):])
+            else:
+                groups[key] = [key]
+    return list(groups.values())
+
+
+def _merge_results(a: dict, b: dict) -> dict:
+    """One pytest-benchmark JSON from two runs of the same session: benchmarks appended, end load from b."""
+    merged = dict(a)
+    merged["benchmarks"] = list(a.get("benchmarks", [])) + list(b.get("benchmarks", []))
+    end = b.get("machine_info", {}).get("fastir", {}).get("load_avg_1min_at_end")
+    if end is not None and "fastir" in merged.get("machine_info", {}):
+        merged["machine_info"] = {**merged["machine_info"], "fastir": {**merged["machine_info"]["fastir"],
+                                                                        "load_avg_1min_at_end": end}}
+    return merged
 
 
 def _default_name(scale: float | None) -> str:

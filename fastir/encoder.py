@@ -1,6 +1,6 @@
 """Encode texts with a Hugging Face encoder: tokenize once, sort by length, batch by a token budget.
 
-Public API (see CONTRACTS.md): :func:`load_encoder`, :func:`pool`, :func:`encode`.
+Public API: :func:`load_encoder`, :func:`pool`, :func:`encode`.
 
 * Pooling: ``cls`` (first token), ``mean`` (mask-weighted mean; padding never leaks in) or
   ``pooler`` (the model's ``pooler_output``). A sentence-transformers folder's

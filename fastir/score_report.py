@@ -116,7 +116,7 @@ def pairs_table(result):
 
 
 def per_query_table(result):
-    """per_query.parquet rows (CONTRACTS.md): one per (query, selected cell) with num_relevant >= 1."""
+    """per_query.parquet rows (data_specs/per-query-format.json): one per (query, selected cell) with num_relevant >= 1."""
     import pyarrow as pa
 
     m = result.metrics

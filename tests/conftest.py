@@ -44,24 +44,36 @@ def write_arrow(path, rows) -> str:
     return str(path)
 
 
-@pytest.fixture(scope="session")
-def train_tiny_bert(tmp_path_factory):
-    """A tiny randomly initialised BERT folder (model + tokenizer) over the synthetic vocabulary."""
+def build_tiny_bert(root, vocab: list[str], probe: str, *, layers: int, heads: int, max_positions: int,
+                    model_max_length: int | None = None) -> str:
+    """A tiny randomly initialised BERT folder (model + tokenizer, torch seed 0) over ``vocab``.
+
+    Asserts that ``probe`` tokenizes without [UNK]: the tokenizer really uses the vocabulary.
+    """
     import torch
     from transformers import BertConfig, BertModel, BertTokenizer
 
-    root = tmp_path_factory.mktemp("train_tiny_bert")
-    vocab = root / "vocab.txt"
-    vocab.write_text("\n".join(_train_vocab()) + "\n", encoding="utf-8")
-    tok = BertTokenizer(vocab=str(vocab), do_lower_case=False)  # NOT vocab_file= (ignored in transformers 5)
-    assert "[UNK]" not in tok.tokenize("aa f3 t7 bb")
+    vocab_path = root / "vocab.txt"
+    vocab_path.write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tok = BertTokenizer(vocab=str(vocab_path), do_lower_case=False)  # NOT vocab_file= (ignored in transformers 5)
+    ids = tok(probe)["input_ids"]
+    assert tok.unk_token_id not in ids and len(ids) == len(probe.split()) + 2, ids
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(_train_vocab()), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=layers, num_attention_heads=heads,
+                        intermediate_size=64, max_position_embeddings=max_positions)
     model_dir = root / "model"
-    BertModel(config).save_pretrained(model_dir)
+    BertModel(config).eval().save_pretrained(model_dir)
+    if model_max_length is not None:
+        tok.model_max_length = model_max_length
     tok.save_pretrained(model_dir)
     return str(model_dir)
+
+
+@pytest.fixture(scope="session")
+def train_tiny_bert(tmp_path_factory):
+    """A tiny randomly initialised BERT folder (model + tokenizer) over the synthetic vocabulary."""
+    return build_tiny_bert(tmp_path_factory.mktemp("train_tiny_bert"), _train_vocab(), "aa f3 t7 bb",
+                           layers=2, heads=2, max_positions=64)
 
 
 @pytest.fixture
@@ -92,23 +104,8 @@ def embed_vocab() -> list[str]:
 @pytest.fixture(scope="session")
 def embed_tiny_bert(tmp_path_factory):
     """A tiny randomly initialised BERT folder (model + tokenizer); 3 layers, hidden 32, 128 positions."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizer
-
-    root = tmp_path_factory.mktemp("embed_tiny_bert")
-    vocab = root / "vocab.txt"
-    vocab.write_text("\n".join(embed_vocab()) + "\n", encoding="utf-8")
-    tok = BertTokenizer(vocab=str(vocab), do_lower_case=False)  # NOT vocab_file= (ignored in transformers 5)
-    ids = tok("w3 w17 w59 ? .")["input_ids"]
-    assert tok.unk_token_id not in ids and len(ids) == 7, ids
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(embed_vocab()), hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
-                        intermediate_size=64, max_position_embeddings=128)
-    model_dir = root / "model"
-    BertModel(config).eval().save_pretrained(model_dir)
-    tok.model_max_length = 128
-    tok.save_pretrained(model_dir)
-    return str(model_dir)
+    return build_tiny_bert(tmp_path_factory.mktemp("embed_tiny_bert"), embed_vocab(), "w3 w17 w59 ? .",
+                           layers=3, heads=4, max_positions=128, model_max_length=128)
 
 
 @pytest.fixture(scope="session")

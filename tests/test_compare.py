@@ -1,7 +1,7 @@
 """fastir compare: pairing, statistics, tests (vs scipy / a slow numpy reference), CIs, Holm, CLI, bad input.
 
 Inputs are synthetic per_query.parquet files written in the exact `fastir score --per-query` format
-(CONTRACTS.md) by ``write_per_query`` below.
+(data_specs/per-query-format.json) by ``write_per_query`` below.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def synth_rows(langs, n, seed, shift=0.0, rd_shift=0.0, ks=KS, noise=None):
 
 
 def write_per_query(scores_dir, rows, *, checksum="sha-test", ks=KS, meta=None, drop_columns=()):
-    """Write per_query.parquet + summary.json exactly as `fastir score --per-query` does (CONTRACTS.md)."""
+    """Write per_query.parquet + summary.json exactly as `fastir score --per-query` does (data_specs/per-query-format.json)."""
     scores_dir = Path(scores_dir)
     scores_dir.mkdir(parents=True, exist_ok=True)
     cols = {

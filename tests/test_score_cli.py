@@ -52,7 +52,7 @@ def test_outputs_and_formats(small_run, tmp_path, capsys):
     pairs = pq.read_table(out / "pairs.parquet").to_pylist()
     assert [r["map"] for r in pairs] == pytest.approx([float(r["map"]) for r in rows])
 
-    # per_query.parquet: the CONTRACTS.md format read by `fastir compare`.
+    # per_query.parquet: the data_specs/per-query-format.json format read by `fastir compare`.
     table = pq.read_table(out / "per_query.parquet")
     assert table.column_names == ["query_id", "query_lang", "cand_lang", "setting", "num_relevant", "ap", "rr",
                                   "recall@1", "recall@5", "rank_distance"]
