@@ -58,6 +58,12 @@ def threads_for() -> int:
 
 
 @pytest.fixture(scope="session")
+def bench_timing_disabled(request) -> bool:
+    """True when the suites run untimed (CI's ``--benchmark-disable``, not overridden)."""
+    return timing_disabled(request.config)
+
+
+@pytest.fixture(scope="session")
 def bench_scale(request) -> float:
     return scale_for(request.config)
 

@@ -460,6 +460,8 @@ def _merge_results(a: dict, b: dict) -> dict:
     """One pytest-benchmark JSON from two runs of the same session: benchmarks appended, end load from b."""
     merged = dict(a)
     merged["benchmarks"] = list(a.get("benchmarks", [])) + list(b.get("benchmarks", []))
+    if "datetime" in b:  # when the last suite finished
+        merged["datetime"] = b["datetime"]
     end = b.get("machine_info", {}).get("fastir", {}).get("load_avg_1min_at_end")
     if end is not None and "fastir" in merged.get("machine_info", {}):
         merged["machine_info"] = {**merged["machine_info"], "fastir": {**merged["machine_info"]["fastir"],

@@ -219,9 +219,9 @@ RSS_BATCHES = 20_000
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory, request):
+def generated(tmp_path_factory, bench_timing_disabled):
     """rows -> path of a generated table (in a child process: the parent never holds the data)."""
-    smoke = request.config.getoption("benchmark_disable", default=False)
+    smoke = bench_timing_disabled
     folder = tmp_path_factory.mktemp("rss")
     paths: dict[int, str] = {}
 
