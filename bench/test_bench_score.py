@@ -130,6 +130,11 @@ def _rounds(scale: float) -> int:
     return 5 if scale <= 1 else 2
 
 
+# The matmul floor varies by 10-25 % between rounds on a 2-core VM (min 0.66 s, mean 0.84 s in one
+# run): more rounds let both sides of the score-matmul ratio reach their floor.
+MATMUL_GROUP_ROUNDS = 12
+
+
 # ------------------------------------------------------------------------------------ peers
 
 
@@ -211,7 +216,8 @@ def _fastir_ap(result) -> dict:
 def test_score_all_pairs(benchmark, xquad_run, bench_scale, pinned_threads):
     benchmark.extra_info.update(role="fastir", target="<= 1.25x numpy fp32 matmul Q·Cᵀ", scale=bench_scale,
                                 what="score_run(RUN, pairs='all'): read+validate run, all 132 cells, summary")
-    result = benchmark.pedantic(score_run, args=(xquad_run,), warmup_rounds=1, rounds=_rounds(bench_scale))
+    rounds = MATMUL_GROUP_ROUNDS if bench_scale <= 1 else _rounds(bench_scale)
+    result = benchmark.pedantic(score_run, args=(xquad_run,), warmup_rounds=1, rounds=rounds)
     n_lang = len(LANGS)
     assert len(result.cells) == n_lang * n_lang + n_lang
     assert all(result.cell_stats[c]["skipped"] == 0 for c in result.cells)
@@ -234,7 +240,8 @@ def test_numpy_matmul(benchmark, xquad_columns, bench_scale, pinned_threads):
                                 what="Q32 @ C32.T, inputs already float32 (upcast not timed)")
     q = xquad_columns["query_embeddings"].astype(np.float32)
     c = xquad_columns["candidate_embeddings"].astype(np.float32)
-    out = benchmark.pedantic(np.matmul, args=(q, c.T), warmup_rounds=1, rounds=_rounds(bench_scale))
+    rounds = MATMUL_GROUP_ROUNDS if bench_scale <= 1 else _rounds(bench_scale)
+    out = benchmark.pedantic(np.matmul, args=(q, c.T), warmup_rounds=1, rounds=rounds)
     assert out.shape == (len(q), len(c))
 
 
