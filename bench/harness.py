@@ -2,7 +2,7 @@
 
     python bench/harness.py run    [--scale S] [--threads N] [--name NAME] [-- PYTEST ARGS]
     python bench/harness.py check  [--current FILE] [--baseline FILE] [--threshold 0.25] [--stat min] [--save]
-    python bench/harness.py render [FILE] [--out docs/readme/bench_table.md] [--readme README.md]
+    python bench/harness.py render [FILE] [--out TABLE.md] [--readme README.md]
 
 Everything is a ratio within one run: for each benchmark group, the fastir benchmark
 (``extra_info["role"] == "fastir"``) is paired with every peer benchmark of the same group
@@ -624,7 +624,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     p.add_argument("--scale", type=float, help="pick the newest results at this scale")
     p.add_argument("--stat", choices=STATS, default="min")
-    p.add_argument("--out", type=Path, help="also write the table to this file (e.g. docs/readme/bench_table.md)")
+    p.add_argument("--out", type=Path, help="also write the table to this file (e.g. bench_table.md)")
     p.add_argument("--readme", type=Path, help=f"replace the region between {START} and {END} in this file")
     p.set_defaults(func=cmd_render)
 
