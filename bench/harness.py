@@ -382,15 +382,10 @@ def update_readme(readme: Path, table: str) -> None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from fastir.atomic import atomic_file
+
+    with atomic_file(path, "w") as fh:
+        fh.write(text)
 
 
 # ------------------------------------------------------------------------------------ run

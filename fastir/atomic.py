@@ -23,12 +23,15 @@ def _publish(tmp: str | os.PathLike, is_dir: bool) -> None:
 
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator:
-    """Open a temporary sibling of ``path`` for writing; rename it onto ``path`` on success."""
+    """Open a temporary sibling of ``path`` for writing; rename it onto ``path`` on success.
+
+    Text modes write UTF-8 whatever the locale (outputs hold text in every LAReQA language).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, mode) as fh:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
             yield fh
         _publish(tmp, is_dir=False)
         os.replace(tmp, path)
