@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from fastir.cli.options import split_list
+
 
 @click.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path())
@@ -40,15 +42,9 @@ def compare(runs, baseline, test, samples, seed, metrics, names, alpha, confiden
     if out is not None:
         check_output_dir(out, overwrite=overwrite)  # fail before the work, not after
     result = run_compare(list(runs), baseline=baseline, test=test, samples=samples, seed=seed,
-                         metrics=_split(metrics), names=_split(names), alpha=alpha, confidence=confidence)
+                         metrics=split_list(metrics), names=split_list(names), alpha=alpha, confidence=confidence)
     if out is not None:
         write_outputs(result, out, overwrite=overwrite, digits=digits)
     click.echo(render(result, fmt, digits), nl=False)
     if out is not None:
         click.echo(f"wrote compare.txt, compare.md, compare.tex, compare.json, compare.png to {out}", err=True)
-
-
-def _split(value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    return [x.strip() for x in value.split(",") if x.strip()]

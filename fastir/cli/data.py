@@ -6,6 +6,8 @@ import json
 
 import click
 
+from fastir.cli.options import split_list
+
 
 @click.group()
 def data():
@@ -20,7 +22,7 @@ def show(dataset, langs, fmt):
     """Print the per-language table (questions, candidates, paragraphs) and totals."""
     from fastir.lareqa import dataset_summary, format_summary, load_dataset
 
-    ds = load_dataset(dataset, langs=_split(langs))
+    ds = load_dataset(dataset, langs=split_list(langs))
     summary = dataset_summary(ds)
     click.echo(json.dumps(summary, indent=2) if fmt == "json" else format_summary(summary))
 
@@ -34,7 +36,7 @@ def export(dataset, out, langs, overwrite):
     """Write questions.arrow, candidates.arrow and qrels.arrow (Arrow IPC) into OUT."""
     from fastir.lareqa import export_dataset, load_dataset
 
-    ds = load_dataset(dataset, langs=_split(langs))
+    ds = load_dataset(dataset, langs=split_list(langs))
     export_dataset(ds, out, overwrite=overwrite)
     click.echo(f"wrote {ds.num_questions} questions, {ds.num_candidates} candidates, "
                f"{len(ds.qrel_query_id)} qrels to {out}")
@@ -53,12 +55,6 @@ def to_train(dataset, out, langs, overwrite):
     from fastir.lareqa import load_dataset
     from fastir.train_table import write_lareqa_train_table
 
-    ds = load_dataset(dataset, langs=_split(langs))
+    ds = load_dataset(dataset, langs=split_list(langs))
     rows = write_lareqa_train_table(ds, out, overwrite=overwrite)
     click.echo(f"wrote {rows} rows to {out}")
-
-
-def _split(value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    return [x.strip() for x in value.split(",") if x.strip()]

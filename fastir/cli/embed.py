@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from fastir.cli.options import split_list
+
 
 @click.command()
 @click.option("--dataset", required=True, help="xquad-r, mlqa-r, or a directory of LAReQA {lang}.json files.")
@@ -40,7 +42,7 @@ def embed(dataset, model, out, langs, pooling, normalize, query_prefix, passage_
     """
     from fastir.embed import EmbedOptions, embed_dataset
 
-    lang_list = None if langs is None else [x.strip() for x in langs.split(",") if x.strip()]
+    lang_list = split_list(langs)
     opts = EmbedOptions(
         dataset=dataset, model=model, out=out, langs=lang_list, pooling=pooling, normalize=normalize,
         query_prefix=query_prefix, passage_prefix=passage_prefix, candidates=candidate_mode, max_length=max_length,

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import click
 
+from fastir.cli.options import split_list
+
 STRATEGIES = ("x-x-mono", "x-x", "x-y", "hybrid", "en-en")
-
-
-def _split(value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    return [x.strip() for x in value.split(",") if x.strip()]
 
 
 @click.command()
@@ -50,7 +46,7 @@ def experiment(data, model, out, strategies, eval_datasets, eval_langs, include_
     from fastir.experiment import ExperimentConfig, format_tables, run_experiment
 
     results = run_experiment(ExperimentConfig(
-        data=list(data), model=model, out=out, strategies=_split(strategies) or [],
-        eval_datasets=_split(eval_datasets) or [], eval_langs=_split(eval_langs), include_base=include_base,
+        data=list(data), model=model, out=out, strategies=split_list(strategies) or [],
+        eval_datasets=split_list(eval_datasets) or [], eval_langs=split_list(eval_langs), include_base=include_base,
         candidates=candidates, train=train, progress=progress))
     click.echo(format_tables(results))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from fastir.cli.options import split_list
+
 from fastir.errors import InputError
 
 STRATEGIES = ("x-x-mono", "x-x", "x-y", "hybrid", "en-en")
@@ -58,7 +60,7 @@ def train(**kw):
 
     kw["data"] = list(kw["data"])
     kw["lang_weights"] = _parse_weights(kw["lang_weights"])
-    kw["eval_langs"] = [x.strip() for x in kw["eval_langs"].split(",") if x.strip()] if kw["eval_langs"] else None
+    kw["eval_langs"] = split_list(kw["eval_langs"]) if kw["eval_langs"] else None
     result = run_train(TrainConfig(**kw))
     if result.rank != 0:
         return  # under torchrun, rank 0 reports
