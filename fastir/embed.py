@@ -227,9 +227,7 @@ def _part_schema(store: str, dim: int) -> pa.Schema:
 def _write_part(path: Path, rows: np.ndarray, emb: np.ndarray, store: str) -> None:
     table = pa.Table.from_arrays([pa.array(rows.astype(np.int64)), embedding_array(emb, store)],
                                  schema=_part_schema(store, emb.shape[1]))
-    with atomic_path(path) as tmp:
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
+    write_table(path, table)
 
 
 def _encode_parts(enc, toks, batches, work, store, normalize, dist, progress, on_batch) -> int:
