@@ -96,6 +96,14 @@ class EmbeddingTable:
     def __len__(self) -> int:
         return self.table.num_rows
 
+    def lang_codes(self) -> tuple[list[str], np.ndarray]:
+        """(languages in order of first appearance, int32 index of each row's language in that list)."""
+        if "lang_codes" not in self._lists:
+            encoded = self.table.column("lang").combine_chunks().dictionary_encode()
+            self._lists["lang_codes"] = (encoded.dictionary.to_pylist(),
+                                         encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32))
+        return self._lists["lang_codes"]
+
     def blocks_fp32(self, rows: int) -> Iterator[tuple[int, np.ndarray]]:
         """Yield (start, fp32 block) of at most ``rows`` rows: Numba cannot take float16, so upcast per block."""
         for start in range(0, len(self), rows):
@@ -323,12 +331,11 @@ def embeddings_view(table: pa.Table, file: Path, dim: int, dtype: str) -> np.nda
 
 
 def _check_finite(emb: np.ndarray, file: Path, side: EmbeddingTable) -> None:
-    block = 1 << 16
-    for start in range(0, emb.shape[0], block):
-        ok = np.isfinite(emb[start : start + block]).all(axis=1)
-        if not ok.all():
-            row = start + int(np.argmin(ok))
-            raise InputError(file, "embedding", f"NaN or inf in the embedding of row {row} (id {side.table.column('id')[row].as_py()!r})")
+    from fastir.kernels.upcast import first_nonfinite_row
+
+    row = first_nonfinite_row(emb)
+    if row >= 0:
+        raise InputError(file, "embedding", f"NaN or inf in the embedding of row {row} (id {side.table.column('id')[row].as_py()!r})")
 
 
 def _check_unique(column: pa.ChunkedArray, file: Path, field_name: str) -> None:

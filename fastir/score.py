@@ -32,7 +32,7 @@ import numpy as np
 
 from fastir.errors import InputError
 from fastir.rundir import QRELS, Run, read_run
-from fastir.settings import DEFAULT_KS, POOLED, Cell, parse_ks, parse_pairs, ordered_langs
+from fastir.settings import DEFAULT_KS, POOLED, Cell, parse_ks, parse_pairs
 
 DEFAULT_BLOCK_MB = 256
 SCORES_FORMAT = "fastir-scores/1"
@@ -148,16 +148,14 @@ class _Plan:
 
 
 def _plan(run: Run, pairs: str, ks: tuple[int, ...]) -> _Plan:
-    query_langs = ordered_langs(run.queries.langs)
-    cand_langs = ordered_langs(run.candidates.langs)
+    query_langs, q_lang_id = run.queries.lang_codes()
+    cand_langs, c_lang_id = run.candidates.lang_codes()
     for side, langs in (("queries", query_langs), ("candidates", cand_langs)):
         if POOLED in langs:
             raise InputError(getattr(run, side).path, "lang", f"{POOLED!r} is reserved for the pooled setting")
     if not query_langs or not cand_langs:
         raise InputError(run.path, None, "run has no queries or no candidates")
     cells = parse_pairs(pairs, query_langs, cand_langs)
-    q_lang_id = _lang_ids(run.queries.langs, query_langs)
-    c_lang_id = _lang_ids(run.candidates.langs, cand_langs)
     n_queries, n_langs = len(run.queries), len(cand_langs)
 
     q_rows, c_rows = run.qrels_index()
@@ -170,11 +168,16 @@ def _plan(run: Run, pairs: str, ks: tuple[int, ...]) -> _Plan:
                                     minlength=n_queries * n_langs).reshape(n_queries, n_langs)
     nrel[:, n_langs] = nrel[:, :n_langs].sum(axis=1)
 
-    want = np.zeros((len(query_langs), n_langs + 1), dtype=np.bool_)
+    # scorable[x, s]: some query of language x has a gold in candidate set s.
+    n_sets = n_langs + 1
+    key = (q_lang_id.astype(np.int64)[:, None] * n_sets + np.arange(n_sets)).ravel()
+    scorable = np.bincount(key[nrel.ravel() > 0], minlength=len(query_langs) * n_sets).reshape(-1, n_sets) > 0
+    q_index = {x: i for i, x in enumerate(query_langs)}
+    c_index = {y: i for i, y in enumerate(cand_langs)} | {POOLED: n_langs}
+    want = np.zeros((len(query_langs), n_sets), dtype=np.bool_)
     for cell in cells:
-        x = query_langs.index(cell.query_lang)
-        s = n_langs if cell.cand_lang == POOLED else cand_langs.index(cell.cand_lang)
-        if not (nrel[q_lang_id == x, s] > 0).any():
+        x, s = q_index[cell.query_lang], c_index[cell.cand_lang]
+        if not scorable[x, s]:
             raise InputError(run.path / QRELS, cell.name,
                              f"no query in {cell.query_lang!r} has a relevant candidate in "
                              f"{'the pooled set' if s == n_langs else repr(cell.cand_lang)}; "
@@ -183,16 +186,12 @@ def _plan(run: Run, pairs: str, ks: tuple[int, ...]) -> _Plan:
     return _Plan(query_langs, cand_langs, q_lang_id, c_lang_id, cells, want, gold_ptr, gold_cand, nrel)
 
 
-def _lang_ids(values: list[str], langs: list[str]) -> np.ndarray:
-    pos = {x: i for i, x in enumerate(langs)}
-    return np.fromiter(map(pos.__getitem__, values), dtype=np.int32, count=len(values))
-
-
 # --------------------------------------------------------------------------------------- scoring
 
 
 def _score_blocks(run: Run, plan: _Plan, ks, block_mb: float, trec_depth: int | None):
     from fastir.kernels.ranking import empty_outputs, language_columns, score_block
+    from fastir.kernels.upcast import gather_float32
 
     n_queries, n_langs = len(run.queries), len(plan.cand_langs)
     out = empty_outputs(n_queries, n_langs, len(ks))
@@ -201,12 +200,11 @@ def _score_blocks(run: Run, plan: _Plan, ks, block_mb: float, trec_depth: int | 
         depth = int(trec_depth)
         top = TopK(depth, np.zeros((n_queries, n_langs + 1, depth), np.float32),
                    np.zeros((n_queries, n_langs + 1, depth), np.int32), np.zeros((n_queries, n_langs + 1), np.int32))
-    # The kernels want score columns grouped by language: permute the candidates once, upcasting
-    # the float16 table to float32 on the way (position i holds candidate row perm[i]).
+    # The kernels want score columns grouped by language: each group's candidates are gathered in
+    # that order, upcast to float32 on the way (column i holds candidate row perm[i]).
     perm, _ = language_columns(plan.cand_lang_id, n_langs)
     position = np.empty_like(perm)
     position[perm] = np.arange(len(perm))
-    c32 = np.ascontiguousarray(run.candidates.embeddings[perm], dtype=np.float32)
     lang_sorted = np.ascontiguousarray(plan.cand_lang_id[perm])
     q_emb = run.queries.embeddings
     ks_arr = np.asarray(ks, dtype=np.int64)
@@ -214,20 +212,22 @@ def _score_blocks(run: Run, plan: _Plan, ks, block_mb: float, trec_depth: int | 
 
     for cand_mask, rows in _groups(plan):
         cols = None if cand_mask.all() else np.flatnonzero(cand_mask[lang_sorted])
-        c_block = c32 if cols is None else c32[cols]
+        c_block = gather_float32(run.candidates.embeddings, perm if cols is None else perm[cols])
         c_lang = lang_sorted if cols is None else np.ascontiguousarray(lang_sorted[cols])
         lang_ptr = np.searchsorted(c_lang, np.arange(n_langs + 1)).astype(np.int64)
         g_ptr, g_col = _local_golds(plan, rows, position, cols)
         g_lang = np.ascontiguousarray(c_lang[g_col], dtype=np.int32)
         n_cols = c_block.shape[0]
         rows_per_block = int(max(1, min(len(rows), block_bytes // max(1, n_cols * 4))))
+        # Equal blocks: the same number of products, a smaller buffer to fault in.
+        n_blocks = -(-len(rows) // rows_per_block)
+        rows_per_block = -(-len(rows) // n_blocks)
         s_buf = np.empty((rows_per_block, n_cols), dtype=np.float32)
         q_buf = np.empty((rows_per_block, q_emb.shape[1]), dtype=np.float32)
-        contiguous = rows[-1] - rows[0] + 1 == len(rows)
         for s in range(0, len(rows), rows_per_block):
             e = min(s + rows_per_block, len(rows))
             n = e - s
-            np.copyto(q_buf[:n], q_emb[rows[s]:rows[e - 1] + 1] if contiguous else q_emb[rows[s:e]])
+            gather_float32(q_emb, rows[s:e], q_buf[:n])
             scores = s_buf[:n]
             np.matmul(q_buf[:n], c_block.T, out=scores)
             b_rows = rows[s:e]

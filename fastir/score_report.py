@@ -38,20 +38,33 @@ def aggregate(result) -> None:
     """Fill ``result.cell_stats``, ``result.summary`` and ``result.per_language`` from per-query metrics."""
     m = result.metrics
     names = metric_names(result.ks)
-    rows_of = {x: np.flatnonzero(result.query_lang_id == i) for i, x in enumerate(result.query_langs)}
+    # Sums and counts per (query language, candidate set): one pass per language, not per cell.
+    # Unscored (query, set) entries hold NaN, which nansum skips.
+    n_ql = len(result.query_langs)
+    rows_per_lang, rd_count = np.zeros(n_ql, dtype=np.int64), np.zeros(n_ql, dtype=np.int64)
+    count = np.zeros((n_ql, m.nrel.shape[1]), dtype=np.int64)
+    sums = np.zeros((len(names), n_ql, m.nrel.shape[1]))
+    rd_sum = np.zeros(n_ql)
+    for x in range(n_ql):
+        rows = np.flatnonzero(result.query_lang_id == x)
+        rows_per_lang[x] = len(rows)
+        count[x] = (m.nrel[rows] > 0).sum(axis=0)
+        sums[0, x] = np.nansum(m.ap[rows], axis=0)
+        sums[1, x] = np.nansum(m.rr[rows], axis=0)
+        sums[2:, x] = np.nansum(m.recall[rows], axis=0).T
+        rd = m.rank_distance[rows[m.nrel[rows, -1] >= 2]]
+        rd_count[x], rd_sum[x] = len(rd), rd.sum()
+    lang_index = {x: i for i, x in enumerate(result.query_langs)}
     for cell in result.cells:
-        rows = rows_of[cell.query_lang]
+        x = lang_index[cell.query_lang]
         s = result.set_index(cell.cand_lang)
-        nrel = m.nrel[rows, s]
-        scored = rows[nrel > 0]
-        means = [m.ap[scored, s].mean(), m.rr[scored, s].mean(), *m.recall[scored, s, :].mean(axis=0)]
-        stats = {"queries": len(scored), "skipped": len(rows) - len(scored)}
-        stats.update({name: float(v) for name, v in zip(names, means)})
+        n = int(count[x, s])
+        stats = {"queries": n, "skipped": int(rows_per_lang[x]) - n}
+        stats.update({name: float(sums[i, x, s] / n) if n else float("nan") for i, name in enumerate(names)})
         stats["rank_distance"] = None
         if cell.kind == "multi":
-            rd = m.rank_distance[rows[nrel >= 2]]
-            stats["rank_distance"] = float(rd.mean()) if len(rd) else None
-            stats["rank_distance_queries"] = len(rd)
+            stats["rank_distance"] = float(rd_sum[x] / rd_count[x]) if rd_count[x] else None
+            stats["rank_distance_queries"] = int(rd_count[x])
         result.cell_stats[cell] = stats
 
     summary: dict = {}
@@ -87,7 +100,7 @@ def aggregate(result) -> None:
 def _mean_cells(result, cells, names) -> dict | None:
     if not cells:
         return None
-    out = {name: float(np.mean([result.cell_stats[c][name] for c in cells])) for name in names}
+    out = {name: math.fsum(result.cell_stats[c][name] for c in cells) / len(cells) for name in names}
     out["cells"] = len(cells)
     return out
 

@@ -101,14 +101,5 @@ def parse_ks(value) -> tuple[int, ...]:
     return tuple(ks)
 
 
-def ordered_langs(*lists: list[str]) -> list[str]:
-    """Distinct languages in order of first appearance."""
-    seen: dict[str, None] = {}
-    for langs in lists:
-        for x in langs:
-            seen.setdefault(x, None)
-    return list(seen)
-
-
 def _names(langs: list[str]) -> str:
     return ", ".join(langs) if langs else "none"
