@@ -164,15 +164,25 @@ def run_from_arrays(
     candidate_ids, candidate_langs, candidate_embeddings: np.ndarray,
     qrels_query_ids, qrels_candidate_ids,
 ) -> Run:
-    """An in-memory :class:`Run` (nothing written), e.g. for a quick evaluation while training."""
+    """An in-memory :class:`Run` (nothing written), e.g. for a quick evaluation while training.
+
+    Embeddings are stored as ``meta['dtype']`` (default float32) and checked for NaN/inf like
+    :func:`read_run` does; the tables' ids and qrels are not validated.
+    """
     path = Path(path)
+    dtype = meta.get("dtype", "float32")
+    if dtype not in DTYPES:
+        raise InputError(None, "dtype", f"unsupported embedding dtype {dtype!r}; use float16 or float32")
     queries = pa.table({"id": pa.array(query_ids, pa.string()), "lang": pa.array(query_langs, pa.string()),
                         "xling_id": pa.array(query_xling_ids, pa.string())})
     candidates = pa.table({"id": pa.array(candidate_ids, pa.string()), "lang": pa.array(candidate_langs, pa.string())})
-    meta = {"format": RUN_FORMAT, **meta, "dim": int(query_embeddings.shape[1])}
-    return Run(path=path, meta=meta,
-               queries=EmbeddingTable(path, queries, np.asarray(query_embeddings)),
-               candidates=EmbeddingTable(path, candidates, np.asarray(candidate_embeddings)),
+    meta = {"format": RUN_FORMAT, **meta, "dim": int(query_embeddings.shape[1]), "dtype": dtype}
+    sides = []
+    for name, table, emb in ((QUERIES, queries, query_embeddings), (CANDIDATES, candidates, candidate_embeddings)):
+        side = EmbeddingTable(path, table, np.ascontiguousarray(emb, dtype=np.dtype(dtype)))
+        _check_finite(side.embeddings, path / name, side)
+        sides.append(side)
+    return Run(path=path, meta=meta, queries=sides[0], candidates=sides[1],
                qrels=qrels_table(qrels_query_ids, qrels_candidate_ids))
 
 

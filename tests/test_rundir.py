@@ -169,3 +169,33 @@ def test_schemas_come_from_data_specs():
     schema = rundir.table_schema("queries", "float16", 768)
     assert schema.names == ["id", "lang", "xling_id", "embedding"]
     assert schema.field("embedding").type == pa.list_(pa.float16(), 768)
+
+
+def _in_memory(dtype=None, q=None, c=None):
+    rng = np.random.default_rng(7)
+    q = rng.standard_normal((4, 8)) if q is None else q  # float64 on purpose: stored as meta dtype
+    c = rng.standard_normal((6, 8)) if c is None else c
+    meta = {"dataset": "held-out", "model": "training", "normalized": False} | ({"dtype": dtype} if dtype else {})
+    return rundir.run_from_arrays(
+        "<held-out>", meta, query_ids=["q0", "q1", "q2", "q3"], query_langs=["en", "de", "en", "de"],
+        query_xling_ids=["x0", "x0", "x1", "x1"], query_embeddings=q,
+        candidate_ids=[f"c{i}" for i in range(6)], candidate_langs=["en", "de"] * 3, candidate_embeddings=c,
+        qrels_query_ids=["q0", "q1"], qrels_candidate_ids=["c0", "c1"])
+
+
+@pytest.mark.parametrize("dtype", [None, "float16", "float32"])
+def test_run_from_arrays_stores_meta_dtype(dtype):
+    run = _in_memory(dtype)
+    want = np.dtype(dtype or "float32")
+    assert run.meta["dtype"] == want.name
+    assert run.queries.embeddings.dtype == want and run.candidates.embeddings.dtype == want
+    assert run.queries.embeddings.flags.c_contiguous and run.candidates.embeddings.flags.c_contiguous
+
+
+def test_run_from_arrays_rejects_non_finite_and_unknown_dtype():
+    c = np.zeros((6, 8))
+    c[5, 3] = np.inf
+    with pytest.raises(InputError, match=r"candidates\.arrow: embedding: NaN or inf .* row 5 \(id 'c5'\)"):
+        _in_memory(c=c)
+    with pytest.raises(InputError, match="dtype"):
+        _in_memory("float64")
