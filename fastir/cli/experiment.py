@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 
 from fastir.cli.options import split_list
-
-STRATEGIES = ("x-x-mono", "x-x", "x-y", "hybrid", "en-en")
+from fastir.sampler import STRATEGIES
 
 
 @click.command()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import click
 
+from fastir.sampler import STRATEGIES
+
 
 @click.command()
 @click.argument("data", nargs=-1, required=True)
-@click.option("--strategy", type=click.Choice(["x-x-mono", "x-x", "x-y", "hybrid", "en-en"]), default="hybrid", show_default=True)
+@click.option("--strategy", type=click.Choice(STRATEGIES), default="hybrid", show_default=True)
 @click.option("--alpha", type=float, default=0.5, show_default=True, help="hybrid: probability of a monolingual batch.")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Global batch size (pairs).")
 @click.option("--steps", type=int, default=None, help="Batches to draw (default: one epoch).")

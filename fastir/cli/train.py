@@ -5,10 +5,8 @@ from __future__ import annotations
 import click
 
 from fastir.cli.options import split_list
-
 from fastir.errors import InputError
-
-STRATEGIES = ("x-x-mono", "x-x", "x-y", "hybrid", "en-en")
+from fastir.sampler import STRATEGIES
 
 
 @click.command()
