@@ -17,7 +17,6 @@ import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -73,6 +72,7 @@ class EmbeddingTable:
         self.table = table
         self.embeddings = embeddings  # (N, D) float16 or float32; zero-copy view of the mmap when possible
         self._lists: dict[str, list[str]] = {}
+        self._lang_codes: tuple[list[str], np.ndarray] | None = None
 
     def _column(self, name: str) -> list[str] | None:
         if name not in self.table.column_names:
@@ -98,16 +98,11 @@ class EmbeddingTable:
 
     def lang_codes(self) -> tuple[list[str], np.ndarray]:
         """(languages in order of first appearance, int32 index of each row's language in that list)."""
-        if "lang_codes" not in self._lists:
+        if self._lang_codes is None:
             encoded = self.table.column("lang").combine_chunks().dictionary_encode()
-            self._lists["lang_codes"] = (encoded.dictionary.to_pylist(),
-                                         encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32))
-        return self._lists["lang_codes"]
-
-    def blocks_fp32(self, rows: int) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield (start, fp32 block) of at most ``rows`` rows: Numba cannot take float16, so upcast per block."""
-        for start in range(0, len(self), rows):
-            yield start, np.asarray(self.embeddings[start : start + rows], dtype=np.float32)
+            self._lang_codes = (encoded.dictionary.to_pylist(),
+                                encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32))
+        return self._lang_codes
 
 
 @dataclass

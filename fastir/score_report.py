@@ -92,7 +92,7 @@ def aggregate(result) -> None:
         row = {kind: _mean_cells(result, [c for c in mine if c.kind == kind], names) for kind in KINDS}
         multi = [c for c in mine if c.kind == "multi"]
         row["rank_distance"] = result.cell_stats[multi[0]]["rank_distance"] if multi else None
-        row["queries"] = int((result.query_lang_id == result.query_langs.index(x)).sum())
+        row["queries"] = int(rows_per_lang[lang_index[x]])
         per_language[x] = row
     result.per_language = per_language
 

@@ -45,9 +45,6 @@ def test_round_trip(tmp_path, dtype):
     assert list(qi) == list(range(5)) and list(ci) == list(range(5))
     # zero-copy: the view's memory belongs to the memory-mapped file, not a numpy copy
     assert not run.candidates.embeddings.flags.owndata
-    blocks = list(run.candidates.blocks_fp32(3))
-    assert [s for s, _ in blocks] == [0, 3, 6] and all(b.dtype == np.float32 for _, b in blocks)
-    np.testing.assert_array_equal(np.concatenate([b for _, b in blocks]), c.astype(dtype).astype(np.float32))
 
 
 def test_multiple_record_batches_are_read_whole(tmp_path, monkeypatch):
