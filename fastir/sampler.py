@@ -35,10 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from fastir.errors import InputError
+from fastir.train_choices import SOURCE_MODES, STRATEGIES
 from fastir.train_table import PairIndex, TrainTable, build_pair_index, open_train_table
 
-STRATEGIES = ("x-x-mono", "x-x", "x-y", "hybrid", "en-en")
-SOURCE_MODES = ("proportional", "uniform", "mixed")
 STATE_FORMAT = "fastir-sampler/1"
 
 # stream kinds inside a source pool

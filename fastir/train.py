@@ -25,9 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastir.errors import InputError
-from fastir.sampler import STRATEGIES
+from fastir.train_choices import PRECISIONS, STRATEGIES
 
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 LOG_FILE = "train.jsonl"
 BATCH_LOG = "batches.rank{rank}.jsonl"
 

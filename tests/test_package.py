@@ -23,6 +23,16 @@ def test_import_is_light(tmp_path):
     assert seconds < 0.5
 
 
+def test_cli_help_imports_no_array_library(tmp_path):
+    # `fastir --help` imports every sub-command module for its one-line help: they stay light.
+    out = _python(
+        "import sys, json\nfrom fastir.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(json.dumps([m for m in ('numpy', 'pyarrow', 'torch', 'numba') if m in sys.modules]))",
+        tmp_path,
+    )
+    assert json.loads(out.splitlines()[-1]) == []
+
+
 def test_kernels_installed_under_fastir_only(tmp_path):
     out = _python(
         "import importlib.util, fastir.kernels; "

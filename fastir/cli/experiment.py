@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from fastir.cli.options import split_list
-from fastir.sampler import STRATEGIES
+from fastir.train_choices import PRECISIONS, STRATEGIES
 
 
 @click.command()
@@ -33,7 +33,7 @@ from fastir.sampler import STRATEGIES
 @click.option("--query-prefix", default="")
 @click.option("--passage-prefix", default="")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True)
 @click.option("--save-steps", type=int, default=0, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def experiment(data, model, out, strategies, eval_datasets, eval_langs, include_base, candidates, progress, **train):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from fastir.sampler import STRATEGIES
+from fastir.train_choices import SOURCE_MODES, STRATEGIES
 
 
 @click.command()
@@ -15,7 +15,7 @@ from fastir.sampler import STRATEGIES
 @click.option("--steps", type=int, default=None, help="Batches to draw (default: one epoch).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--lang-weights", default=None, help="e.g. en=2,de=1 (unlisted languages get 0; default: uniform).")
-@click.option("--source-mode", type=click.Choice(["proportional", "uniform", "mixed"]), default="proportional", show_default=True)
+@click.option("--source-mode", type=click.Choice(SOURCE_MODES), default="proportional", show_default=True)
 @click.option("--out", type=click.Path(), default=None, help="Write one row per pair: .jsonl or .parquet.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)

@@ -6,7 +6,7 @@ import click
 
 from fastir.cli.options import split_list
 from fastir.errors import InputError
-from fastir.sampler import STRATEGIES
+from fastir.train_choices import PRECISIONS, SOURCE_MODES, STRATEGIES
 
 
 @click.command()
@@ -30,12 +30,12 @@ from fastir.sampler import STRATEGIES
 @click.option("--query-prefix", default="", help="Prepended to every query.")
 @click.option("--passage-prefix", default="", help="Prepended to every passage and hard negative.")
 @click.option("--lang-weights", default=None, help="Language weights, e.g. en=2,de=1 (default uniform).")
-@click.option("--source-mode", type=click.Choice(["proportional", "uniform", "mixed"]), default="proportional",
+@click.option("--source-mode", type=click.Choice(SOURCE_MODES), default="proportional",
               show_default=True)
 @click.option("--hard-negatives/--no-hard-negatives", default=True, show_default=True,
               help="Use the table's negative column when present.")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto", show_default=True,
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
               help="auto: bf16 (or fp16 + GradScaler) autocast on CUDA, fp32 on the CPU.")
 @click.option("--save-steps", type=int, default=0, show_default=True, help="Checkpoint every N steps (0: final only).")
 @click.option("--keep-checkpoints", type=int, default=0, show_default=True, help="Keep the newest N (0: all).")
