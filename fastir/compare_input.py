@@ -16,12 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from fastir.errors import InputError
+from fastir.score import PER_QUERY_FORMAT
+from fastir.score_report import PER_QUERY_PARQUET as PER_QUERY
+from fastir.settings import KINDS as SETTINGS
+from fastir.settings import POOLED
 
-PER_QUERY = "per_query.parquet"
-SUMMARY = "summary.json"
-PER_QUERY_FORMAT = "fastir-per-query/1"
-SETTINGS = ("mono", "cross", "multi")
-POOLED = "all"
 KEY_COLUMNS = ("query_id", "query_lang", "cand_lang", "setting")
 # metric name (CLI / report) -> per_query.parquet column
 BASE_METRICS = {"map": "ap", "mrr": "rr"}

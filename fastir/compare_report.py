@@ -14,7 +14,6 @@ from pathlib import Path
 from fastir.compare import Comparison
 from fastir.compare_input import RANK_DISTANCE, SETTINGS
 
-FORMATS = ("table", "markdown", "latex", "json")
 SETTING_LABEL = {"mono": "Mo.", "cross": "Cr.", "multi": "Mul."}
 SETTING_NAME = {"mono": "monolingual", "cross": "cross-lingual", "multi": "multilingual"}
 OUT_FILES = {"table": "compare.txt", "markdown": "compare.md", "latex": "compare.tex", "json": "compare.json"}

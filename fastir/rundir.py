@@ -165,17 +165,15 @@ def run_from_arrays(
     :func:`read_run` does; the tables' ids and qrels are not validated.
     """
     path = Path(path)
-    dtype = meta.get("dtype", "float32")
-    if dtype not in DTYPES:
-        raise InputError(None, "dtype", f"unsupported embedding dtype {dtype!r}; use float16 or float32")
+    meta = _full_meta(meta, "float32", int(query_embeddings.shape[1]))
+    dtype = meta["dtype"]
     queries = pa.table({"id": pa.array(query_ids, pa.string()), "lang": pa.array(query_langs, pa.string()),
                         "xling_id": pa.array(query_xling_ids, pa.string())})
     candidates = pa.table({"id": pa.array(candidate_ids, pa.string()), "lang": pa.array(candidate_langs, pa.string())})
-    meta = {"format": RUN_FORMAT, **meta, "dim": int(query_embeddings.shape[1]), "dtype": dtype}
     sides = []
     for name, table, emb in ((QUERIES, queries, query_embeddings), (CANDIDATES, candidates, candidate_embeddings)):
         side = EmbeddingTable(path, table, np.ascontiguousarray(emb, dtype=np.dtype(dtype)))
-        _check_finite(side.embeddings, path / name, side)
+        _check_finite(side, path / name)
         sides.append(side)
     return Run(path=path, meta=meta, queries=sides[0], candidates=sides[1],
                qrels=qrels_table(qrels_query_ids, qrels_candidate_ids))
@@ -247,19 +245,24 @@ def write_run(
     """
     path = Path(path)
     check_output_dir(path, overwrite=overwrite)
-    dtype = meta.get("dtype", "float16")
-    if dtype not in DTYPES:
-        raise InputError(None, "dtype", f"unsupported embedding dtype {dtype!r}; use float16 or float32")
-    dim = int(query_embeddings.shape[1])
+    meta = _full_meta(meta, "float16", int(query_embeddings.shape[1]))
+    dtype, dim = meta["dtype"], meta["dim"]
     if candidate_embeddings.shape[1] != dim:
         raise InputError(None, "dim", f"queries have dim {dim}, candidates {candidate_embeddings.shape[1]}")
-    meta = {"format": RUN_FORMAT, **meta, "dim": dim, "dtype": dtype}
     with atomic_dir(path, overwrite=overwrite) as tmp:
         write_table(tmp / QUERIES, queries_table(query_ids, query_langs, query_xling_ids, query_embeddings, dtype))
         write_table(tmp / CANDIDATES, candidates_table(candidate_ids, candidate_langs, candidate_embeddings, dtype))
         write_table(tmp / QRELS, qrels_table(qrels_query_ids, qrels_candidate_ids))
         write_run_json(tmp, meta)
     return path
+
+
+def _full_meta(meta: dict, default_dtype: str, dim: int) -> dict:
+    """``meta`` with format, dim and a checked embedding dtype (``meta['dtype']`` or the default)."""
+    dtype = meta.get("dtype", default_dtype)
+    if dtype not in DTYPES:
+        raise InputError(None, "dtype", f"unsupported embedding dtype {dtype!r}; use float16 or float32")
+    return {"format": RUN_FORMAT, **meta, "dim": dim, "dtype": dtype}
 
 
 def write_run_json(directory: str | os.PathLike, meta: dict) -> None:
@@ -335,10 +338,10 @@ def embeddings_view(table: pa.Table, file: Path, dim: int, dtype: str) -> np.nda
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
-def _check_finite(emb: np.ndarray, file: Path, side: EmbeddingTable) -> None:
+def _check_finite(side: EmbeddingTable, file: Path) -> None:
     from fastir.kernels.upcast import first_nonfinite_row
 
-    row = first_nonfinite_row(emb)
+    row = first_nonfinite_row(side.embeddings)
     if row >= 0:
         raise InputError(file, "embedding", f"NaN or inf in the embedding of row {row} (id {side.table.column('id')[row].as_py()!r})")
 
@@ -381,7 +384,7 @@ def read_run(path: str | os.PathLike, check_finite: bool = True) -> Run:
         _check_unique(table.column("id"), file, "id")
         side = EmbeddingTable(path=file, table=table, embeddings=embeddings_view(table, file, dim, dtype))
         if check_finite:
-            _check_finite(side.embeddings, file, side)
+            _check_finite(side, file)
         sides[name] = side
     qfile = path / QRELS
     qrels = read_table(qfile, table_schema("qrels"))

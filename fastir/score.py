@@ -32,9 +32,8 @@ import numpy as np
 
 from fastir.errors import InputError
 from fastir.rundir import QRELS, Run, read_run
-from fastir.settings import DEFAULT_KS, POOLED, Cell, parse_ks, parse_pairs
+from fastir.settings import DEFAULT_BLOCK_MB, DEFAULT_KS, POOLED, Cell, parse_ks, parse_pairs
 
-DEFAULT_BLOCK_MB = 256
 SCORES_FORMAT = "fastir-scores/1"
 PER_QUERY_FORMAT = "fastir-per-query/1"
 
@@ -82,11 +81,11 @@ class ScoreResult:
     def set_index(self, cand_lang: str) -> int:
         return len(self.cand_langs) if cand_lang == POOLED else self.cand_langs.index(cand_lang)
 
-    def to_json(self) -> dict:
-        """The content of summary.json (format ``fastir-scores/1``)."""
-        from fastir.score_report import summary_json
-
-        return summary_json(self)
+    def cell_rows(self, cell: Cell) -> tuple[int, np.ndarray]:
+        """(set index of ``cell``'s candidates, query rows scored in ``cell``: its language, >= 1 gold)."""
+        s = self.set_index(cell.cand_lang)
+        x = self.query_langs.index(cell.query_lang)
+        return s, np.flatnonzero((self.query_lang_id == x) & (self.metrics.nrel[:, s] > 0))
 
 
 def score_run(
@@ -212,7 +211,8 @@ def _score_blocks(run: Run, plan: _Plan, ks, block_mb: float, trec_depth: int | 
 
     for cand_mask, rows in _groups(plan):
         cols = None if cand_mask.all() else np.flatnonzero(cand_mask[lang_sorted])
-        c_block = gather_float32(run.candidates.embeddings, perm if cols is None else perm[cols])
+        cand_rows = perm if cols is None else perm[cols]  # candidate row of each block column
+        c_block = gather_float32(run.candidates.embeddings, cand_rows)
         c_lang = lang_sorted if cols is None else np.ascontiguousarray(lang_sorted[cols])
         lang_ptr = np.searchsorted(c_lang, np.arange(n_langs + 1)).astype(np.int64)
         g_ptr, g_col = _local_golds(plan, rows, position, cols)
@@ -227,16 +227,16 @@ def _score_blocks(run: Run, plan: _Plan, ks, block_mb: float, trec_depth: int | 
         for s in range(0, len(rows), rows_per_block):
             e = min(s + rows_per_block, len(rows))
             n = e - s
-            gather_float32(q_emb, rows[s:e], q_buf[:n])
+            b_rows = rows[s:e]
+            gather_float32(q_emb, b_rows, q_buf[:n])
             scores = s_buf[:n]
             np.matmul(q_buf[:n], c_block.T, out=scores)
-            b_rows = rows[s:e]
             q_group = plan.query_lang_id[b_rows]
             lo, hi = g_ptr[s], g_ptr[e]
             score_block(scores, lang_ptr, g_ptr[s:e + 1] - lo, g_col[lo:hi], g_lang[lo:hi], b_rows, q_group,
                         plan.want, ks_arr, out)
             if top is not None:
-                _keep_top(top, scores, c_lang, plan.want, q_group, b_rows, perm if cols is None else perm[cols])
+                _keep_top(top, scores, c_lang, plan.want, q_group, b_rows, cand_rows)
     nrel, ap, rr, recall, rd = out
     return QueryMetrics(nrel, ap, rr, recall, rd), top
 
@@ -274,11 +274,9 @@ def _local_golds(plan: _Plan, rows: np.ndarray, position: np.ndarray, cols: np.n
     ``position[c]`` is candidate row c's column in the language-grouped table, ``cols`` the
     columns of that table in the block (None = all); golds outside the block are dropped.
     """
-    starts, ends = plan.gold_ptr[rows], plan.gold_ptr[rows + 1]
-    lengths = ends - starts
-    total = int(lengths.sum())
-    flat = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(total)
-    col = position[plan.gold_cand[flat]]
+    starts = plan.gold_ptr[rows]
+    lengths = plan.gold_ptr[rows + 1] - starts
+    col = position[plan.gold_cand[concat_ranges(starts, lengths)]]
     owner = np.repeat(np.arange(len(rows)), lengths)
     if cols is not None:
         local = np.full(len(position), -1, dtype=np.int64)
@@ -302,3 +300,10 @@ def _keep_top(top: TopK, scores, c_lang, want, q_group, b_rows, cand_of_col):
 
 def default_out_dir(run_path: str | os.PathLike) -> Path:
     return Path(run_path) / "scores"
+
+
+def concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(start, start + length) for each pair, without a Python loop."""
+    total = int(lengths.sum())
+    offsets = np.concatenate(([0], np.cumsum(lengths)[:-1])) if len(lengths) else np.zeros(0, np.int64)
+    return np.repeat(starts - offsets, lengths) + np.arange(total)

@@ -132,25 +132,21 @@ def per_query_table(result):
     """per_query.parquet rows (data_specs/per-query-format.json): one per (query, selected cell) with num_relevant >= 1."""
     import pyarrow as pa
 
+    from fastir.score import PER_QUERY_FORMAT
+
     m = result.metrics
     ids = result.run.queries.table.column("id")
-    parts: dict[str, list] = {k: [] for k in ("rows", "qlang", "clang", "kind", "s")}
     kinds = list(KINDS)
-    clangs = result.cand_langs + [POOLED]
+    parts: dict[str, list] = {"rows": [np.zeros(0, np.int64)], "s": [np.zeros(0, np.int64)],
+                              "kind": [np.zeros(0, np.int64)]}
     for cell in result.cells:
-        x = result.query_langs.index(cell.query_lang)
-        s = result.set_index(cell.cand_lang)
-        rows = np.flatnonzero((result.query_lang_id == x) & (m.nrel[:, s] > 0))
+        s, rows = result.cell_rows(cell)
         parts["rows"].append(rows)
-        parts["qlang"].append(np.full(len(rows), x, np.int32))
-        parts["clang"].append(np.full(len(rows), s, np.int32))
-        parts["kind"].append(np.full(len(rows), kinds.index(cell.kind), np.int32))
         parts["s"].append(np.full(len(rows), s, np.int64))
-    rows = np.concatenate(parts["rows"]) if parts["rows"] else np.zeros(0, np.int64)
-    s = np.concatenate(parts["s"]) if parts["s"] else np.zeros(0, np.int64)
+        parts["kind"].append(np.full(len(rows), kinds.index(cell.kind), np.int64))
+    rows, s, kind = (np.concatenate(parts[k]) for k in ("rows", "s", "kind"))
 
-    def labels(key, dictionary):
-        idx = np.concatenate(parts[key]) if parts[key] else np.zeros(0, np.int32)
+    def labels(idx, dictionary):
         return pa.DictionaryArray.from_arrays(pa.array(idx, pa.int32()), pa.array(dictionary, pa.string())).cast(pa.string())
 
     rd = np.full(len(rows), np.nan)
@@ -158,9 +154,9 @@ def per_query_table(result):
     rd[pooled] = m.rank_distance[rows[pooled]]
     cols = {
         "query_id": ids.take(pa.array(rows, pa.int64())).combine_chunks(),
-        "query_lang": labels("qlang", result.query_langs),
-        "cand_lang": labels("clang", clangs),
-        "setting": labels("kind", kinds),
+        "query_lang": labels(result.query_lang_id[rows], result.query_langs),
+        "cand_lang": labels(s, result.cand_langs + [POOLED]),
+        "setting": labels(kind, kinds),
         "num_relevant": pa.array(m.nrel[rows, s].astype(np.int32), pa.int32()),
         "ap": pa.array(m.ap[rows, s], pa.float64()),
         "rr": pa.array(m.rr[rows, s], pa.float64()),
@@ -169,7 +165,7 @@ def per_query_table(result):
         cols[f"recall@{k}"] = pa.array(m.recall[rows, s, i], pa.float64())
     cols["rank_distance"] = pa.array(rd, pa.float64())  # NaN (not null) outside multi rows with >= 2 golds
     meta = {
-        "format": "fastir-per-query/1",
+        "format": PER_QUERY_FORMAT,
         "dataset": result.run.meta.get("dataset"),
         "dataset_checksum": result.run.meta.get("dataset_checksum"),
         "model": result.run.meta.get("model"),

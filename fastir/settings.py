@@ -15,6 +15,8 @@ from fastir.errors import InputError
 POOLED = "all"
 KINDS = ("mono", "cross", "multi")
 DEFAULT_KS = (1, 5, 10, 20, 100)
+# MiB of float32 scores per block of Q·Cᵀ (``--block-mb``).
+DEFAULT_BLOCK_MB = 256
 
 
 @dataclass(frozen=True)
@@ -42,11 +44,18 @@ def all_cells(query_langs: list[str], cand_langs: list[str]) -> list[Cell]:
     return cells
 
 
+def split_list(value: str | None) -> list[str] | None:
+    """``"en, de,,es"`` -> ``["en", "de", "es"]``; None stays None (option not given)."""
+    if value is None:
+        return None
+    return [x.strip() for x in value.split(",") if x.strip()]
+
+
 def parse_pairs(spec: str, query_langs: list[str], cand_langs: list[str]) -> list[Cell]:
     """Cells selected by a ``--pairs`` value, in display order; unknown languages raise InputError."""
     everything = all_cells(query_langs, cand_langs)
     chosen: set[Cell] = set()
-    items = [x.strip() for x in str(spec).split(",") if x.strip()]
+    items = split_list(str(spec))
     if not items:
         raise InputError(None, "--pairs", "empty; use all, mono, cross, multi or pairs like en-de,en-all")
     for item in items:

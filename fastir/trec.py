@@ -18,6 +18,8 @@ import numpy as np
 from fastir.atomic import atomic_dir
 from fastir.errors import InputError
 from fastir.rundir import check_output_dir
+from fastir.score import concat_ranges
+from fastir.settings import POOLED
 
 RUN_TAG = "fastir"
 _WS = re.compile(r"\s")
@@ -39,14 +41,12 @@ def write_trec(result, out_dir: str | os.PathLike, overwrite: bool = False) -> P
     check_output_dir(out_dir, overwrite=overwrite)
     qids = run.queries.table.column("id").combine_chunks()
     cids = run.candidates.table.column("id").combine_chunks()
-    cand_set = np.asarray(run.candidates.langs)  # only for qrels filtering below
+    _, cand_lang_id = run.candidates.lang_codes()  # codes index result.cand_langs
     options = pacsv.WriteOptions(include_header=False, delimiter=" ", quoting_style="none")
     m, top = result.metrics, result.top
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         for cell in result.cells:
-            x = result.query_langs.index(cell.query_lang)
-            s = result.set_index(cell.cand_lang)
-            rows = np.flatnonzero((result.query_lang_id == x) & (m.nrel[:, s] > 0))
+            s, rows = result.cell_rows(cell)
             lengths = top.length[rows, s].astype(np.int64)
             keep = np.arange(top.depth)[None, :] < lengths[:, None]
             q_rep = np.repeat(rows, lengths)
@@ -63,10 +63,9 @@ def write_trec(result, out_dir: str | os.PathLike, overwrite: bool = False) -> P
 
             g_lengths = result.gold_ptr[rows + 1] - result.gold_ptr[rows]
             g_rows = np.repeat(rows, g_lengths)
-            g_flat = _ranges(result.gold_ptr[rows], g_lengths)
-            g_cand = result.gold_cand[g_flat]
-            if cell.cand_lang != "all":
-                inside = cand_set[g_cand] == cell.cand_lang
+            g_cand = result.gold_cand[concat_ranges(result.gold_ptr[rows], g_lengths)]
+            if cell.cand_lang != POOLED:
+                inside = cand_lang_id[g_cand] == s
                 g_rows, g_cand = g_rows[inside], g_cand[inside]
             qrels = pa.table({
                 "qid": qids.take(pa.array(g_rows.astype(np.int64))),
@@ -77,9 +76,3 @@ def write_trec(result, out_dir: str | os.PathLike, overwrite: bool = False) -> P
             pacsv.write_csv(qrels, str(tmp / f"{cell.name}.qrels"), options)
     return out_dir
 
-
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenation of arange(start, start + length) for each pair, without a Python loop."""
-    total = int(lengths.sum())
-    offsets = np.concatenate(([0], np.cumsum(lengths)[:-1])) if len(lengths) else np.zeros(0, np.int64)
-    return np.repeat(starts - offsets, lengths) + np.arange(total)

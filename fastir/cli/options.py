@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
+from fastir.settings import split_list
 
-def split_list(value: str | None) -> list[str] | None:
-    """``"en, de,,es"`` -> ``["en", "de", "es"]``; None stays None (option not given)."""
-    if value is None:
-        return None
-    return [x.strip() for x in value.split(",") if x.strip()]
+__all__ = ["split_list"]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import click
 
+from fastir.settings import DEFAULT_BLOCK_MB, DEFAULT_KS
+
 
 @click.command()
 @click.argument("run_dir", metavar="RUN", type=click.Path())
 @click.option("--pairs", default="all", show_default=True,
               help="Cells: all | mono | cross | multi | a list like en-de,en-all (may mix keywords).")
-@click.option("--k", "ks", default="1,5,10,20,100", show_default=True, help="Recall@k cutoffs, comma-separated.")
+@click.option("--k", "ks", default=",".join(map(str, DEFAULT_KS)), show_default=True, help="Recall@k cutoffs, comma-separated.")
 @click.option("--out", "out_dir", type=click.Path(), default=None, help="Output directory [default: RUN/scores/].")
 @click.option("--overwrite", is_flag=True, help="Replace non-empty output directories.")
 @click.option("--per-query", is_flag=True, help="Also write per_query.parquet (input of `fastir compare`).")
@@ -18,7 +20,7 @@ import click
 @click.option("--trec-depth", type=int, default=None, help="Candidates per query in TREC runs [default: max --k].")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
               help="What to print: summary table, summary.json content, or pairs.csv content.")
-@click.option("--block-mb", type=float, default=256, show_default=True,
+@click.option("--block-mb", type=float, default=DEFAULT_BLOCK_MB, show_default=True,
               help="Memory budget of one float32 score block (MiB).")
 def score(run_dir, pairs, ks, out_dir, overwrite, per_query, trec_dir, trec_depth, fmt, block_mb):
     """Score every language pair of RUN (a `fastir embed` run dir) exactly, over the full ranking.
@@ -43,8 +45,7 @@ def score(run_dir, pairs, ks, out_dir, overwrite, per_query, trec_dir, trec_dept
     if trec_dir is not None:
         check_output_dir(trec_dir, overwrite=overwrite)
         trec_depth = max(ks) if trec_depth is None else trec_depth
-    result = score_run(run, pairs=pairs, ks=ks, per_query=per_query, block_mb=block_mb,
-                       trec_depth=trec_depth if trec_dir is not None else None)
+    result = score_run(run, pairs=pairs, ks=ks, per_query=per_query, block_mb=block_mb, trec_depth=trec_depth)
     write_scores(result, out_dir, overwrite=overwrite, trec_dir=trec_dir)
     if fmt == "json":
         click.echo(json.dumps(summary_json(result), indent=2))
