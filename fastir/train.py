@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from fastir.checkpoint import FINAL, TRAIN_FORMAT, TRAIN_JSON, checkpoint_name
 from fastir.errors import InputError
 from fastir.train_choices import PRECISIONS, STRATEGIES
 
@@ -311,14 +312,14 @@ def _check_resume_settings(ckpt: Path, meta: dict, current: dict) -> None:
     recorded = meta.get("settings", {})
     for key in _RESUME_KEYS:
         if recorded.get(key) != current.get(key):
-            raise InputError(ckpt / "fastir-train.json", f"settings.{key}",
+            raise InputError(ckpt / TRAIN_JSON, f"settings.{key}",
                              f"checkpoint has {recorded.get(key)!r}, this command {current.get(key)!r}: "
                              "resume with the same settings (or start a new --out)")
 
 
 def _prepare_out(cfg: TrainConfig, out: Path, info: DistInfo) -> None:
     """Create ``out`` (rank 0), after every input check passed; --overwrite clears the old run."""
-    from fastir.checkpoint import FINAL, list_checkpoints
+    from fastir.checkpoint import list_checkpoints
 
     if info.rank != 0:
         return
@@ -326,8 +327,7 @@ def _prepare_out(cfg: TrainConfig, out: Path, info: DistInfo) -> None:
         # Remove only what a training run writes; anything else in the directory is left alone.
         for _, path in list_checkpoints(out):
             shutil.rmtree(path)
-        for name in (FINAL,):
-            shutil.rmtree(out / name, ignore_errors=True)
+        shutil.rmtree(out / FINAL, ignore_errors=True)
         for child in out.glob("*.jsonl"):
             child.unlink()
     out.mkdir(parents=True, exist_ok=True)
@@ -359,8 +359,6 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
     from fastir.losses import gather_with_local_grad, info_nce
 
     out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise InputError(out, None, "output path exists and is not a directory")
 
     # --- everything that can fail on bad input, before anything is written
     from fastir.rundir import check_output_dir
@@ -443,10 +441,10 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
     def save(step: int) -> Path:
         rngs = _gather_objects(rng_state(), info)
         sampler_state = sampler.state_dict()
-        path = out / f"checkpoint-{step:06d}"
+        path = out / checkpoint_name(step)
         if info.rank == 0:
             meta = {
-                "format": "fastir-train/1", "step": step, "seed": cfg.seed, "world_size": info.world_size,
+                "format": TRAIN_FORMAT, "step": step, "seed": cfg.seed, "world_size": info.world_size,
                 "settings": current, "sampler": sampler_state, "base_model": cfg.model,
                 "pooling": encoder.pooling, "normalize": True, "query_prefix": cfg.query_prefix,
                 "passage_prefix": cfg.passage_prefix, "device": str(device), "versions": _versions(),
@@ -533,8 +531,8 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
         for fh in (log, blog):
             if fh is not None:
                 fh.close()
-    final_ckpt = out / f"checkpoint-{cfg.steps:06d}"
-    final = out / "final"
+    final_ckpt = out / checkpoint_name(cfg.steps)
+    final = out / FINAL
     if info.rank == 0:
         final = publish_final(out, final_ckpt)
     if info.world_size > 1:

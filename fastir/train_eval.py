@@ -71,18 +71,18 @@ def _from_train_table(path: Path, langs) -> EvalSet:
     # Held-out sets are small: decode the four columns once.
     cols = {name: table.table.column(name).to_pylist() for name in ("xling_id", "lang", "query", "passage")}
     rows = [i for i, lang in enumerate(cols["lang"]) if langs is None or lang in langs]
-    cand_of: dict[tuple[str, str], str] = {}  # (lang, passage text) -> candidate id
+    cand_of: dict[tuple[str, str], int] = {}  # (lang, passage text) -> candidate index
     cand_ids, cand_langs, cand_texts, cand_xling = [], [], [], []
     for i in rows:
         key = (cols["lang"][i], cols["passage"][i])
         if key not in cand_of:
-            cand_of[key] = f"c{len(cand_ids)}"
-            cand_ids.append(cand_of[key])
+            cand_of[key] = len(cand_ids)
+            cand_ids.append(f"c{len(cand_ids)}")
             cand_langs.append(key[0])
             cand_texts.append(key[1])
             cand_xling.append({cols["xling_id"][i]})
         else:
-            cand_xling[int(cand_of[key][1:])].add(cols["xling_id"][i])
+            cand_xling[cand_of[key]].add(cols["xling_id"][i])
     by_xling: dict[str, list[str]] = {}
     for cid, xs in zip(cand_ids, cand_xling):
         for x in xs:
