@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from pathlib import Path
@@ -44,28 +43,24 @@ def composition_table(sampler: BatchSampler, steps: int) -> pa.Table:
     )
 
 
-def write_composition(table: pa.Table, out: str | os.PathLike, overwrite: bool = False) -> None:
-    """JSONL for ``.jsonl``, Parquet for ``.parquet``; atomic (temp name, then rename)."""
+def check_composition_out(out: str | os.PathLike, overwrite: bool = False) -> Path:
+    """``--out`` of ``fastir sample``: a new (or, with ``overwrite``, existing) .jsonl or .parquet file."""
     out = Path(out)
-    name = out.name.lower()
-    if not name.endswith((".jsonl", ".parquet")):
+    if not out.name.lower().endswith((".jsonl", ".parquet")):
         raise InputError(out, "--out", "expected a file ending in .jsonl or .parquet")
     if out.is_dir():
         raise InputError(out, "--out", "is a directory")
     if out.exists() and not overwrite:
         raise InputError(out, "--out", "file exists; pass --overwrite")
-    from fastir.atomic import atomic_file, atomic_path
+    return out
 
-    if name.endswith(".parquet"):
-        import pyarrow.parquet as pq
 
-        with atomic_path(out) as tmp:
-            pq.write_table(table, str(tmp))
-    else:
-        with atomic_file(out, "w") as fh:
-            cols = [table.column(c).to_pylist() for c in COLUMNS]
-            for row in zip(*cols):
-                fh.write(json.dumps(dict(zip(COLUMNS, row)), ensure_ascii=False) + "\n")
+def write_composition(table: pa.Table, out: str | os.PathLike, overwrite: bool = False) -> None:
+    """JSONL for ``.jsonl``, Parquet for ``.parquet``; atomic (temp name, then rename)."""
+    from fastir.train_table import write_rows
+
+    out = check_composition_out(out, overwrite)
+    write_rows(table, out, "parquet" if out.name.lower().endswith(".parquet") else "jsonl")
 
 
 def composition_summary(table: pa.Table) -> dict:

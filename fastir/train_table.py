@@ -432,6 +432,12 @@ def write_train_table(table: pa.Table, out: str | os.PathLike, overwrite: bool =
         raise InputError(out, None, "output file exists; pass --overwrite")
     if out.is_dir():
         raise InputError(out, None, "output path is a directory")
+    write_rows(table, out, fmt)
+    return table.num_rows
+
+
+def write_rows(table: pa.Table, out: Path, fmt: str) -> None:
+    """``table`` to ``out`` as ``fmt`` (parquet, arrow or jsonl: one JSON object per row), atomically."""
     from fastir.atomic import atomic_file, atomic_path
 
     if fmt == "parquet":
@@ -447,7 +453,6 @@ def write_train_table(table: pa.Table, out: str | os.PathLike, overwrite: bool =
         with atomic_file(out, "w") as fh:
             for row in table.to_pylist():
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return table.num_rows
 
 
 def write_lareqa_train_table(ds, out: str | os.PathLike, overwrite: bool = False) -> int:

@@ -26,16 +26,13 @@ def sample(data, strategy, alpha, batch_size, steps, seed, lang_weights, source_
     histogram; with --out writes (step, batch_kind, xling_id, query_lang, passage_lang, source).
     """
     import json
-    from pathlib import Path
 
-    from fastir.errors import InputError
-    from fastir.sample_audit import composition_summary, composition_table, format_summary, write_composition
+    from fastir.sample_audit import (check_composition_out, composition_summary, composition_table, format_summary,
+                                     write_composition)
     from fastir.sampler import BatchSampler
 
-    if out is not None and not out.lower().endswith((".jsonl", ".parquet")):
-        raise InputError(out, "--out", "expected a file ending in .jsonl or .parquet")
-    if out is not None and Path(out).exists() and not overwrite:
-        raise InputError(out, "--out", "file exists; pass --overwrite")
+    if out is not None:
+        check_composition_out(out, overwrite)  # before sampling: fail fast, write nothing
     sampler = BatchSampler(
         list(data), strategy=strategy, batch_size=batch_size, seed=seed, alpha=alpha,
         lang_weights=parse_lang_weights(lang_weights), source_mode=source_mode,
