@@ -31,15 +31,17 @@ _CACHE_FORMAT = "fastir-train-cache/1"
 _CONVERT_ROWS = 1 << 17  # rows per record batch when converting Parquet / JSONL
 
 
+# File-name suffixes of each train-table format.
+SUFFIXES = {"parquet": (".parquet", ".pq"), "arrow": (".arrow", ".ipc", ".feather", ".arrows"),
+            "jsonl": (".jsonl", ".ndjson", ".json")}
+
+
 def table_format(path: str | os.PathLike) -> str:
     """``parquet`` | ``arrow`` | ``jsonl`` from the file name."""
     name = os.fspath(path).lower()
-    if name.endswith(".parquet") or name.endswith(".pq"):
-        return "parquet"
-    if name.endswith((".arrow", ".ipc", ".feather", ".arrows")):
-        return "arrow"
-    if name.endswith((".jsonl", ".ndjson", ".json")):
-        return "jsonl"
+    for fmt, suffixes in SUFFIXES.items():
+        if name.endswith(suffixes):
+            return fmt
     raise InputError(path, None, "unknown table format: expected .parquet, .arrow (Arrow IPC) or .jsonl")
 
 
@@ -225,7 +227,7 @@ class TrainTable:
 
 def _stem(path: Path) -> str:
     name = path.name
-    for suffix in (".parquet", ".pq", ".arrow", ".arrows", ".ipc", ".feather", ".jsonl", ".ndjson", ".json"):
+    for suffix in (s for suffixes in SUFFIXES.values() for s in suffixes):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return path.stem
@@ -380,9 +382,8 @@ def _jsonl_batches(path: Path, numeric_ids: bool):
     parse = pj.ParseOptions(explicit_schema=explicit, unexpected_field_behavior="ignore")
     try:
         reader = pj.open_json(str(path), read_options=pj.ReadOptions(block_size=16 << 20), parse_options=parse)
-        batches = list_or_stream(reader)
         present: list[str] | None = None
-        for batch in batches:
+        for batch in reader:
             if present is None:
                 present = [n for n in TEXT_COLUMNS if n in batch.schema.names and batch.column(n).null_count < len(batch)]
                 for name in REQUIRED:
@@ -397,14 +398,6 @@ def _jsonl_batches(path: Path, numeric_ids: bool):
 
         column = re.search(r"Column\(/([^)]*)\)", str(exc))
         raise InputError(path, column.group(1) if column else None, f"cannot read JSON lines: {' '.join(str(exc).split())}") from None
-
-
-def list_or_stream(reader):
-    while True:
-        try:
-            yield reader.read_next_batch()
-        except StopIteration:
-            return
 
 
 # --- LAReQA -> train table ---------------------------------------------------------------------
