@@ -154,7 +154,7 @@ class BatchSampler:
         self.pools = self._build_pools()
         self.pool_probs = self._pool_probs()
         self.steps_per_epoch = max(1, sum(p.size for p in self.pools) // self.batch_size)
-        lo, hi = _split_bounds(self.batch_size, self.world_size, self.rank)
+        lo, hi = rank_bounds(self.batch_size, self.world_size, self.rank)
         self._slice = slice(lo, hi)
         self._source_names = np.array(self.index.sources, dtype=object)
         self._lang_names = np.array(self.langs, dtype=object)
@@ -318,12 +318,16 @@ class BatchSampler:
         self._reset_streams()
         plan = self._plan()
         for s in range(step):  # replay the cursor arithmetic only: no permutations, no texts
-            key = self._stream_key(plan, s)
-            cycle, pos = self._cursor.get(key, (0, 0))
-            if pos + self.batch_size > self._stream_len(key):
-                cycle, pos = cycle + 1, 0
-            self._cursor[key] = (cycle, pos + self.batch_size)
+            self._advance(self._stream_key(plan, s))
         self.step = step
+
+    def _advance(self, key: tuple) -> tuple[int, int]:
+        """Take the next batch_size positions of stream ``key``: (cycle, start position)."""
+        cycle, pos = self._cursor.get(key, (0, 0))
+        if pos + self.batch_size > self._stream_len(key):
+            cycle, pos = cycle + 1, 0  # a new permutation of the stream
+        self._cursor[key] = (cycle, pos + self.batch_size)
+        return cycle, pos
 
     def _reset_streams(self) -> None:
         self._cursor: dict[tuple, tuple[int, int]] = {}
@@ -392,11 +396,8 @@ class BatchSampler:
         s = self.step
         key = self._stream_key(plan, s)
         B = self.batch_size
-        cycle, pos = self._cursor.get(key, (0, 0))
-        if pos + B > self._stream_len(key):
-            cycle, pos = cycle + 1, 0
+        cycle, pos = self._advance(key)
         perm, u = self._stream_perm(key, cycle)
-        self._cursor[key] = (cycle, pos + B)
         pairs = perm[pos : pos + B]
         if key[1] == _MONO:
             q = p = np.full(B, key[2], dtype=np.int64)
@@ -488,15 +489,11 @@ class BatchSampler:
         }
 
 
-def _split_bounds(n: int, parts: int, k: int) -> tuple[int, int]:
-    base, extra = divmod(n, parts)
-    lo = k * base + min(k, extra)
-    return lo, lo + base + (1 if k < extra else 0)
-
-
 def rank_bounds(batch_size: int, world_size: int, rank: int) -> tuple[int, int]:
     """Positions ``[lo, hi)`` of the global batch that ``rank`` receives."""
-    return _split_bounds(batch_size, world_size, rank)
+    base, extra = divmod(batch_size, world_size)
+    lo = rank * base + min(rank, extra)
+    return lo, lo + base + (1 if rank < extra else 0)
 
 
 def _make_sampler_dataset():
@@ -519,7 +516,7 @@ def _make_sampler_dataset():
         def __iter__(self):
             info = torch.utils.data.get_worker_info()
             worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
-            sampler = self.sampler if info is None else info.dataset.sampler
+            sampler = self.sampler  # in a worker, self is that worker's copy (info.dataset)
             j = 0
             while True:
                 plan = sampler.next_plan()
