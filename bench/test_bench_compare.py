@@ -35,7 +35,7 @@ def _per_query_aps(n: int, seed: int = 0):
 
 @pytest.mark.benchmark(group="compare-fisher")
 def test_fastir_randomization(benchmark, bench_scale, pinned_threads):
-    from fastir.compare import paired_randomization_test
+    from fastir.compare.comparison import paired_randomization_test
 
     a, b = _per_query_aps(max(64, int(XQUAD_QUERIES * bench_scale)))
     p = benchmark.pedantic(paired_randomization_test, args=(a, b, SAMPLES, 42), warmup_rounds=1, rounds=5)
@@ -48,7 +48,7 @@ def test_fastir_randomization(benchmark, bench_scale, pinned_threads):
 def test_ranx_fisher(benchmark, bench_scale, pinned_threads):
     from ranx.statistical_tests import fisher_randomization_test
 
-    from fastir.compare import paired_randomization_test
+    from fastir.compare.comparison import paired_randomization_test
 
     a, b = _per_query_aps(max(64, int(XQUAD_QUERIES * bench_scale)))
     p_ranx, _ = benchmark.pedantic(fisher_randomization_test, args=(a, b, SAMPLES, 0.05, 42), warmup_rounds=1,
@@ -90,7 +90,7 @@ def _write_scores(path, n_per_lang: int, shift: float, seed: int) -> None:
 
 @pytest.mark.benchmark(group="compare-full")
 def test_fastir_compare_full(benchmark, bench_scale, pinned_threads, tmp_path):
-    from fastir.compare import compare
+    from fastir.compare.comparison import compare
 
     n = max(8, int(XQUAD_QUERIES * bench_scale) // len(LANGS))
     runs = []

@@ -19,7 +19,7 @@ ROUNDS = 3
 
 @pytest.fixture(scope="module")
 def workload(bench_scale) -> list[str]:
-    from fastir.lareqa import load_dataset
+    from fastir.data.lareqa import load_dataset
 
     ds = load_dataset("xquad-r")
     pool = ds.question_text + ds.candidate_text
@@ -37,7 +37,7 @@ def minilm():
 
 @pytest.fixture(scope="module")
 def fastir_encoder(minilm):
-    from fastir.encoder import load_encoder
+    from fastir.encoding.encoder import load_encoder
 
     return load_encoder(minilm, device="cpu")
 
@@ -57,7 +57,7 @@ def _texts_per_s(benchmark, n: int) -> None:
 
 @pytest.mark.benchmark(group="encode-minilm-mixed")
 def test_fastir_encode(benchmark, workload, fastir_encoder, st_model, pinned_threads):
-    from fastir.encoder import encode
+    from fastir.encoding.encoder import encode
 
     benchmark.extra_info["role"] = "fastir"
     benchmark.extra_info["target"] = ">= 1.2x sentence-transformers texts/s"

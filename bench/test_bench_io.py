@@ -1,4 +1,4 @@
-"""IO: reading and writing a run dir (fastir.rundir) against the usual ways of storing embeddings.
+"""IO: reading and writing a run dir (fastir.runs.rundir) against the usual ways of storing embeddings.
 
 The same synthetic run (XQuAD-R shape: 13,090 queries x 13,014 candidates x 768 dims, float16,
 11 languages, 11 relevant candidates per query, times ``bench_scale``) is stored four ways:
@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fastir.rundir import candidates_table, qrels_table, queries_table, read_run, write_run
+from fastir.runs.rundir import candidates_table, qrels_table, queries_table, read_run, write_run
 
 XQUAD_R_QUERIES, XQUAD_R_CANDIDATES, DIM = 13_090, 13_014, 768
 LANGS = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")

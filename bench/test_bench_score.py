@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastir.rundir import read_run, write_run
-from fastir.score import score_run
+from fastir.runs.rundir import read_run, write_run
+from fastir.eval.score import score_run
 
 LANGS = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
 QUESTIONS_PER_LANG, CANDIDATES, DIM = 1_190, 13_014, 768
@@ -335,7 +335,7 @@ def test_first_result_fresh_process(benchmark, xquad_run, tmp_path, bench_scale,
 @pytest.mark.benchmark(group="score-first-result")
 def test_first_result_numpy_matmul_process(benchmark, xquad_run, bench_scale, pinned_threads):
     benchmark.extra_info.update(role="peer", peer="fresh python: read run + numpy matmul", scale=bench_scale)
-    code = ("import sys, numpy as np; from fastir.rundir import read_run; r = read_run(sys.argv[1]); "
+    code = ("import sys, numpy as np; from fastir.runs.rundir import read_run; r = read_run(sys.argv[1]); "
             "q = np.asarray(r.queries.embeddings, np.float32); c = np.asarray(r.candidates.embeddings, np.float32); "
             "print((q @ c.T).shape)")
 

@@ -16,7 +16,7 @@ from fastir.errors import FastirError, InputError
 def __getattr__(name: str):
     # Lazy so that `import fastir` does not import torch/transformers.
     if name == "encode":
-        from fastir.encoder import encode
+        from fastir.encoding.encoder import encode
 
         return encode
     raise AttributeError(f"module 'fastir' has no attribute {name!r}")

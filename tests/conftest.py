@@ -164,7 +164,7 @@ def embed_tiny_dataset(tmp_path_factory):
 @pytest.fixture(scope="session")
 def embed_xquad_mini(tmp_path_factory):
     """The first two paragraphs of XQuAD-R en and de (real text) as a dataset dir."""
-    from fastir.lareqa import resolve_dataset_dir
+    from fastir.data.lareqa import resolve_dataset_dir
 
     _, src, _ = resolve_dataset_dir("xquad-r")
     root = tmp_path_factory.mktemp("embed_xquad_mini") / "xquad-mini"
@@ -189,7 +189,7 @@ def minilm_path():
 
 def write_test_run(directory, *, q_emb, q_langs, c_emb, c_langs, qrels, q_xling=None, q_ids=None, c_ids=None,
                    dtype: str = "float32", name: str = "run", meta: dict | None = None):
-    """Write a synthetic run dir with ``fastir.rundir.write_run``; returns its path.
+    """Write a synthetic run dir with ``fastir.runs.rundir.write_run``; returns its path.
 
     ``qrels``: (query row, candidate row) pairs. Ids default to ``q{i}`` / ``c{j}``, xling ids to
     ``x{i}``. Integer-valued embeddings give exactly representable scores (exact ties).
@@ -198,7 +198,7 @@ def write_test_run(directory, *, q_emb, q_langs, c_emb, c_langs, qrels, q_xling=
 
     import numpy as np
 
-    from fastir.rundir import write_run
+    from fastir.runs.rundir import write_run
 
     q_emb = np.asarray(q_emb)
     c_emb = np.asarray(c_emb)

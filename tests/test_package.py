@@ -13,7 +13,7 @@ def _python(code: str, cwd) -> str:
 
 def test_import_is_light(tmp_path):
     out = _python(
-        "import sys, time, json; t = time.perf_counter(); import fastir, fastir.cli, fastir.lareqa; "
+        "import sys, time, json; t = time.perf_counter(); import fastir, fastir.cli, fastir.data.lareqa; "
         "dt = time.perf_counter() - t; "
         "print(json.dumps([dt, [m for m in ('torch', 'transformers', 'numba') if m in sys.modules]]))",
         tmp_path,

@@ -35,9 +35,9 @@ def compare(runs, baseline, test, samples, seed, metrics, names, alpha, confiden
     Prints the paper-style summary (Mo./Cr./Mul. per metric, rank distance) with bootstrap CIs and
     Holm-corrected significance markers against the baseline, then the per-language tables.
     """
-    from fastir.compare import compare as run_compare
-    from fastir.compare_report import render, write_outputs
-    from fastir.rundir import check_output_dir
+    from fastir.compare.comparison import compare as run_compare
+    from fastir.compare.report import render, write_outputs
+    from fastir.runs.rundir import check_output_dir
 
     if out is not None:
         check_output_dir(out, overwrite=overwrite)  # fail before the work, not after

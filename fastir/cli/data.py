@@ -20,7 +20,7 @@ def data():
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def show(dataset, langs, fmt):
     """Print the per-language table (questions, candidates, paragraphs) and totals."""
-    from fastir.lareqa import dataset_summary, format_summary, load_dataset
+    from fastir.data.lareqa import dataset_summary, format_summary, load_dataset
 
     ds = load_dataset(dataset, langs=split_list(langs))
     summary = dataset_summary(ds)
@@ -34,7 +34,7 @@ def show(dataset, langs, fmt):
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT directory.")
 def export(dataset, out, langs, overwrite):
     """Write questions.arrow, candidates.arrow and qrels.arrow (Arrow IPC) into OUT."""
-    from fastir.lareqa import export_dataset, load_dataset
+    from fastir.data.lareqa import export_dataset, load_dataset
 
     ds = load_dataset(dataset, langs=split_list(langs))
     export_dataset(ds, out, overwrite=overwrite)
@@ -52,8 +52,8 @@ def to_train(dataset, out, langs, overwrite):
 
     OUT ends in .parquet, .arrow or .jsonl; one row per (xling_id, lang).
     """
-    from fastir.lareqa import load_dataset
-    from fastir.train_table import write_lareqa_train_table
+    from fastir.data.lareqa import load_dataset
+    from fastir.train.table import write_lareqa_train_table
 
     ds = load_dataset(dataset, langs=split_list(langs))
     rows = write_lareqa_train_table(ds, out, overwrite=overwrite)

@@ -40,7 +40,7 @@ def embed(dataset, model, out, langs, pooling, normalize, query_prefix, passage_
     Scale out with torchrun: `torchrun --standalone --nproc-per-node N --no-python fastir embed ...`
     (each rank encodes a shard; rank 0 writes OUT).
     """
-    from fastir.embed import EmbedOptions, embed_dataset
+    from fastir.encoding.embed import EmbedOptions, embed_dataset
 
     lang_list = split_list(langs)
     opts = EmbedOptions(

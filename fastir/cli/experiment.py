@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from fastir.cli.options import split_list
-from fastir.train_choices import PRECISIONS, STRATEGIES
+from fastir.train.choices import PRECISIONS, STRATEGIES
 
 
 @click.command()
@@ -42,7 +42,7 @@ def experiment(data, model, out, strategies, eval_datasets, eval_langs, include_
     Prints Table 1 (Mo./Cr./Mul. mAP) and Table 2 (R@1, rank distance) per evaluation dataset and
     writes OUT/results.json and OUT/tables.md.
     """
-    from fastir.experiment import ExperimentConfig, format_tables, run_experiment
+    from fastir.train.experiment import ExperimentConfig, format_tables, run_experiment
 
     results = run_experiment(ExperimentConfig(
         data=list(data), model=model, out=out, strategies=split_list(strategies) or [],

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from fastir.settings import split_list
+from fastir.eval.cells import split_list
 
 __all__ = ["split_list"]

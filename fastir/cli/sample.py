@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from fastir.train_choices import SOURCE_MODES, STRATEGIES
+from fastir.train.choices import SOURCE_MODES, STRATEGIES
 
 
 @click.command()
@@ -27,9 +27,9 @@ def sample(data, strategy, alpha, batch_size, steps, seed, lang_weights, source_
     """
     import json
 
-    from fastir.sample_audit import (check_composition_out, composition_summary, composition_table, format_summary,
+    from fastir.train.audit import (check_composition_out, composition_summary, composition_table, format_summary,
                                      write_composition)
-    from fastir.sampler import BatchSampler
+    from fastir.train.sampler import BatchSampler
 
     if out is not None:
         check_composition_out(out, overwrite)  # before sampling: fail fast, write nothing

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from fastir.settings import DEFAULT_BLOCK_MB, DEFAULT_KS
+from fastir.eval.cells import DEFAULT_BLOCK_MB, DEFAULT_KS
 
 
 @click.command()
@@ -31,10 +31,10 @@ def score(run_dir, pairs, ks, out_dir, overwrite, per_query, trec_dir, trec_dept
     import json
 
     from fastir.errors import InputError
-    from fastir.rundir import check_output_dir, read_run
-    from fastir.score import default_out_dir, score_run
-    from fastir.score_report import format_table, pairs_csv, summary_json, write_scores
-    from fastir.settings import parse_ks
+    from fastir.runs.rundir import check_output_dir, read_run
+    from fastir.eval.score import default_out_dir, score_run
+    from fastir.eval.report import format_table, pairs_csv, summary_json, write_scores
+    from fastir.eval.cells import parse_ks
 
     ks = parse_ks(ks)
     if trec_depth is not None and trec_dir is None:

@@ -6,7 +6,7 @@ import click
 
 from fastir.cli.options import split_list
 from fastir.errors import InputError
-from fastir.train_choices import PRECISIONS, SOURCE_MODES, STRATEGIES
+from fastir.train.choices import PRECISIONS, SOURCE_MODES, STRATEGIES
 
 
 @click.command()
@@ -54,7 +54,7 @@ def train(**kw):
     Several GPUs: torchrun --standalone --nproc-per-node N --no-python fastir train ...
     (--batch-size is the global batch; negatives are gathered across ranks).
     """
-    from fastir.train import TrainConfig, train as run_train
+    from fastir.train.loop import TrainConfig, train as run_train
 
     kw["data"] = list(kw["data"])
     kw["lang_weights"] = _parse_weights(kw["lang_weights"])

@@ -1,0 +1,377 @@
+"""``fastir embed``: encode a LAReQA dataset into a run dir (see :mod:`fastir.runs.rundir`).
+
+How a run proceeds, and why:
+
+1. Everything that can be checked cheaply (options, OUT, dataset, model folder) is checked
+   before any file is written, so bad input leaves nothing behind.
+2. Questions and candidates are tokenized once, sorted by length and cut into batches of at most
+   ``batch_tokens`` padded tokens (:func:`fastir.encoding.encoder.plan_batches`). The plan depends only on
+   the data and the options, so an interrupted run re-creates it exactly.
+3. Each batch's embeddings go to their own Arrow file (``part-<side>-<batch>.arrow``, row indices +
+   embeddings, written under a temporary name then renamed) in a work dir beside OUT
+   (``.<OUT>.fastir-embed/``). Memory stays flat; a part either exists whole or not at all.
+   ``--resume`` skips the parts that exist; ``plan.json`` refuses a resume with other options.
+4. Under torchrun, rank r encodes batches r, r + W, ...; after a barrier rank 0 merges.
+5. Rank 0 scatters the parts into dataset order (through a memory-mapped scratch array), writes
+   the three tables and run.json into a temporary directory and renames it onto OUT; the work dir
+   is removed last. The tables depend only on the parts, so a resumed run is byte-identical to an
+   uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+
+from fastir import __version__
+from fastir.atomic import atomic_dir, atomic_path
+from fastir.errors import FastirError, InputError
+from fastir.runs.rundir import (
+    CANDIDATES, DTYPES, QRELS, QUERIES, RUN_FORMAT, RUN_JSON, candidates_table, embedding_array, qrels_table,
+    queries_table, write_run_json, write_table,
+)
+
+CANDIDATE_MODES = ("sentence", "sentence+context")
+STORES = {"fp16": "float16", "fp32": "float32"}
+PLAN = "plan.json"
+SIDES = ("queries", "candidates")
+
+
+@dataclass
+class EmbedOptions:
+    dataset: str
+    model: str
+    out: str
+    langs: list[str] | None = None
+    pooling: str | None = None
+    normalize: bool | None = None
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    candidates: str = "sentence"
+    max_length: int | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    store: str = "fp16"
+    batch_tokens: int | None = None  # None: a device-dependent default (fastir.encoding.encoder.default_batch_tokens)
+    resume: bool = False
+    overwrite: bool = False
+    progress: bool = False
+
+
+@dataclass
+class EmbedResult:
+    out: Path
+    meta: dict
+    encoded: int  # texts encoded by this process in this call (0 when nothing was left to do)
+    seconds: float
+    rank: int = 0
+    world_size: int = 1
+    already_complete: bool = False
+
+
+def work_dir_for(out: Path) -> Path:
+    return out.parent / f".{out.name}.fastir-embed"
+
+
+def embed_dataset(opts: EmbedOptions, on_batch: Callable[[str, int], None] | None = None) -> EmbedResult:
+    """Encode ``opts.dataset`` into the run dir ``opts.out``; see the module docstring.
+
+    ``on_batch(side, batch_index)`` is called after each batch is committed to disk (tests use it
+    to interrupt a run at a known point).
+    """
+    t0 = time.perf_counter()
+    _check_options(opts)
+    out = Path(opts.out)
+    work = work_dir_for(out)
+    dist = _Distributed.from_env()
+    try:
+        complete = _check_out(out, work, opts)
+        dist.barrier()  # every rank has checked OUT before rank 0 creates the work dir
+        from fastir.data.lareqa import load_dataset
+
+        ds = load_dataset(opts.dataset, langs=opts.langs)
+        if complete is not None:
+            return _already_complete(out, complete, ds, opts, t0, dist)
+        from fastir.encoding.encoder import default_batch_tokens, dtype_name, load_encoder, plan_batches
+
+        enc = load_encoder(opts.model, pooling=opts.pooling, device=dist.device(opts.device), dtype=opts.dtype,
+                           max_length=opts.max_length)
+        normalize = enc.normalize_default if opts.normalize is None else bool(opts.normalize)
+        batch_tokens = opts.batch_tokens or default_batch_tokens(enc.device)
+        toks = {
+            "queries": enc.tokenize(ds.question_text, prefix=opts.query_prefix),
+            "candidates": enc.tokenize(
+                ds.candidate_text, prefix=opts.passage_prefix,
+                text_pairs=ds.candidate_context if opts.candidates == "sentence+context" else None),
+        }
+        batches = {side: plan_batches(toks[side].lengths, batch_tokens) for side in SIDES}
+        store = STORES[opts.store]
+        meta = {
+            "format": RUN_FORMAT, "dataset": opts.dataset, "dataset_checksum": ds.checksum, "langs": list(ds.langs),
+            "model": opts.model, "dim": enc.dim, "dtype": store, "normalized": normalize,
+            "pooling": enc.pooling, "max_length": enc.max_length,
+            "query_prefix": opts.query_prefix, "passage_prefix": opts.passage_prefix, "candidates": opts.candidates,
+            "device": enc.device.type, "compute_dtype": dtype_name(enc.dtype), "attn_implementation":
+            enc.attn_implementation, "batch_tokens": batch_tokens, "num_queries": ds.num_questions,
+            "num_candidates": ds.num_candidates, "num_qrels": len(ds.qrel_query_id), "fastir_version": __version__,
+        }
+        plan = {**meta, "batches": {side: len(batches[side]) for side in SIDES}}
+        dist.run_on_rank0(lambda: _prepare_work_dir(work, plan, opts))
+
+        encoded = _encode_parts(enc, toks, batches, work, store, normalize, dist, opts.progress, on_batch)
+        dist.barrier()
+        dist.run_on_rank0(lambda: _merge(work, out, meta, ds, opts.overwrite))
+        return EmbedResult(out, meta, encoded, time.perf_counter() - t0, dist.rank, dist.world_size)
+    finally:
+        dist.close()
+
+
+# --------------------------------------------------------------------------------------- checks
+
+
+def _check_options(opts: EmbedOptions) -> None:
+    from fastir.encoding.encoder import DEVICES, DTYPES as COMPUTE_DTYPES, POOLINGS
+
+    if opts.langs is not None and not opts.langs:
+        raise InputError(None, "--langs", "empty language list")
+    if opts.candidates not in CANDIDATE_MODES:
+        raise InputError(None, "--candidates", f"expected one of {', '.join(CANDIDATE_MODES)}, found {opts.candidates!r}")
+    if opts.store not in STORES:
+        raise InputError(None, "--store", f"expected one of {', '.join(STORES)}, found {opts.store!r}")
+    if opts.pooling is not None and opts.pooling not in POOLINGS:
+        raise InputError(None, "--pooling", f"expected one of {', '.join(POOLINGS)}, found {opts.pooling!r}")
+    if opts.device not in DEVICES:
+        raise InputError(None, "--device", f"expected one of {', '.join(DEVICES)}, found {opts.device!r}")
+    if opts.dtype not in COMPUTE_DTYPES:
+        raise InputError(None, "--dtype", f"expected one of {', '.join(COMPUTE_DTYPES)}, found {opts.dtype!r}")
+    if opts.batch_tokens is not None and opts.batch_tokens <= 0:
+        raise InputError(None, "--batch-tokens", f"must be positive, found {opts.batch_tokens}")
+    if opts.max_length is not None and opts.max_length <= 0:
+        raise InputError(None, "--max-length", f"must be positive, found {opts.max_length}")
+    if opts.resume and opts.overwrite:
+        raise InputError(None, "--resume", "cannot be combined with --overwrite")
+
+
+def _check_out(out: Path, work: Path, opts: EmbedOptions) -> dict | None:
+    """Check OUT before anything is written. Returns OUT's run.json when ``--resume`` finds it complete."""
+    if out.exists() and not out.is_dir():
+        raise InputError(out, None, "output path exists and is not a directory")
+    non_empty = out.is_dir() and any(out.iterdir())
+    if non_empty and not opts.overwrite:
+        if not opts.resume:
+            raise InputError(out, None, "output directory exists and is not empty; pass --overwrite to replace it")
+        if not (out / RUN_JSON).is_file():
+            raise InputError(out, None, "output directory is not empty and holds no fastir run; pass --overwrite")
+        try:
+            return json.loads((out / RUN_JSON).read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            raise InputError(out / RUN_JSON, "json", "malformed; pass --overwrite to start over") from None
+    if work.exists() and not (opts.resume or opts.overwrite):
+        raise InputError(work, None, "an interrupted run of this OUT is here; pass --resume to continue it "
+                                     "or --overwrite to start over")
+    return None
+
+
+def _already_complete(out, meta, ds, opts, t0, dist) -> EmbedResult:
+    for key, want in (("model", opts.model), ("dataset_checksum", ds.checksum), ("langs", list(ds.langs)),
+                      ("candidates", opts.candidates), ("dtype", STORES[opts.store])):
+        if meta.get(key) != want:
+            raise InputError(out / RUN_JSON, key, f"the finished run has {meta.get(key)!r}, this call asks for "
+                                                  f"{want!r}; pass --overwrite to replace it")
+    dist.barrier()
+    return EmbedResult(out, meta, 0, time.perf_counter() - t0, dist.rank, dist.world_size, already_complete=True)
+
+
+def _prepare_work_dir(work: Path, plan: dict, opts: EmbedOptions) -> None:
+    plan_file = work / PLAN
+    if work.exists() and opts.overwrite:
+        shutil.rmtree(work)
+    if work.exists():
+        # --resume (checked before): the interrupted run must have been asked for exactly this.
+        try:
+            old = json.loads(plan_file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            old = None
+        if not isinstance(old, dict):
+            raise InputError(plan_file, None, "unreadable; pass --overwrite to start over")
+        for key in sorted(set(plan) | set(old)):
+            if old.get(key) != plan.get(key):
+                raise InputError(plan_file, key, f"the interrupted run used {old.get(key)!r}, this call "
+                                                 f"{plan.get(key)!r}; pass --overwrite to start over")
+        return
+    work.mkdir(parents=True)
+    with atomic_path(plan_file) as tmp:
+        tmp.write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
+
+
+# -------------------------------------------------------------------------------------- encoding
+
+
+def part_path(work: Path, side: str, index: int) -> Path:
+    return work / f"part-{side}-{index:06d}.arrow"
+
+
+def _part_schema(store: str, dim: int) -> pa.Schema:
+    return pa.schema([pa.field("row", pa.int64(), nullable=False),
+                      pa.field("embedding", pa.list_(DTYPES[store], dim), nullable=False)])
+
+
+def _write_part(path: Path, rows: np.ndarray, emb: np.ndarray, store: str) -> None:
+    table = pa.Table.from_arrays([pa.array(rows.astype(np.int64)), embedding_array(emb, store)],
+                                 schema=_part_schema(store, emb.shape[1]))
+    write_table(path, table)
+
+
+def _encode_parts(enc, toks, batches, work, store, normalize, dist, progress, on_batch) -> int:
+    """Encode this rank's batches that have no part on disk yet; returns the number of texts encoded."""
+    from tqdm.auto import tqdm
+
+    todo: list[tuple[str, int, np.ndarray]] = []
+    done = total = 0
+    job = 0
+    for side in SIDES:
+        for index, rows in enumerate(batches[side]):
+            if job % dist.world_size == dist.rank:
+                total += len(rows)
+                if part_path(work, side, index).is_file():
+                    done += len(rows)
+                else:
+                    todo.append((side, index, rows))
+            job += 1
+    encoded = 0
+    desc = "embed" if dist.world_size == 1 else f"embed rank {dist.rank}"
+    with tqdm(total=total, initial=done, unit="text", desc=desc, disable=not progress, dynamic_ncols=True,
+              smoothing=0.1, position=dist.rank) as bar:
+        for side in SIDES:
+            mine = [(index, rows) for s, index, rows in todo if s == side]
+            indices = [index for index, _ in mine]
+            stream = enc.iter_encode(toks[side], [rows for _, rows in mine], normalize)
+            for index, (rows, emb) in zip(indices, stream):
+                _write_part(part_path(work, side, index), rows, emb, store)
+                encoded += len(rows)
+                bar.update(len(rows))
+                if on_batch is not None:
+                    on_batch(side, index)
+    return encoded
+
+
+# ----------------------------------------------------------------------------------------- merge
+
+
+def _gather(work: Path, side: str, n_batches: int, n_rows: int, store: str, dim: int) -> np.ndarray:
+    """Scatter a side's parts into a memory-mapped (N, D) array in dataset order."""
+    scratch = np.lib.format.open_memmap(work / f"merge-{side}.npy", mode="w+", dtype=np.dtype(store),
+                                        shape=(n_rows, dim))
+    seen = np.zeros(n_rows, dtype=bool)
+    expected = _part_schema(store, dim)
+    for index in range(n_batches):
+        path = part_path(work, side, index)
+        if not path.is_file():
+            raise FastirError(f"{path}: missing part: a rank did not finish; rerun with --resume")
+        with pa.memory_map(str(path), "r") as source:
+            table = pa.ipc.open_file(source).read_all()
+        if table.schema != expected:
+            raise FastirError(f"{path}: unexpected schema {table.schema}; rerun with --overwrite")
+        rows = table.column("row").to_numpy()
+        values = table.column("embedding").combine_chunks().values.to_numpy(zero_copy_only=False)
+        scratch[rows] = values.reshape(len(rows), dim)
+        seen[rows] = True
+    if not seen.all():
+        raise FastirError(f"{work}: {side} row {int(np.argmin(seen))} was never encoded; rerun with --overwrite")
+    scratch.flush()
+    return scratch
+
+
+def _merge(work: Path, out: Path, meta: dict, ds, overwrite: bool) -> None:
+    plan = json.loads((work / PLAN).read_text(encoding="utf-8"))
+    store, dim = meta["dtype"], meta["dim"]
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        q = _gather(work, "queries", plan["batches"]["queries"], ds.num_questions, store, dim)
+        write_table(tmp / QUERIES, queries_table(ds.question_id, ds.question_lang, ds.question_xling_id, q, store))
+        del q
+        c = _gather(work, "candidates", plan["batches"]["candidates"], ds.num_candidates, store, dim)
+        write_table(tmp / CANDIDATES, candidates_table(ds.candidate_id, ds.candidate_lang, c, store))
+        del c
+        write_table(tmp / QRELS, qrels_table(ds.qrel_query_id, ds.qrel_candidate_id))
+        write_run_json(tmp, meta)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------- distributed
+
+
+@dataclass
+class _Distributed:
+    """torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK); a gloo group only for barriers."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    owns_group: bool = False
+
+    @classmethod
+    def from_env(cls) -> "_Distributed":
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        import datetime
+
+        import torch.distributed as td
+
+        owns = False
+        if not td.is_initialized():
+            # Ranks wait at barriers while others encode: allow long waits.
+            td.init_process_group("gloo", timeout=datetime.timedelta(hours=12))
+            owns = True
+        return cls(td.get_rank(), td.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owns)
+
+    def device(self, requested: str) -> str:
+        if self.world_size > 1 and requested in ("auto", "cuda"):
+            import torch
+
+            if torch.cuda.is_available():
+                return f"cuda:{self.local_rank % torch.cuda.device_count()}"
+        return requested
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            import torch.distributed as td
+
+            td.barrier()
+
+    def run_on_rank0(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on rank 0; its error (if any) is raised on every rank, so none waits forever."""
+        if self.world_size == 1:
+            fn()
+            return
+        import torch.distributed as td
+
+        message: list = [None]
+        error: BaseException | None = None
+        if self.rank == 0:
+            try:
+                fn()
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, after telling the other ranks
+                error = exc
+                message[0] = (exc.path, exc.field, exc.message) if isinstance(exc, InputError) else (
+                    f"rank 0 failed: {' '.join(str(exc).split()) or type(exc).__name__}")
+        td.broadcast_object_list(message, src=0)
+        if error is not None:
+            raise error
+        if message[0] is not None:
+            raise InputError(*message[0]) if isinstance(message[0], tuple) else FastirError(message[0])
+
+    def close(self) -> None:
+        if self.owns_group:
+            import torch.distributed as td
+
+            td.destroy_process_group()
+            self.owns_group = False

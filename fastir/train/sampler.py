@@ -1,0 +1,549 @@
+"""Batch sampler for multilingual contrastive training: X-X-mono, X-X, X-Y, hybrid, En-En.
+
+Strategies (LAReQA / arXiv 2408.10536 terminology):
+
+* ``x-x-mono``: one language per batch, drawn with probability proportional to its weight;
+  every query and passage of the batch is in that language.
+* ``x-x``: each pair monolingual (query and passage in one language, drawn per pair by weight
+  among the pair's languages); languages mixed inside the batch.
+* ``x-y``: each pair cross-lingual: (query lang q, passage lang p), q != p, drawn with
+  probability proportional to ``w_q * w_p`` among the pair's languages.
+* ``hybrid``: an ``x-x-mono`` batch with probability ``alpha``, else an ``x-y`` batch
+  (``Batch.kind`` = ``mono`` / ``cross``).
+* ``en-en``: English only.
+
+Several sources (the ``source`` column, or each table's file stem): each batch is drawn from one
+source chosen in proportion to its number of usable pairs (``proportional``), uniformly
+(``uniform``), or pairs from all sources are mixed inside a batch (``mixed``).
+
+How batches are drawn. An epoch has ``steps_per_epoch = usable pairs // batch_size`` steps. A
+per-epoch plan (seeded by ``(seed, epoch)``) fixes each step's source, kind and mono language.
+Pairs come from streams, one per (source, kind, language): a stream walks a permutation of its
+pairs seeded by ``(seed, epoch, stream, cycle)`` without replacement, ``batch_size`` at a time; a
+stream that cannot fill a batch starts its next cycle (a new permutation) instead of splitting a
+batch over two cycles. Hence no pair (xling_id) appears twice in a batch, and the batch sequence
+is a pure function of the seed: resuming from ``(epoch, step)`` replays only the cursor
+arithmetic. Every rank computes the same global batch of integer indices and decodes the texts
+of its own slice only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fastir.errors import InputError
+from fastir.train.choices import SOURCE_MODES, STRATEGIES
+from fastir.train.table import PairIndex, TrainTable, build_pair_index, open_train_table
+
+STATE_FORMAT = "fastir-sampler/1"
+
+# stream kinds inside a source pool
+_ANY, _CROSS, _MONO = 0, 1, 2
+# batch kinds in the per-epoch plan
+_KIND_MONO, _KIND_CROSS, _KIND_ANY = 0, 1, 2
+
+
+@dataclass
+class Batch:
+    """One rank's slice of one global batch. Lists are aligned: element j is one pair."""
+
+    step: int  # global step: epoch * steps_per_epoch + step within the epoch
+    kind: str  # "mono" / "cross" for hybrid, else the strategy name
+    queries: list[str]
+    passages: list[str]
+    negatives: list[str] | None
+    query_langs: list[str]
+    passage_langs: list[str]
+    xling_ids: list[str]
+    sources: list[str]
+    epoch: int = 0
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+
+@dataclass
+class BatchPlan:
+    """The integer composition of one GLOBAL batch (before slicing and text decoding)."""
+
+    epoch: int
+    step: int
+    kind: str
+    pairs: np.ndarray  # dense pair ids (PairIndex rows)
+    query_lang: np.ndarray  # language codes (index into PairIndex.langs)
+    passage_lang: np.ndarray
+    source: int  # source code, or -1 for mixed
+
+
+@dataclass
+class _Pool:
+    """One source (or all of them, in mixed mode) with its streams' eligible pairs."""
+
+    source: int  # -1 for mixed
+    pairs_any: np.ndarray  # pairs with >= 1 positive-weight language
+    pairs_cross: np.ndarray  # pairs with >= 2 positive-weight languages
+    pairs_lang: list[np.ndarray]  # per language: pairs having it
+    mono_cum: np.ndarray  # cumulative mono-language probabilities (0 for absent languages)
+    size: int  # usable pairs under the strategy
+
+
+def _as_tables(tables) -> list[TrainTable]:
+    if isinstance(tables, (str, Path, TrainTable)):
+        tables = [tables]
+    out = []
+    for t in tables:
+        out.append(t if isinstance(t, TrainTable) else open_train_table(t))
+    return out
+
+
+class BatchSampler:
+    """Endless iterator of :class:`Batch` over one or more parallel QA tables.
+
+    ``batch_size`` is the GLOBAL batch size; with ``world_size`` W, rank r receives positions
+    ``[lo, hi)`` of every global batch (``np.array_split`` bounds), so the union over ranks is
+    the single-process batch and the sequence never depends on W.
+    """
+
+    def __init__(
+        self,
+        tables,
+        *,
+        strategy: str,
+        batch_size: int,
+        seed: int = 0,
+        alpha: float = 0.5,
+        lang_weights: dict[str, float] | None = None,
+        source_mode: str = "proportional",
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        if strategy not in STRATEGIES:
+            raise InputError(None, "--strategy", f"unknown strategy {strategy!r} (choose from {', '.join(STRATEGIES)})")
+        if source_mode not in SOURCE_MODES:
+            raise InputError(None, "--source-mode", f"unknown source mode {source_mode!r} (choose from {', '.join(SOURCE_MODES)})")
+        try:
+            alpha = float(alpha)
+        except (TypeError, ValueError):
+            raise InputError(None, "--alpha", f"not a number: {alpha!r}") from None
+        if not 0.0 <= alpha <= 1.0:
+            raise InputError(None, "--alpha", f"must be in [0, 1], got {alpha}")
+        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+            raise InputError(None, "--batch-size", f"must be a positive integer, got {batch_size!r}")
+        if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+            raise InputError(None, "--seed", f"must be a non-negative integer, got {seed!r}")
+        if int(world_size) < 1 or not 0 <= int(rank) < int(world_size):
+            raise InputError(None, "rank", f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
+        if world_size > batch_size:
+            raise InputError(None, "--batch-size", f"global batch size {batch_size} is smaller than world size {world_size}")
+        self.strategy = strategy
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.alpha = alpha
+        self.source_mode = source_mode
+        self.rank = int(rank)
+        self.world_size = int(world_size)
+        self.tables = _as_tables(tables)
+        self.index: PairIndex = build_pair_index(self.tables)
+        self.langs = self.index.langs
+        self.weights = self._resolve_weights(lang_weights)
+        self._avail = self.index.rows >= 0  # (pairs, langs) bool
+        self._positive = self.weights > 0
+        self.pools = self._build_pools()
+        self.pool_probs = self._pool_probs()
+        self.steps_per_epoch = max(1, sum(p.size for p in self.pools) // self.batch_size)
+        lo, hi = rank_bounds(self.batch_size, self.world_size, self.rank)
+        self._slice = slice(lo, hi)
+        self._source_names = np.array(self.index.sources, dtype=object)
+        self._lang_names = np.array(self.langs, dtype=object)
+        self.epoch = 0
+        self.step = 0  # within the epoch
+        self._plan_epoch = -1
+        self._reset_streams()
+
+    # -- configuration ------------------------------------------------------------------------
+
+    def _resolve_weights(self, lang_weights) -> np.ndarray:
+        langs = self.index.langs
+        if self.strategy == "en-en":
+            if "en" not in langs:
+                raise InputError(self._path_hint(), "lang", f"strategy en-en needs rows with lang 'en' (found: {', '.join(langs)})")
+            w = np.zeros(len(langs))
+            w[langs.index("en")] = 1.0
+            return w
+        if lang_weights is None:
+            return np.ones(len(langs))
+        w = np.zeros(len(langs))
+        for lang, value in lang_weights.items():
+            if lang not in langs:
+                raise InputError(self._path_hint(), "--lang-weights", f"language {lang!r} not in the data (found: {', '.join(langs)})")
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise InputError(None, "--lang-weights", f"weight of {lang!r} is not a number: {value!r}") from None
+            if not np.isfinite(value) or value < 0:
+                raise InputError(None, "--lang-weights", f"weight of {lang!r} must be finite and >= 0, got {value}")
+            w[langs.index(lang)] = value
+        if not (w > 0).any():
+            raise InputError(None, "--lang-weights", "every language has weight 0")
+        return w
+
+    def _path_hint(self):
+        return self.tables[0].path if len(self.tables) == 1 else None
+
+    def _uses(self) -> tuple[bool, bool, bool]:
+        """(mono batches, cross batches, x-x batches) used by the strategy."""
+        s = self.strategy
+        return (
+            s in ("x-x-mono", "en-en") or (s == "hybrid" and self.alpha > 0),
+            s == "x-y" or (s == "hybrid" and self.alpha < 1),
+            s == "x-x",
+        )
+
+    def _build_pools(self) -> list[_Pool]:
+        index, B = self.index, self.batch_size
+        avail = self._avail & self._positive
+        nlang = avail.sum(axis=1)
+        uses_mono, uses_cross, uses_any = self._uses()
+        # int32 pair ids: the streams' permutations are the largest arrays besides the index
+        id_type = np.int32 if index.num_pairs < np.iinfo(np.int32).max else np.int64
+        groups = [(-1, np.arange(index.num_pairs, dtype=id_type))] if self.source_mode == "mixed" else [
+            (s, np.flatnonzero(index.pair_source == s).astype(id_type)) for s in range(len(index.sources))
+        ]
+        pools = []
+        for source, members in groups:
+            name = "all sources" if source < 0 else f"source {index.sources[source]!r}"
+            pairs_any = members[nlang[members] >= 1]
+            pairs_cross = members[nlang[members] >= 2]
+            pairs_lang = [members[avail[members, l]] for l in range(len(index.langs))]
+            counts = np.array([len(p) for p in pairs_lang])
+            mono_w = self.weights * (counts > 0)
+            if self.strategy == "en-en" and counts.sum() == 0:
+                continue  # a source without English takes no part in en-en
+            if uses_mono:
+                for l in np.flatnonzero(mono_w > 0):
+                    if counts[l] < B:
+                        raise InputError(
+                            self._path_hint(), "lang",
+                            f"language {index.langs[l]!r} has {counts[l]} distinct xling_ids in {name}, "
+                            f"fewer than the batch size {B}",
+                        )
+            if uses_cross and len(pairs_cross) < B:
+                single = int((nlang[members] == 1).sum())
+                raise InputError(
+                    self._path_hint(), "xling_id",
+                    f"x-y batches need xling_ids present in >= 2 languages: {name} has {len(pairs_cross)} "
+                    f"such ids ({single} exist in one language only), fewer than the batch size {B}",
+                )
+            if uses_any and len(pairs_any) < B:
+                raise InputError(
+                    self._path_hint(), "xling_id",
+                    f"{name} has {len(pairs_any)} distinct xling_ids, fewer than the batch size {B}",
+                )
+            if self.strategy == "en-en":
+                size = int(counts.sum())
+            elif self.strategy == "x-y":
+                size = len(pairs_cross)
+            else:
+                size = len(pairs_any)
+            cum = np.cumsum(mono_w / mono_w.sum()) if mono_w.sum() > 0 else np.zeros(len(mono_w))
+            if mono_w.sum() > 0:
+                cum[np.flatnonzero(mono_w > 0)[-1] :] = 1.0  # exact top: u < 1 never lands past it
+            pools.append(_Pool(source, pairs_any, pairs_cross, pairs_lang, cum, size))
+        if not pools:
+            raise InputError(self._path_hint(), "lang", "no source has rows with lang 'en'")
+        return pools
+
+    def _pool_probs(self) -> np.ndarray:
+        sizes = np.array([p.size for p in self.pools], dtype=np.float64)
+        if self.source_mode == "uniform":
+            return np.full(len(self.pools), 1.0 / len(self.pools))
+        return sizes / sizes.sum()
+
+    def single_language_pairs(self) -> int:
+        """Pairs present in one (positive-weight) language only: never drawn in x-y batches."""
+        return int(((self._avail & self._positive).sum(axis=1) == 1).sum())
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def _fingerprint(self) -> dict:
+        return {
+            "strategy": self.strategy,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "alpha": self.alpha,
+            "source_mode": self.source_mode,
+            "langs": list(self.langs),
+            "weights": [float(x) for x in self.weights],
+            "sources": list(self.index.sources),
+            "num_pairs": int(self.index.num_pairs),
+            "steps_per_epoch": int(self.steps_per_epoch),
+        }
+
+    def state_dict(self) -> dict:
+        """Where the sampler stands: the next batch is (epoch, step). JSON-serialisable."""
+        epoch, step = (self.epoch + 1, 0) if self.step >= self.steps_per_epoch else (self.epoch, self.step)
+        return {"format": STATE_FORMAT, "epoch": epoch, "step": step, "config": self._fingerprint()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume: the next batch is exactly the one an uninterrupted run yields after ``state``.
+
+        Rank and world size may differ from the run that saved it (global batches don't depend
+        on them).
+        """
+        if state.get("format") != STATE_FORMAT:
+            raise InputError(None, "sampler state", f"unknown format {state.get('format')!r}")
+        mine = self._fingerprint()
+        theirs = state.get("config", {})
+        for key, value in mine.items():
+            if theirs.get(key) != value:
+                raise InputError(None, "sampler state", f"{key} differs: saved {theirs.get(key)!r}, now {value!r}")
+        epoch, step = int(state["epoch"]), int(state["step"])
+        if epoch < 0 or not 0 <= step < self.steps_per_epoch:
+            raise InputError(None, "sampler state", f"bad position epoch={epoch} step={step}")
+        self._seek(epoch, step)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start epoch ``epoch`` (a fresh reshuffle); a no-op when already at its start."""
+        epoch = int(epoch)
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        if (epoch, 0) != (self.epoch, self.step):
+            self._seek(epoch, 0)
+
+    def _seek(self, epoch: int, step: int) -> None:
+        self.epoch, self.step = epoch, 0
+        self._reset_streams()
+        plan = self._plan()
+        for s in range(step):  # replay the cursor arithmetic only: no permutations, no texts
+            self._advance(self._stream_key(plan, s))
+        self.step = step
+
+    def _advance(self, key: tuple) -> tuple[int, int]:
+        """Take the next batch_size positions of stream ``key``: (cycle, start position)."""
+        cycle, pos = self._cursor.get(key, (0, 0))
+        if pos + self.batch_size > self._stream_len(key):
+            cycle, pos = cycle + 1, 0  # a new permutation of the stream
+        self._cursor[key] = (cycle, pos + self.batch_size)
+        return cycle, pos
+
+    def _reset_streams(self) -> None:
+        self._cursor: dict[tuple, tuple[int, int]] = {}
+        self._perm: dict[tuple, tuple[int, np.ndarray, np.ndarray | None]] = {}
+
+    # -- the plan --------------------------------------------------------------------------------
+
+    def _plan(self) -> dict:
+        if self._plan_epoch != self.epoch:
+            S = self.steps_per_epoch
+            rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, self.epoch, 0])))
+            # every draw is made whatever the strategy, so the stream of numbers is fixed
+            u_pool, u_kind, u_lang = rng.random(S), rng.random(S), rng.random(S)
+            pool = np.searchsorted(np.cumsum(self.pool_probs)[:-1], u_pool, side="right")
+            if self.strategy == "hybrid":
+                kind = np.where(u_kind < self.alpha, _KIND_MONO, _KIND_CROSS)
+            elif self.strategy in ("x-x-mono", "en-en"):
+                kind = np.full(S, _KIND_MONO)
+            elif self.strategy == "x-y":
+                kind = np.full(S, _KIND_CROSS)
+            else:
+                kind = np.full(S, _KIND_ANY)
+            lang = np.zeros(S, dtype=np.int64)
+            for k, p in enumerate(self.pools):
+                at = pool == k
+                if p.mono_cum[-1] > 0:
+                    lang[at] = np.searchsorted(p.mono_cum, u_lang[at], side="right")
+            self._plan_cache = {"pool": pool, "kind": kind, "lang": lang}
+            self._plan_epoch = self.epoch
+        return self._plan_cache
+
+    def _stream_key(self, plan: dict, s: int) -> tuple:
+        pool, kind = int(plan["pool"][s]), int(plan["kind"][s])
+        if kind == _KIND_MONO:
+            return (pool, _MONO, int(plan["lang"][s]))
+        return (pool, _CROSS if kind == _KIND_CROSS else _ANY, -1)
+
+    def _stream_pairs(self, key: tuple) -> np.ndarray:
+        pool = self.pools[key[0]]
+        if key[1] == _MONO:
+            return pool.pairs_lang[key[2]]
+        return pool.pairs_cross if key[1] == _CROSS else pool.pairs_any
+
+    def _stream_len(self, key: tuple) -> int:
+        return len(self._stream_pairs(key))
+
+    def _stream_perm(self, key: tuple, cycle: int) -> tuple[np.ndarray, np.ndarray | None]:
+        cached = self._perm.get(key)
+        if cached is not None and cached[0] == cycle:
+            return cached[1], cached[2]
+        pool, skind, lang = key
+        stream_id = 1 + (pool * (len(self.langs) + 2) + (skind if skind != _MONO else _MONO + lang))
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, self.epoch, stream_id, cycle])))
+        pairs = self._stream_pairs(key)
+        perm = pairs[rng.permutation(len(pairs))]
+        u = rng.random(len(pairs)) if skind != _MONO else None  # per-position language draws
+        self._perm[key] = (cycle, perm, u)
+        return perm, u
+
+    def next_plan(self) -> BatchPlan:
+        """Advance one step and return the global batch as integer indices (no texts)."""
+        if self.step >= self.steps_per_epoch:
+            self.epoch, self.step = self.epoch + 1, 0
+            self._reset_streams()
+        plan = self._plan()
+        s = self.step
+        key = self._stream_key(plan, s)
+        B = self.batch_size
+        cycle, pos = self._advance(key)
+        perm, u = self._stream_perm(key, cycle)
+        pairs = perm[pos : pos + B]
+        if key[1] == _MONO:
+            q = p = np.full(B, key[2], dtype=np.int64)
+        elif key[1] == _ANY:
+            q = p = self._draw_lang(pairs, u[pos : pos + B])
+        else:
+            q, p = self._draw_cross(pairs, u[pos : pos + B])
+        kind = {_KIND_MONO: "mono", _KIND_CROSS: "cross"}.get(int(plan["kind"][s])) if self.strategy == "hybrid" else self.strategy
+        self.step += 1
+        return BatchPlan(self.epoch, s, kind, pairs, q, p, self.pools[key[0]].source)
+
+    def _draw_lang(self, pairs: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Per pair one language, P(l) ~ w_l among the pair's languages."""
+        from fastir.kernels.sampling import draw_languages
+
+        return draw_languages(self.index.rows, pairs, u, self.weights, False)[0]
+
+    def _draw_cross(self, pairs: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per pair (q, p), q != p, P(q, p) ~ w_q * w_p among the pair's languages."""
+        from fastir.kernels.sampling import draw_languages
+
+        return draw_languages(self.index.rows, pairs, u, self.weights, True)
+
+    # -- batches ---------------------------------------------------------------------------------
+
+    def global_step(self, plan: BatchPlan) -> int:
+        return plan.epoch * self.steps_per_epoch + plan.step
+
+    def materialize(self, plan: BatchPlan) -> Batch:
+        """Decode this rank's slice of ``plan`` into texts."""
+        sl = self._slice
+        pairs, q, p = plan.pairs[sl], plan.query_lang[sl], plan.passage_lang[sl]
+        index = self.index
+        qrows, prows = index.rows[pairs, q], index.rows[pairs, p]
+        requests = [("query", qrows), ("passage", prows), ("xling_id", prows)]
+        if index.has_negative:
+            requests.append(("negative", prows))
+        texts = index.texts_many(requests)
+        return Batch(
+            step=self.global_step(plan),
+            kind=plan.kind,
+            queries=texts[0],
+            passages=texts[1],
+            negatives=texts[3] if index.has_negative else None,
+            query_langs=self._lang_names[q].tolist(),
+            passage_langs=self._lang_names[p].tolist(),
+            xling_ids=texts[2],
+            sources=self._source_names[index.pair_source[pairs]].tolist(),
+            epoch=plan.epoch,
+        )
+
+    def __next__(self) -> Batch:
+        return self.materialize(self.next_plan())
+
+    def __iter__(self):
+        # Endless; the position lives in the sampler, so set_epoch / load_state_dict apply to
+        # the next batch of a running iterator too.
+        while True:
+            yield self.materialize(self.next_plan())
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch
+
+    def memory_bytes(self) -> int:
+        """Bytes held in integer/float arrays: the pair index, the streams, the live permutations."""
+        total = self.index.nbytes + self._avail.nbytes
+        for pool in self.pools:
+            total += pool.pairs_any.nbytes + pool.pairs_cross.nbytes + sum(a.nbytes for a in pool.pairs_lang)
+        for _, perm, u in self._perm.values():
+            total += perm.nbytes + (u.nbytes if u is not None else 0)
+        plan = getattr(self, "_plan_cache", None)
+        if plan is not None:
+            total += sum(a.nbytes for a in plan.values())
+        return int(total)
+
+    def summary(self) -> dict:
+        return {
+            "strategy": self.strategy,
+            "batch_size": self.batch_size,
+            "alpha": self.alpha if self.strategy == "hybrid" else None,
+            "langs": list(self.langs),
+            "weights": {l: float(w) for l, w in zip(self.langs, self.weights)},
+            "sources": list(self.index.sources),
+            "source_mode": self.source_mode,
+            "pairs": int(self.index.num_pairs),
+            "rows": int(self.index.table_starts[-1]),
+            "single_language_pairs": self.single_language_pairs(),
+            "steps_per_epoch": int(self.steps_per_epoch),
+        }
+
+
+def rank_bounds(batch_size: int, world_size: int, rank: int) -> tuple[int, int]:
+    """Positions ``[lo, hi)`` of the global batch that ``rank`` receives."""
+    base, extra = divmod(batch_size, world_size)
+    lo = rank * base + min(rank, extra)
+    return lo, lo + base + (1 if rank < extra else 0)
+
+
+def _make_sampler_dataset():
+    import torch.utils.data
+
+    class SamplerDataset(torch.utils.data.IterableDataset):
+        """``DataLoader(SamplerDataset(sampler), batch_size=None, num_workers=K)`` yields the
+        sampler's batches in the same order as iterating the sampler: worker k decodes steps
+        k, k+K, ... and DataLoader interleaves workers round-robin. Each worker starts from the
+        sampler's position when the DataLoader iterator is created; the main process's
+        sampler does not advance, so resume with ``load_state_dict`` from ``Batch.step``
+        (``{"epoch": step // steps_per_epoch, "step": step % steps_per_epoch}``) — see
+        :meth:`state_after`.
+        """
+
+        def __init__(self, sampler: BatchSampler):
+            super().__init__()
+            self.sampler = sampler
+
+        def __iter__(self):
+            info = torch.utils.data.get_worker_info()
+            worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
+            sampler = self.sampler  # in a worker, self is that worker's copy (info.dataset)
+            j = 0
+            while True:
+                plan = sampler.next_plan()
+                if j % workers == worker:
+                    yield sampler.materialize(plan)
+                j += 1
+
+        def state_after(self, batch: Batch) -> dict:
+            """The sampler state that resumes right after ``batch``."""
+            return state_after(self.sampler, batch)
+
+    return SamplerDataset
+
+
+def state_after(sampler: BatchSampler, batch: Batch) -> dict:
+    """The state whose next batch follows ``batch`` (works for batches from DataLoader workers)."""
+    nxt = batch.step + 1
+    state = sampler.state_dict()
+    state["epoch"], state["step"] = divmod(nxt, sampler.steps_per_epoch)
+    return state
+
+
+def __getattr__(name):
+    # SamplerDataset subclasses torch's IterableDataset: build it on first use so that
+    # `import fastir.train.sampler` never imports torch.
+    if name == "SamplerDataset":
+        cls = _make_sampler_dataset()
+        globals()["SamplerDataset"] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,9 +1,0 @@
-"""Choices of the batch sampler and the trainer, in a module that imports nothing heavy.
-
-``fastir --help`` imports every sub-command module, so the CLI takes these lists from here
-rather than from ``fastir.sampler`` / ``fastir.train`` (which import numpy and pyarrow).
-"""
-
-STRATEGIES = ("x-x-mono", "x-x", "x-y", "hybrid", "en-en")
-SOURCE_MODES = ("proportional", "uniform", "mixed")
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")

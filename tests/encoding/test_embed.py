@@ -1,0 +1,216 @@
+"""``fastir embed``: run-dir contract, references, resume, torchrun, bad input.
+
+Fixtures (tiny BERT, tiny LAReQA dirs, MiniLM path) live in conftest.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastir.cli import main
+from fastir.encoding.embed import EmbedOptions, embed_dataset, work_dir_for
+from fastir.encoding.encoder import encode, load_encoder
+from fastir.data.lareqa import load_dataset
+from fastir.runs.rundir import read_run
+
+
+def _run(capsys, *args) -> tuple[int, str, str]:
+    code = main(["embed", "--no-progress", *map(str, args)])
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def _tables(run_dir) -> dict[str, bytes]:
+    return {name: (Path(run_dir) / name).read_bytes() for name in ("queries.arrow", "candidates.arrow", "qrels.arrow")}
+
+
+def test_minilm_run_matches_sentence_transformers(embed_xquad_mini, minilm_path, tmp_path, capsys):
+    """The run dir of MiniLM (mean + Normalize from its folder) vs sentence-transformers encode, --store fp32."""
+    from sentence_transformers import SentenceTransformer
+
+    out = tmp_path / "run"
+    code, stdout, err = _run(capsys, "--dataset", embed_xquad_mini, "--model", minilm_path, "--out", out,
+                             "--store", "fp32", "--device", "cpu")
+    assert code == 0, err
+    run = read_run(out)
+    ds = load_dataset(embed_xquad_mini)
+    assert run.queries.ids == ds.question_id and run.queries.langs == ds.question_lang
+    assert run.queries.xling_ids == ds.question_xling_id
+    assert run.candidates.ids == ds.candidate_id and run.candidates.langs == ds.candidate_lang
+    assert run.qrels_query_id == ds.qrel_query_id and run.qrels_candidate_id == ds.qrel_candidate_id
+    m = run.meta
+    assert (m["dtype"], m["dim"], m["normalized"], m["pooling"], m["max_length"]) == ("float32", 384, True, "mean", 256)
+    assert (m["device"], m["compute_dtype"], m["candidates"], m["langs"]) == ("cpu", "float32", "sentence", ["de", "en"])
+    assert m["dataset_checksum"] == ds.checksum and m["fastir_version"]
+    st = SentenceTransformer(minilm_path, device="cpu")
+    for table, texts in ((run.queries, ds.question_text), (run.candidates, ds.candidate_text)):
+        ref = st.encode(texts, convert_to_numpy=True)
+        cos = (table.embeddings * ref).sum(axis=1) / np.linalg.norm(ref, axis=1)
+        assert cos.min() >= 0.9999, cos.min()
+    assert "wrote" in stdout
+
+
+def test_store_fp16_is_fp32_rounded(embed_tiny_dataset, embed_tiny_bert, tmp_path, capsys):
+    args = ["--dataset", embed_tiny_dataset, "--model", embed_tiny_bert, "--batch-tokens", "200"]
+    assert _run(capsys, *args, "--out", tmp_path / "f32", "--store", "fp32")[0] == 0
+    assert _run(capsys, *args, "--out", tmp_path / "f16")[0] == 0
+    f32, f16 = read_run(tmp_path / "f32"), read_run(tmp_path / "f16")
+    assert f16.meta["dtype"] == "float16" and f16.queries.embeddings.dtype == np.float16
+    assert f16.meta["normalized"] is False and f16.meta["pooling"] == "cls"  # plain HF folder defaults
+    np.testing.assert_array_equal(f16.queries.embeddings, f32.queries.embeddings.astype(np.float16))
+    np.testing.assert_array_equal(f16.candidates.embeddings, f32.candidates.embeddings.astype(np.float16))
+
+
+def test_options_reach_the_encoder(embed_tiny_dataset, embed_tiny_bert, tmp_path, capsys):
+    """Prefixes, pooling, normalisation and sentence+context pairs vs fastir.encode on the same texts."""
+    out = tmp_path / "run"
+    code, _, err = _run(capsys, "--dataset", embed_tiny_dataset, "--model", embed_tiny_bert, "--out", out,
+                        "--langs", "bb", "--pooling", "mean", "--normalize", "--query-prefix", "w0 ",
+                        "--passage-prefix", "w1 ", "--candidates", "sentence+context", "--max-length", "64",
+                        "--store", "fp32")
+    assert code == 0, err
+    run = read_run(out)
+    ds = load_dataset(embed_tiny_dataset, langs=["bb"])
+    assert set(run.queries.langs) == {"bb"} and run.meta["langs"] == ["bb"]
+    assert (run.meta["query_prefix"], run.meta["passage_prefix"]) == ("w0 ", "w1 ")
+    assert (run.meta["candidates"], run.meta["max_length"], run.meta["normalized"]) == ("sentence+context", 64, True)
+    enc = load_encoder(embed_tiny_bert, pooling="mean", device="cpu", max_length=64)
+    q = encode(ds.question_text, model=enc, prefix="w0 ", normalize=True, batch_tokens=10**6)
+    c = encode(ds.candidate_text, model=enc, prefix="w1 ", normalize=True, text_pairs=ds.candidate_context,
+               batch_tokens=10**6)
+    np.testing.assert_allclose(run.queries.embeddings, q, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(run.candidates.embeddings, c, rtol=1e-4, atol=1e-5)
+    sentence_only = encode(ds.candidate_text, model=enc, prefix="w1 ", normalize=True)
+    assert not np.allclose(run.candidates.embeddings, sentence_only, atol=1e-3)
+
+
+def test_resume_is_byte_identical(embed_tiny_dataset, embed_tiny_bert, tmp_path, capsys):
+    base = dict(dataset=embed_tiny_dataset, model=embed_tiny_bert, batch_tokens=120, device="cpu")
+    full = embed_dataset(EmbedOptions(out=str(tmp_path / "full"), **base))
+    total = full.meta["num_queries"] + full.meta["num_candidates"]
+    assert full.encoded == total
+
+    out = tmp_path / "part"
+
+    class Interrupt(Exception):
+        pass
+
+    committed = []
+
+    def stop_after_five(side, index):
+        committed.append((side, index))
+        if len(committed) == 5:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        embed_dataset(EmbedOptions(out=str(out), **base), on_batch=stop_after_five)
+    assert not out.exists() and work_dir_for(out).is_dir()
+    # without --resume the interrupted run is refused, not silently restarted
+    code, _, err = _run(capsys, "--dataset", embed_tiny_dataset, "--model", embed_tiny_bert, "--out", out,
+                        "--batch-tokens", 120)
+    assert code == 2 and "--resume" in err and len(err.strip().splitlines()) == 1
+    # resuming with other options is refused too
+    code, _, err = _run(capsys, "--dataset", embed_tiny_dataset, "--model", embed_tiny_bert, "--out", out,
+                        "--batch-tokens", 120, "--pooling", "mean", "--resume")
+    assert code == 2 and "pooling" in err and not out.exists()
+
+    res = embed_dataset(EmbedOptions(out=str(out), resume=True, **base))
+    assert 0 < res.encoded < total  # the five committed batches were not encoded again
+    assert _tables(out) == _tables(tmp_path / "full")
+    assert json.loads((out / "run.json").read_text()) == json.loads((tmp_path / "full" / "run.json").read_text())
+    assert not work_dir_for(out).exists()
+    # --resume on a finished run has nothing to do
+    code, stdout, _ = _run(capsys, "--dataset", embed_tiny_dataset, "--model", embed_tiny_bert, "--out", out,
+                           "--batch-tokens", 120, "--resume")
+    assert code == 0 and "already complete" in stdout
+
+
+def test_overwrite_replaces_run(embed_tiny_dataset, embed_tiny_bert, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "junk.txt").write_text("x")
+    code, _, err = _run(capsys, "--dataset", embed_tiny_dataset, "--model", embed_tiny_bert, "--out", out,
+                        "--overwrite", "--langs", "aa")
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["candidates.arrow", "qrels.arrow", "queries.arrow", "run.json"]
+
+
+def test_cuda_fallback_is_recorded(embed_tiny_dataset, embed_tiny_bert, tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available: the fallback path does not apply")
+    out = tmp_path / "run"
+    code, _, err = _run(capsys, "--dataset", embed_tiny_dataset, "--model", embed_tiny_bert, "--out", out,
+                        "--device", "cuda", "--langs", "aa")
+    assert code == 0
+    warnings = [line for line in err.splitlines() if line.strip()]
+    assert len(warnings) == 1 and warnings[0].startswith("warning:") and "CUDA" in warnings[0]
+    meta = read_run(out).meta
+    assert (meta["device"], meta["compute_dtype"], meta["dtype"]) == ("cpu", "float32", "float16")
+
+
+def _bad_cases(tmp_path, model, dataset):
+    bare = tmp_path / "bare-model"
+    shutil.copytree(model, bare)
+    for f in bare.iterdir():
+        if f.name not in ("config.json", "model.safetensors"):
+            f.unlink()
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "notes.txt").write_text("mine")
+    return {
+        "unknown model path": (["--model", tmp_path / "no-such-model"], "does not exist"),
+        "model without tokenizer": (["--model", bare], "tokenizer"),
+        "max-length above limit": (["--model", model, "--max-length", "4096"], "above the model's limit"),
+        "empty langs": (["--model", model, "--langs", ""], "empty language list"),
+        "unknown lang": (["--model", model, "--langs", "zz"], "unknown language"),
+        "existing non-empty out": (["--model", model, "--out", full], "not empty"),
+        "bad batch tokens": (["--model", model, "--batch-tokens", "0"], "must be positive"),
+    }
+
+
+def test_bad_input_exits_2_with_one_line_and_no_output(embed_tiny_bert, embed_tiny_dataset, tmp_path, capsys):
+    for name, (args, message) in _bad_cases(tmp_path, embed_tiny_bert, embed_tiny_dataset).items():
+        out = tmp_path / f"out-{name.replace(' ', '-')}"
+        if "--out" not in args:
+            args = [*args, "--out", out]
+        code, _, err = _run(capsys, "--dataset", embed_tiny_dataset, *args)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code == 2, (name, err)
+        assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], (name, err)
+        assert not out.exists() and not work_dir_for(out).exists(), name
+    assert (tmp_path / "full" / "notes.txt").read_text() == "mine"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dirs left
+
+
+def test_torchrun_two_cpu_ranks_merge_one_run(embed_tiny_dataset, embed_tiny_bert, tmp_path, capsys):
+    """torchrun --nproc-per-node 2 (gloo, CPU): each rank encodes its shard; rank 0 writes one run dir."""
+    single = tmp_path / "single"
+    assert _run(capsys, "--dataset", embed_tiny_dataset, "--model", embed_tiny_bert, "--out", single,
+                "--batch-tokens", 150, "--store", "fp32")[0] == 0
+    out = tmp_path / "ddp"
+    fastir_exe = Path(sys.executable).with_name("fastir")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "--no-python",
+         str(fastir_exe), "embed", "--no-progress", "--dataset", embed_tiny_dataset, "--model", embed_tiny_bert,
+         "--out", str(out), "--batch-tokens", "150", "--store", "fp32"],
+        capture_output=True, text=True, timeout=240, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("wrote") == 1  # only rank 0 reports
+    a, b = read_run(single), read_run(out)
+    assert b.queries.ids == a.queries.ids and b.candidates.ids == a.candidates.ids
+    assert b.qrels_query_id == a.qrels_query_id
+    np.testing.assert_allclose(b.queries.embeddings, a.queries.embeddings, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b.candidates.embeddings, a.candidates.embeddings, rtol=1e-5, atol=1e-6)
+    assert not work_dir_for(out).exists()

@@ -1,0 +1,190 @@
+"""fastir.eval.score.score_run against sklearn AP per query, pytrec_eval, and hand-computed cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import average_precision_score
+
+from fastir.errors import InputError
+from fastir.eval.score import score_run
+from fastir.eval.cells import Cell
+
+LANGS = ("aa", "bb", "cc")
+
+
+def parallel_run_columns(rng, n_xling=12, n_extra=3, dim=6, integer=True, langs=LANGS):
+    """Queries in each language per xling id; its golds = the xling's sentence in every language."""
+    q_langs, c_langs, qrels = [], [], []
+    sentence = {}
+    for lang in langs:
+        for x in range(n_xling + n_extra):
+            sentence[(lang, x)] = len(c_langs)
+            c_langs.append(lang)
+    for lang in langs:
+        for x in range(n_xling):
+            qi = len(q_langs)
+            q_langs.append(lang)
+            qrels += [(qi, sentence[(other, x)]) for other in langs]
+    draw = (lambda n: rng.integers(-2, 3, (n, dim)).astype(np.float32)) if integer else \
+        (lambda n: rng.standard_normal((n, dim)).astype(np.float32))
+    return dict(q_emb=draw(len(q_langs)), q_langs=q_langs, c_emb=draw(len(c_langs)), c_langs=c_langs, qrels=qrels)
+
+
+def reference_ap(cols) -> dict:
+    """sklearn AP per (query row, set) over the full numpy score matrix (set = language or 'all')."""
+    scores = cols["q_emb"].astype(np.float32) @ cols["c_emb"].astype(np.float32).T
+    c_langs = np.asarray(cols["c_langs"])
+    labels = np.zeros(scores.shape, bool)
+    for qi, cj in cols["qrels"]:
+        labels[qi, cj] = True
+    out = {}
+    for i in range(len(scores)):
+        for name in [*dict.fromkeys(cols["c_langs"]), "all"]:
+            members = np.ones(len(c_langs), bool) if name == "all" else c_langs == name
+            if labels[i, members].any():
+                out[(i, name)] = average_precision_score(labels[i, members], scores[i, members])
+    return out
+
+
+def fastir_ap(result) -> dict:
+    out = {}
+    for s, name in enumerate(result.cand_langs + ["all"]):
+        for i in np.flatnonzero(result.metrics.nrel[:, s] > 0):
+            out[(int(i), name)] = float(result.metrics.ap[i, s])
+    return out
+
+
+def test_ap_equals_sklearn_with_ties(tmp_path, make_run):
+    cols = parallel_run_columns(np.random.default_rng(0))
+    result = score_run(make_run(tmp_path, **cols))
+    ref, mine = reference_ap(cols), fastir_ap(result)
+    assert mine.keys() == ref.keys()
+    for key, value in ref.items():
+        assert mine[key] == pytest.approx(value, abs=1e-12), key
+
+
+def test_cells_and_paper_style_summary(tmp_path, make_run):
+    cols = parallel_run_columns(np.random.default_rng(1))
+    result = score_run(make_run(tmp_path, **cols), ks=(1, 5))
+    assert len(result.cells) == 3 * 3 + 3
+    ref = reference_ap(cols)
+    q_langs = np.asarray(cols["q_langs"])
+    for cell in result.cells:
+        rows = np.flatnonzero(q_langs == cell.query_lang)
+        assert result.cell_stats[cell]["queries"] == len(rows) and result.cell_stats[cell]["skipped"] == 0
+        assert result.cell_stats[cell]["map"] == pytest.approx(np.mean([ref[(i, cell.cand_lang)] for i in rows]))
+    cell_map = {c: result.cell_stats[c]["map"] for c in result.cells}
+    mono = np.mean([cell_map[Cell(x, x)] for x in LANGS])
+    cross = np.mean([cell_map[Cell(x, y)] for x in LANGS for y in LANGS if x != y])
+    multi = np.mean([cell_map[Cell(x, "all")] for x in LANGS])
+    assert result.summary["mono"]["map"] == pytest.approx(mono)
+    assert result.summary["cross"]["map"] == pytest.approx(cross)
+    assert result.summary["multi"]["map"] == pytest.approx(multi)
+    micro = np.mean([v for (i, name), v in ref.items() if name == "all"])
+    assert result.summary["micro_multi_map"] == pytest.approx(micro)
+    assert result.per_language["bb"]["cross"]["map"] == pytest.approx(
+        np.mean([cell_map[Cell("bb", y)] for y in ("aa", "cc")]))
+
+
+def test_rank_distance_hand_computed(tmp_path, make_run):
+    # One query; candidates (1-d embeddings = scores): aa: 5, 1   bb: 4, 3   query embedding 1.
+    # Golds: aa-1 (score 1, pooled rank 4, hits 2) and bb-3 (score 3, pooled rank 3, hits 1) -> RD = 1,
+    # pooled AP = (2/4 + 1/3) / 2; per language each gold is alone: aa rank 2 -> 1/2, bb rank 2 -> 1/2.
+    # A second query without any gold is skipped in every cell.
+    cols = dict(q_emb=np.array([[1.0], [1.0]]), q_langs=["aa", "aa"],
+                c_emb=np.array([[5.0], [1.0], [4.0], [3.0]]), c_langs=["aa", "aa", "bb", "bb"],
+                qrels=[(0, 1), (0, 3)])
+    result = score_run(make_run(tmp_path, **cols), ks=(1, 3))
+    m = result.metrics
+    assert m.rank_distance[0] == 1.0
+    assert m.ap[0].tolist() == pytest.approx([1 / 2, 1 / 2, (2 / 4 + 1 / 3) / 2])
+    pooled = result.cell_stats[Cell("aa", "all")]
+    assert pooled["rank_distance"] == 1.0 and pooled["queries"] == 1 and pooled["skipped"] == 1
+    assert pooled["recall@3"] == 0.5 and pooled["mrr"] == pytest.approx(1 / 3)
+    assert result.summary["rank_distance"]["macro"] == 1.0
+
+
+def test_pytrec_eval_on_tie_free_data(tmp_path, make_run):
+    pytrec_eval = pytest.importorskip("pytrec_eval")
+    cols = parallel_run_columns(np.random.default_rng(2), integer=False, dim=8)
+    scores = cols["q_emb"] @ cols["c_emb"].T
+    assert all(len(np.unique(r)) == len(r) for r in scores)  # tie-free: trec_eval's tie order is irrelevant
+    result = score_run(make_run(tmp_path, **cols), ks=(1, 5, 10))
+    qids = [f"q{i}" for i in range(len(scores))]
+    qrels = {}
+    for qi, cj in cols["qrels"]:
+        qrels.setdefault(qids[qi], {})[f"c{cj}"] = 1
+    # Full ranking over the pooled set: trec_eval's map / recall_k / recip_rank are then exact.
+    run = {qids[i]: {f"c{j}": float(scores[i, j]) for j in range(scores.shape[1])} for i in range(len(qids))}
+    evaluated = pytrec_eval.RelevanceEvaluator(qrels, {"map", "recall.1,5,10", "recip_rank"}).evaluate(run)
+    m = result.metrics
+    for i, qid in enumerate(qids):
+        assert m.ap[i, -1] == pytest.approx(evaluated[qid]["map"], abs=1e-12)
+        assert m.rr[i, -1] == pytest.approx(evaluated[qid]["recip_rank"], abs=1e-12)
+        for j, k in enumerate((1, 5, 10)):
+            # trec_eval's recall_k = relevant in the top k / all relevant of the query (num_rel).
+            assert m.recall[i, -1, j] == pytest.approx(evaluated[qid][f"recall_{k}"], abs=1e-12)
+
+
+def test_subset_path_and_blocking_agree(tmp_path, make_run):
+    cols = parallel_run_columns(np.random.default_rng(4))
+    path = make_run(tmp_path, **cols)
+    full = score_run(path)
+    for kwargs in ({"pairs": "mono"}, {"pairs": "aa-bb,cc-all"}, {"block_mb": 1e-4}):
+        part = score_run(path, **kwargs)
+        for cell in part.cells:
+            assert part.cell_stats[cell] == full.cell_stats[cell], (kwargs, cell)
+    mono = score_run(path, pairs="mono")
+    assert [c.kind for c in mono.cells] == ["mono"] * 3
+    assert mono.summary["cross"] is None and mono.summary["micro_multi_map"] is None
+
+
+def test_float16_run_and_single_candidate_language(tmp_path, make_run):
+    rng = np.random.default_rng(5)
+    cols = parallel_run_columns(rng, langs=("aa",))
+    cols["q_langs"] = ["aa"] * (len(cols["q_langs"]) - 3) + ["bb"] * 3  # bb queries against aa candidates
+    result = score_run(make_run(tmp_path, dtype="float16", **cols))
+    assert [c.name for c in result.cells] == ["aa-aa", "aa-all", "bb-aa", "bb-all"]
+    ref = reference_ap(cols)  # integer embeddings in [-2, 2]: float16 holds them exactly
+    assert fastir_ap(result) == pytest.approx(ref, abs=1e-12)
+    assert result.summary["mono"]["cells"] == 1 and result.summary["cross"]["cells"] == 1
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), n_q=st.integers(1, 12), n_c=st.integers(1, 40), n_langs=st.integers(1, 3),
+       max_golds=st.integers(0, 11))
+def test_property_random_runs(tmp_path_factory, make_run, seed, n_q, n_c, n_langs, max_golds):
+    rng = np.random.default_rng(seed)
+    langs = ["aa", "bb", "cc"][:n_langs]
+    qrels = []
+    for qi in range(n_q):
+        m = int(rng.integers(0, min(max_golds, n_c) + 1))
+        qrels += [(qi, int(cj)) for cj in rng.choice(n_c, m, replace=False)]
+    cols = dict(q_emb=rng.integers(-1, 2, (n_q, 3)).astype(np.float32), q_langs=list(rng.choice(langs, n_q)),
+                c_emb=rng.integers(-1, 2, (n_c, 3)).astype(np.float32), c_langs=list(rng.choice(langs, n_c)),
+                qrels=qrels)
+    path = make_run(tmp_path_factory.mktemp("prop"), **cols)
+    ref = reference_ap(cols)
+    try:
+        result = score_run(path)
+    except InputError as exc:
+        # Some selected cell has no query with a relevant candidate: refused as a whole.
+        assert "has a relevant candidate" in str(exc)
+        return
+    assert fastir_ap(result).keys() == ref.keys()
+    assert fastir_ap(result) == pytest.approx(ref, abs=1e-12)
+
+
+def test_bad_arguments_raise_input_error(tmp_path, make_run):
+    cols = parallel_run_columns(np.random.default_rng(6))
+    path = make_run(tmp_path, **cols)
+    for kwargs, needle in (({"pairs": "xx-aa"}, "unknown query language"),
+                           ({"pairs": "aa-zz"}, "unknown candidate language"),
+                           ({"pairs": "nonsense"}, "neither"),
+                           ({"ks": (0,)}, "positive"), ({"ks": "5,-1"}, "positive"), ({"ks": "a"}, "integer"),
+                           ({"block_mb": 0}, "positive")):
+        with pytest.raises(InputError, match=needle):
+            score_run(path, **kwargs)
