@@ -1,14 +1,10 @@
 """Exact ranking metrics from one scan of a block of query-candidate scores (Numba).
 
-For one query q with relevant ("gold") candidates G, score(q, d) a float32 dot product, and a
-candidate set S (one candidate language, or all of them):
+The metrics are defined in docs/score.md; ``metrics_from_counts`` carries the formulas it computes.
+For one query with relevant ("gold") candidates G and a candidate set S (one language, or all):
 
     rank_S(d) = |{c in S : score(c) >= score(d)}|          ties count against the gold
     hits_S(d) = |{g in G ∩ S : score(g) >= score(d)}|
-    AP_S      = (1 / |G ∩ S|) * sum_{d in G ∩ S} hits_S(d) / rank_S(d)     (= sklearn average_precision_score)
-    RR_S      = 1 / min_{d in G ∩ S} rank_S(d)
-    Recall@k  = |{d in G ∩ S : rank_S(d) <= k}| / |G ∩ S|
-    RD        = max_{d in G} rank_all(d) - min_{d in G} rank_all(d)        (pooled set, |G| >= 2)
 
 Every rank is a sum over languages of ``cnt[d, L]`` = number of candidates of language L scoring
 at or above gold d, so one scan of a query's score row yields every candidate set at once. Score

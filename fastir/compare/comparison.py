@@ -1,13 +1,9 @@
 """``fastir compare``: several runs side by side, with paired significance tests and bootstrap CIs.
 
 Unit of analysis. A *cell* is (metric, setting, query language, candidate language); its value is
-the mean over its queries. The reported statistics are linear in cell means (paper aggregation):
-
-* summary (paper Tables 1-2): Mo. = mean of the diagonal cells X->X, Cr. = mean of the off-diagonal
-  cells X->Y, Mul. = mean over query languages of the pooled cells X->all; rank distance = mean over
-  query languages of the per-language mean rank distance (multi rows with >= 2 relevant).
-* per language (paper Tables 3-8), for query language X: mono X->X, cross = mean over Y != X of
-  X->Y, multi X->all, rank distance X->all.
+the mean over its queries. The summary (Mo., Cr., Mul., rank distance; paper Tables 1-2) and
+per-language statistics (Tables 3-8) are ``fastir score``'s, defined in docs/score.md; each is linear
+in the cell means, which the resampling below relies on.
 
 Resampling unit = the query: a query contributes to several cells (X->Y for every Y), and it is
 swapped (randomization test) or drawn (bootstrap) as a whole, so the correlation between its cells

@@ -35,7 +35,7 @@ DEVICES = ("auto", "cuda", "cpu")
 DTYPES = ("auto", "fp16", "bf16", "fp32")
 # Padded tokens per forward pass. Sorted-by-length batches make padding nearly free, so this is
 # essentially the number of real tokens per batch. A GPU wants large batches to fill its SMs;
-# a CPU is faster with activations that stay in cache (measured on MiniLM, see docs/readme/embed.md).
+# a CPU is faster with activations that stay in cache (measured on MiniLM, see docs/embed.md).
 CUDA_BATCH_TOKENS = 16384
 CPU_BATCH_TOKENS = 2048
 DEFAULT_BATCH_TOKENS = None  # encode(): pick per device

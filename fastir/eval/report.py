@@ -1,10 +1,7 @@
 """Aggregation and output files of ``fastir score``: cells, paper-style summary, per-query table.
 
-Cell value = mean over the cell's scorable queries. Summary (arXiv 2408.10536, Table 1):
-mono = mean of X→X cells, cross = mean of X→Y (X ≠ Y) cells, multi = mean over query languages of
-X→all cells; per query language: its X→X cell, the mean of its X→Y cells, its X→all cell and its
-mean rank distance; rank distance macro = mean over query languages; ``micro_multi_map`` = mean AP
-over all queries of the pooled cells (LAReQA's single number).
+The cell values and summaries computed here (mono / cross / multi, per query language, rank
+distance macro, ``micro_multi_map``) are defined in docs/score.md.
 """
 
 from __future__ import annotations

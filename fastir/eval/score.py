@@ -1,19 +1,7 @@
 """``fastir score``: exact mAP, MRR, Recall@k and rank distance for every language pair of a run.
 
-Definitions (for a query q in language X and a candidate set S = one language Y, or ``all``):
-
-* score(q, d) = dot product of the stored embeddings, computed in float32.
-* R_q = the relevant candidates of q inside S; queries with empty R_q are left out of the cell
-  (and counted as ``skipped``).
-* rank(d) = |{c ∈ S : score(q, c) ≥ score(q, d)}| (ties count against the gold);
-  hits(d) = |{g ∈ R_q : score(q, g) ≥ score(q, d)}|.
-* AP(q) = (1/|R_q|) Σ_{d∈R_q} hits(d) / rank(d)  — equal to sklearn's ``average_precision_score``
-  (LAReQA's reference), ties included; a cell's mAP = mean AP over its queries.
-* RR(q) = 1 / min_{d∈R_q} rank(d);  Recall@k(q) = |{d ∈ R_q : rank(d) ≤ k}| / |R_q|.
-* Rank distance (pooled cells, |R_q| ≥ 2): RD(q) = max_{d∈R_q} rank(d) − min_{d∈R_q} rank(d).
-* Summary (as arXiv 2408.10536): mono = mean of the X→X cells, cross = mean of the X→Y (X ≠ Y)
-  cells, multi = mean over query languages of the X→all cells; ``micro_multi_map`` = mean AP over
-  every query of the pooled cells (LAReQA's number).
+The metrics (AP, RR, Recall@k, rank distance, the mono / cross / multi summaries) are defined in
+docs/score.md, the one place they are written down.
 
 Computation: Q·Cᵀ block by block (float32 BLAS into a reused buffer of ``block_mb`` MiB, never the
 whole matrix), each block handed to one parallel Numba pass (:mod:`fastir.kernels.ranking`) that

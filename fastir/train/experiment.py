@@ -13,10 +13,9 @@ Every strategy gets the same settings and seed, so they differ only in how batch
 Re-running the same command resumes: finished training runs, run dirs and scores are reused
 (training refuses to resume from a run with different settings).
 
-Table 1: mAP per evaluation dataset, Mo. (X→X cells), Cr. (X→Y, X≠Y) and Mul. (X→all pooled),
-paper-style macro averages over cells / query languages (``fastir score`` summary).
-Table 2: R@1 for the same three settings and the mean rank distance (multi setting; lower is
-better).
+Table 1: mAP per evaluation dataset for the mono / cross / multi summaries of ``fastir score``
+(Mo., Cr., Mul.; defined in docs/score.md). Table 2: R@1 for the same three settings and the macro
+rank distance (lower is better).
 """
 
 from __future__ import annotations

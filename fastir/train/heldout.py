@@ -5,11 +5,8 @@ or a train table (relevance = same ``xling_id``; candidates = the table's distin
 The current model embeds it (eval mode, L2-normalised, the training prefixes) into an in-memory
 :class:`fastir.runs.rundir.Run`, and :func:`fastir.eval.score.score_run` scores the pooled cells (X→all,
 LAReQA's setting with every language's candidates in one ranking), so the numbers logged while
-training are defined exactly as the final ``fastir score`` numbers (ties count against the gold):
-
-    AP(q)  = (1/R_q) Σ_{k=1..R_q} k / rank_k
-    eval_pooled_map = mean AP over all queries (``micro_multi_map``)
-    eval_multi_map  = mean over query languages of each language's mean AP (the paper's "Mul.")
+training are the final ``fastir score`` numbers: ``eval_pooled_map`` is ``micro_multi_map`` and
+``eval_multi_map`` is multi, both defined in docs/score.md.
 """
 
 from __future__ import annotations
