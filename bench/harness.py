@@ -1,8 +1,8 @@
-"""Run the benchmark suites, save baselines, check for regressions, render the README table.
+"""Run the benchmark suites, save baselines, check for regressions, render the docs/benchmarks.md table.
 
     python bench/harness.py run    [--scale S] [--threads N] [--name NAME] [-- PYTEST ARGS]
     python bench/harness.py check  [--current FILE] [--baseline FILE] [--threshold 0.25] [--stat min] [--save]
-    python bench/harness.py render [FILE] [--out TABLE.md] [--readme README.md]
+    python bench/harness.py render [FILE] [--out TABLE.md] [--page docs/benchmarks.md | --no-page]
 
 Everything is a ratio within one run: for each benchmark group, the fastir benchmark
 (``extra_info["role"] == "fastir"``) is paired with every peer benchmark of the same group
@@ -36,6 +36,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
+BENCH_PAGE = REPO / "docs" / "benchmarks.md"  # `render` rewrites the table between START and END here
 DEFAULT_THRESHOLD = 0.25
 STATS = ("min", "median", "mean")
 START, END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
@@ -370,15 +371,15 @@ def render_table(results: dict, stat: str = "min", source: str | None = None) ->
     return "\n".join(lines) + "\n"
 
 
-def update_readme(readme: Path, table: str) -> None:
-    """Replace the text between the bench-table markers of ``readme`` with ``table``."""
-    text = readme.read_text(encoding="utf-8")
-    # Markers count only on a line of their own: prose may quote them (the README does).
+def update_page(page: Path, table: str) -> None:
+    """Replace the text between the bench-table markers of ``page`` with ``table``."""
+    text = page.read_text(encoding="utf-8")
+    # Markers count only on a line of their own: prose may quote them (docs/benchmarks.md does).
     match = re.search(rf"^{re.escape(START)}[ \t]*\n(.*?)^{re.escape(END)}[ \t]*$", text, re.M | re.S)
     if match is None:
-        raise HarnessError(f"{readme}: markers {START} ... {END} not found, each on a line of its own, in that order")
+        raise HarnessError(f"{page}: markers {START} ... {END} not found, each on a line of its own, in that order")
     updated = text[: match.start(1)] + table.rstrip("\n") + "\n" + text[match.end(1):]
-    _write_atomic(readme, updated)
+    _write_atomic(page, updated)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -585,13 +586,13 @@ def cmd_render(ns) -> int:
     if ns.out is not None:
         _write_atomic(ns.out, table)
         print(f"wrote {ns.out}", file=sys.stderr)
-    if ns.readme is not None:
-        update_readme(ns.readme, table)
-        print(f"updated {ns.readme}", file=sys.stderr)
+    if ns.page is not None:
+        update_page(ns.page, table)
+        print(f"updated {ns.page}", file=sys.stderr)
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench/harness.py", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -614,16 +615,24 @@ def main(argv: list[str] | None = None) -> int:
     _add_run_options(p)
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("render", help="Markdown performance table from the newest (or given) results")
+    p = sub.add_parser("render", help="Markdown performance table from the newest (or given) results, "
+                                         "written into docs/benchmarks.md")
     p.add_argument("results", nargs="?", type=Path, help="results JSON (default: newest in the results dir)")
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     p.add_argument("--scale", type=float, help="pick the newest results at this scale")
     p.add_argument("--stat", choices=STATS, default="min")
     p.add_argument("--out", type=Path, help="also write the table to this file (e.g. bench_table.md)")
-    p.add_argument("--readme", type=Path, help=f"replace the region between {START} and {END} in this file")
+    page = p.add_mutually_exclusive_group()
+    page.add_argument("--page", type=Path, default=BENCH_PAGE,
+                      help=f"replace the region between {START} and {END} in this file (default docs/benchmarks.md)")
+    page.add_argument("--no-page", dest="page", action="store_const", const=None, help="print the table only")
     p.set_defaults(func=cmd_render)
 
-    ns = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
     try:
         return ns.func(ns)
     except HarnessError as exc:

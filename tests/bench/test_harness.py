@@ -1,4 +1,4 @@
-"""bench/harness.py: pairing and ratios, the regression check, the README table, and a real run.
+"""bench/harness.py: pairing and ratios, the regression check, the docs/benchmarks.md table, and a real run.
 
 The end-to-end test runs a tiny fastir/peer benchmark pair through pytest-benchmark twice via
 the harness; the second time the fastir side sleeps longer (a deliberate slowdown) and
@@ -250,25 +250,37 @@ def test_fastir_only_groups_are_listed_apart():
     assert harness.pairs_of(results(solo))[1] == ["group compare-full: no peer benchmark, nothing to compare"]
 
 
-def test_render_table_and_readme_region(tmp_path):
+def test_render_table_and_page_region(tmp_path):
     table = harness.render_table(results(BASE), "min", source="bench/results/x.json")
     assert "Test CPU; scale 1" in table and "0123456789" in table
     rows = [line for line in table.splitlines() if line.startswith("| score-metrics")]
     assert len(rows) == 2
     sk = next(r for r in rows if "sklearn" in r)
     assert "| 10 ms | 200 ms | 20x | >= 10x sklearn | yes |" in sk
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# fastir\n\nintro\n\n{harness.START}\nold table\n{harness.END}\n\nafter\n", encoding="utf-8")
-    harness.update_readme(readme, table)
-    text = readme.read_text(encoding="utf-8")
+    page = tmp_path / "benchmarks.md"
+    page.write_text(f"# fastir\n\nintro\n\n{harness.START}\nold table\n{harness.END}\n\nafter\n", encoding="utf-8")
+    harness.update_page(page, table)
+    text = page.read_text(encoding="utf-8")
     assert "old table" not in text and table in text
     assert text.startswith("# fastir\n\nintro\n\n") and text.endswith(f"{harness.END}\n\nafter\n")
-    harness.update_readme(readme, table)  # idempotent
-    assert readme.read_text(encoding="utf-8") == text
+    harness.update_page(page, table)  # idempotent
+    assert page.read_text(encoding="utf-8") == text
     no_markers = tmp_path / "plain.md"
     no_markers.write_text("# nothing here\n", encoding="utf-8")
     with pytest.raises(harness.HarnessError, match="markers"):
-        harness.update_readme(no_markers, table)
+        harness.update_page(no_markers, table)
+
+
+def test_render_targets_docs_benchmarks_page_which_shows_the_newest_saved_results():
+    parser = harness.build_parser()
+    assert parser.parse_args(["render"]).page == harness.REPO / "docs" / "benchmarks.md"
+    assert parser.parse_args(["render", "--no-page"]).page is None
+    # The committed page holds exactly what `render` makes of the newest committed results.
+    _, newest, _ = harness.saved_results(harness.RESULTS_DIR)[-1]
+    source = Path(newest).resolve().relative_to(harness.REPO).as_posix()
+    table = harness.render_table(harness.load_results(newest), "min", source=source)
+    text = harness.BENCH_PAGE.read_text(encoding="utf-8")
+    assert f"\n{harness.START}\n{table}{harness.END}\n" in text
 
 
 def test_render_command_writes_the_table_file(tmp_path, capsys):
@@ -277,9 +289,13 @@ def test_render_command_writes_the_table_file(tmp_path, capsys):
     write(saved / "old.json", results(slowed(BASE, 4.0), when="2026-11-20T10:00:00+00:00"))
     write(saved / "new.json", results(BASE, when="2026-11-23T10:00:00+00:00"))
     out = tmp_path / "docs" / "bench_table.md"
-    assert harness.main(["render", "--results-dir", str(saved), "--out", str(out)]) == 0
+    assert harness.main(["render", "--results-dir", str(saved), "--out", str(out), "--no-page"]) == 0
     assert out.read_text(encoding="utf-8") == capsys.readouterr().out
     assert "| 20x |" in out.read_text(encoding="utf-8")  # from new.json, not old.json (5x)
+    page = tmp_path / "docs" / "benchmarks.md"
+    page.write_text(f"# Benchmarks\n\n{harness.START}\nold\n{harness.END}\n", encoding="utf-8")
+    assert harness.main(["render", "--results-dir", str(saved), "--page", str(page)]) == 0
+    assert "| 20x |" in page.read_text(encoding="utf-8") and "\nold\n" not in page.read_text(encoding="utf-8")
 
 
 # ------------------------------------------------------------------------------ real runs
