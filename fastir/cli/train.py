@@ -1,4 +1,4 @@
-"""``fastir train``: contrastive fine-tuning of a dual encoder (see fastir/train.py)."""
+"""``fastir train``: contrastive fine-tuning of a dual encoder (see fastir/train/loop.py and docs/train.md)."""
 
 from __future__ import annotations
 
