@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -17,8 +18,24 @@ def _umask() -> int:
 
 
 def _publish(tmp: str | os.PathLike, is_dir: bool) -> None:
-    # mkstemp/mkdtemp create private (0600/0700) entries; give the final output normal permissions.
-    os.chmod(tmp, (0o777 if is_dir else 0o666) & ~_umask())
+    """Give an output the modes of a file the user creates (0666/0777 less the umask).
+
+    mkstemp/mkdtemp create private 0600/0700 entries, and so do libraries that write through their
+    own temporary file (safetensors' save_file: model.safetensors was 0600), so every entry of an
+    output directory is set, not only its top. Executable files keep their execute bits.
+    """
+    mask = _umask()
+    os.chmod(tmp, (0o777 if is_dir else 0o666) & ~mask)
+    if not is_dir:
+        return
+    for root, dirs, files in os.walk(tmp):
+        for name in dirs + files:
+            entry = os.path.join(root, name)
+            st = os.lstat(entry)  # symbolic links are left alone (chmod would follow them)
+            if stat.S_ISDIR(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_mode & 0o111):
+                os.chmod(entry, 0o777 & ~mask)
+            elif stat.S_ISREG(st.st_mode):
+                os.chmod(entry, 0o666 & ~mask)
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 
 from fastir.errors import InputError
+from fastir.names import check_lang, check_langs
 
 BUNDLED = ("xquad-r", "mlqa-r")
 
@@ -155,10 +156,13 @@ def load_dataset(name_or_path: str | os.PathLike, langs: list[str] | None = None
     else:
         all_langs = sorted(p.stem for p in root.glob("*.json"))
         if not all_langs:
-            raise InputError(root, None, "no {lang}.json files in this directory")
+            raise InputError(root, "{lang}.json", "no {lang}.json files in this directory")
+        for lang in all_langs:
+            check_lang(lang, root / f"{lang}.json", "file name")
     if langs is not None:
         if not langs:
             raise InputError(None, "--langs", "empty language list")
+        check_langs(langs, None, "--langs")
         unknown = [lang for lang in langs if lang not in all_langs]
         if unknown:
             raise InputError(root, "langs", f"unknown language(s) {','.join(unknown)}; available: {','.join(all_langs)}")
@@ -263,6 +267,10 @@ def _add_language(ds, lang, data, path, answers_by_xling) -> None:
                 if len(answers) != 1:
                     raise InputError(path, f"{qwhere}.answers", f"expected exactly 1 answer, found {len(answers)}")
                 answer_start = _field(path, answers[0], "answer_start", f"{qwhere}.answers[0]", int)
+                if not 0 <= answer_start < len(context):
+                    raise InputError(path, f"{qwhere}.answers[0].answer_start",
+                                     f"{answer_start} outside the context (length {len(context)}) "
+                                     f"of question {xling_id!r}")
                 if xling_id in seen_qids:
                     raise InputError(path, f"{qwhere}.id", f"duplicate question id {xling_id!r}")
                 seen_qids.add(xling_id)

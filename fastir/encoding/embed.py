@@ -202,7 +202,8 @@ def _prepare_work_dir(work: Path, plan: dict, opts: EmbedOptions) -> None:
             old = None
         if not isinstance(old, dict):
             raise InputError(plan_file, None, "unreadable; pass --overwrite to start over")
-        for key in sorted(set(plan) | set(old)):
+        # "batches" last: it follows from the other settings, which name the real difference.
+        for key in sorted(set(plan) | set(old), key=lambda k: (k == "batches", k)):
             if old.get(key) != plan.get(key):
                 raise InputError(plan_file, key, f"the interrupted run used {old.get(key)!r}, this call "
                                                  f"{plan.get(key)!r}; pass --overwrite to start over")

@@ -146,6 +146,8 @@ def _plan(run: Run, pairs: str, ks: tuple[int, ...]) -> _Plan:
     n_queries, n_langs = len(run.queries), len(cand_langs)
 
     q_rows, c_rows = run.qrels_index()
+    if len(q_rows) == 0:
+        raise InputError(run.path / QRELS, "query_id", "empty qrels: no query has a relevant candidate")
     order = np.argsort(q_rows, kind="stable")
     gold_cand = np.ascontiguousarray(c_rows[order], dtype=np.int64)
     gold_ptr = np.zeros(n_queries + 1, dtype=np.int64)

@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from fastir.atomic import atomic_dir, atomic_path
 from fastir.errors import InputError
+from fastir.names import check_langs
 
 RUN_FORMAT = "fastir-run/1"
 RUN_JSON = "run.json"
@@ -276,8 +277,10 @@ def write_run_json(directory: str | os.PathLike, meta: dict) -> None:
 def read_run_json(path: str | os.PathLike) -> dict:
     path = Path(path)
     file = path / RUN_JSON
+    if path.exists() and not path.is_dir():
+        raise InputError(path, "RUN", "not a directory (a run dir holds run.json and the Arrow tables)")
     if not path.is_dir():
-        raise InputError(path, None, "run dir does not exist")
+        raise InputError(path, "RUN", "run dir does not exist")
     if not file.is_file():
         raise InputError(file, None, "missing (not a fastir run dir)")
     try:
@@ -285,7 +288,7 @@ def read_run_json(path: str | os.PathLike) -> dict:
     except json.JSONDecodeError as exc:
         raise InputError(file, "json", f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     if not isinstance(meta, dict):
-        raise InputError(file, None, "expected a JSON object")
+        raise InputError(file, "json", f"expected a JSON object, found {type(meta).__name__}")
     if meta.get("format") != RUN_FORMAT:
         raise InputError(file, "format", f"expected {RUN_FORMAT!r}, found {meta.get('format')!r}")
     for key, kind in (("dataset", str), ("model", str), ("dim", int), ("dtype", str), ("normalized", bool)):
@@ -297,11 +300,17 @@ def read_run_json(path: str | os.PathLike) -> dict:
         raise InputError(file, "dim", f"must be positive, found {meta['dim']}")
     if meta["dtype"] not in DTYPES:
         raise InputError(file, "dtype", f"expected float16 or float32, found {meta['dtype']!r}")
+    if "langs" in meta:
+        if not isinstance(meta["langs"], list):
+            raise InputError(file, "langs", f"expected a list of language codes, found {type(meta['langs']).__name__}")
+        check_langs(meta["langs"], file, "langs")
     return meta
 
 
 def read_table(file: Path, expected: pa.Schema) -> pa.Table:
     """Memory-map an Arrow IPC file and check its schema (names and types, in order)."""
+    if file.is_dir():
+        raise InputError(file, None, "is a directory, expected an Arrow IPC file")
     if not file.is_file():
         raise InputError(file, None, "missing")
     try:
@@ -355,6 +364,32 @@ def _check_unique(column: pa.ChunkedArray, file: Path, field_name: str) -> None:
         raise InputError(file, field_name, f"duplicate id {dup!r}")
 
 
+def _check_langs(table: pa.Table, file: Path, meta: dict, meta_name: str) -> None:
+    """The table's language codes are valid and, when run.json lists ``langs``, among them."""
+    import pyarrow.compute as pc
+
+    langs = check_langs(pc.unique(table.column("lang")).to_pylist(), file, "lang")
+    if "langs" in meta:
+        extra = sorted(set(langs) - set(meta["langs"]))
+        if extra:
+            raise InputError(file, "lang", f"language {extra[0]!r} is not in {meta_name} langs {meta['langs']}")
+
+
+def _check_counts(meta: dict, file: Path, sides: dict, qrels: pa.Table) -> None:
+    """run.json's ``num_*`` and ``langs`` (optional fields) must agree with the tables."""
+    import pyarrow.compute as pc
+
+    for key, rows in (("num_queries", len(sides["queries"])), ("num_candidates", len(sides["candidates"])),
+                      ("num_qrels", qrels.num_rows)):
+        if key in meta and (isinstance(meta[key], bool) or meta[key] != rows):
+            raise InputError(file, key, f"run.json says {meta[key]!r}, the table has {rows} rows")
+    if "langs" in meta:
+        present = set().union(*(pc.unique(side.table.column("lang")).to_pylist() for side in sides.values()))
+        absent = [lang for lang in meta["langs"] if lang not in present]
+        if absent:
+            raise InputError(file, "langs", f"language {absent[0]!r} has no query and no candidate in the tables")
+
+
 def read_run(path: str | os.PathLike, check_finite: bool = True) -> Run:
     """Open a run dir: memory-map its tables and validate the whole contract.
 
@@ -382,12 +417,14 @@ def read_run(path: str | os.PathLike, check_finite: bool = True) -> Run:
         if emb_type.value_type != DTYPES[dtype]:
             raise InputError(file, "embedding", f"element type {emb_type.value_type} does not match run.json dtype {dtype}")
         _check_unique(table.column("id"), file, "id")
+        _check_langs(table, file, meta, RUN_JSON)
         side = EmbeddingTable(path=file, table=table, embeddings=embeddings_view(table, file, dim, dtype))
         if check_finite:
             _check_finite(side, file)
         sides[name] = side
     qfile = path / QRELS
     qrels = read_table(qfile, table_schema("qrels"))
+    _check_counts(meta, path / RUN_JSON, sides, qrels)
     run = Run(path=path, meta=meta, queries=sides["queries"], candidates=sides["candidates"], qrels=qrels)
     run._qrels_rows = _qrels_rows(qrels, sides["queries"].table, sides["candidates"].table, qfile)
     return run

@@ -17,6 +17,7 @@ import numpy as np
 
 from fastir.atomic import atomic_dir
 from fastir.errors import InputError
+from fastir.names import path_inside
 from fastir.runs.rundir import check_output_dir
 from fastir.eval.score import concat_ranges
 from fastir.eval.cells import POOLED
@@ -59,7 +60,7 @@ def write_trec(result, out_dir: str | os.PathLike, overwrite: bool = False) -> P
                 "score": pa.array(top.score[rows, s][keep]),
                 "tag": pa.array(np.full(len(q_rep), RUN_TAG, dtype=object), pa.string()),
             })
-            pacsv.write_csv(table, str(tmp / f"{cell.name}.run"), options)
+            pacsv.write_csv(table, str(path_inside(tmp, f"{cell.name}.run", "lang", out_dir)), options)
 
             g_lengths = result.gold_ptr[rows + 1] - result.gold_ptr[rows]
             g_rows = np.repeat(rows, g_lengths)
@@ -73,6 +74,6 @@ def write_trec(result, out_dir: str | os.PathLike, overwrite: bool = False) -> P
                 "docid": cids.take(pa.array(g_cand.astype(np.int64))),
                 "rel": pa.array(np.ones(len(g_rows), np.int32)),
             })
-            pacsv.write_csv(qrels, str(tmp / f"{cell.name}.qrels"), options)
+            pacsv.write_csv(qrels, str(path_inside(tmp, f"{cell.name}.qrels", "lang", out_dir)), options)
     return out_dir
 

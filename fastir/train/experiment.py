@@ -76,6 +76,7 @@ def run_experiment(cfg: ExperimentConfig) -> dict:
 
     for c in configs.values():
         validate(dataclasses.replace(c, resume=False))
+    _check_samplers(list(configs.values()))
     for ds in cfg.eval_datasets:
         load_dataset(ds, langs=cfg.eval_langs)
 
@@ -111,6 +112,19 @@ def run_experiment(cfg: ExperimentConfig) -> dict:
     with atomic_file(out / "tables.md", "w") as fh:
         fh.write(format_tables(results) + "\n")
     return results
+
+
+def _check_samplers(configs: list[TrainConfig]) -> None:
+    """Each strategy's data checks (e.g. x-y needs xling_ids in >= 2 languages), run before the
+    first strategy trains: build its sampler over the tables (opened once) and draw one batch."""
+    from fastir.train.sampler import BatchSampler
+    from fastir.train.table import open_train_table
+
+    tables = [open_train_table(p) for p in configs[0].data]
+    for c in configs:
+        sampler = BatchSampler(tables, strategy=c.strategy, batch_size=c.batch_size, seed=c.seed, alpha=c.alpha,
+                               lang_weights=c.lang_weights, source_mode=c.source_mode)
+        next(iter(sampler))
 
 
 def _train_config(cfg: ExperimentConfig, strategy: str, out: Path) -> TrainConfig:

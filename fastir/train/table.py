@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from fastir.errors import InputError
+from fastir.names import check_langs
 
 REQUIRED = ("xling_id", "lang", "query", "passage")
 OPTIONAL = ("negative", "source")
@@ -243,8 +244,13 @@ def open_train_table(path: str | os.PathLike) -> TrainTable:
         mapped = path
     else:
         mapped = _cached_conversion(path, fmt)
-    table, buffer = _map_ipc(mapped, path)
-    _validate(table, path)
+    try:
+        table, buffer = _map_ipc(mapped, path)
+        _validate(table, path)
+    except InputError:
+        if mapped != path:  # a rejected table's converted copy must not stay in the cache
+            mapped.unlink(missing_ok=True)
+        raise
     return TrainTable(path, fmt, table, mapped, buffer)
 
 
@@ -269,7 +275,7 @@ def _validate(table: pa.Table, path: Path) -> None:
         if name not in names:
             raise InputError(path, name, f"missing column (found: {', '.join(names) or 'none'})")
     if table.num_rows == 0:
-        raise InputError(path, None, "the table has no rows")
+        raise InputError(path, "rows", "the table has no rows")
     for name in TEXT_COLUMNS:
         if name not in names:
             continue
@@ -282,8 +288,7 @@ def _validate(table: pa.Table, path: Path) -> None:
             raise InputError(path, name, f"{column.null_count} null value(s)")
     import pyarrow.compute as pc
 
-    if "" in pc.unique(table.column("lang")).to_pylist():
-        raise InputError(path, "lang", "empty language code")
+    check_langs(pc.unique(table.column("lang")).to_pylist(), path, "lang")
     _release_arrow_memory()
 
 
@@ -324,7 +329,7 @@ def _convert(path: Path, fmt: str, target: Path, numeric_ids: bool) -> None:
         batches = _parquet_batches(path) if fmt == "parquet" else _jsonl_batches(path, numeric_ids)
         first = next(batches, None)
         if first is None:
-            raise InputError(path, None, "the table has no rows")
+            raise InputError(path, "rows", "the table has no rows")
         with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, first.schema) as writer:
             writer.write_batch(first)
             for batch in batches:

@@ -121,6 +121,10 @@ def test_resume_is_byte_identical(embed_tiny_dataset, embed_tiny_bert, tmp_path,
     code, _, err = _run(capsys, "--dataset", embed_tiny_dataset, "--model", embed_tiny_bert, "--out", out,
                         "--batch-tokens", 120, "--pooling", "mean", "--resume")
     assert code == 2 and "pooling" in err and not out.exists()
+    # ... and other --langs are blamed on langs (not on the batch counts that follow from them)
+    code, _, err = _run(capsys, "--dataset", embed_tiny_dataset, "--model", embed_tiny_bert, "--out", out,
+                        "--batch-tokens", 120, "--langs", "aa", "--resume")
+    assert code == 2 and "plan.json: langs: the interrupted run used ['aa', 'bb']" in err and not out.exists()
 
     res = embed_dataset(EmbedOptions(out=str(out), resume=True, **base))
     assert 0 < res.encoded < total  # the five committed batches were not encoded again

@@ -156,6 +156,12 @@ def test_checkpoint_is_a_model_folder_embed_loads(train_tiny_bert, train_table_a
     assert not (out / "final" / "trainer_state").exists()
     assert {"optimizer.pt", "scheduler.pt", "scaler.pt", "rng.pt"} <= {
         p.name for p in (out / "checkpoint-000004" / "trainer_state").iterdir()}
+    # every file has the modes of the user's umask (safetensors alone would leave the weights 0600)
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in (out / "checkpoint-000004").rglob("*"):
+        assert path.stat().st_mode & 0o777 == (0o777 if path.is_dir() else 0o666) & ~mask, path
+    assert (out / "final" / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~mask
 
     enc = load_encoder(str(out / "final"), device="cpu")
     assert enc.pooling == "mean" and enc.normalize_default
@@ -199,13 +205,13 @@ def test_resume_is_bit_identical(train_tiny_bert, train_table_arrow, tmp_path, p
     last = f"checkpoint-{steps:06d}"
     meta = json.loads((full / last / "fastir-train.json").read_text())
     assert meta["settings"]["precision"] == precision
-    scaler = torch.load(full / last / "trainer_state" / "scaler.pt", weights_only=False)
+    scaler = torch.load(full / last / "trainer_state" / "scaler.pt", weights_only=True)
     assert (scaler.get("scale") is not None) == (precision == "fp16")
     a, b = _weights(full / last), _weights(part / last)
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    oa = torch.load(full / last / "trainer_state" / "optimizer.pt", weights_only=False)
-    ob = torch.load(part / last / "trainer_state" / "optimizer.pt", weights_only=False)
+    oa = torch.load(full / last / "trainer_state" / "optimizer.pt", weights_only=True)
+    ob = torch.load(part / last / "trainer_state" / "optimizer.pt", weights_only=True)
     for k in oa["state"]:
         for name in ("exp_avg", "exp_avg_sq"):
             assert torch.equal(oa["state"][k][name], ob["state"][k][name])
