@@ -511,7 +511,13 @@ class PairIndex:
 
 def build_pair_index(tables: list[TrainTable]) -> PairIndex:
     """The :class:`PairIndex` of ``tables``; see :func:`_build_pair_index`."""
-    index = _build_pair_index(tables)
+    try:
+        index = _build_pair_index(tables)
+    except InputError as exc:
+        for t in tables:  # the rejected table's converted copy must not stay in the cache
+            if t.mapped_from != t.path and exc.path == os.fspath(t.path):
+                t.mapped_from.unlink(missing_ok=True)
+        raise
     _release_arrow_memory()  # the encodings were transient
     return index
 

@@ -168,6 +168,35 @@ def test_bad_paragraph_names_file_and_field(tmp_path, mutate, field):
     assert str(path) in str(err.value) and field in str(err.value)
 
 
+@pytest.mark.parametrize("start", [-5, 20, 1000])
+def test_answer_start_outside_the_context_is_an_error_naming_the_question(tmp_path, start):
+    qas = [{"id": "q7", "question": "?", "answers": [{"answer_start": start}]}]
+    path = _write(tmp_path, "en", [_paragraph(qas=qas)])
+    with pytest.raises(InputError) as err:
+        lareqa.load_dataset(tmp_path)
+    assert err.value.one_line() == (f"{path}: data[0].paragraphs[0].qas[0].answers[0].answer_start: {start} outside "
+                                    "the context (length 20) of question 'q7'")
+
+
+@pytest.mark.parametrize("name", ["en de", "-x", "x.y"])
+def test_language_file_names_are_language_codes(tmp_path, name):
+    _write(tmp_path, "en", [_paragraph()])
+    (tmp_path / f"{name}.json").write_text((tmp_path / "en.json").read_text())
+    with pytest.raises(InputError, match=rf"{name}\.json: file name: invalid language code '{name}'"):
+        lareqa.load_dataset(tmp_path)
+
+
+def test_langs_option_is_checked_as_language_codes(tmp_path):
+    _write(tmp_path, "en", [_paragraph()])
+    with pytest.raises(InputError, match=r"^--langs: invalid language code '\.\./en'"):
+        lareqa.load_dataset(tmp_path, langs=["en", "../en"])
+
+
+def test_directory_without_language_files_names_the_field(tmp_path):
+    with pytest.raises(InputError, match=r": \{lang\}\.json: no \{lang\}\.json files in this directory"):
+        lareqa.load_dataset(tmp_path)
+
+
 def test_malformed_json(tmp_path):
     (tmp_path / "en.json").write_text('{"data": [', encoding="utf-8")
     with pytest.raises(InputError, match=r"en\.json: json: malformed JSON at line 1"):

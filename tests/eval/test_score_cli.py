@@ -152,3 +152,39 @@ def test_invalid_run_dir_exits_2(tmp_path, small_run, capsys):
     assert main(["score", str(small_run), "--out", str(tmp_path / "o")]) == 2
     assert "run.json" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def _run_with_lang(tmp_path, make_run, lang):
+    return make_run(tmp_path, q_emb=np.eye(2, 3), q_langs=[lang, "en"], c_emb=np.eye(3), c_langs=[lang, "en", "en"],
+                    qrels=[(0, 0), (0, 1), (1, 1), (1, 0)])
+
+
+def test_lang_holding_a_path_is_refused_and_nothing_is_written_outside(tmp_path, make_run, capsys):
+    path = _run_with_lang(tmp_path, make_run, "../a")
+    trec, out = tmp_path / "t" / "T", tmp_path / "t" / "O"
+    assert main(["score", str(path), "--pairs", "all", "--trec", str(trec), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {path / 'queries.arrow'}: lang: invalid language code '../a': expected 1-32 letters, " \
+                  "digits, '_' or '-', starting with a letter or digit"
+    assert not (tmp_path / "t").exists() and not list(tmp_path.glob("a-*"))
+
+
+def test_trec_names_stay_inside_the_output_even_without_the_reader_check(tmp_path, make_run, monkeypatch, capsys):
+    # defence in depth: a lang that got past the run-dir reader still cannot write outside T
+    from fastir.runs import rundir
+
+    monkeypatch.setattr(rundir, "check_langs", lambda codes, path, field: list(codes))
+    path = _run_with_lang(tmp_path, make_run, "../a")
+    trec = tmp_path / "t" / "T"
+    assert main(["score", str(path), "--pairs", "all", "--trec", str(trec), "--out", str(tmp_path / "t" / "O")]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {trec}: lang: '../a-" in err and "would be written outside the output directory" in err
+    assert not list((tmp_path / "t").glob("a-*")) and not trec.exists()
+
+
+def test_empty_qrels_are_reported_as_such(tmp_path, make_run, capsys):
+    path = make_run(tmp_path, q_emb=np.eye(2, 3), q_langs=["de", "de"], c_emb=np.eye(3), c_langs=["de"] * 3, qrels=[])
+    assert main(["score", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: {path / 'qrels.arrow'}: query_id: empty qrels: "
+                                               "no query has a relevant candidate")
+    assert not (tmp_path / "o").exists()

@@ -123,6 +123,25 @@ BAD_RUNS = {
         lambda p: _rewrite(p, "qrels.arrow", _table(p, "qrels.arrow").set_column(
             1, "candidate_id", pa.array(["zz"] * 6, pa.string()))),
         "qrels.arrow: candidate_id", "unknown candidate id 'zz'"),
+    "path in a lang": (
+        lambda p: _rewrite(p, "queries.arrow", _table(p, "queries.arrow").set_column(
+            1, "lang", pa.array(["../a"] * 6, pa.string()))),
+        "queries.arrow: lang", "invalid language code '../a'"),
+    "run.json not an object": (lambda p: (p / "run.json").write_text("[1]"), "run.json: json",
+                               "expected a JSON object, found list"),
+    "run.json langs invalid": (lambda p: _edit_meta(p, langs=["de", "../en"]), "run.json: langs",
+                               "invalid language code '../en'"),
+    "run.json langs lack a query language": (lambda p: _edit_meta(p, langs=["de"]), "queries.arrow: lang",
+                                             "language 'en' is not in run.json langs ['de']"),
+    "run.json langs with a language not in the tables": (
+        lambda p: _edit_meta(p, langs=["de", "en", "fr"]), "run.json: langs",
+        "language 'fr' has no query and no candidate"),
+    "run.json num_queries contradicts": (lambda p: _edit_meta(p, num_queries=7), "run.json: num_queries",
+                                         "run.json says 7, the table has 6 rows"),
+    "run.json num_candidates contradicts": (lambda p: _edit_meta(p, num_candidates=1), "run.json: num_candidates",
+                                            "the table has 9 rows"),
+    "table is a directory": (lambda p: ((p / "queries.arrow").unlink(), (p / "queries.arrow").mkdir()),
+                             "queries.arrow", "is a directory, expected an Arrow IPC file"),
 }
 
 
@@ -136,6 +155,20 @@ def test_validation_names_file_and_field(tmp_path, case):
     msg = str(err.value)
     assert where in msg and what in msg, msg
     assert "\n" not in err.value.one_line()
+
+
+def test_consistent_langs_and_counts_are_accepted(tmp_path):
+    path = _make(tmp_path)
+    _edit_meta(path, langs=["de", "en"], num_queries=6, num_candidates=9, num_qrels=6)
+    assert rundir.read_run(path).meta["langs"] == ["de", "en"]
+
+
+def test_run_dir_that_is_a_file(tmp_path):
+    (tmp_path / "run").write_text("x")
+    with pytest.raises(InputError, match=r"run: RUN: not a directory"):
+        rundir.read_run(tmp_path / "run")
+    with pytest.raises(InputError, match=r"nope: RUN: run dir does not exist"):
+        rundir.read_run(tmp_path / "nope")
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])

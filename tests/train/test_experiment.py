@@ -89,3 +89,17 @@ def test_experiment_rejects_unknown_strategy(train_tiny_bert, train_table_arrow,
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "bogus" in err[0]
     assert not (tmp_path / "e").exists()
+
+
+def test_every_strategy_is_checked_against_the_data_before_the_first_trains(train_tiny_bert, train_rows, tmp_path,
+                                                                            capsys):
+    make_train_rows, write_arrow = train_rows
+    one_lang = write_arrow(tmp_path / "aa-only.arrow", make_train_rows(langs=("aa",)))
+    out = tmp_path / "e"
+    code = main(["experiment", "--data", one_lang, "--model", train_tiny_bert, "--out", str(out),
+                 "--strategies", "x-x-mono,x-y", "--batch-size", "16", "--steps", "2", "--device", "cpu",
+                 "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"error: {one_lang}: xling_id: x-y batches need xling_ids present in >= 2 languages")
+    assert not out.exists()  # x-x-mono (valid on its own) did not train

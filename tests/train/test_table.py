@@ -125,6 +125,42 @@ def test_null_text(tmp_path, suffix):
     assert err.value.field == "query" and "null" in err.value.message
 
 
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
+@pytest.mark.parametrize("problem", ["null", "lang", "duplicate"])
+def test_rejected_table_leaves_no_converted_copy_in_the_cache(tmp_path, suffix, problem):
+    df = rows_frame(n_ids=4)
+    if problem == "null":
+        df.loc[1, "query"] = None
+    elif problem == "lang":
+        df.loc[1, "lang"] = "../x"
+    else:
+        df = pd.concat([df, df.iloc[[2]]], ignore_index=True)
+    path = write(df, tmp_path / f"t{suffix}")
+    with pytest.raises(InputError) as err:
+        build_pair_index([open_train_table(path)])
+    assert err.value.path == path
+    assert not list((tmp_path / "cache").glob("**/*.arrow"))
+    good = write(rows_frame(n_ids=4), tmp_path / f"good{suffix}")
+    build_pair_index([open_train_table(good)])  # an accepted table keeps its copy
+    assert len(list((tmp_path / "cache").glob("**/*.arrow"))) == 1
+
+
+@pytest.mark.parametrize("code", ["../x", "", "a b"])
+def test_language_codes_are_checked(tmp_path, code):
+    df = rows_frame(n_ids=3)
+    df.loc[2, "lang"] = code
+    path = write(df, tmp_path / "t.arrow")
+    with pytest.raises(InputError) as err:
+        open_train_table(path)
+    assert err.value.one_line().startswith(f"{path}: lang: invalid language code {code!r}")
+
+
+def test_table_without_rows_names_the_field(tmp_path):
+    path = write(rows_frame(n_ids=3).iloc[:0], tmp_path / "t.arrow")
+    with pytest.raises(InputError, match=r"t\.arrow: rows: the table has no rows"):
+        open_train_table(path)
+
+
 def test_non_string_column(tmp_path):
     df = rows_frame(n_ids=3)
     df["passage"] = 1.5
