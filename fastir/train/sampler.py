@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from fastir.errors import InputError
+from fastir.names import check_lang
 from fastir.train.choices import SOURCE_MODES, STRATEGIES
 from fastir.train.table import PairIndex, TrainTable, build_pair_index, open_train_table
 
@@ -177,6 +178,7 @@ class BatchSampler:
             return np.ones(len(langs))
         w = np.zeros(len(langs))
         for lang, value in lang_weights.items():
+            check_lang(lang, None, "--lang-weights")
             if lang not in langs:
                 raise InputError(self._path_hint(), "--lang-weights", f"language {lang!r} not in the data (found: {', '.join(langs)})")
             try:

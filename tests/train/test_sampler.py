@@ -315,6 +315,7 @@ def test_bad_configuration(tmp_path):
         ({"alpha": 1.5}, "--alpha"), ({"alpha": -0.1}, "--alpha"), ({"batch_size": 0}, "--batch-size"),
         ({"strategy": "x-z"}, "--strategy"), ({"source_mode": "odd"}, "--source-mode"),
         ({"lang_weights": {"xx": 1}}, "--lang-weights"), ({"lang_weights": {"en": -1}}, "--lang-weights"),
+        ({"lang_weights": {"../en": 1}}, "--lang-weights"),
         ({"lang_weights": {"en": 0}}, "--lang-weights"), ({"batch_size": 21}, "lang"), ({"seed": -1}, "--seed"),
         ({"rank": 2, "world_size": 2}, "rank"),
     ]:
