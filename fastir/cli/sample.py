@@ -30,6 +30,7 @@ def sample(data, strategy, alpha, batch_size, steps, seed, lang_weights, source_
     from fastir.train.audit import (check_composition_out, composition_summary, composition_table, format_summary,
                                      write_composition)
     from fastir.train.sampler import BatchSampler
+    from fastir.train.strategies import CROSS
 
     if out is not None:
         check_composition_out(out, overwrite)  # before sampling: fail fast, write nothing
@@ -44,11 +45,11 @@ def sample(data, strategy, alpha, batch_size, steps, seed, lang_weights, source_
     if fmt == "json":
         click.echo(json.dumps({"sampler": sampler.summary(), "composition": summary}, indent=2))
     else:
-        s = sampler.summary()
+        s, rules = sampler.summary(), sampler.rules
         click.echo(f"{s['rows']} rows, {s['pairs']} xling_ids, languages {','.join(s['langs'])}; "
-                   f"strategy {strategy}" + (f" alpha={alpha}" if strategy == "hybrid" else "")
+                   f"strategy {strategy}" + (f" alpha={alpha}" if rules.uses_alpha else "")
                    + f", batch size {batch_size}, seed {seed}")
-        if s["single_language_pairs"] and strategy in ("x-y", "hybrid"):
+        if s["single_language_pairs"] and CROSS in rules.kinds:
             click.echo(f"note: {s['single_language_pairs']} xling_ids exist in one language only; x-y batches never use them")
         click.echo(format_summary(summary))
         if out is not None:

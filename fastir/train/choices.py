@@ -2,8 +2,12 @@
 
 ``fastir --help`` imports every sub-command module, so the CLI takes these lists from here
 rather than from ``fastir.train.sampler`` / ``fastir.train.loop`` (which import numpy and pyarrow).
+The strategy names come from the strategy registry (:mod:`fastir.train.strategies`, light too).
 """
 
-STRATEGIES = ("x-x-mono", "x-x", "x-y", "hybrid", "en-en")
+from fastir.train.strategies import NAMES as STRATEGIES
+
 SOURCE_MODES = ("proportional", "uniform", "mixed")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+__all__ = ["STRATEGIES", "SOURCE_MODES", "PRECISIONS"]

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastir.errors import InputError
-from fastir.train.loop import STRATEGIES, TrainConfig
+from fastir.train.choices import STRATEGIES
+from fastir.train.loop import TrainConfig
 
 SETTINGS = (("mono", "Mo."), ("cross", "Cr."), ("multi", "Mul."))
 BASE = "base"

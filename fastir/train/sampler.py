@@ -1,30 +1,20 @@
-"""Batch sampler for multilingual contrastive training: X-X-mono, X-X, X-Y, hybrid, En-En.
+"""Batch sampler for multilingual contrastive training: the engine behind every batch strategy.
 
-Strategies (LAReQA / arXiv 2408.10536 terminology):
-
-* ``x-x-mono``: one language per batch, drawn with probability proportional to its weight;
-  every query and passage of the batch is in that language.
-* ``x-x``: each pair monolingual (query and passage in one language, drawn per pair by weight
-  among the pair's languages); languages mixed inside the batch.
-* ``x-y``: each pair cross-lingual: (query lang q, passage lang p), q != p, drawn with
-  probability proportional to ``w_q * w_p`` among the pair's languages.
-* ``hybrid``: an ``x-x-mono`` batch with probability ``alpha``, else an ``x-y`` batch
-  (``Batch.kind`` = ``mono`` / ``cross``).
-* ``en-en``: English only.
+The strategies (``x-x-mono``, ``x-x``, ``x-y``, ``hybrid``, ``en-en``) are entries of
+:mod:`fastir.train.strategies`; each says which batch kinds it draws (MONO, ANY, CROSS) and how it
+picks one per step. This module turns that into batches.
 
 Several sources (the ``source`` column, or each table's file stem): each batch is drawn from one
 source chosen in proportion to its number of usable pairs (``proportional``), uniformly
-(``uniform``), or pairs from all sources are mixed inside a batch (``mixed``).
+(``uniform``), or pairs from all sources are mixed inside a batch (``mixed``); see
+:mod:`fastir.train.pools`.
 
 How batches are drawn. An epoch has ``steps_per_epoch = usable pairs // batch_size`` steps. A
-per-epoch plan (seeded by ``(seed, epoch)``) fixes each step's source, kind and mono language.
-Pairs come from streams, one per (source, kind, language): a stream walks a permutation of its
-pairs seeded by ``(seed, epoch, stream, cycle)`` without replacement, ``batch_size`` at a time; a
-stream that cannot fill a batch starts its next cycle (a new permutation) instead of splitting a
-batch over two cycles. Hence no pair (xling_id) appears twice in a batch, and the batch sequence
-is a pure function of the seed: resuming from ``(epoch, step)`` replays only the cursor
-arithmetic. Every rank computes the same global batch of integer indices and decodes the texts
-of its own slice only.
+per-epoch plan (seeded by ``(seed, epoch)``) fixes each step's source, batch kind and mono
+language. Pairs come from streams, one per (source, kind, language) (:mod:`fastir.train.streams`):
+no pair (xling_id) appears twice in a batch, and the batch sequence is a pure function of the
+seed: resuming from ``(epoch, step)`` replays only the cursor arithmetic. Every rank computes the
+same global batch of integer indices and decodes the texts of its own slice only.
 """
 
 from __future__ import annotations
@@ -35,16 +25,13 @@ from pathlib import Path
 import numpy as np
 
 from fastir.errors import InputError
-from fastir.names import check_lang
-from fastir.train.choices import SOURCE_MODES, STRATEGIES
+from fastir.train.choices import SOURCE_MODES
+from fastir.train.pools import build_pools, pool_probs, resolve_weights
+from fastir.train.strategies import ANY, MONO, NAMES as STRATEGIES, REGISTRY
+from fastir.train.streams import Streams, stream_key
 from fastir.train.table import PairIndex, TrainTable, build_pair_index, open_train_table
 
 STATE_FORMAT = "fastir-sampler/1"
-
-# stream kinds inside a source pool
-_ANY, _CROSS, _MONO = 0, 1, 2
-# batch kinds in the per-epoch plan
-_KIND_MONO, _KIND_CROSS, _KIND_ANY = 0, 1, 2
 
 
 @dataclass
@@ -77,18 +64,6 @@ class BatchPlan:
     query_lang: np.ndarray  # language codes (index into PairIndex.langs)
     passage_lang: np.ndarray
     source: int  # source code, or -1 for mixed
-
-
-@dataclass
-class _Pool:
-    """One source (or all of them, in mixed mode) with its streams' eligible pairs."""
-
-    source: int  # -1 for mixed
-    pairs_any: np.ndarray  # pairs with >= 1 positive-weight language
-    pairs_cross: np.ndarray  # pairs with >= 2 positive-weight languages
-    pairs_lang: list[np.ndarray]  # per language: pairs having it
-    mono_cum: np.ndarray  # cumulative mono-language probabilities (0 for absent languages)
-    size: int  # usable pairs under the strategy
 
 
 def _as_tables(tables) -> list[TrainTable]:
@@ -140,6 +115,7 @@ class BatchSampler:
         if world_size > batch_size:
             raise InputError(None, "--batch-size", f"global batch size {batch_size} is smaller than world size {world_size}")
         self.strategy = strategy
+        self.rules = REGISTRY[strategy]
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.alpha = alpha
@@ -149,11 +125,12 @@ class BatchSampler:
         self.tables = _as_tables(tables)
         self.index: PairIndex = build_pair_index(self.tables)
         self.langs = self.index.langs
-        self.weights = self._resolve_weights(lang_weights)
+        self.weights = resolve_weights(self.rules, self.langs, lang_weights, self._path_hint())
         self._avail = self.index.rows >= 0  # (pairs, langs) bool
         self._positive = self.weights > 0
-        self.pools = self._build_pools()
-        self.pool_probs = self._pool_probs()
+        self.pools = build_pools(self.index, self._avail & self._positive, self.weights, self.rules, alpha=alpha,
+                                 batch_size=self.batch_size, source_mode=source_mode, path_hint=self._path_hint())
+        self.pool_probs = pool_probs(self.pools, source_mode)
         self.steps_per_epoch = max(1, sum(p.size for p in self.pools) // self.batch_size)
         lo, hi = rank_bounds(self.batch_size, self.world_size, self.rank)
         self._slice = slice(lo, hi)
@@ -162,107 +139,12 @@ class BatchSampler:
         self.epoch = 0
         self.step = 0  # within the epoch
         self._plan_epoch = -1
-        self._reset_streams()
+        self.streams = Streams(self.pools, len(self.langs), self.batch_size, self.seed)
 
     # -- configuration ------------------------------------------------------------------------
 
-    def _resolve_weights(self, lang_weights) -> np.ndarray:
-        langs = self.index.langs
-        if self.strategy == "en-en":
-            if "en" not in langs:
-                raise InputError(self._path_hint(), "lang", f"strategy en-en needs rows with lang 'en' (found: {', '.join(langs)})")
-            w = np.zeros(len(langs))
-            w[langs.index("en")] = 1.0
-            return w
-        if lang_weights is None:
-            return np.ones(len(langs))
-        w = np.zeros(len(langs))
-        for lang, value in lang_weights.items():
-            check_lang(lang, None, "--lang-weights")
-            if lang not in langs:
-                raise InputError(self._path_hint(), "--lang-weights", f"language {lang!r} not in the data (found: {', '.join(langs)})")
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                raise InputError(None, "--lang-weights", f"weight of {lang!r} is not a number: {value!r}") from None
-            if not np.isfinite(value) or value < 0:
-                raise InputError(None, "--lang-weights", f"weight of {lang!r} must be finite and >= 0, got {value}")
-            w[langs.index(lang)] = value
-        if not (w > 0).any():
-            raise InputError(None, "--lang-weights", "every language has weight 0")
-        return w
-
     def _path_hint(self):
         return self.tables[0].path if len(self.tables) == 1 else None
-
-    def _uses(self) -> tuple[bool, bool, bool]:
-        """(mono batches, cross batches, x-x batches) used by the strategy."""
-        s = self.strategy
-        return (
-            s in ("x-x-mono", "en-en") or (s == "hybrid" and self.alpha > 0),
-            s == "x-y" or (s == "hybrid" and self.alpha < 1),
-            s == "x-x",
-        )
-
-    def _build_pools(self) -> list[_Pool]:
-        index, B = self.index, self.batch_size
-        avail = self._avail & self._positive
-        nlang = avail.sum(axis=1)
-        uses_mono, uses_cross, uses_any = self._uses()
-        # int32 pair ids: the streams' permutations are the largest arrays besides the index
-        id_type = np.int32 if index.num_pairs < np.iinfo(np.int32).max else np.int64
-        groups = [(-1, np.arange(index.num_pairs, dtype=id_type))] if self.source_mode == "mixed" else [
-            (s, np.flatnonzero(index.pair_source == s).astype(id_type)) for s in range(len(index.sources))
-        ]
-        pools = []
-        for source, members in groups:
-            name = "all sources" if source < 0 else f"source {index.sources[source]!r}"
-            pairs_any = members[nlang[members] >= 1]
-            pairs_cross = members[nlang[members] >= 2]
-            pairs_lang = [members[avail[members, l]] for l in range(len(index.langs))]
-            counts = np.array([len(p) for p in pairs_lang])
-            mono_w = self.weights * (counts > 0)
-            if self.strategy == "en-en" and counts.sum() == 0:
-                continue  # a source without English takes no part in en-en
-            if uses_mono:
-                for l in np.flatnonzero(mono_w > 0):
-                    if counts[l] < B:
-                        raise InputError(
-                            self._path_hint(), "lang",
-                            f"language {index.langs[l]!r} has {counts[l]} distinct xling_ids in {name}, "
-                            f"fewer than the batch size {B}",
-                        )
-            if uses_cross and len(pairs_cross) < B:
-                single = int((nlang[members] == 1).sum())
-                raise InputError(
-                    self._path_hint(), "xling_id",
-                    f"x-y batches need xling_ids present in >= 2 languages: {name} has {len(pairs_cross)} "
-                    f"such ids ({single} exist in one language only), fewer than the batch size {B}",
-                )
-            if uses_any and len(pairs_any) < B:
-                raise InputError(
-                    self._path_hint(), "xling_id",
-                    f"{name} has {len(pairs_any)} distinct xling_ids, fewer than the batch size {B}",
-                )
-            if self.strategy == "en-en":
-                size = int(counts.sum())
-            elif self.strategy == "x-y":
-                size = len(pairs_cross)
-            else:
-                size = len(pairs_any)
-            cum = np.cumsum(mono_w / mono_w.sum()) if mono_w.sum() > 0 else np.zeros(len(mono_w))
-            if mono_w.sum() > 0:
-                cum[np.flatnonzero(mono_w > 0)[-1] :] = 1.0  # exact top: u < 1 never lands past it
-            pools.append(_Pool(source, pairs_any, pairs_cross, pairs_lang, cum, size))
-        if not pools:
-            raise InputError(self._path_hint(), "lang", "no source has rows with lang 'en'")
-        return pools
-
-    def _pool_probs(self) -> np.ndarray:
-        sizes = np.array([p.size for p in self.pools], dtype=np.float64)
-        if self.source_mode == "uniform":
-            return np.full(len(self.pools), 1.0 / len(self.pools))
-        return sizes / sizes.sum()
 
     def single_language_pairs(self) -> int:
         """Pairs present in one (positive-weight) language only: never drawn in x-y batches."""
@@ -317,23 +199,11 @@ class BatchSampler:
 
     def _seek(self, epoch: int, step: int) -> None:
         self.epoch, self.step = epoch, 0
-        self._reset_streams()
+        self.streams.reset(epoch)
         plan = self._plan()
         for s in range(step):  # replay the cursor arithmetic only: no permutations, no texts
-            self._advance(self._stream_key(plan, s))
+            self.streams.advance(self._stream_key(plan, s))
         self.step = step
-
-    def _advance(self, key: tuple) -> tuple[int, int]:
-        """Take the next batch_size positions of stream ``key``: (cycle, start position)."""
-        cycle, pos = self._cursor.get(key, (0, 0))
-        if pos + self.batch_size > self._stream_len(key):
-            cycle, pos = cycle + 1, 0  # a new permutation of the stream
-        self._cursor[key] = (cycle, pos + self.batch_size)
-        return cycle, pos
-
-    def _reset_streams(self) -> None:
-        self._cursor: dict[tuple, tuple[int, int]] = {}
-        self._perm: dict[tuple, tuple[int, np.ndarray, np.ndarray | None]] = {}
 
     # -- the plan --------------------------------------------------------------------------------
 
@@ -344,14 +214,7 @@ class BatchSampler:
             # every draw is made whatever the strategy, so the stream of numbers is fixed
             u_pool, u_kind, u_lang = rng.random(S), rng.random(S), rng.random(S)
             pool = np.searchsorted(np.cumsum(self.pool_probs)[:-1], u_pool, side="right")
-            if self.strategy == "hybrid":
-                kind = np.where(u_kind < self.alpha, _KIND_MONO, _KIND_CROSS)
-            elif self.strategy in ("x-x-mono", "en-en"):
-                kind = np.full(S, _KIND_MONO)
-            elif self.strategy == "x-y":
-                kind = np.full(S, _KIND_CROSS)
-            else:
-                kind = np.full(S, _KIND_ANY)
+            kind = self.rules.plan_kinds(u_kind, self.alpha)
             lang = np.zeros(S, dtype=np.int64)
             for k, p in enumerate(self.pools):
                 at = pool == k
@@ -362,54 +225,29 @@ class BatchSampler:
         return self._plan_cache
 
     def _stream_key(self, plan: dict, s: int) -> tuple:
-        pool, kind = int(plan["pool"][s]), int(plan["kind"][s])
-        if kind == _KIND_MONO:
-            return (pool, _MONO, int(plan["lang"][s]))
-        return (pool, _CROSS if kind == _KIND_CROSS else _ANY, -1)
-
-    def _stream_pairs(self, key: tuple) -> np.ndarray:
-        pool = self.pools[key[0]]
-        if key[1] == _MONO:
-            return pool.pairs_lang[key[2]]
-        return pool.pairs_cross if key[1] == _CROSS else pool.pairs_any
-
-    def _stream_len(self, key: tuple) -> int:
-        return len(self._stream_pairs(key))
-
-    def _stream_perm(self, key: tuple, cycle: int) -> tuple[np.ndarray, np.ndarray | None]:
-        cached = self._perm.get(key)
-        if cached is not None and cached[0] == cycle:
-            return cached[1], cached[2]
-        pool, skind, lang = key
-        stream_id = 1 + (pool * (len(self.langs) + 2) + (skind if skind != _MONO else _MONO + lang))
-        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, self.epoch, stream_id, cycle])))
-        pairs = self._stream_pairs(key)
-        perm = pairs[rng.permutation(len(pairs))]
-        u = rng.random(len(pairs)) if skind != _MONO else None  # per-position language draws
-        self._perm[key] = (cycle, perm, u)
-        return perm, u
+        return stream_key(int(plan["pool"][s]), int(plan["kind"][s]), int(plan["lang"][s]))
 
     def next_plan(self) -> BatchPlan:
         """Advance one step and return the global batch as integer indices (no texts)."""
         if self.step >= self.steps_per_epoch:
             self.epoch, self.step = self.epoch + 1, 0
-            self._reset_streams()
+            self.streams.reset(self.epoch)
         plan = self._plan()
         s = self.step
         key = self._stream_key(plan, s)
         B = self.batch_size
-        cycle, pos = self._advance(key)
-        perm, u = self._stream_perm(key, cycle)
+        cycle, pos = self.streams.advance(key)
+        perm, u = self.streams.permutation(key, cycle)
         pairs = perm[pos : pos + B]
-        if key[1] == _MONO:
+        kind = key[1]
+        if kind == MONO:
             q = p = np.full(B, key[2], dtype=np.int64)
-        elif key[1] == _ANY:
+        elif kind == ANY:
             q = p = self._draw_lang(pairs, u[pos : pos + B])
         else:
             q, p = self._draw_cross(pairs, u[pos : pos + B])
-        kind = {_KIND_MONO: "mono", _KIND_CROSS: "cross"}.get(int(plan["kind"][s])) if self.strategy == "hybrid" else self.strategy
         self.step += 1
-        return BatchPlan(self.epoch, s, kind, pairs, q, p, self.pools[key[0]].source)
+        return BatchPlan(self.epoch, s, self.rules.label(kind), pairs, q, p, self.pools[key[0]].source)
 
     def _draw_lang(self, pairs: np.ndarray, u: np.ndarray) -> np.ndarray:
         """Per pair one language, P(l) ~ w_l among the pair's languages."""
@@ -466,10 +304,7 @@ class BatchSampler:
     def memory_bytes(self) -> int:
         """Bytes held in integer/float arrays: the pair index, the streams, the live permutations."""
         total = self.index.nbytes + self._avail.nbytes
-        for pool in self.pools:
-            total += pool.pairs_any.nbytes + pool.pairs_cross.nbytes + sum(a.nbytes for a in pool.pairs_lang)
-        for _, perm, u in self._perm.values():
-            total += perm.nbytes + (u.nbytes if u is not None else 0)
+        total += sum(pool.nbytes for pool in self.pools) + self.streams.nbytes
         plan = getattr(self, "_plan_cache", None)
         if plan is not None:
             total += sum(a.nbytes for a in plan.values())
@@ -479,7 +314,7 @@ class BatchSampler:
         return {
             "strategy": self.strategy,
             "batch_size": self.batch_size,
-            "alpha": self.alpha if self.strategy == "hybrid" else None,
+            "alpha": self.alpha if self.rules.uses_alpha else None,
             "langs": list(self.langs),
             "weights": {l: float(w) for l, w in zip(self.langs, self.weights)},
             "sources": list(self.index.sources),
