@@ -53,7 +53,7 @@ def to_train(dataset, out, langs, overwrite):
     OUT ends in .parquet, .arrow or .jsonl; one row per (xling_id, lang).
     """
     from fastir.data.lareqa import load_dataset
-    from fastir.train.table import write_lareqa_train_table
+    from fastir.train.writer import write_lareqa_train_table
 
     ds = load_dataset(dataset, langs=split_list(langs))
     rows = write_lareqa_train_table(ds, out, overwrite=overwrite)

@@ -20,8 +20,8 @@ How a run proceeds, and why:
 
 from __future__ import annotations
 
+import datetime
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -33,6 +33,7 @@ import pyarrow as pa
 
 from fastir import __version__
 from fastir.atomic import atomic_dir, atomic_path
+from fastir.encoding.distributed import Distributed
 from fastir.errors import FastirError, InputError
 from fastir.runs.rundir import (
     CANDIDATES, DTYPES, QRELS, QUERIES, RUN_FORMAT, RUN_JSON, candidates_table, embedding_array, qrels_table,
@@ -91,7 +92,8 @@ def embed_dataset(opts: EmbedOptions, on_batch: Callable[[str, int], None] | Non
     _check_options(opts)
     out = Path(opts.out)
     work = work_dir_for(out)
-    dist = _Distributed.from_env()
+    # Ranks wait at barriers while others encode: allow long waits.
+    dist = Distributed.from_env(timeout=datetime.timedelta(hours=12))
     try:
         complete = _check_out(out, work, opts)
         dist.barrier()  # every rank has checked OUT before rank 0 creates the work dir
@@ -304,75 +306,3 @@ def _merge(work: Path, out: Path, meta: dict, ds, overwrite: bool) -> None:
         write_table(tmp / QRELS, qrels_table(ds.qrel_query_id, ds.qrel_candidate_id))
         write_run_json(tmp, meta)
     shutil.rmtree(work, ignore_errors=True)
-
-
-# ----------------------------------------------------------------------------------- distributed
-
-
-@dataclass
-class _Distributed:
-    """torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK); a gloo group only for barriers."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    owns_group: bool = False
-
-    @classmethod
-    def from_env(cls) -> "_Distributed":
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world <= 1:
-            return cls()
-        import datetime
-
-        import torch.distributed as td
-
-        owns = False
-        if not td.is_initialized():
-            # Ranks wait at barriers while others encode: allow long waits.
-            td.init_process_group("gloo", timeout=datetime.timedelta(hours=12))
-            owns = True
-        return cls(td.get_rank(), td.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owns)
-
-    def device(self, requested: str) -> str:
-        if self.world_size > 1 and requested in ("auto", "cuda"):
-            import torch
-
-            if torch.cuda.is_available():
-                return f"cuda:{self.local_rank % torch.cuda.device_count()}"
-        return requested
-
-    def barrier(self) -> None:
-        if self.world_size > 1:
-            import torch.distributed as td
-
-            td.barrier()
-
-    def run_on_rank0(self, fn: Callable[[], None]) -> None:
-        """Run ``fn`` on rank 0; its error (if any) is raised on every rank, so none waits forever."""
-        if self.world_size == 1:
-            fn()
-            return
-        import torch.distributed as td
-
-        message: list = [None]
-        error: BaseException | None = None
-        if self.rank == 0:
-            try:
-                fn()
-            except BaseException as exc:  # noqa: BLE001 - re-raised below, after telling the other ranks
-                error = exc
-                message[0] = (exc.path, exc.field, exc.message) if isinstance(exc, InputError) else (
-                    f"rank 0 failed: {' '.join(str(exc).split()) or type(exc).__name__}")
-        td.broadcast_object_list(message, src=0)
-        if error is not None:
-            raise error
-        if message[0] is not None:
-            raise InputError(*message[0]) if isinstance(message[0], tuple) else FastirError(message[0])
-
-    def close(self) -> None:
-        if self.owns_group:
-            import torch.distributed as td
-
-            td.destroy_process_group()
-            self.owns_group = False

@@ -241,8 +241,10 @@ class Encoder:
         return getattr(self.model.config, "type_vocab_size", 0) and self.model.config.type_vocab_size > 1
 
     # -- forward
-    def forward(self, tok: Tokenized, rows: np.ndarray, normalize: bool) -> "torch.Tensor":
-        """Embed the rows ``rows`` of ``tok`` as one padded batch; returns (B, D) fp32 on the device."""
+    def model_inputs(self, tok: Tokenized, rows: np.ndarray) -> dict:
+        """The rows ``rows`` of ``tok`` as one right-padded batch: the model's keyword inputs
+        (``input_ids``, ``attention_mask``, and ``token_type_ids`` when the model uses them),
+        int64 tensors on the device. ``fastir embed`` and ``fastir train`` both feed the model this."""
         import torch
 
         lengths = tok.lengths[rows]
@@ -259,7 +261,13 @@ class Encoder:
         inputs = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
         if types is not None:
             inputs["token_type_ids"] = torch.from_numpy(types)
-        inputs = {k: v.to(self.device, non_blocking=True) for k, v in inputs.items()}
+        return {k: v.to(self.device, non_blocking=True) for k, v in inputs.items()}
+
+    def forward(self, tok: Tokenized, rows: np.ndarray, normalize: bool) -> "torch.Tensor":
+        """Embed the rows ``rows`` of ``tok`` as one padded batch; returns (B, D) fp32 on the device."""
+        import torch
+
+        inputs = self.model_inputs(tok, rows)
         out = self.model(**inputs)
         emb = pool(out.last_hidden_state, inputs["attention_mask"], self.pooling,
                    pooler_output=getattr(out, "pooler_output", None))

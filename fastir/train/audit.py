@@ -57,7 +57,7 @@ def check_composition_out(out: str | os.PathLike, overwrite: bool = False) -> Pa
 
 def write_composition(table: pa.Table, out: str | os.PathLike, overwrite: bool = False) -> None:
     """JSONL for ``.jsonl``, Parquet for ``.parquet``; atomic (temp name, then rename)."""
-    from fastir.train.table import write_rows
+    from fastir.train.writer import write_rows
 
     out = check_composition_out(out, overwrite)
     write_rows(table, out, "parquet" if out.name.lower().endswith(".parquet") else "jsonl")

@@ -153,7 +153,7 @@ def load_trainer_state(ckpt: Path) -> dict:
 
 
 def _plain_rng(state: dict) -> dict:
-    """A ``fastir.train.loop.rng_state()`` dict as tensors and plain values (weights_only-loadable)."""
+    """A ``fastir.train.resume.rng_state()`` dict as tensors and plain values (weights_only-loadable)."""
     import numpy as np
     import torch
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from fastir.errors import InputError
 from fastir.train.choices import STRATEGIES
-from fastir.train.loop import TrainConfig
+from fastir.train.config import TrainConfig
 
 SETTINGS = (("mono", "Mo."), ("cross", "Cr."), ("multi", "Mul."))
 BASE = "base"
@@ -73,7 +73,7 @@ def run_experiment(cfg: ExperimentConfig) -> dict:
     # Validate every training config (and the datasets) before the first long step starts.
     configs = {s: _train_config(cfg, s, out) for s in cfg.strategies}
     from fastir.data.lareqa import load_dataset
-    from fastir.train.loop import validate
+    from fastir.train.config import validate
 
     for c in configs.values():
         validate(dataclasses.replace(c, resume=False))

@@ -10,7 +10,7 @@ import numpy as np
 from fastir.errors import InputError
 from fastir.names import check_lang
 from fastir.train.strategies import ANY, CROSS, MONO, Strategy
-from fastir.train.table import PairIndex
+from fastir.train.pair_index import PairIndex
 
 
 @dataclass

@@ -27,9 +27,10 @@ import numpy as np
 from fastir.errors import InputError
 from fastir.train.choices import SOURCE_MODES
 from fastir.train.pools import build_pools, pool_probs, resolve_weights
-from fastir.train.strategies import ANY, MONO, NAMES as STRATEGIES, REGISTRY
+from fastir.train.strategies import ANY, MONO, REGISTRY
 from fastir.train.streams import Streams, stream_key
-from fastir.train.table import PairIndex, TrainTable, build_pair_index, open_train_table
+from fastir.train.pair_index import PairIndex, build_pair_index
+from fastir.train.table import TrainTable, open_train_table
 
 STATE_FORMAT = "fastir-sampler/1"
 
@@ -96,8 +97,8 @@ class BatchSampler:
         rank: int = 0,
         world_size: int = 1,
     ):
-        if strategy not in STRATEGIES:
-            raise InputError(None, "--strategy", f"unknown strategy {strategy!r} (choose from {', '.join(STRATEGIES)})")
+        if strategy not in REGISTRY:
+            raise InputError(None, "--strategy", f"unknown strategy {strategy!r} (choose from {', '.join(REGISTRY)})")
         if source_mode not in SOURCE_MODES:
             raise InputError(None, "--source-mode", f"unknown source mode {source_mode!r} (choose from {', '.join(SOURCE_MODES)})")
         try:

@@ -1,0 +1,183 @@
+"""Setting up a training run: every input check before anything is written, then the model,
+optimizer, schedule and (on ``--resume``) the checkpoint's state.
+
+:func:`open_run` fails with an :class:`InputError` on bad input while ``cfg.out`` is untouched;
+:func:`build_trainer` adds what the steps need. The order of the RNG-consuming calls (seeding,
+model loading, resume) is part of the bit-identical-resume contract: keep it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from fastir.encoding.distributed import Distributed
+from fastir.errors import InputError
+from fastir.train.checkpoint import FINAL
+from fastir.train.config import TrainConfig, check_resume_settings, default_warmup, settings
+from fastir.train.resume import find_resume, restore_trainer_state, seed_everything
+
+
+@dataclass
+class Run:
+    """One training run's live objects, shared by the step, checkpoint and driver code."""
+
+    cfg: TrainConfig
+    dist: Distributed
+    out: Path
+    sampler: Any  # fastir.train.sampler.BatchSampler
+    encoder: Any  # fastir.encoding.encoder.Encoder (its model is the backbone being trained)
+    device: Any  # torch.device
+    precision: str  # resolved: fp32, fp16 or bf16
+    settings: dict  # as recorded in fastir-train.json
+    ckpt: Path | None  # the checkpoint resumed from
+    start_step: int
+    batches: Iterator
+    first_batch: Any  # drawn before anything is written (lazy sampler checks fail early)
+    eval_set: Any = None  # rank 0 only
+    model: Any = None  # the DualEncoder
+    wrapped: Any = None  # the model, or DDP around it
+    optimizer: Any = None
+    scheduler: Any = None
+    scaler: Any = None
+    amp_dtype: Any = None  # torch.float16 / torch.bfloat16, None for fp32
+
+
+def open_run(cfg: TrainConfig, dist: Distributed) -> Run:
+    """Check every input, load the encoder (from the checkpoint on resume), then prepare ``out``."""
+    from fastir.encoding.encoder import load_encoder, resolve_device
+    from fastir.runs.rundir import check_output_dir
+
+    out = Path(cfg.out)
+    check_output_dir(out, overwrite=cfg.overwrite, resume=cfg.resume)
+    sampler = open_sampler(cfg, dist)
+    ckpt, ckpt_meta = find_resume(cfg, out)
+    device = resolve_device(dist.device(cfg.device))  # under torchrun: this rank's GPU
+    seed_everything(cfg.seed)  # weights the checkpoint lacks (e.g. a new pooler) start the same everywhere
+    # Resuming without --pooling takes the recorded pooling; an explicit one is compared below.
+    pooling = cfg.pooling or (ckpt_meta["settings"]["pooling"] if ckpt_meta else None)
+    encoder = load_encoder(str(ckpt) if ckpt else cfg.model, pooling=pooling, device=str(device), dtype="fp32",
+                           max_length=cfg.max_length)
+    precision = resolve_precision(cfg.precision, device)
+    current = settings(cfg, pooling=encoder.pooling, max_length=encoder.max_length, precision=precision)
+    start_step = 0
+    if ckpt_meta:
+        check_resume_settings(ckpt, ckpt_meta, current)
+        start_step = int(ckpt_meta["step"])
+        sampler.load_state_dict(ckpt_meta["sampler"])
+    eval_set = None
+    if cfg.eval_data and dist.rank == 0:
+        from fastir.train.heldout import load_eval_set
+
+        eval_set = load_eval_set(cfg.eval_data, langs=cfg.eval_langs, max_queries=cfg.eval_max_queries, seed=cfg.seed)
+    batches = iter(sampler)
+    first_batch = next(batches) if start_step < cfg.steps else None  # lazy sampler checks fail here
+    prepare_out(cfg, out, dist)
+    dist.barrier()  # rank 0 has prepared the output directory
+    return Run(cfg=cfg, dist=dist, out=out, sampler=sampler, encoder=encoder, device=device, precision=precision,
+               settings=current, ckpt=ckpt, start_step=start_step, batches=batches, first_batch=first_batch,
+               eval_set=eval_set)
+
+
+def open_sampler(cfg: TrainConfig, dist: Distributed):
+    from fastir.train.sampler import BatchSampler
+    from fastir.train.table import open_train_table
+
+    if cfg.batch_size % dist.world_size:
+        raise InputError(None, "--batch-size",
+                         f"{cfg.batch_size} is not divisible by the world size {dist.world_size}")
+    tables = [open_train_table(p) for p in cfg.data]
+    return BatchSampler(tables, strategy=cfg.strategy, batch_size=cfg.batch_size, seed=cfg.seed, alpha=cfg.alpha,
+                        lang_weights=cfg.lang_weights, source_mode=cfg.source_mode, rank=dist.rank,
+                        world_size=dist.world_size)
+
+
+def prepare_out(cfg: TrainConfig, out: Path, dist: Distributed) -> None:
+    """Create ``out`` (rank 0), after every input check passed; --overwrite clears the old run."""
+    from fastir.train.checkpoint import list_checkpoints
+
+    if dist.rank != 0:
+        return
+    if cfg.overwrite and out.is_dir():
+        # Remove only what a training run writes; anything else in the directory is left alone.
+        for _, path in list_checkpoints(out):
+            shutil.rmtree(path)
+        shutil.rmtree(out / FINAL, ignore_errors=True)
+        for child in out.glob("*.jsonl"):
+            child.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def build_trainer(run: Run) -> None:
+    """The dual encoder (DDP-wrapped under torchrun), AdamW, the schedule, the scaler; on resume
+    their state and this rank's RNG from the checkpoint."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    cfg, encoder = run.cfg, run.encoder
+    backbone = encoder.model
+    backbone.train()
+    run.model = run.wrapped = _dual_encoder_class()(backbone, encoder.pooling).to(run.device)
+    if run.dist.world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # A pooler layer is unused unless pooling == "pooler": let DDP skip its missing gradients.
+        unused = encoder.pooling != "pooler" and getattr(backbone, "pooler", None) is not None
+        run.wrapped = DistributedDataParallel(run.model, find_unused_parameters=unused,
+                                              device_ids=[run.device.index] if run.device.type == "cuda" else None)
+    run.optimizer = torch.optim.AdamW(param_groups(run.model, cfg.weight_decay), lr=cfg.lr)
+    run.scheduler = get_linear_schedule_with_warmup(run.optimizer, default_warmup(cfg), cfg.steps)
+    run.amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(run.precision)
+    run.scaler = torch.amp.GradScaler(run.device.type, enabled=run.precision == "fp16")
+    if run.ckpt is not None:
+        restore_trainer_state(run)
+
+
+def _dual_encoder_class():
+    import torch
+
+    from fastir.encoding.encoder import pool
+
+    class DualEncoder(torch.nn.Module):
+        """One backbone for queries, passages and negatives, in a single forward (one DDP call)."""
+
+        def __init__(self, backbone, pooling: str):
+            super().__init__()
+            self.backbone = backbone
+            self.pooling = pooling
+
+        def embed(self, inputs: dict):
+            out = self.backbone(**inputs)
+            return pool(out.last_hidden_state, inputs["attention_mask"], self.pooling,
+                        pooler_output=getattr(out, "pooler_output", None))
+
+        def forward(self, queries: dict, passages: dict, negatives: dict | None = None):
+            return self.embed(queries), self.embed(passages), (self.embed(negatives) if negatives else None)
+
+    return DualEncoder
+
+
+def param_groups(model, weight_decay: float) -> list[dict]:
+    """Weight decay on weights, none on biases and LayerNorm weights (BERT/sentence-transformers custom)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def resolve_precision(precision: str, device) -> str:
+    """auto: bf16 autocast on a CUDA GPU that supports it, else fp16 + GradScaler; fp32 on the CPU.
+
+    An explicit fp16/bf16 is honoured on the CPU too (slow; it lets CPU tests run the AMP path).
+    """
+    import torch
+
+    if precision != "auto":
+        return precision
+    if device.type != "cuda":
+        return "fp32"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
