@@ -1,0 +1,67 @@
+"""Setting up a run: nothing written before the inputs pass, the trainer's pieces, --overwrite."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fastir.encoding.distributed import Distributed
+from fastir.errors import InputError
+from fastir.train.config import TrainConfig
+from fastir.train.setup import build_trainer, open_run, param_groups, prepare_out, resolve_precision
+
+
+def _cfg(data, model, out, **kw) -> TrainConfig:
+    return TrainConfig(**{"data": [data], "model": model, "out": str(out), "batch_size": 8, "steps": 4,
+                          "pooling": "mean", "progress": False, **kw})
+
+
+def test_open_run_then_build_trainer(train_tiny_bert, train_table_arrow, tmp_path):
+    out = tmp_path / "run"
+    run = open_run(_cfg(train_table_arrow, train_tiny_bert, out, warmup_steps=0), Distributed())
+    assert out.is_dir() and list(out.iterdir()) == []  # prepared, nothing written yet
+    assert (run.start_step, run.ckpt, run.precision, run.device.type) == (0, None, "fp32", "cpu")
+    assert len(run.first_batch) == 8 and run.settings["pooling"] == "mean"
+    build_trainer(run)
+    assert run.wrapped is run.model and run.model.backbone is run.encoder.model and run.model.training
+    assert run.amp_dtype is None and not run.scaler.is_enabled()
+    assert run.scheduler.get_last_lr() == [run.cfg.lr, run.cfg.lr]  # decay and no-decay groups
+
+
+def test_bad_input_writes_nothing(train_tiny_bert, train_table_arrow, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(InputError, match="fewer than the batch size"):
+        open_run(_cfg(train_table_arrow, train_tiny_bert, out, batch_size=500), Distributed())
+    with pytest.raises(InputError):
+        open_run(_cfg(train_table_arrow, str(tmp_path / "no-model"), out), Distributed())
+    assert not out.exists()
+
+
+def test_overwrite_removes_only_what_training_writes(tmp_path):
+    out = tmp_path / "run"
+    for name in ("checkpoint-000002", "final", "notes"):
+        (out / name).mkdir(parents=True)
+    (out / "checkpoint-000002" / "fastir-train.json").write_text("{}")
+    (out / "train.jsonl").write_text("{}\n")
+    (out / "keep.txt").write_text("mine")
+    prepare_out(TrainConfig(data=["t"], model="m", out=str(out), overwrite=True), out, Distributed())
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt", "notes"]
+
+
+def test_param_groups_skip_decay_on_biases_and_layer_norms():
+    model = torch.nn.Sequential()
+    model.add_module("dense", torch.nn.Linear(3, 3))
+    model.add_module("LayerNorm", torch.nn.LayerNorm(3))
+    frozen = torch.nn.Linear(2, 2)
+    frozen.weight.requires_grad_(False)
+    model.add_module("frozen", frozen)
+    decay, no_decay = param_groups(model, 0.1)
+    assert decay["params"] == [model.dense.weight] and decay["weight_decay"] == 0.1
+    assert no_decay["params"] == [model.dense.bias, model.LayerNorm.weight, model.LayerNorm.bias, frozen.bias]
+    assert no_decay["weight_decay"] == 0.0
+
+
+def test_precision():
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == "fp32"
+    assert resolve_precision("bf16", cpu) == "bf16"  # explicit is honoured (the CPU AMP tests use it)
