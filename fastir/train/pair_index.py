@@ -78,21 +78,11 @@ def _build_pair_index(tables: list[TrainTable]) -> PairIndex:
     """Vectorised index (Arrow dictionary encoding + numpy scatter, chunk by chunk, so the
     transient memory is one chunk's worth); validates (xling_id, lang) uniqueness and that every
     pair belongs to one source."""
-    import pyarrow.compute as pc
-
     if not tables:
         raise InputError(None, "DATA", "no training table given")
     encoded = [t.table.column("xling_id").dictionary_encode() for t in tables]
     dictionaries = [_dictionary(e) for e in encoded]
-    if len(tables) == 1:
-        uniq = dictionaries[0]
-    else:
-        uniq = pc.unique(pa.chunked_array([d.cast(pa.large_string()) for d in dictionaries], pa.large_string()))
-    uniq = uniq.take(pc.sort_indices(uniq))  # dense ids follow the sorted xling_id strings
-    langs = sorted(set().union(*(pc.unique(t.table.column("lang")).to_pylist() for t in tables)))
-    sources = sorted(
-        set().union(*(pc.unique(t.table.column("source")).to_pylist() if t.has_source else [t.name] for t in tables))
-    )
+    uniq, langs, sources = _vocabularies(tables, dictionaries)
     num_pairs, num_langs = len(uniq), len(langs)
     starts = np.cumsum([0] + [t.num_rows for t in tables], dtype=np.int64)
     index_type = np.int32 if starts[-1] < np.iinfo(np.int32).max else np.int64
@@ -115,14 +105,9 @@ def _build_pair_index(tables: list[TrainTable]) -> PairIndex:
                 continue
             pair = to_pair[_indices(chunk)]
             lang = to_lang[_indices(lang_enc.chunk(c))]
-            key = pair.astype(np.int64) * num_langs + lang
             global_rows = np.arange(offset, offset + n, dtype=index_type)
-            before = rows[key]
-            rows[key] = global_rows
-            # a key written twice (in this chunk, or before) is a duplicate (xling_id, lang)
-            clash = np.flatnonzero((before >= 0) | (rows[key] != global_rows))
-            if clash.size:
-                r = int(clash[0])
+            r = _first_clash(rows, pair.astype(np.int64) * num_langs + lang, global_rows)
+            if r is not None:
                 raise InputError(
                     t.path, "xling_id",
                     f"({uniq[int(pair[r])].as_py()!r}, lang {langs[int(lang[r])]!r}) appears more than once "
@@ -132,23 +117,40 @@ def _build_pair_index(tables: list[TrainTable]) -> PairIndex:
                 src = to_source[_indices(source_chunks[c])]
             else:
                 src = np.full(n, sources.index(t.name), dtype=np.int32)
-            seen = pair_source[pair]
-            pair_source[pair] = src
-            bad = np.flatnonzero(((seen >= 0) & (seen != src)) | (pair_source[pair] != src))
-            if bad.size:
-                r = int(bad[0])
+            r = _first_clash(pair_source, pair, src, overwrite_ok=True)
+            if r is not None:
                 raise InputError(
                     t.path, "source", f"xling_id {uniq[int(pair[r])].as_py()!r} has rows in more than one source"
                 )
             offset += n
-    return PairIndex(
-        tables=list(tables),
-        langs=tuple(langs),
-        sources=tuple(sources),
-        rows=rows.reshape(num_pairs, num_langs),
-        pair_source=pair_source,
-        table_starts=starts,
+    return PairIndex(tables=list(tables), langs=tuple(langs), sources=tuple(sources),
+                     rows=rows.reshape(num_pairs, num_langs), pair_source=pair_source, table_starts=starts)
+
+
+def _vocabularies(tables: list[TrainTable], dictionaries: list[pa.Array]) -> tuple[pa.Array, list, list]:
+    """(the sorted distinct xling_ids, the sorted languages, the sorted source names)."""
+    import pyarrow.compute as pc
+
+    if len(tables) == 1:
+        uniq = dictionaries[0]
+    else:
+        uniq = pc.unique(pa.chunked_array([d.cast(pa.large_string()) for d in dictionaries], pa.large_string()))
+    uniq = uniq.take(pc.sort_indices(uniq))  # dense ids follow the sorted xling_id strings
+    langs = sorted(set().union(*(pc.unique(t.table.column("lang")).to_pylist() for t in tables)))
+    sources = sorted(
+        set().union(*(pc.unique(t.table.column("source")).to_pylist() if t.has_source else [t.name] for t in tables))
     )
+    return uniq, langs, sources
+
+
+def _first_clash(target: np.ndarray, key: np.ndarray, values: np.ndarray, overwrite_ok: bool = False) -> int | None:
+    """Scatter ``target[key] = values``; the first position whose key was already set (to another
+    value when ``overwrite_ok``) or is repeated with another value in ``key``, else None."""
+    before = target[key]
+    target[key] = values
+    taken = (before >= 0) & (before != values) if overwrite_ok else before >= 0
+    clash = np.flatnonzero(taken | (target[key] != values))
+    return int(clash[0]) if clash.size else None
 
 
 def _dictionary(encoded: pa.ChunkedArray) -> pa.Array:

@@ -40,7 +40,7 @@ class Batch:
     """One rank's slice of one global batch. Lists are aligned: element j is one pair."""
 
     step: int  # global step: epoch * steps_per_epoch + step within the epoch
-    kind: str  # "mono" / "cross" for hybrid, else the strategy name
+    kind: str  # the strategy's label for the batch kind (Strategy.label): "mono" / "cross" for hybrid, else its name
     queries: list[str]
     passages: list[str]
     negatives: list[str] | None
