@@ -10,7 +10,7 @@ import torch
 
 from fastir.errors import InputError
 from fastir.train.checkpoint import STATE_DIR, load_trainer_state, write_trainer_state
-from fastir.train.loop import rng_state, set_rng_state
+from fastir.train.resume import rng_state, set_rng_state
 
 
 def _trainer_state(ckpt, rng_states):
