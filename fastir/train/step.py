@@ -1,7 +1,7 @@
 """One optimisation step of contrastive training.
 
 Queries, passages (and hard negatives) are tokenized and padded as ``fastir embed`` does
-(:meth:`fastir.encoding.encoder.Encoder.model_inputs`), go through the shared backbone in one
+(:meth:`fastir.encoding.hf.Encoder.model_inputs`), go through the shared backbone in one
 forward, are gathered across ranks and scored with InfoNCE over cosine similarity / temperature
 (:mod:`fastir.train.losses`); then the scaled backward, clipping, optimizer, scaler and schedule.
 """
