@@ -53,7 +53,7 @@ def fastir_ap(result) -> dict:
     out = {}
     for s, name in enumerate(result.cand_langs + ["all"]):
         for i in np.flatnonzero(result.metrics.nrel[:, s] > 0):
-            out[(int(i), name)] = float(result.metrics.ap[i, s])
+            out[(int(i), name)] = float(result.metrics["map"][i, s])
     return out
 
 
@@ -99,8 +99,8 @@ def test_rank_distance_hand_computed(tmp_path, make_run):
                 qrels=[(0, 1), (0, 3)])
     result = score_run(make_run(tmp_path, **cols), ks=(1, 3))
     m = result.metrics
-    assert m.rank_distance[0] == 1.0
-    assert m.ap[0].tolist() == pytest.approx([1 / 2, 1 / 2, (2 / 4 + 1 / 3) / 2])
+    assert m["rank_distance"][0, -1] == 1.0
+    assert m["map"][0].tolist() == pytest.approx([1 / 2, 1 / 2, (2 / 4 + 1 / 3) / 2])
     pooled = result.cell_stats[Cell("aa", "all")]
     assert pooled["rank_distance"] == 1.0 and pooled["queries"] == 1 and pooled["skipped"] == 1
     assert pooled["recall@3"] == 0.5 and pooled["mrr"] == pytest.approx(1 / 3)
@@ -122,11 +122,11 @@ def test_pytrec_eval_on_tie_free_data(tmp_path, make_run):
     evaluated = pytrec_eval.RelevanceEvaluator(qrels, {"map", "recall.1,5,10", "recip_rank"}).evaluate(run)
     m = result.metrics
     for i, qid in enumerate(qids):
-        assert m.ap[i, -1] == pytest.approx(evaluated[qid]["map"], abs=1e-12)
-        assert m.rr[i, -1] == pytest.approx(evaluated[qid]["recip_rank"], abs=1e-12)
-        for j, k in enumerate((1, 5, 10)):
+        assert m["map"][i, -1] == pytest.approx(evaluated[qid]["map"], abs=1e-12)
+        assert m["mrr"][i, -1] == pytest.approx(evaluated[qid]["recip_rank"], abs=1e-12)
+        for k in (1, 5, 10):
             # trec_eval's recall_k = relevant in the top k / all relevant of the query (num_rel).
-            assert m.recall[i, -1, j] == pytest.approx(evaluated[qid][f"recall_{k}"], abs=1e-12)
+            assert m[f"recall@{k}"][i, -1] == pytest.approx(evaluated[qid][f"recall_{k}"], abs=1e-12)
 
 
 def test_subset_path_and_blocking_agree(tmp_path, make_run):
