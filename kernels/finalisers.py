@@ -76,28 +76,6 @@ def recall_at(rank, grade, threshold, cutoff):
 
 
 @njit(_SIG, cache=True, nogil=True)
-def ndcg_at(rank, grade, threshold, cutoff):
-    """nDCG@k = DCG@k / IDCG@k, binary gains (trec_eval ``ndcg_cut``, ties against the gold)::
-
-        DCG@k  = sum_{d in R, rank(d) <= k} 1 / log2(rank(d) + 1)
-        IDCG@k = sum_{i=1}^{min(k, |R|)} 1 / log2(i + 1)        (the ideal ranking of R)
-
-    Graded gains (issue 16) replace the 1s by grade(d) here and the ideal by the sorted grades.
-    """
-    n = _num_relevant(grade, threshold)
-    if n == 0:
-        return _NAN
-    dcg = 0.0
-    for i in range(rank.shape[0]):
-        if grade[i] >= threshold and rank[i] <= cutoff:
-            dcg += 1.0 / np.log2(rank[i] + 1.0)
-    ideal = 0.0
-    for i in range(1, min(cutoff, n) + 1):
-        ideal += 1.0 / np.log2(i + 1.0)
-    return dcg / ideal
-
-
-@njit(_SIG, cache=True, nogil=True)
 def rank_distance(rank, grade, threshold, cutoff):
     """RD = max_{d in R} rank(d) - min_{d in R} rank(d), defined for |R| >= 2 (else NaN)."""
     n = 0
@@ -112,8 +90,8 @@ def rank_distance(rank, grade, threshold, cutoff):
 
 
 # Finaliser codes, as the registry names them; finalise() dispatches on the code.
-AP, RR, RECALL, NDCG, RANK_DISTANCE = range(5)
-FINALISERS = {"ap": AP, "rr": RR, "recall": RECALL, "ndcg": NDCG, "rank_distance": RANK_DISTANCE}
+AP, RR, RECALL, RANK_DISTANCE = range(4)
+FINALISERS = {"ap": AP, "rr": RR, "recall": RECALL, "rank_distance": RANK_DISTANCE}
 
 
 @njit(float64(int64, int64[::1], int64[::1], int64, int64), cache=True, nogil=True)
@@ -125,8 +103,6 @@ def finalise(code, rank, grade, threshold, cutoff):
         return reciprocal_rank(rank, grade, threshold, cutoff)
     if code == RECALL:
         return recall_at(rank, grade, threshold, cutoff)
-    if code == NDCG:
-        return ndcg_at(rank, grade, threshold, cutoff)
     if code == RANK_DISTANCE:
         return rank_distance(rank, grade, threshold, cutoff)
     return _NAN

@@ -6,8 +6,8 @@ candidate set S (one candidate language, or all of them):
     rank_S(d) = |{c in S : score(c) >= score(d)}|          ties count against the gold
 
 Counting (this module) yields rank_S(d) for every gold d and set S; the per-query metric values
-come out of those ranks in the finalisers of :mod:`fastir.kernels.finalisers` (AP, RR, Recall@k,
-nDCG@k, rank distance — formulas there; the metric registry ``fastir.eval.metrics`` selects them).
+come out of those ranks in the finalisers of :mod:`fastir.kernels.finalisers` (formulas there;
+the metric registry ``fastir.eval.metrics`` selects them).
 
 Every rank is a sum over languages of ``cnt[d, L]`` = number of candidates of language L scoring
 at or above gold d, so one scan of a query's score row yields every candidate set at once. Score

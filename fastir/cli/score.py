@@ -1,10 +1,11 @@
-"""``fastir score``: exact all-pairs metrics (mAP / MRR / Recall@k / nDCG@k ...) and rank distance of a run dir."""
+"""``fastir score``: exact all-pairs metrics of the metric registry (mAP, MRR, Recall@k, ...) and rank distance of a run dir."""
 
 from __future__ import annotations
 
 import click
 
 from fastir.eval.cells import DEFAULT_BLOCK_MB, DEFAULT_KS
+from fastir.eval.metrics import known_names
 
 
 @click.command()
@@ -14,8 +15,9 @@ from fastir.eval.cells import DEFAULT_BLOCK_MB, DEFAULT_KS
 @click.option("--k", "ks", default=None,
               help=f"Recall@k cutoffs, comma-separated  [default: {','.join(map(str, DEFAULT_KS))}].")
 @click.option("--metrics", default=None,
-              help="Metrics instead of map,mrr,recall@{--k}, e.g. map,mrr,recall@1,5,10,ndcg@10 (a bare number "
-                   "continues the family before it); rank distance is always reported.")
+              help=f"Comma-separated metrics instead of map,mrr,recall@{{--k}}, from {known_names()}; e.g. "
+                   "map,mrr,recall@1,5,10 (a bare number continues the family before it). Rank distance is always "
+                   "reported.")
 @click.option("--out", "out_dir", type=click.Path(), default=None, help="Output directory [default: RUN/scores/].")
 @click.option("--overwrite", is_flag=True, help="Replace non-empty output directories.")
 @click.option("--per-query", is_flag=True, help="Also write per_query.parquet (input of `fastir compare`).")

@@ -52,7 +52,7 @@ class Statistic:
 
     level: str  # "summary" | "language"
     setting: str  # mono | cross | multi (rank distance: multi)
-    metric: str  # a registry metric name: map | mrr | recall@K | ndcg@K | rank_distance
+    metric: str  # a registry metric name (map, recall@K, rank_distance, ...)
     lang: str | None  # query language (level "language")
     cells: list[int]
     coefs: list[float]

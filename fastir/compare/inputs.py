@@ -177,7 +177,12 @@ def read_scores(per_query: Path, name: str, metric_columns: list[str]) -> Scores
         raise InputError(per_query, "num_relevant", "every row needs >= 1 relevant candidate")
     if RANK_DISTANCE in columns and np.any(~np.isnan(columns[RANK_DISTANCE]) & (num_relevant < 2)):
         raise InputError(per_query, RANK_DISTANCE, "must be NaN where num_relevant < 2")
+    _check_keys(per_query, columns)
+    return ScoresFile(name=name, path=per_query, meta=meta, columns=columns, num_relevant=num_relevant)
 
+
+def _check_keys(per_query: Path, columns: dict[str, np.ndarray]) -> None:
+    """Settings match their languages, one row per (query, setting, cand_lang), one language per query."""
     setting, qlang, clang = columns["setting"], columns["query_lang"], columns["cand_lang"]
     unknown = sorted(set(np.unique(setting)) - set(SETTINGS))
     if unknown:
@@ -201,7 +206,6 @@ def read_scores(per_query: Path, name: str, metric_columns: list[str]) -> Scores
     if np.any(same & (ql[1:] != ql[:-1])):
         bad = qid[1:][same & (ql[1:] != ql[:-1])][0]
         raise InputError(per_query, "query_lang", f"query {bad!r} has more than one query_lang")
-    return ScoresFile(name=name, path=per_query, meta=meta, columns=columns, num_relevant=num_relevant)
 
 
 def _row_keys(columns: dict[str, np.ndarray]) -> np.ndarray:

@@ -3,7 +3,7 @@
 A :class:`Measure` is a declarative spec (as ir_measures' measures): its name as ranx /
 ir_measures spell it, a display label, its per-query column, whether higher is better, the
 formula, and the Numba finaliser of :mod:`fastir.kernels.finalisers` that computes its
-per-query value from the ranks of the query's golds. A cutoff family (``recall``, ``ndcg``) is
+per-query value from the ranks of the query's golds. A cutoff family (``recall``) is
 one measure; ``recall@10`` is a :class:`Metric` (a measure at a cutoff). Scoring, the per-query
 table, ``fastir compare`` and ``fastir experiment`` read names, labels, columns and directions
 from here. Adding a metric = one :func:`register` call plus its finaliser (and its test).
@@ -24,7 +24,7 @@ OPTION = "--metrics"
 class Measure:
     """One metric, or one family of metrics parametrised by a cutoff ``@k``."""
 
-    name: str  # as ranx / ir_measures spell it: map, mrr, recall, ndcg, rank_distance
+    name: str  # as ranx / ir_measures spell it: map, mrr, recall, rank_distance
     label: str  # display label; "{k}" is the cutoff
     column: str  # per_query.parquet column; "{k}" is the cutoff
     higher_is_better: bool
@@ -86,10 +86,6 @@ register(Measure(
     "recall", "R@{k}", "recall@{k}", True, "recall",
     "Recall@k(q) = |{d ∈ R_q : rank(d) ≤ k}| / |R_q|", cutoff=True))
 register(Measure(
-    "ndcg", "nDCG@{k}", "ndcg@{k}", True, "ndcg",
-    "nDCG@k(q) = DCG@k / IDCG@k, DCG@k = Σ_{d∈R_q, rank(d) ≤ k} 1 / log2(rank(d) + 1), "
-    "IDCG@k = Σ_{i=1}^{min(k, |R_q|)} 1 / log2(i + 1) (binary gains, trec_eval ndcg_cut)", cutoff=True))
-register(Measure(
     "rank_distance", "Rank dist.", "rank_distance", False, "rank_distance",
     "RD(q) = max_{d∈R_q} rank(d) − min_{d∈R_q} rank(d), pooled cells with |R_q| ≥ 2",
     pooled_only=True, bounded=False))
@@ -98,7 +94,7 @@ RANK_DISTANCE = Metric(REGISTRY["rank_distance"])
 
 
 def known_names() -> str:
-    """``map, mrr, recall@K, ndcg@K, rank_distance``: the spellings users may write."""
+    """``map, mrr, recall@K, rank_distance``: the spellings users may write."""
     return ", ".join(f"{m.name}@K" if m.cutoff else m.name for m in REGISTRY.values())
 
 
@@ -122,7 +118,7 @@ def _cutoff(text: str, name: str, option: str) -> int:
 
 
 def parse_metrics(spec, option: str = OPTION) -> tuple[Metric, ...]:
-    """Metrics of a comma list, in order, each once: ``map,mrr,recall@1,5,10,ndcg@10``.
+    """Metrics of a comma list, in order, each once: ``map,mrr,recall@1,5,10``.
 
     A bare number continues the cutoff family before it (``recall@1,5`` = recall@1, recall@5).
     ``spec`` may also be an iterable of names or :class:`Metric`.
@@ -160,7 +156,7 @@ def with_rank_distance(metrics) -> tuple[Metric, ...]:
 
 
 def from_column(column: str) -> Metric | None:
-    """The metric whose per-query column is ``column`` (``ap`` -> map, ``ndcg@10``), else None."""
+    """The metric whose per-query column is ``column`` (``ap`` -> map, ``recall@10``), else None."""
     for measure in REGISTRY.values():
         head, brace, _ = measure.column.partition("{k}")
         if not brace and column == measure.column:

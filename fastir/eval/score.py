@@ -42,7 +42,7 @@ def score_run(
 ) -> ScoreResult:
     """Score a run dir (path or :class:`fastir.runs.rundir.Run`) on the cells selected by ``pairs``.
 
-    ``metrics``: registry names (``"map,mrr,recall@1,5,ndcg@10"`` or a list; default map, mrr and
+    ``metrics``: registry names (``"map,mrr,recall@1,5"`` or a list; default map, mrr and
     recall@k for each k of ``ks``); rank distance is always added. ``per_query``: also build the
     per-query table (``result.per_query``); ``block_mb``: memory budget of one float32 score block;
     ``trec_depth``: also keep the top ``trec_depth`` candidates per query and cell for
