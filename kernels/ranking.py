@@ -5,9 +5,8 @@ candidate set S (one candidate language, or all of them):
 
     rank_S(d) = |{c in S : score(c) >= score(d)}|          ties count against the gold
 
-Counting (this module) yields rank_S(d) for every gold d and set S; the per-query metric values
-come out of those ranks in the finalisers of :mod:`fastir.kernels.finalisers` (formulas there;
-the metric registry ``fastir.eval.metrics`` selects them).
+Counting yields rank_S(d) for every gold d and set S; each metric's per-query value comes out of
+those ranks in a finaliser (below, formula in its docstring; ``fastir.eval.metrics`` names them).
 
 Every rank is a sum over languages of ``cnt[d, L]`` = number of candidates of language L scoring
 at or above gold d, so one scan of a query's score row yields every candidate set at once. Score
@@ -27,8 +26,6 @@ from __future__ import annotations
 
 import numpy as np
 from numba import boolean, float32, float64, int32, int64, njit, prange, void
-
-from fastir.kernels.finalisers import finalise
 
 # ------------------------------------------------------------------------------ per-query kernels
 
@@ -105,6 +102,101 @@ def _count_gold_hits(scores, b, gold_ptr, gold_col, gold_lang, gcnt):
         for j in range(j0, j1):  # m is small
             if scores[b, gold_col[j]] >= s:
                 gcnt[i, gold_lang[j]] += 1
+
+
+# ------------------------------------------------------------------------------------ finalisers
+# Per-query metric values from the ranks of a query's golds inside one candidate set S: ``rank``
+# (as above) and ``grade`` (qrels relevance, today 1 for every gold) of each gold d of q in S. A
+# gold is relevant when grade >= threshold; R = the relevant golds; NaN when R is empty. Since rank
+# is monotone in score, hits(d) = |{g in R : score(g) >= score(d)}| = |{g in R : rank(g) <= rank(d)}|:
+# the ranks alone carry every rank-based metric, binary or graded. Each finaliser has the signature
+# ``float64(int64[::1] rank, int64[::1] grade, int64 threshold, int64 cutoff)`` and a FINALISERS
+# code (the registry ``fastir.eval.metrics`` names it). They live in this file because Numba's cache
+# tracks only the file of a cached function: a finaliser in another module would leave the fused
+# kernel's cache stale when it changes.
+
+_SIG = float64(int64[::1], int64[::1], int64, int64)
+
+
+@njit(int64(int64[::1], int64), cache=True, nogil=True)
+def _num_relevant(grade, threshold):
+    n = 0
+    for i in range(grade.shape[0]):
+        if grade[i] >= threshold:
+            n += 1
+    return n
+
+
+@njit(_SIG, cache=True, nogil=True)
+def average_precision(rank, grade, threshold, cutoff):
+    """AP = (1/|R|) sum_{d in R} hits(d) / rank(d)  (= sklearn average_precision_score, ties included)."""
+    n = _num_relevant(grade, threshold)
+    if n == 0:
+        return np.nan
+    total = 0.0
+    for i in range(rank.shape[0]):
+        if grade[i] < threshold:
+            continue
+        h = np.int64(0)
+        for j in range(rank.shape[0]):
+            if grade[j] >= threshold and rank[j] <= rank[i]:
+                h += 1
+        total += h / rank[i]
+    return total / n
+
+
+@njit(_SIG, cache=True, nogil=True)
+def reciprocal_rank(rank, grade, threshold, cutoff):
+    """RR = 1 / min_{d in R} rank(d)."""
+    best = np.int64(1) << 62
+    for i in range(rank.shape[0]):
+        if grade[i] >= threshold:
+            best = min(best, rank[i])
+    return np.nan if best == np.int64(1) << 62 else 1.0 / best
+
+
+@njit(_SIG, cache=True, nogil=True)
+def recall_at(rank, grade, threshold, cutoff):
+    """Recall@k = |{d in R : rank(d) <= k}| / |R|."""
+    n = _num_relevant(grade, threshold)
+    if n == 0:
+        return np.nan
+    found = 0
+    for i in range(rank.shape[0]):
+        if grade[i] >= threshold and rank[i] <= cutoff:
+            found += 1
+    return found / n
+
+
+@njit(_SIG, cache=True, nogil=True)
+def rank_distance(rank, grade, threshold, cutoff):
+    """RD = max_{d in R} rank(d) - min_{d in R} rank(d), defined for |R| >= 2 (else NaN)."""
+    n, lo, hi = 0, np.int64(1) << 62, np.int64(0)
+    for i in range(rank.shape[0]):
+        if grade[i] >= threshold:
+            n += 1
+            lo = min(lo, rank[i])
+            hi = max(hi, rank[i])
+    return np.nan if n < 2 else float(hi - lo)
+
+
+# Finaliser codes, as the registry names them; finalise() dispatches on the code.
+AP, RR, RECALL, RANK_DISTANCE = range(4)
+FINALISERS = {"ap": AP, "rr": RR, "recall": RECALL, "rank_distance": RANK_DISTANCE}
+
+
+@njit(float64(int64, int64[::1], int64[::1], int64, int64), cache=True, nogil=True)
+def finalise(code, rank, grade, threshold, cutoff):
+    """The value of finaliser ``code`` (a :data:`FINALISERS` value); NaN for an unknown code."""
+    if code == AP:
+        return average_precision(rank, grade, threshold, cutoff)
+    if code == RR:
+        return reciprocal_rank(rank, grade, threshold, cutoff)
+    if code == RECALL:
+        return recall_at(rank, grade, threshold, cutoff)
+    if code == RANK_DISTANCE:
+        return rank_distance(rank, grade, threshold, cutoff)
+    return np.nan
 
 
 @njit(
@@ -234,7 +326,7 @@ def metrics_from_counts(gold_ptr, gold_lang, cnt, want, program, gold_grade=None
 
     ``want`` (B, n_langs + 1) bool selects the sets (column n_langs = pooled). With
     ``rank_S(d) = sum_{L in S} cnt[d, L]``, metric i of ``program`` = (codes, cutoffs, pooled_only)
-    is finaliser ``codes[i]`` of :mod:`fastir.kernels.finalisers` (formulas there) at ``cutoffs[i]``
+    is finaliser ``codes[i]`` (:data:`FINALISERS`, formulas in the finalisers) at ``cutoffs[i]``
     over the golds' ranks and grades (``gold_grade``, default 1 each; relevant = grade >= ``threshold``).
 
     Returns (nrel int32 (B, n_langs+1), values float64 (B, n_langs+1, n_metrics)); NaN where a set
@@ -264,8 +356,7 @@ def score_block(scores, lang_ptr, gold_ptr, gold_col, gold_lang, gold_grade, row
     ``gold_col[gold_ptr[b]:gold_ptr[b+1]]`` with languages ``gold_lang`` and grades ``gold_grade``;
     ``rows[b]`` is the output row of block row b in ``out`` = (nrel, values) (see
     :func:`metrics_from_counts`, :func:`empty_outputs`); ``want[query_group[b]]`` is its mask of
-    candidate sets (index n_langs = pooled). Formulas: the module docstring and
-    :mod:`fastir.kernels.finalisers`.
+    candidate sets (index n_langs = pooled). Formulas: the module docstring and the finalisers.
     """
     codes, cutoffs, pooled_only = _program(program)
     _score_block(scores, lang_ptr, gold_ptr, gold_col, gold_lang, gold_grade, rows, query_group, want, codes,

@@ -2,7 +2,7 @@
 
 A :class:`Measure` is a declarative spec (as ir_measures' measures): its name as ranx /
 ir_measures spell it, a display label, its per-query column, whether higher is better, the
-formula, and the Numba finaliser of :mod:`fastir.kernels.finalisers` that computes its
+formula, and the Numba finaliser of :mod:`fastir.kernels.ranking` that computes its
 per-query value from the ranks of the query's golds. A cutoff family (``recall``) is
 one measure; ``recall@10`` is a :class:`Metric` (a measure at a cutoff). Scoring, the per-query
 table, ``fastir compare`` and ``fastir experiment`` read names, labels, columns and directions
@@ -28,7 +28,7 @@ class Measure:
     label: str  # display label; "{k}" is the cutoff
     column: str  # per_query.parquet column; "{k}" is the cutoff
     higher_is_better: bool
-    finaliser: str  # key of fastir.kernels.finalisers.FINALISERS
+    finaliser: str  # key of fastir.kernels.ranking.FINALISERS
     formula: str  # the per-query definition (rank, hits, R: see docs/score.md)
     cutoff: bool = False  # a family: spelled name@k, k a positive integer
     pooled_only: bool = False  # defined on pooled cells (X->all) only
@@ -170,7 +170,7 @@ def kernel_program(metrics):
     """(codes, cutoffs, pooled_only) arrays for the kernels of :mod:`fastir.kernels.ranking`."""
     import numpy as np
 
-    from fastir.kernels.finalisers import FINALISERS
+    from fastir.kernels.ranking import FINALISERS
 
     codes = np.array([FINALISERS[m.measure.finaliser] for m in metrics], dtype=np.int64)
     cutoffs = np.array([m.k or 0 for m in metrics], dtype=np.int64)

@@ -22,7 +22,7 @@ from fastir.eval.metrics import (
 
 
 def test_every_measure_is_complete_and_has_a_kernel_finaliser():
-    from fastir.kernels.finalisers import FINALISERS
+    from fastir.kernels.ranking import FINALISERS
 
     assert {"map", "mrr", "recall", "rank_distance"} <= set(REGISTRY)
     for name, m in REGISTRY.items():
@@ -68,7 +68,7 @@ def test_bad_specs_are_one_line_input_errors(spec, needle):
 
 
 def test_kernel_program_arrays():
-    from fastir.kernels.finalisers import FINALISERS
+    from fastir.kernels.ranking import FINALISERS
 
     codes, cutoffs, pooled = kernel_program(with_rank_distance(parse_metrics("mrr,recall@3")))
     assert codes.tolist() == [FINALISERS["rr"], FINALISERS["recall"], FINALISERS["rank_distance"]]

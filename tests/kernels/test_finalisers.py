@@ -1,4 +1,4 @@
-"""fastir.kernels.finalisers against sklearn and brute-force definitions, on scores with ties and graded golds."""
+"""The finalisers of fastir.kernels.ranking against sklearn and brute-force definitions, on scores with ties and graded golds."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score
 
-from fastir.kernels import finalisers as fin
+from fastir.kernels import ranking as fin
 
 
 def case(rng, n_cand, n_golds, value_range, max_grade):
