@@ -169,6 +169,28 @@ def recall_at(rank, grade, threshold, cutoff):
 
 
 @njit(_SIG, cache=True, nogil=True)
+def ndcg_at(rank, grade, threshold, cutoff):
+    """nDCG@k = DCG@k / IDCG@k, binary gains (trec_eval ``ndcg_cut``, ties against the gold)::
+
+        DCG@k  = sum_{d in R, rank(d) <= k} 1 / log2(rank(d) + 1)
+        IDCG@k = sum_{i=1}^{min(k, |R|)} 1 / log2(i + 1)        (the ideal ranking of R)
+
+    Graded gains (issue 16) replace the 1s by grade(d) here and the ideal by the sorted grades.
+    """
+    n = _num_relevant(grade, threshold)
+    if n == 0:
+        return np.nan
+    dcg = 0.0
+    for i in range(rank.shape[0]):
+        if grade[i] >= threshold and rank[i] <= cutoff:
+            dcg += 1.0 / np.log2(rank[i] + 1.0)
+    ideal = 0.0
+    for i in range(1, min(cutoff, n) + 1):
+        ideal += 1.0 / np.log2(i + 1.0)
+    return dcg / ideal
+
+
+@njit(_SIG, cache=True, nogil=True)
 def rank_distance(rank, grade, threshold, cutoff):
     """RD = max_{d in R} rank(d) - min_{d in R} rank(d), defined for |R| >= 2 (else NaN)."""
     n, lo, hi = 0, np.int64(1) << 62, np.int64(0)
@@ -181,8 +203,8 @@ def rank_distance(rank, grade, threshold, cutoff):
 
 
 # Finaliser codes, as the registry names them; finalise() dispatches on the code.
-AP, RR, RECALL, RANK_DISTANCE = range(4)
-FINALISERS = {"ap": AP, "rr": RR, "recall": RECALL, "rank_distance": RANK_DISTANCE}
+AP, RR, RECALL, RANK_DISTANCE, NDCG = range(5)
+FINALISERS = {"ap": AP, "rr": RR, "recall": RECALL, "rank_distance": RANK_DISTANCE, "ndcg": NDCG}
 
 
 @njit(float64(int64, int64[::1], int64[::1], int64, int64), cache=True, nogil=True)
@@ -196,6 +218,8 @@ def finalise(code, rank, grade, threshold, cutoff):
         return recall_at(rank, grade, threshold, cutoff)
     if code == RANK_DISTANCE:
         return rank_distance(rank, grade, threshold, cutoff)
+    if code == NDCG:
+        return ndcg_at(rank, grade, threshold, cutoff)
     return np.nan
 
 

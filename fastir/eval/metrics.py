@@ -86,6 +86,10 @@ register(Measure(
     "recall", "R@{k}", "recall@{k}", True, "recall",
     "Recall@k(q) = |{d ∈ R_q : rank(d) ≤ k}| / |R_q|", cutoff=True))
 register(Measure(
+    "ndcg", "nDCG@{k}", "ndcg@{k}", True, "ndcg",
+    "nDCG@k(q) = DCG@k / IDCG@k, DCG@k = Σ_{d∈R_q, rank(d) ≤ k} 1 / log2(rank(d) + 1), "
+    "IDCG@k = Σ_{i=1}^{min(k, |R_q|)} 1 / log2(i + 1) (binary gains, trec_eval ndcg_cut)", cutoff=True))
+register(Measure(
     "rank_distance", "Rank dist.", "rank_distance", False, "rank_distance",
     "RD(q) = max_{d∈R_q} rank(d) − min_{d∈R_q} rank(d), pooled cells with |R_q| ≥ 2",
     pooled_only=True, bounded=False))

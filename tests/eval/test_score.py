@@ -129,6 +129,29 @@ def test_pytrec_eval_on_tie_free_data(tmp_path, make_run):
             assert m[f"recall@{k}"][i, -1] == pytest.approx(evaluated[qid][f"recall_{k}"], abs=1e-12)
 
 
+def test_ndcg_equals_pytrec_eval_ndcg_cut_on_tie_free_data(tmp_path, make_run):
+    pytrec_eval = pytest.importorskip("pytrec_eval")
+    cols = parallel_run_columns(np.random.default_rng(3), integer=False, dim=8)
+    scores = cols["q_emb"] @ cols["c_emb"].T
+    assert all(len(np.unique(r)) == len(r) for r in scores)
+    result = score_run(make_run(tmp_path, **cols), metrics="map,ndcg@1,3,10")
+    qids = [f"q{i}" for i in range(len(scores))]
+    qrels = {}
+    for qi, cj in cols["qrels"]:
+        qrels.setdefault(qids[qi], {})[f"c{cj}"] = 1
+    c_langs = np.asarray(cols["c_langs"])
+    for s, name in enumerate([*LANGS, "all"]):  # every candidate set: one language, then pooled
+        members = np.flatnonzero(c_langs == name) if name != "all" else np.arange(len(c_langs))
+        run = {qid: {f"c{j}": float(scores[i, j]) for j in members} for i, qid in enumerate(qids)}
+        sub_qrels = {q: {d: r for d, r in g.items() if int(d[1:]) in set(members)} for q, g in qrels.items()}
+        evaluated = pytrec_eval.RelevanceEvaluator(sub_qrels, {"ndcg_cut.1,3,10"}).evaluate(run)
+        for i, qid in enumerate(qids):
+            for k in (1, 3, 10):
+                assert result.metrics[f"ndcg@{k}"][i, s] == pytest.approx(evaluated[qid][f"ndcg_cut_{k}"], abs=1e-12)
+    cell = result.cell_stats[Cell("aa", "all")]
+    assert set(cell) >= {"map", "ndcg@1", "ndcg@3", "ndcg@10", "rank_distance"} and result.ks == ()
+
+
 def test_subset_path_and_blocking_agree(tmp_path, make_run):
     cols = parallel_run_columns(np.random.default_rng(4))
     path = make_run(tmp_path, **cols)
