@@ -1,7 +1,7 @@
 """Exact ranking metrics from one scan of a block of query-candidate scores (Numba).
 
-For one query q with relevant ("gold") candidates G, score(q, d) a float32 dot product, and a
-candidate set S (one candidate language, or all of them):
+The metrics are defined in docs/score.md; each finaliser below carries the formula it computes.
+For one query with relevant ("gold") candidates G and a candidate set S (one language, or all):
 
     rank_S(d) = |{c in S : score(c) >= score(d)}|          ties count against the gold
 
@@ -204,7 +204,8 @@ def rank_distance(rank, grade, threshold, cutoff):
 
 # Finaliser codes, as the registry names them; finalise() dispatches on the code.
 AP, RR, RECALL, RANK_DISTANCE, NDCG = range(5)
-FINALISERS = {"ap": AP, "rr": RR, "recall": RECALL, "rank_distance": RANK_DISTANCE, "ndcg": NDCG}
+FINALISERS = {"average_precision": AP, "reciprocal_rank": RR, "recall_at": RECALL, "rank_distance": RANK_DISTANCE,
+              "ndcg_at": NDCG}  # keys: the finalisers' function names
 
 
 @njit(float64(int64, int64[::1], int64[::1], int64, int64), cache=True, nogil=True)

@@ -1,11 +1,8 @@
 """Aggregation of ``fastir score``: per-query values -> cells, paper-style summary, per-language rows.
 
-Cell value = mean over the cell's scorable queries (a pooled-only metric such as rank distance:
-over the queries where it is defined). Summary (arXiv 2408.10536, Table 1): mono = mean of X→X
-cells, cross = mean of X→Y (X ≠ Y) cells, multi = mean over query languages of X→all cells; per
-query language: its X→X cell, the mean of its X→Y cells, its X→all cell; a pooled-only metric is
-summarised as its macro mean over query languages (``summary[name]["macro"]``) and per language;
-``micro_multi_map`` = mean AP over all queries of the pooled cells (LAReQA's single number).
+The cell values and summaries (mono / cross / multi, per query language, the macro mean of a
+pooled-only metric such as rank distance, ``micro_multi_map``) are defined in docs/score.md. Every
+metric the registry marks ``pooled_only`` is aggregated as rank distance is; the others as mAP.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """The metric registry: every metric of fastir, defined once.
 
 A :class:`Measure` is a declarative spec (as ir_measures' measures): its name as ranx /
-ir_measures spell it, a display label, its per-query column, whether higher is better, the
-formula, and the Numba finaliser of :mod:`fastir.kernels.ranking` that computes its
-per-query value from the ranks of the query's golds. A cutoff family (``recall``) is
+ir_measures spell it, a display label, its per-query column, whether higher is better, and the
+Numba finaliser of :mod:`fastir.kernels.ranking` that computes its per-query value from the ranks
+of the query's golds (its docstring is the formula, :attr:`Measure.formula`; docs/score.md is the
+page that defines every metric in prose, one table row per registered measure). A cutoff family (``recall``) is
 one measure; ``recall@10`` is a :class:`Metric` (a measure at a cutoff). Scoring, the per-query
 table, ``fastir compare`` and ``fastir experiment`` read names, labels, columns and directions
-from here. Adding a metric = one :func:`register` call plus its finaliser (and its test).
+from here. Adding a metric = one :func:`register` call plus its finaliser, its test and its docs/score.md row.
 
 No numba or numpy at import: the CLI reads this registry for its help text and validation.
 """
@@ -28,11 +29,17 @@ class Measure:
     label: str  # display label; "{k}" is the cutoff
     column: str  # per_query.parquet column; "{k}" is the cutoff
     higher_is_better: bool
-    finaliser: str  # key of fastir.kernels.ranking.FINALISERS
-    formula: str  # the per-query definition (rank, hits, R: see docs/score.md)
+    finaliser: str  # its Numba finaliser: a function of fastir.kernels.ranking (key of its FINALISERS)
     cutoff: bool = False  # a family: spelled name@k, k a positive integer
     pooled_only: bool = False  # defined on pooled cells (X->all) only
     bounded: bool = True  # per-query values lie in [0, 1]
+
+    @property
+    def formula(self) -> str:
+        """The per-query formula: the finaliser's docstring (imports the kernels; docs/score.md has the prose)."""
+        from fastir.kernels import ranking
+
+        return getattr(ranking, self.finaliser).__doc__
 
 
 @dataclass(frozen=True)
@@ -76,23 +83,12 @@ def register(measure: Measure) -> Measure:
     return measure
 
 
-register(Measure(
-    "map", "mAP", "ap", True, "ap",
-    "AP(q) = (1/|R_q|) Σ_{d∈R_q} hits(d) / rank(d); a cell's mAP = mean AP over its queries"))
-register(Measure(
-    "mrr", "MRR", "rr", True, "rr",
-    "RR(q) = 1 / min_{d∈R_q} rank(d)"))
-register(Measure(
-    "recall", "R@{k}", "recall@{k}", True, "recall",
-    "Recall@k(q) = |{d ∈ R_q : rank(d) ≤ k}| / |R_q|", cutoff=True))
-register(Measure(
-    "ndcg", "nDCG@{k}", "ndcg@{k}", True, "ndcg",
-    "nDCG@k(q) = DCG@k / IDCG@k, DCG@k = Σ_{d∈R_q, rank(d) ≤ k} 1 / log2(rank(d) + 1), "
-    "IDCG@k = Σ_{i=1}^{min(k, |R_q|)} 1 / log2(i + 1) (binary gains, trec_eval ndcg_cut)", cutoff=True))
-register(Measure(
-    "rank_distance", "Rank dist.", "rank_distance", False, "rank_distance",
-    "RD(q) = max_{d∈R_q} rank(d) − min_{d∈R_q} rank(d), pooled cells with |R_q| ≥ 2",
-    pooled_only=True, bounded=False))
+register(Measure("map", "mAP", "ap", True, "average_precision"))
+register(Measure("mrr", "MRR", "rr", True, "reciprocal_rank"))
+register(Measure("recall", "R@{k}", "recall@{k}", True, "recall_at", cutoff=True))
+register(Measure("ndcg", "nDCG@{k}", "ndcg@{k}", True, "ndcg_at", cutoff=True))
+register(Measure("rank_distance", "Rank dist.", "rank_distance", False, "rank_distance", pooled_only=True,
+                 bounded=False))
 
 RANK_DISTANCE = Metric(REGISTRY["rank_distance"])
 

@@ -1,8 +1,7 @@
-"""``fastir score``: exact mAP, MRR, Recall@k and rank distance for every language pair of a run.
+"""``fastir score``: exact metrics (mAP, MRR, Recall@k, ... and rank distance) for every language pair of a run.
 
-Definitions: the metric registry (:mod:`fastir.eval.metrics`) and docs/score.md. Per query and
-candidate set S (one language Y, or ``all``), rank(d) = |{c ∈ S : score(q, c) ≥ score(q, d)}|
-(ties count against the gold); queries without a relevant candidate in S are left out of the cell.
+The metrics are defined in docs/score.md, the one place they are written down; the metric registry
+(:mod:`fastir.eval.metrics`) names them and selects their kernels.
 
 Computation: Q·Cᵀ block by block (float32 BLAS into a reused buffer of ``block_mb`` MiB, never the
 whole matrix), each block handed to one parallel Numba pass (:mod:`fastir.kernels.ranking`) that

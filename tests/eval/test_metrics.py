@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -26,7 +28,7 @@ def test_every_measure_is_complete_and_has_a_kernel_finaliser():
 
     assert {"map", "mrr", "recall", "rank_distance"} <= set(REGISTRY)
     for name, m in REGISTRY.items():
-        assert m.name == name and m.label and m.formula and m.finaliser in FINALISERS
+        assert m.name == name and m.label and m.finaliser in FINALISERS and "=" in m.formula
         assert ("{k}" in m.column) == m.cutoff == ("{k}" in m.label)
     assert [m.name for m in REGISTRY.values() if not m.higher_is_better] == ["rank_distance"]
     with pytest.raises(ValueError, match="twice"):
@@ -71,11 +73,19 @@ def test_kernel_program_arrays():
     from fastir.kernels.ranking import FINALISERS
 
     codes, cutoffs, pooled = kernel_program(with_rank_distance(parse_metrics("mrr,recall@3")))
-    assert codes.tolist() == [FINALISERS["rr"], FINALISERS["recall"], FINALISERS["rank_distance"]]
+    assert codes.tolist() == [FINALISERS["reciprocal_rank"], FINALISERS["recall_at"], FINALISERS["rank_distance"]]
     assert cutoffs.tolist() == [0, 3, 0] and pooled.tolist() == [False, False, True]
     assert codes.dtype == cutoffs.dtype == np.int64 and pooled.dtype == np.bool_
 
 
 def test_measure_is_declarative():
-    m = Measure("x", "X@{k}", "x@{k}", True, "recall", "x", cutoff=True)
+    m = Measure("x", "X@{k}", "x@{k}", True, "recall_at", cutoff=True)
     assert Metric(m, 3).name == "x@3" and Metric(m, 3).label == "X@3" and "x" not in REGISTRY
+
+
+def test_docs_score_page_has_one_row_per_registered_measure():
+    page = (Path(__file__).resolve().parents[2] / "docs" / "score.md").read_text(encoding="utf-8")
+    section = page.split("### Per-query metrics", 1)[1].split("###", 1)[0]
+    rows = {line.split("|")[1].strip().split()[0].strip("`") for line in section.splitlines()
+            if line.startswith("| `")}
+    assert rows == {f"{m.name}@k" if m.cutoff else m.name for m in REGISTRY.values()}
