@@ -105,15 +105,12 @@ def _count_gold_hits(scores, b, gold_ptr, gold_col, gold_lang, gcnt):
 
 
 # ------------------------------------------------------------------------------------ finalisers
-# Per-query metric values from the ranks of a query's golds inside one candidate set S: ``rank``
-# (as above) and ``grade`` (qrels relevance, today 1 for every gold) of each gold d of q in S. A
-# gold is relevant when grade >= threshold; R = the relevant golds; NaN when R is empty. Since rank
-# is monotone in score, hits(d) = |{g in R : score(g) >= score(d)}| = |{g in R : rank(g) <= rank(d)}|:
-# the ranks alone carry every rank-based metric, binary or graded. Each finaliser has the signature
-# ``float64(int64[::1] rank, int64[::1] grade, int64 threshold, int64 cutoff)`` and a FINALISERS
-# code (the registry ``fastir.eval.metrics`` names it). They live in this file because Numba's cache
-# tracks only the file of a cached function: a finaliser in another module would leave the fused
-# kernel's cache stale when it changes.
+# Per-query values from ``rank`` and ``grade`` (qrels relevance, today 1) of each gold of q in S;
+# relevant = grade >= threshold, R = the relevant golds, NaN when R is empty. Rank is monotone in
+# score, so hits(d) = |{g in R : rank(g) <= rank(d)}|: ranks carry every rank-based metric, binary
+# or graded. Signature float64(rank int64[::1], grade int64[::1], threshold, cutoff), one FINALISERS
+# code each. Kept in this file: Numba's cache tracks only a cached function's own file, so a
+# finaliser elsewhere would leave the fused kernel's cache stale when it changes.
 
 _SIG = float64(int64[::1], int64[::1], int64, int64)
 
