@@ -1,10 +1,12 @@
 """Exact ranking metrics from one scan of a block of query-candidate scores (Numba).
 
-The metrics are defined in docs/score.md; ``metrics_from_counts`` carries the formulas it computes.
+The metrics are defined in docs/score.md; each finaliser below carries the formula it computes.
 For one query with relevant ("gold") candidates G and a candidate set S (one language, or all):
 
     rank_S(d) = |{c in S : score(c) >= score(d)}|          ties count against the gold
-    hits_S(d) = |{g in G ∩ S : score(g) >= score(d)}|
+
+Counting yields rank_S(d) for every gold d and set S; each metric's per-query value comes out of
+those ranks in a finaliser (below, formula in its docstring; ``fastir.eval.metrics`` names them).
 
 Every rank is a sum over languages of ``cnt[d, L]`` = number of candidates of language L scoring
 at or above gold d, so one scan of a query's score row yields every candidate set at once. Score
@@ -13,8 +15,8 @@ columns are grouped by language; the (few) gold scores are sorted ascending, and
 compares. Most chunks stop there (count 0: one compare per candidate, no branch per candidate);
 a chunk with candidates above the lowest gold is recounted against the next golds until a count
 drops to 0, adding each count to ``cnt[gold, L]`` — no per-candidate branches or binning, whose
-mispredictions cost more than the compares. ``gcnt`` is the same count over the golds themselves
-(hits).
+mispredictions cost more than the compares. :func:`gold_rank_counts` also returns ``gcnt``, the
+same count over the golds themselves (hits), for tests and inspection.
 
 Kernels are array-in/array-out: a private per-query ``@njit`` function and a ``prange`` wrapper
 over the queries of a block, under thin public functions. No IO, no global thread settings.
@@ -45,12 +47,12 @@ def _count_at_or_above(values, threshold):
 
 
 @njit(
-    void(float32[:, ::1], int64, int64[::1], int64[::1], int64[::1], int32[::1], int32[:, ::1], int32[:, ::1]),
+    void(float32[:, ::1], int64, int64[::1], int64[::1], int64[::1], int32[:, ::1]),
     cache=True,
     nogil=True,
 )
-def _count_query(scores, b, lang_ptr, gold_ptr, gold_col, gold_lang, cnt, gcnt):
-    """Fill ``cnt`` / ``gcnt`` rows gold_ptr[b]:gold_ptr[b+1] for block row ``b``.
+def _count_query(scores, b, lang_ptr, gold_ptr, gold_col, cnt):
+    """Fill ``cnt`` rows gold_ptr[b]:gold_ptr[b+1] for block row ``b``.
 
     Columns are grouped by language: language L owns columns lang_ptr[L]:lang_ptr[L+1].
     """
@@ -86,71 +88,178 @@ def _count_query(scores, b, lang_ptr, gold_ptr, gold_col, gold_lang, cnt, gcnt):
                 k = _count_at_or_above(chunk, a[p])  # a[p] >= a[p-1]: counts only shrink
             c0 = c1
     for p in range(m):
-        dst = j0 + order[p]
-        s = a[p]
         for lang in range(n_langs):
-            cnt[dst, lang] = above[p, lang]
-            gcnt[dst, lang] = 0
-        for j in range(m):  # golds at or above this one, by language (m is small)
-            if g[j] >= s:
-                gcnt[dst, gold_lang[j0 + j]] += 1
+            cnt[j0 + order[p], lang] = above[p, lang]
+
+
+@njit(void(float32[:, ::1], int64, int64[::1], int64[::1], int32[::1], int32[:, ::1]), cache=True, nogil=True)
+def _count_gold_hits(scores, b, gold_ptr, gold_col, gold_lang, gcnt):
+    """Fill ``gcnt`` rows of block row ``b``: golds of each language scoring at or above each gold."""
+    j0 = gold_ptr[b]
+    j1 = gold_ptr[b + 1]
+    for i in range(j0, j1):
+        s = scores[b, gold_col[i]]
+        for j in range(j0, j1):  # m is small
+            if scores[b, gold_col[j]] >= s:
+                gcnt[i, gold_lang[j]] += 1
+
+
+# ------------------------------------------------------------------------------------ finalisers
+# Per-query values from ``rank`` and ``grade`` (qrels relevance, today 1) of each gold of q in S;
+# relevant = grade >= threshold, R = the relevant golds, NaN when R is empty. Rank is monotone in
+# score, so hits(d) = |{g in R : rank(g) <= rank(d)}|: ranks carry every rank-based metric, binary
+# or graded. Signature float64(rank int64[::1], grade int64[::1], threshold, cutoff), one FINALISERS
+# code each. Kept in this file: Numba's cache tracks only a cached function's own file, so a
+# finaliser elsewhere would leave the fused kernel's cache stale when it changes.
+
+_SIG = float64(int64[::1], int64[::1], int64, int64)
+
+
+@njit(int64(int64[::1], int64), cache=True, nogil=True)
+def _num_relevant(grade, threshold):
+    n = 0
+    for i in range(grade.shape[0]):
+        if grade[i] >= threshold:
+            n += 1
+    return n
+
+
+@njit(_SIG, cache=True, nogil=True)
+def average_precision(rank, grade, threshold, cutoff):
+    """AP = (1/|R|) sum_{d in R} hits(d) / rank(d)  (= sklearn average_precision_score, ties included)."""
+    n = _num_relevant(grade, threshold)
+    if n == 0:
+        return np.nan
+    total = 0.0
+    for i in range(rank.shape[0]):
+        if grade[i] < threshold:
+            continue
+        h = np.int64(0)
+        for j in range(rank.shape[0]):
+            if grade[j] >= threshold and rank[j] <= rank[i]:
+                h += 1
+        total += h / rank[i]
+    return total / n
+
+
+@njit(_SIG, cache=True, nogil=True)
+def reciprocal_rank(rank, grade, threshold, cutoff):
+    """RR = 1 / min_{d in R} rank(d)."""
+    best = np.int64(1) << 62
+    for i in range(rank.shape[0]):
+        if grade[i] >= threshold:
+            best = min(best, rank[i])
+    return np.nan if best == np.int64(1) << 62 else 1.0 / best
+
+
+@njit(_SIG, cache=True, nogil=True)
+def recall_at(rank, grade, threshold, cutoff):
+    """Recall@k = |{d in R : rank(d) <= k}| / |R|."""
+    n = _num_relevant(grade, threshold)
+    if n == 0:
+        return np.nan
+    found = 0
+    for i in range(rank.shape[0]):
+        if grade[i] >= threshold and rank[i] <= cutoff:
+            found += 1
+    return found / n
+
+
+@njit(_SIG, cache=True, nogil=True)
+def ndcg_at(rank, grade, threshold, cutoff):
+    """nDCG@k = DCG@k / IDCG@k, binary gains (trec_eval ``ndcg_cut``, ties against the gold)::
+
+        DCG@k  = sum_{d in R, rank(d) <= k} 1 / log2(rank(d) + 1)
+        IDCG@k = sum_{i=1}^{min(k, |R|)} 1 / log2(i + 1)        (the ideal ranking of R)
+
+    Graded gains (issue 16) replace the 1s by grade(d) here and the ideal by the sorted grades.
+    """
+    n = _num_relevant(grade, threshold)
+    if n == 0:
+        return np.nan
+    dcg = 0.0
+    for i in range(rank.shape[0]):
+        if grade[i] >= threshold and rank[i] <= cutoff:
+            dcg += 1.0 / np.log2(rank[i] + 1.0)
+    ideal = 0.0
+    for i in range(1, min(cutoff, n) + 1):
+        ideal += 1.0 / np.log2(i + 1.0)
+    return dcg / ideal
+
+
+@njit(_SIG, cache=True, nogil=True)
+def rank_distance(rank, grade, threshold, cutoff):
+    """RD = max_{d in R} rank(d) - min_{d in R} rank(d), defined for |R| >= 2 (else NaN)."""
+    n, lo, hi = 0, np.int64(1) << 62, np.int64(0)
+    for i in range(rank.shape[0]):
+        if grade[i] >= threshold:
+            n += 1
+            lo = min(lo, rank[i])
+            hi = max(hi, rank[i])
+    return np.nan if n < 2 else float(hi - lo)
+
+
+# Finaliser codes, as the registry names them; finalise() dispatches on the code.
+AP, RR, RECALL, RANK_DISTANCE, NDCG = range(5)
+FINALISERS = {"average_precision": AP, "reciprocal_rank": RR, "recall_at": RECALL, "rank_distance": RANK_DISTANCE,
+              "ndcg_at": NDCG}  # keys: the finalisers' function names
+
+
+@njit(float64(int64, int64[::1], int64[::1], int64, int64), cache=True, nogil=True)
+def finalise(code, rank, grade, threshold, cutoff):
+    """The value of finaliser ``code`` (a :data:`FINALISERS` value); NaN for an unknown code."""
+    if code == AP:
+        return average_precision(rank, grade, threshold, cutoff)
+    if code == RR:
+        return reciprocal_rank(rank, grade, threshold, cutoff)
+    if code == RECALL:
+        return recall_at(rank, grade, threshold, cutoff)
+    if code == RANK_DISTANCE:
+        return rank_distance(rank, grade, threshold, cutoff)
+    if code == NDCG:
+        return ndcg_at(rank, grade, threshold, cutoff)
+    return np.nan
 
 
 @njit(
-    void(int64, int64, int64, int64[::1], int32[::1], int32[:, ::1], int32[:, ::1], boolean[::1], int64[::1],
-         int32[:, ::1], float64[:, ::1], float64[:, ::1], float64[:, :, ::1], float64[::1]),
+    void(int64, int64, int64, int64[::1], int32[::1], int64[::1], int32[:, ::1], boolean[::1], int64[::1],
+         int64[::1], boolean[::1], int64, int32[:, ::1], float64[:, :, ::1]),
     cache=True,
     nogil=True,
 )
-def _query_metrics(b, row, n_langs, gold_ptr, gold_lang, cnt, gcnt, want, ks, nrel, ap, rr, recall, rd):
+def _query_metrics(b, row, n_langs, gold_ptr, gold_lang, gold_grade, cnt, want, codes, cutoffs, pooled_only,
+                   threshold, nrel, values):
     """Metrics of block row ``b`` for every wanted candidate set; written to output row ``row``.
 
     Set index s < n_langs is candidate language s; s == n_langs is the pooled set (all languages).
+    Metric i is finaliser ``codes[i]`` with ``cutoffs[i]``; ``pooled_only[i]``: NaN outside the pooled set.
     """
     j0 = gold_ptr[b]
     j1 = gold_ptr[b + 1]
-    n_k = ks.shape[0]
+    rank = np.empty(j1 - j0, dtype=np.int64)
+    grade = np.empty(j1 - j0, dtype=np.int64)
     for s in range(n_langs + 1):
         if not want[s]:
             continue
         n = 0
-        total = 0.0
-        min_rank = np.int64(1) << 62
-        max_rank = np.int64(0)
-        for k in range(n_k):
-            recall[row, s, k] = 0.0
         for j in range(j0, j1):
             if s < n_langs:
                 if gold_lang[j] != s:
                     continue
                 r = np.int64(cnt[j, s])
-                h = np.int64(gcnt[j, s])
             else:
                 r = np.int64(0)
-                h = np.int64(0)
                 for lang in range(n_langs):
                     r += cnt[j, lang]
-                    h += gcnt[j, lang]
+            rank[n] = r
+            grade[n] = gold_grade[j]
             n += 1
-            total += h / r
-            min_rank = min(min_rank, r)
-            max_rank = max(max_rank, r)
-            for k in range(n_k):
-                if r <= ks[k]:
-                    recall[row, s, k] += 1.0
         nrel[row, s] = n
-        if n == 0:
-            ap[row, s] = np.nan
-            rr[row, s] = np.nan
-            for k in range(n_k):
-                recall[row, s, k] = np.nan
-            continue
-        ap[row, s] = total / n
-        rr[row, s] = 1.0 / min_rank
-        for k in range(n_k):
-            recall[row, s, k] /= n
-        if s == n_langs and n >= 2:
-            rd[row] = max_rank - min_rank
+        for i in range(codes.shape[0]):
+            if n == 0 or (pooled_only[i] and s != n_langs):
+                values[row, s, i] = np.nan
+            else:
+                values[row, s, i] = finalise(codes[i], rank[:n], grade[:n], threshold, cutoffs[i])
 
 
 # --------------------------------------------------------------------------------- prange wrappers
@@ -163,38 +272,37 @@ def _query_metrics(b, row, n_langs, gold_ptr, gold_lang, cnt, gcnt, want, ks, nr
 )
 def _count_block(scores, lang_ptr, gold_ptr, gold_col, gold_lang, cnt, gcnt):
     for b in prange(scores.shape[0]):
-        _count_query(scores, b, lang_ptr, gold_ptr, gold_col, gold_lang, cnt, gcnt)
+        _count_query(scores, b, lang_ptr, gold_ptr, gold_col, cnt)
+        _count_gold_hits(scores, b, gold_ptr, gold_col, gold_lang, gcnt)
 
 
 @njit(
-    void(int64, int64[::1], int32[::1], int32[:, ::1], int32[:, ::1], int64[::1], int32[::1], boolean[:, ::1],
-         int64[::1], int32[:, ::1], float64[:, ::1], float64[:, ::1], float64[:, :, ::1], float64[::1]),
+    void(int64, int64[::1], int32[::1], int64[::1], int32[:, ::1], int64[::1], int32[::1], boolean[:, ::1],
+         int64[::1], int64[::1], boolean[::1], int64, int32[:, ::1], float64[:, :, ::1]),
     cache=True,
     parallel=True,
 )
-def _metrics_block(n_langs, gold_ptr, gold_lang, cnt, gcnt, rows, query_group, want, ks, nrel, ap, rr, recall, rd):
+def _metrics_block(n_langs, gold_ptr, gold_lang, gold_grade, cnt, rows, query_group, want, codes, cutoffs,
+                   pooled_only, threshold, nrel, values):
     for b in prange(rows.shape[0]):
-        _query_metrics(b, rows[b], n_langs, gold_ptr, gold_lang, cnt, gcnt, want[query_group[b]], ks,
-                       nrel, ap, rr, recall, rd)
+        _query_metrics(b, rows[b], n_langs, gold_ptr, gold_lang, gold_grade, cnt, want[query_group[b]], codes,
+                       cutoffs, pooled_only, threshold, nrel, values)
 
 
 @njit(
-    void(float32[:, ::1], int64[::1], int64[::1], int64[::1], int32[::1], int64[::1], int32[::1],
-         boolean[:, ::1], int64[::1], int32[:, ::1], float64[:, ::1], float64[:, ::1], float64[:, :, ::1],
-         float64[::1]),
+    void(float32[:, ::1], int64[::1], int64[::1], int64[::1], int32[::1], int64[::1], int64[::1], int32[::1],
+         boolean[:, ::1], int64[::1], int64[::1], boolean[::1], int64, int32[:, ::1], float64[:, :, ::1]),
     cache=True,
     parallel=True,
 )
-def _score_block(scores, lang_ptr, gold_ptr, gold_col, gold_lang, rows, query_group, want, ks,
-                 nrel, ap, rr, recall, rd):
+def _score_block(scores, lang_ptr, gold_ptr, gold_col, gold_lang, gold_grade, rows, query_group, want, codes,
+                 cutoffs, pooled_only, threshold, nrel, values):
     n_langs = want.shape[1] - 1
-    ng = gold_ptr[scores.shape[0]]
-    cnt = np.zeros((ng, n_langs), dtype=np.int32)
-    gcnt = np.zeros((ng, n_langs), dtype=np.int32)
+    cnt = np.zeros((gold_ptr[scores.shape[0]], n_langs), dtype=np.int32)
     for b in prange(scores.shape[0]):
-        _count_query(scores, b, lang_ptr, gold_ptr, gold_col, gold_lang, cnt, gcnt)
-        _query_metrics(b, rows[b], n_langs, gold_ptr, gold_lang, cnt, gcnt, want[query_group[b]], ks,
-                       nrel, ap, rr, recall, rd)
+        _count_query(scores, b, lang_ptr, gold_ptr, gold_col, cnt)
+        _query_metrics(b, rows[b], n_langs, gold_ptr, gold_lang, gold_grade, cnt, want[query_group[b]], codes,
+                       cutoffs, pooled_only, threshold, nrel, values)
 
 
 # ------------------------------------------------------------------------------- public functions
@@ -235,48 +343,56 @@ def gold_rank_counts(scores, cand_lang, gold_ptr, gold_col, n_langs):
     return cnt, gcnt
 
 
-def metrics_from_counts(gold_ptr, gold_lang, cnt, gcnt, want, ks):
-    """Per-query AP, RR, Recall@k, |G ∩ S| for every candidate set S, and the pooled rank distance.
+def metrics_from_counts(gold_ptr, gold_lang, cnt, want, program, gold_grade=None, threshold=1):
+    """Per-query metric values and |G ∩ S| for every candidate set S, from the per-gold counts.
 
     ``want`` (B, n_langs + 1) bool selects the sets (column n_langs = pooled). With
-    ``rank_S(d) = sum_{L in S} cnt[d, L]`` and ``hits_S(d) = sum_{L in S} gcnt[d, L]``::
+    ``rank_S(d) = sum_{L in S} cnt[d, L]``, metric i of ``program`` = (codes, cutoffs, pooled_only)
+    is finaliser ``codes[i]`` (:data:`FINALISERS`, formulas in the finalisers) at ``cutoffs[i]``
+    over the golds' ranks and grades (``gold_grade``, default 1 each; relevant = grade >= ``threshold``).
 
-        AP = mean_{d in G∩S} hits_S(d) / rank_S(d);  RR = 1 / min rank_S;  R@k = mean [rank_S(d) <= k]
-        RD = max_d rank_all(d) - min_d rank_all(d)  (pooled, |G| >= 2)
-
-    Returns (nrel int32 (B, n_langs+1), ap, rr float64 (B, n_langs+1), recall float64
-    (B, n_langs+1, len(ks)), rd float64 (B,)); NaN where a set has no gold or is not wanted.
+    Returns (nrel int32 (B, n_langs+1), values float64 (B, n_langs+1, n_metrics)); NaN where a set
+    has no gold or is not wanted, and outside the pooled set for ``pooled_only`` metrics.
     """
     want = np.ascontiguousarray(want, dtype=np.bool_)
     n_rows = want.shape[0]
     n_langs = want.shape[1] - 1
-    out = empty_outputs(n_rows, n_langs, len(ks))
+    gold_ptr = np.ascontiguousarray(gold_ptr, dtype=np.int64)
+    if gold_grade is None:
+        gold_grade = np.ones(gold_ptr[-1], dtype=np.int64)
+    codes, cutoffs, pooled_only = _program(program)
+    out = empty_outputs(n_rows, n_langs, len(codes))
     rows = np.arange(n_rows, dtype=np.int64)
-    _metrics_block(n_langs, np.ascontiguousarray(gold_ptr, dtype=np.int64),
-                   np.ascontiguousarray(gold_lang, dtype=np.int32), np.ascontiguousarray(cnt, dtype=np.int32),
-                   np.ascontiguousarray(gcnt, dtype=np.int32), rows, rows.astype(np.int32), want,
-                   np.asarray(ks, dtype=np.int64), *out)
+    _metrics_block(n_langs, gold_ptr, np.ascontiguousarray(gold_lang, dtype=np.int32),
+                   np.ascontiguousarray(gold_grade, dtype=np.int64), np.ascontiguousarray(cnt, dtype=np.int32),
+                   rows, rows.astype(np.int32), want, codes, cutoffs, pooled_only, int(threshold), *out)
     return out
 
 
-def score_block(scores, lang_ptr, gold_ptr, gold_col, gold_lang, rows, query_group, want, ks, out):
+def score_block(scores, lang_ptr, gold_ptr, gold_col, gold_lang, gold_grade, rows, query_group, want, program,
+                threshold, out):
     """Count and measure one block of score rows in a single parallel pass (the fused kernel).
 
     ``scores`` (B, N) float32 C-contiguous, columns grouped by language (language L owns columns
     ``lang_ptr[L]:lang_ptr[L+1]``, see :func:`language_columns`); golds of block row b are columns
-    ``gold_col[gold_ptr[b]:gold_ptr[b+1]]`` with languages ``gold_lang``; ``rows[b]`` is the output
-    row of block row b in ``out`` = (nrel, ap, rr, recall, rd) (see :func:`metrics_from_counts`,
-    :func:`empty_outputs`); ``want[query_group[b]]`` is its mask of candidate sets (index n_langs =
-    pooled). Formulas: see the module docstring.
+    ``gold_col[gold_ptr[b]:gold_ptr[b+1]]`` with languages ``gold_lang`` and grades ``gold_grade``;
+    ``rows[b]`` is the output row of block row b in ``out`` = (nrel, values) (see
+    :func:`metrics_from_counts`, :func:`empty_outputs`); ``want[query_group[b]]`` is its mask of
+    candidate sets (index n_langs = pooled). Formulas: the module docstring and the finalisers.
     """
-    _score_block(scores, lang_ptr, gold_ptr, gold_col, gold_lang, rows, query_group, want, ks, *out)
+    codes, cutoffs, pooled_only = _program(program)
+    _score_block(scores, lang_ptr, gold_ptr, gold_col, gold_lang, gold_grade, rows, query_group, want, codes,
+                 cutoffs, pooled_only, int(threshold), *out)
 
 
-def empty_outputs(n_rows, n_langs, n_k):
-    """Output arrays for :func:`score_block`: (nrel, ap, rr, recall, rd), 0 / NaN filled."""
+def empty_outputs(n_rows, n_langs, n_metrics):
+    """Output arrays for :func:`score_block`: (nrel, values), 0 / NaN filled."""
     nrel = np.zeros((n_rows, n_langs + 1), dtype=np.int32)
-    ap = np.full((n_rows, n_langs + 1), np.nan)
-    rr = np.full((n_rows, n_langs + 1), np.nan)
-    recall = np.full((n_rows, n_langs + 1, n_k), np.nan)
-    rd = np.full(n_rows, np.nan)
-    return nrel, ap, rr, recall, rd
+    values = np.full((n_rows, n_langs + 1, n_metrics), np.nan)
+    return nrel, values
+
+
+def _program(program):
+    codes, cutoffs, pooled_only = program
+    return (np.ascontiguousarray(codes, dtype=np.int64), np.ascontiguousarray(cutoffs, dtype=np.int64),
+            np.ascontiguousarray(pooled_only, dtype=np.bool_))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from fastir.cli.options import split_list
+from fastir.eval.metrics import known_names
 
 
 @click.command()
@@ -17,7 +18,8 @@ from fastir.cli.options import split_list
 @click.option("--seed", type=click.IntRange(min=0, max=2**64 - 1), default=0, show_default=True,
               help="Seed of the resampling streams (results do not depend on the thread count).")
 @click.option("--metrics", default="map,recall@1,recall@10", show_default=True,
-              help="Comma-separated: map, mrr, recall@K (rank distance is always reported).")
+              help=f"Comma-separated, from {known_names()} (recall@1,10: a bare number continues the family "
+                   "before it), or `all`: every metric the runs hold. Rank distance is always reported.")
 @click.option("--names", default=None, help="Comma-separated display names, one per run (default: dir names).")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True,
               help="Family-wise significance level (Holm).")

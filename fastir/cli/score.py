@@ -1,28 +1,35 @@
-"""``fastir score``: exact all-pairs mAP / MRR / Recall@k and rank distance of a run dir."""
+"""``fastir score``: exact all-pairs metrics of the metric registry (mAP, MRR, Recall@k, ...) and rank distance of a run dir."""
 
 from __future__ import annotations
 
 import click
 
 from fastir.eval.cells import DEFAULT_BLOCK_MB, DEFAULT_KS
+from fastir.eval.metrics import known_names
 
 
 @click.command()
 @click.argument("run_dir", metavar="RUN", type=click.Path())
 @click.option("--pairs", default="all", show_default=True,
               help="Cells: all | mono | cross | multi | a list like en-de,en-all (may mix keywords).")
-@click.option("--k", "ks", default=",".join(map(str, DEFAULT_KS)), show_default=True, help="Recall@k cutoffs, comma-separated.")
+@click.option("--k", "ks", default=None,
+              help=f"Recall@k cutoffs, comma-separated  [default: {','.join(map(str, DEFAULT_KS))}].")
+@click.option("--metrics", default=None,
+              help=f"Comma-separated metrics instead of map,mrr,recall@{{--k}}, from {known_names()}; e.g. "
+                   "map,mrr,recall@1,5,10 (a bare number continues the family before it). Rank distance is always "
+                   "reported.")
 @click.option("--out", "out_dir", type=click.Path(), default=None, help="Output directory [default: RUN/scores/].")
 @click.option("--overwrite", is_flag=True, help="Replace non-empty output directories.")
 @click.option("--per-query", is_flag=True, help="Also write per_query.parquet (input of `fastir compare`).")
 @click.option("--trec", "trec_dir", type=click.Path(), default=None,
               help="Also write TREC run + qrels files per cell into this directory.")
-@click.option("--trec-depth", type=int, default=None, help="Candidates per query in TREC runs [default: max --k].")
+@click.option("--trec-depth", type=int, default=None,
+              help="Candidates per query in TREC runs [default: the largest cutoff of --k / --metrics, else 100].")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
               help="What to print: summary table, summary.json content, or pairs.csv content.")
 @click.option("--block-mb", type=float, default=DEFAULT_BLOCK_MB, show_default=True,
               help="Memory budget of one float32 score block (MiB).")
-def score(run_dir, pairs, ks, out_dir, overwrite, per_query, trec_dir, trec_depth, fmt, block_mb):
+def score(run_dir, pairs, ks, metrics, out_dir, overwrite, per_query, trec_dir, trec_depth, fmt, block_mb):
     """Score every language pair of RUN (a `fastir embed` run dir) exactly, over the full ranking.
 
     Writes pairs.csv, pairs.parquet, summary.json, heatmap.png (and per_query.parquet, TREC files)
@@ -35,8 +42,12 @@ def score(run_dir, pairs, ks, out_dir, overwrite, per_query, trec_dir, trec_dept
     from fastir.eval.score import default_out_dir, score_run
     from fastir.eval.report import format_table, pairs_csv, summary_json, write_scores
     from fastir.eval.cells import parse_ks
+    from fastir.eval.metrics import parse_metrics
 
-    ks = parse_ks(ks)
+    if ks is not None and metrics is not None:
+        raise InputError(None, "--k", "give either --k or --metrics (write the cutoffs as recall@1,5,10)")
+    ks = parse_ks(DEFAULT_KS if ks is None else ks)
+    chosen = None if metrics is None else parse_metrics(metrics)
     if trec_depth is not None and trec_dir is None:
         raise InputError(None, "--trec-depth", "needs --trec DIR")
     run = read_run(run_dir)
@@ -44,8 +55,10 @@ def score(run_dir, pairs, ks, out_dir, overwrite, per_query, trec_dir, trec_dept
     check_output_dir(out_dir, overwrite=overwrite)
     if trec_dir is not None:
         check_output_dir(trec_dir, overwrite=overwrite)
-        trec_depth = max(ks) if trec_depth is None else trec_depth
-    result = score_run(run, pairs=pairs, ks=ks, per_query=per_query, block_mb=block_mb, trec_depth=trec_depth)
+        cutoffs = ks if chosen is None else [m.k for m in chosen if m.k is not None] or [max(DEFAULT_KS)]
+        trec_depth = max(cutoffs) if trec_depth is None else trec_depth
+    result = score_run(run, pairs=pairs, ks=ks, per_query=per_query, block_mb=block_mb, trec_depth=trec_depth,
+                       metrics=chosen)
     write_scores(result, out_dir, overwrite=overwrite, trec_dir=trec_dir)
     if fmt == "json":
         click.echo(json.dumps(summary_json(result), indent=2))

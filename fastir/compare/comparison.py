@@ -28,21 +28,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fastir.compare.inputs import (
-    RANK_DISTANCE,
     SETTINGS,
     PairedRows,
     default_names,
     find_per_query,
-    metric_column,
+    held_metrics,
     pair_runs,
     read_scores,
 )
 from fastir.compare.stats import holm, paired_t_test
 from fastir.errors import InputError
+from fastir.eval.metrics import RANK_DISTANCE, Metric, parse_metrics
 
 TESTS = ("randomization", "bootstrap", "t")
 DEFAULT_METRICS = ("map", "recall@1", "recall@10")
-LOWER_IS_BETTER = {RANK_DISTANCE}
+ALL = "all"  # --metrics all: every metric the runs' per_query.parquet files hold
 COMPARE_FORMAT = "fastir-compare/1"
 
 
@@ -52,7 +52,7 @@ class Statistic:
 
     level: str  # "summary" | "language"
     setting: str  # mono | cross | multi (rank distance: multi)
-    metric: str  # map | mrr | recall@K | rank_distance
+    metric: str  # a registry metric name (map, recall@K, rank_distance, ...)
     lang: str | None  # query language (level "language")
     cells: list[int]
     coefs: list[float]
@@ -105,20 +105,21 @@ class Comparison:
         }
 
 
-def build_cells(paired: PairedRows, metric_columns: dict[str, str]) -> Cells:
-    """One cell per (metric, setting, query_lang, cand_lang); rank distance keeps its non-NaN rows."""
+def build_cells(paired: PairedRows, metrics: list[Metric]) -> Cells:
+    """One cell per (metric, setting, query_lang, cand_lang); a pooled-only metric (rank distance)
+    has multi cells only, of its non-NaN rows."""
     ptr, query, values, keys = [0], [], [], []
     boundary = np.flatnonzero((paired.setting[1:] != paired.setting[:-1])
                               | (paired.query_lang[1:] != paired.query_lang[:-1])
                               | (paired.cand_lang[1:] != paired.cand_lang[:-1])) + 1
     starts = np.concatenate([[0], boundary])
     ends = np.concatenate([boundary, [len(paired.setting)]])
-    for metric, column in metric_columns.items():
-        vals = paired.values[column]
+    for metric in metrics:
+        vals = paired.values[metric.column]
         for s, e in zip(starts, ends):
             setting = str(paired.setting[s])
             rows = np.arange(s, e)
-            if metric == RANK_DISTANCE:
+            if metric.pooled_only:
                 if setting != "multi":
                     continue
                 rows = rows[~np.isnan(vals[s:e, 0])]
@@ -127,18 +128,19 @@ def build_cells(paired: PairedRows, metric_columns: dict[str, str]) -> Cells:
             query.append(paired.query[rows])
             values.append(vals[rows])
             ptr.append(ptr[-1] + len(rows))
-            keys.append((metric, setting, str(paired.query_lang[s]), str(paired.cand_lang[s])))
+            keys.append((metric.name, setting, str(paired.query_lang[s]), str(paired.cand_lang[s])))
     return Cells(ptr=np.asarray(ptr, dtype=np.int64), query=np.concatenate(query).astype(np.int32),
                  values=np.concatenate(values, axis=0), keys=keys)
 
 
-def build_statistics(cells: Cells, metrics: list[str], langs: list[str]) -> list[Statistic]:
-    """Summary columns (metric-major: Mo./Cr./Mul. per metric, then rank distance) and per-language rows."""
+def build_statistics(cells: Cells, metrics: list[Metric], langs: list[str]) -> list[Statistic]:
+    """Summary columns (metric-major: Mo./Cr./Mul. per metric; a pooled-only metric such as rank
+    distance: Mul. only) and per-language rows."""
     index: dict[tuple[str, str], dict[str, list[int]]] = {}
     for c, (metric, setting, qlang, _) in enumerate(cells.keys):
         index.setdefault((metric, setting), {}).setdefault(qlang, []).append(c)
     stats: list[Statistic] = []
-    pairs = [(m, s) for m in metrics for s in SETTINGS] + [(RANK_DISTANCE, "multi")]
+    pairs = [(m.name, s) for m in metrics for s in (("multi",) if m.pooled_only else SETTINGS)]
     for metric, setting in pairs:
         by_lang = index.get((metric, setting))
         if not by_lang:
@@ -227,21 +229,13 @@ def per_query_contributions(cells: Cells, stat: Statistic, diffs: np.ndarray, n_
 def compare(paths: list[str | os.PathLike], *, baseline: str | None = None, test: str = "randomization",
             samples: int = 10000, seed: int = 0, metrics: list[str] | None = None,
             names: list[str] | None = None, alpha: float = 0.05, confidence: float = 0.95) -> Comparison:
-    """Compare runs (run dirs or scores dirs holding per_query.parquet) against a baseline."""
-    if test not in TESTS:
-        raise InputError(None, "--test", f"unknown test {test!r} (use {', '.join(TESTS)})")
-    if samples < 1:
-        raise InputError(None, "--samples", "must be >= 1")
-    if not 0 <= seed < 2**64:
-        raise InputError(None, "--seed", "must be in [0, 2**64)")
-    if not 0 < alpha < 1 or not 0 < confidence < 1:
-        raise InputError(None, "--alpha/--confidence", "must lie in (0, 1)")
-    if len(paths) < 2:
-        raise InputError(paths[0] if paths else None, None, "compare needs at least two runs")
-    metrics = [m for m in (metrics or DEFAULT_METRICS) if m != RANK_DISTANCE]  # always reported
-    if len(set(metrics)) != len(metrics) or not metrics:
-        raise InputError(None, "--metrics", "list each metric once")
-    columns = {m: metric_column(m) for m in metrics}
+    """Compare runs (run dirs or scores dirs holding per_query.parquet) against a baseline.
+
+    ``metrics``: registry names (default map, recall@1, recall@10), or ``["all"]`` for every
+    metric the runs' files hold; rank distance is always reported.
+    """
+    _check_options(paths, test, samples, seed, alpha, confidence)
+    chosen = _select_metrics(metrics, paths)
     files = [find_per_query(p) for p in paths]
     names = list(names) if names else default_names(files)
     if len(names) != len(files) or len(set(names)) != len(names):
@@ -253,13 +247,13 @@ def compare(paths: list[str | os.PathLike], *, baseline: str | None = None, test
     else:
         raise InputError(None, "--baseline", f"{baseline!r} is not one of the runs {names}")
 
-    runs = [read_scores(f, n, [*columns.values(), RANK_DISTANCE]) for f, n in zip(files, names)]
-    paired = pair_runs(runs, [*columns.values(), RANK_DISTANCE])
+    columns = [m.column for m in chosen]
+    runs = [read_scores(f, n, columns) for f, n in zip(files, names)]
+    paired = pair_runs(runs, columns)
     langs = sorted(set(paired.query_langs.tolist()))
-    cells = build_cells(paired, {**columns, RANK_DISTANCE: RANK_DISTANCE})
-    stats = build_statistics(cells, metrics, langs)
+    cells = build_cells(paired, chosen)
+    stats = build_statistics(cells, chosen, langs)
     cells, stats = merge_parallel_cells(cells, stats)
-    n_q = len(paired.query_ids)
     r = len(runs)
     others = [i for i in range(r) if i != base]
     diffs = cells.values[:, others] - cells.values[:, [base]]
@@ -268,21 +262,15 @@ def compare(paths: list[str | os.PathLike], *, baseline: str | None = None, test
     observed = observed_statistics(cells, stats, joint)
     strata_ptr = np.concatenate([[0], np.cumsum(np.unique(paired.query_langs, return_counts=True)[1])])
     lo, hi, p = _resample(cells, stats, joint, observed, r, strata_ptr, test, samples, seed, confidence)
-
-    families: dict[str, list[int]] = {}
-    for k, s in enumerate(stats):
-        families.setdefault(s.family, []).append(k)
-    p_holm = np.full_like(p, np.nan)
-    for ks in families.values():
-        p_holm[ks] = holm(p[ks].ravel()).reshape(len(ks), -1)
-
+    p_holm = _holm_per_family(stats, p)
+    reported = {s.metric for s in stats}
     comparison = Comparison(
         names=names, paths=[str(f.parent) for f in files], baseline=base, test=test, samples=samples,
         seed=seed, alpha=alpha, confidence=confidence,
-        metrics=[*metrics, *([RANK_DISTANCE] if any(s.metric == RANK_DISTANCE for s in stats) else [])],
-        langs=langs,
-        n_queries=n_q, n_rows=len(paired.setting), unpaired_rows=paired.unpaired_rows,
+        metrics=[m.name for m in chosen if not m.pooled_only or m.name in reported], langs=langs,
+        n_queries=len(paired.query_ids), n_rows=len(paired.setting), unpaired_rows=paired.unpaired_rows,
         runs_meta=[f.meta for f in runs])
+    higher = {m.name: m.higher_is_better for m in chosen}
     for k, s in enumerate(stats):
         for i in range(r):
             rec = {"level": s.level, "setting": s.setting, "metric": s.metric, "lang": s.lang,
@@ -292,12 +280,50 @@ def compare(paths: list[str | os.PathLike], *, baseline: str | None = None, test
                 v = others.index(i)
                 diff = observed[k, r + v]
                 sig = bool(p_holm[k, v] < alpha)
-                better = diff < 0 if s.metric in LOWER_IS_BETTER else diff > 0
+                better = diff > 0 if higher[s.metric] else diff < 0
                 rec.update({"diff": _f(diff), "diff_ci": [_f(lo[k, r + v]), _f(hi[k, r + v])],
                             "p": _f(p[k, v]), "p_holm": _f(p_holm[k, v]), "significant": sig,
                             "better": bool(better) if sig else None})
             comparison.records.append(rec)
     return comparison
+
+
+def _check_options(paths, test: str, samples: int, seed: int, alpha: float, confidence: float) -> None:
+    if test not in TESTS:
+        raise InputError(None, "--test", f"unknown test {test!r} (use {', '.join(TESTS)})")
+    if samples < 1:
+        raise InputError(None, "--samples", "must be >= 1")
+    if not 0 <= seed < 2**64:
+        raise InputError(None, "--seed", "must be in [0, 2**64)")
+    if not 0 < alpha < 1 or not 0 < confidence < 1:
+        raise InputError(None, "--alpha/--confidence", "must lie in (0, 1)")
+    if len(paths) < 2:
+        raise InputError(paths[0] if paths else None, None, "compare needs at least two runs")
+
+
+def _select_metrics(metrics: list[str] | None, paths) -> list[Metric]:
+    """The compared metrics, in the order asked, rank distance always last."""
+    names = list(metrics or DEFAULT_METRICS)
+    if names == [ALL]:
+        files = [find_per_query(p) for p in paths]
+        held = [set(held_metrics(f)) for f in files]
+        names = [m for m in held_metrics(files[0]) if all(m in h for h in held)]
+    elif len(set(names)) != len(names) or not names:
+        raise InputError(None, "--metrics", "list each metric once")
+    chosen = [m for m in parse_metrics(names) if m != RANK_DISTANCE]
+    if not chosen:
+        raise InputError(None, "--metrics", "rank distance is always reported; name a metric besides it")
+    return [*chosen, RANK_DISTANCE]
+
+
+def _holm_per_family(stats: list[Statistic], p: np.ndarray) -> np.ndarray:
+    families: dict[str, list[int]] = {}
+    for k, s in enumerate(stats):
+        families.setdefault(s.family, []).append(k)
+    p_holm = np.full_like(p, np.nan)
+    for ks in families.values():
+        p_holm[ks] = holm(p[ks].ravel()).reshape(len(ks), -1)
+    return p_holm
 
 
 def _resample(cells: Cells, stats: list[Statistic], joint: np.ndarray, observed: np.ndarray, r: int,

@@ -16,26 +16,31 @@ from pathlib import Path
 import numpy as np
 
 from fastir.errors import InputError
-from fastir.eval.score import PER_QUERY_FORMAT
-from fastir.eval.report import PER_QUERY_PARQUET as PER_QUERY
 from fastir.eval.cells import KINDS as SETTINGS
 from fastir.eval.cells import POOLED
+from fastir.eval.metrics import RANK_DISTANCE as RD_METRIC
+from fastir.eval.metrics import from_column, metric
+from fastir.eval.result import PER_QUERY_FORMAT
+from fastir.eval.result import PER_QUERY_PARQUET as PER_QUERY
 
 KEY_COLUMNS = ("query_id", "query_lang", "cand_lang", "setting")
-# metric name (CLI / report) -> per_query.parquet column
-BASE_METRICS = {"map": "ap", "mrr": "rr"}
-RANK_DISTANCE = "rank_distance"
+RANK_DISTANCE = RD_METRIC.column
 
 
-def metric_column(metric: str) -> str:
-    """Column of a metric name: ``map`` -> ``ap``, ``mrr`` -> ``rr``, ``recall@K`` -> ``recall@K``."""
-    if metric in BASE_METRICS:
-        return BASE_METRICS[metric]
-    if metric == RANK_DISTANCE:
-        return RANK_DISTANCE
-    if metric.startswith("recall@") and metric[7:].isdigit() and int(metric[7:]) > 0:
-        return f"recall@{int(metric[7:])}"
-    raise InputError(None, "--metrics", f"unknown metric {metric!r} (use map, mrr, recall@K)")
+def metric_column(name: str) -> str:
+    """per_query.parquet column of a registry metric name: ``map`` -> ``ap``, ``recall@K`` -> ``recall@K``."""
+    return metric(name).column
+
+
+def held_metrics(per_query: Path) -> list[str]:
+    """Names of the registry metrics whose columns ``per_query`` holds, in column order."""
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(per_query).names
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is bad input
+        raise InputError(per_query, None, f"cannot read Parquet: {' '.join(str(exc).split())}") from None
+    return [m.name for m in map(from_column, names) if m is not None]
 
 
 @dataclass
@@ -120,6 +125,21 @@ def _float_column(table, path: Path, name: str) -> np.ndarray:
     return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
+def _metric_values(table, path: Path, column: str, setting: np.ndarray) -> np.ndarray:
+    """A metric column, checked against its registry spec (range, pooled-only NaNs)."""
+    spec = from_column(column)
+    values = _float_column(table, path, column)
+    if spec is not None and spec.pooled_only:
+        if np.isinf(values).any():
+            raise InputError(path, column, "values must be finite (or NaN)")
+        if (~np.isnan(values) & (setting != "multi")).any():
+            raise InputError(path, column, "must be NaN outside `multi` rows")
+    elif spec is None or spec.measure.bounded:
+        if not np.all((values >= 0.0) & (values <= 1.0)):  # also catches NaN
+            raise InputError(path, column, "values must lie in [0, 1] (found NaN or out of range)")
+    return values
+
+
 def read_scores(per_query: Path, name: str, metric_columns: list[str]) -> ScoresFile:
     """Read and validate one per_query.parquet (columns, metadata, keys, value ranges)."""
     import pyarrow.parquet as pq
@@ -142,28 +162,27 @@ def read_scores(per_query: Path, name: str, metric_columns: list[str]) -> Scores
         raise InputError(per_query, "fastir metadata.dataset_checksum", "missing")
     for col in (*KEY_COLUMNS, "num_relevant", *metric_columns):
         if col not in table.column_names:
-            hint = " (re-run `fastir score --per-query` with this K in --k)" if col.startswith("recall@") else ""
+            known = from_column(col)
+            hint = (f" (re-run `fastir score --per-query --metrics ...` with {known.name})"
+                    if known is not None and known.measure.cutoff else "")
             raise InputError(per_query, col, f"column missing{hint}")
     if table.num_rows == 0:
         raise InputError(per_query, None, "no rows")
 
     columns = {c: _string_column(table, per_query, c) for c in KEY_COLUMNS}
     for c in metric_columns:
-        values = _float_column(table, per_query, c)
-        if c == RANK_DISTANCE:
-            if np.isinf(values).any():
-                raise InputError(per_query, c, "values must be finite (or NaN)")
-            if (~np.isnan(values) & (columns["setting"] != "multi")).any():
-                raise InputError(per_query, c, "must be NaN outside `multi` rows")
-        elif not np.all((values >= 0.0) & (values <= 1.0)):  # also catches NaN
-            raise InputError(per_query, c, "values must lie in [0, 1] (found NaN or out of range)")
-        columns[c] = values
+        columns[c] = _metric_values(table, per_query, c, columns["setting"])
     num_relevant = _float_column(table, per_query, "num_relevant")
     if not np.all(num_relevant >= 1):
         raise InputError(per_query, "num_relevant", "every row needs >= 1 relevant candidate")
     if RANK_DISTANCE in columns and np.any(~np.isnan(columns[RANK_DISTANCE]) & (num_relevant < 2)):
         raise InputError(per_query, RANK_DISTANCE, "must be NaN where num_relevant < 2")
+    _check_keys(per_query, columns)
+    return ScoresFile(name=name, path=per_query, meta=meta, columns=columns, num_relevant=num_relevant)
 
+
+def _check_keys(per_query: Path, columns: dict[str, np.ndarray]) -> None:
+    """Settings match their languages, one row per (query, setting, cand_lang), one language per query."""
     setting, qlang, clang = columns["setting"], columns["query_lang"], columns["cand_lang"]
     unknown = sorted(set(np.unique(setting)) - set(SETTINGS))
     if unknown:
@@ -187,7 +206,6 @@ def read_scores(per_query: Path, name: str, metric_columns: list[str]) -> Scores
     if np.any(same & (ql[1:] != ql[:-1])):
         bad = qid[1:][same & (ql[1:] != ql[:-1])][0]
         raise InputError(per_query, "query_lang", f"query {bad!r} has more than one query_lang")
-    return ScoresFile(name=name, path=per_query, meta=meta, columns=columns, num_relevant=num_relevant)
 
 
 def _row_keys(columns: dict[str, np.ndarray]) -> np.ndarray:

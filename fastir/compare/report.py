@@ -2,7 +2,7 @@
 
 Cell text: ``value [ci_low, ci_high]`` plus a marker when the difference to the baseline is
 significant after Holm correction: ``▲`` better, ``▼`` worse (LaTeX: ``$^\\uparrow$`` / ``$^\\downarrow$``).
-For rank distance lower is better.
+Directions (rank distance: lower is better) and labels come from the metric registry.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import os
 from pathlib import Path
 
 from fastir.compare.comparison import Comparison
-from fastir.compare.inputs import RANK_DISTANCE, SETTINGS
+from fastir.compare.inputs import SETTINGS
+from fastir.eval.metrics import metric as registry_metric
 
 SETTING_LABEL = {"mono": "Mo.", "cross": "Cr.", "multi": "Mul."}
 SETTING_NAME = {"mono": "monolingual", "cross": "cross-lingual", "multi": "multilingual"}
@@ -21,15 +22,12 @@ PLOT_FILE = "compare.png"
 
 
 def metric_label(metric: str) -> str:
-    if metric == "map":
-        return "mAP"
-    if metric == "mrr":
-        return "MRR"
-    if metric == RANK_DISTANCE:
-        return "Rank dist."
-    if metric.startswith("recall@"):
-        return f"R@{metric[7:]}"
-    return metric
+    """The registry's label of a metric name (``recall@10`` -> ``R@10``)."""
+    return registry_metric(metric).label
+
+
+def _pooled_only(metric: str) -> bool:
+    return registry_metric(metric).pooled_only
 
 
 def _marker(rec: dict, latex: bool = False, pad: bool = False) -> str:
@@ -45,7 +43,7 @@ def _num(x, digits: int) -> str:
 
 
 def _digits(metric: str, digits: int) -> int:
-    return max(digits - 2, 1) if metric == RANK_DISTANCE else digits
+    return digits if registry_metric(metric).measure.bounded else max(digits - 2, 1)
 
 
 def _summary_columns(cmp: Comparison) -> list[tuple[str, str]]:
@@ -64,7 +62,7 @@ def summary_grid(cmp: Comparison, digits: int = 3, latex: bool = False, ci: bool
     """Header row + one row per run for the paper-style summary table (strings)."""
     cols = _summary_columns(cmp)
     idx = _index(cmp)
-    header = ["Run"] + [metric_label(m) if m == RANK_DISTANCE else f"{SETTING_LABEL[s]} {metric_label(m)}"
+    header = ["Run"] + [metric_label(m) if _pooled_only(m) else f"{SETTING_LABEL[s]} {metric_label(m)}"
                         for m, s in cols]
     rows = []
     for name in cmp.names:
@@ -101,7 +99,7 @@ def language_grids(cmp: Comparison, digits: int = 3, latex: bool = False, pad: b
                 rec = idx[("language", s, m, lang, name)]
                 row.append(_num(rec["value"], d) + _marker(rec, latex, pad))
             rows.append(row)
-        title = (f"{metric_label(m)} ({SETTING_NAME[s]}) by query language" if m == RANK_DISTANCE
+        title = (f"{metric_label(m)} ({SETTING_NAME[s]}) by query language" if _pooled_only(m)
                  else f"{SETTING_LABEL[s]} {metric_label(m)} by query language")
         out.append((title, ["Run", *langs], rows))
     return out

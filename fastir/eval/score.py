@@ -1,7 +1,7 @@
-"""``fastir score``: exact mAP, MRR, Recall@k and rank distance for every language pair of a run.
+"""``fastir score``: exact metrics (mAP, MRR, Recall@k, ... and rank distance) for every language pair of a run.
 
-The metrics (AP, RR, Recall@k, rank distance, the mono / cross / multi summaries) are defined in
-docs/score.md, the one place they are written down.
+The metrics are defined in docs/score.md, the one place they are written down; the metric registry
+(:mod:`fastir.eval.metrics`) names them and selects their kernels.
 
 Computation: Q·Cᵀ block by block (float32 BLAS into a reused buffer of ``block_mb`` MiB, never the
 whole matrix), each block handed to one parallel Numba pass (:mod:`fastir.kernels.ranking`) that
@@ -13,67 +13,21 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from fastir.errors import InputError
-from fastir.runs.rundir import QRELS, Run, read_run
+from fastir.eval.aggregate import aggregate
 from fastir.eval.cells import DEFAULT_BLOCK_MB, DEFAULT_KS, POOLED, Cell, parse_ks, parse_pairs
+from fastir.eval.metrics import default_metrics, kernel_program, parse_metrics, with_rank_distance
+from fastir.eval.result import QueryMetrics, ScoreResult, TopK, concat_ranges
+from fastir.runs.rundir import QRELS, Run, read_run
 
-SCORES_FORMAT = "fastir-scores/1"
-PER_QUERY_FORMAT = "fastir-per-query/1"
-
-
-@dataclass
-class QueryMetrics:
-    """Per-query results; set index s < n_langs = candidate language s, s == n_langs = pooled."""
-
-    nrel: np.ndarray  # int32 (n_queries, n_langs + 1): |R_q| per candidate set (0 = not scorable)
-    ap: np.ndarray  # float64 (n_queries, n_langs + 1), NaN where not scored
-    rr: np.ndarray  # float64 (n_queries, n_langs + 1)
-    recall: np.ndarray  # float64 (n_queries, n_langs + 1, len(ks))
-    rank_distance: np.ndarray  # float64 (n_queries,), NaN unless pooled with |R_q| >= 2
-
-
-@dataclass
-class TopK:
-    """Best ``depth`` candidates per query and set, for TREC export (rows of unscored queries unused)."""
-
-    depth: int
-    score: np.ndarray  # float32 (n_queries, n_langs + 1, depth)
-    cand: np.ndarray  # int32 candidate rows (n_queries, n_langs + 1, depth)
-    length: np.ndarray  # int32 (n_queries, n_langs + 1)
-
-
-@dataclass
-class ScoreResult:
-    run: Run
-    ks: tuple[int, ...]
-    pairs: str
-    query_langs: list[str]
-    cand_langs: list[str]
-    query_lang_id: np.ndarray  # int32 per query row
-    cells: list[Cell]
-    cell_stats: dict[Cell, dict]  # queries, skipped, map, mrr, recall@k, rank_distance
-    summary: dict
-    per_language: dict
-    metrics: QueryMetrics
-    gold_ptr: np.ndarray  # qrels as CSR over query rows: golds of q = gold_cand[gold_ptr[q]:gold_ptr[q+1]]
-    gold_cand: np.ndarray
-    top: TopK | None = None
-    per_query: object | None = None  # pyarrow.Table when per_query=True
-    elapsed_s: dict = field(default_factory=dict)
-
-    def set_index(self, cand_lang: str) -> int:
-        return len(self.cand_langs) if cand_lang == POOLED else self.cand_langs.index(cand_lang)
-
-    def cell_rows(self, cell: Cell) -> tuple[int, np.ndarray]:
-        """(set index of ``cell``'s candidates, query rows scored in ``cell``: its language, >= 1 gold)."""
-        s = self.set_index(cell.cand_lang)
-        x = self.query_langs.index(cell.query_lang)
-        return s, np.flatnonzero((self.query_lang_id == x) & (self.metrics.nrel[:, s] > 0))
+# Qrels carry no grade yet (issue 16 adds a relevance column): every gold has grade 1, and a gold
+# is relevant at grade >= RELEVANCE_THRESHOLD.
+RELEVANCE_THRESHOLD = 1
 
 
 def score_run(
@@ -83,36 +37,42 @@ def score_run(
     per_query: bool = False,
     block_mb: float = DEFAULT_BLOCK_MB,
     trec_depth: int | None = None,
+    metrics=None,
 ) -> ScoreResult:
     """Score a run dir (path or :class:`fastir.runs.rundir.Run`) on the cells selected by ``pairs``.
 
-    ``ks``: Recall@k cutoffs; ``per_query``: also build the per-query table (``result.per_query``);
-    ``block_mb``: memory budget of one float32 score block; ``trec_depth``: also keep the top
-    ``trec_depth`` candidates per query and cell for :func:`fastir.runs.trec.write_trec`.
-    Bad input (invalid run, unknown language, k <= 0, a cell without any scorable query) raises
-    :class:`InputError` before any heavy work.
+    ``metrics``: registry names (``"map,mrr,recall@1,5"`` or a list; default map, mrr and
+    recall@k for each k of ``ks``); rank distance is always added. ``per_query``: also build the
+    per-query table (``result.per_query``); ``block_mb``: memory budget of one float32 score block;
+    ``trec_depth``: also keep the top ``trec_depth`` candidates per query and cell for
+    :func:`fastir.runs.trec.write_trec`. Bad input (invalid run, unknown language or metric,
+    k <= 0, a cell without any scorable query) raises :class:`InputError` before any heavy work.
     """
     t0 = time.perf_counter()
     run = run_or_path if isinstance(run_or_path, Run) else read_run(run_or_path)
-    ks = parse_ks(ks)
+    chosen = default_metrics(parse_ks(ks)) if metrics is None else parse_metrics(metrics)
+    ks = tuple(m.k for m in chosen if m.measure.name == "recall")
+    if all(m.pooled_only for m in chosen):
+        raise InputError(None, "--metrics", "rank distance is always reported; name a metric besides it")
+    chosen = with_rank_distance(chosen)
     if not (isinstance(block_mb, (int, float)) and np.isfinite(block_mb) and block_mb > 0):
         raise InputError(None, "--block-mb", f"must be positive, found {block_mb}")
     if trec_depth is not None and int(trec_depth) <= 0:
         raise InputError(None, "--trec-depth", f"must be positive, found {trec_depth}")
-    plan = _plan(run, pairs, ks)
+    plan = _plan(run, pairs)
     t_plan = time.perf_counter()
-    metrics, top = _score_blocks(run, plan, ks, block_mb, trec_depth)
+    values, top = _score_blocks(run, plan, chosen, block_mb, trec_depth)
     t_scored = time.perf_counter()
-
-    from fastir.eval.report import aggregate, per_query_table
 
     result = ScoreResult(
         run=run, ks=ks, pairs=str(pairs), query_langs=plan.query_langs, cand_langs=plan.cand_langs,
         query_lang_id=plan.query_lang_id, cells=plan.cells, cell_stats={}, summary={}, per_language={},
-        metrics=metrics, gold_ptr=plan.gold_ptr, gold_cand=plan.gold_cand, top=top,
+        metrics=values, gold_ptr=plan.gold_ptr, gold_cand=plan.gold_cand, top=top,
     )
     aggregate(result)
     if per_query:
+        from fastir.eval.report import per_query_table
+
         result.per_query = per_query_table(result)
     result.elapsed_s = {"read": t_plan - t0, "score": t_scored - t_plan, "total": time.perf_counter() - t0}
     return result
@@ -134,7 +94,7 @@ class _Plan:
     nrel: np.ndarray  # int64 (n_queries, n_langs + 1) relevant candidates per set, from the qrels
 
 
-def _plan(run: Run, pairs: str, ks: tuple[int, ...]) -> _Plan:
+def _plan(run: Run, pairs: str) -> _Plan:
     query_langs, q_lang_id = run.queries.lang_codes()
     cand_langs, c_lang_id = run.candidates.lang_codes()
     for side, langs in (("queries", query_langs), ("candidates", cand_langs)):
@@ -178,12 +138,11 @@ def _plan(run: Run, pairs: str, ks: tuple[int, ...]) -> _Plan:
 # --------------------------------------------------------------------------------------- scoring
 
 
-def _score_blocks(run: Run, plan: _Plan, ks, block_mb: float, trec_depth: int | None):
-    from fastir.kernels.ranking import empty_outputs, language_columns, score_block
-    from fastir.kernels.upcast import gather_float32
+def _score_blocks(run: Run, plan: _Plan, metrics, block_mb: float, trec_depth: int | None):
+    from fastir.kernels.ranking import empty_outputs, language_columns
 
     n_queries, n_langs = len(run.queries), len(plan.cand_langs)
-    out = empty_outputs(n_queries, n_langs, len(ks))
+    out = empty_outputs(n_queries, n_langs, len(metrics))
     top = None
     if trec_depth:
         depth = int(trec_depth)
@@ -195,40 +154,48 @@ def _score_blocks(run: Run, plan: _Plan, ks, block_mb: float, trec_depth: int | 
     position = np.empty_like(perm)
     position[perm] = np.arange(len(perm))
     lang_sorted = np.ascontiguousarray(plan.cand_lang_id[perm])
-    q_emb = run.queries.embeddings
-    ks_arr = np.asarray(ks, dtype=np.int64)
-    block_bytes = float(block_mb) * (1 << 20)
-
+    program = kernel_program(metrics)
     for cand_mask, rows in _groups(plan):
         cols = None if cand_mask.all() else np.flatnonzero(cand_mask[lang_sorted])
         cand_rows = perm if cols is None else perm[cols]  # candidate row of each block column
-        c_block = gather_float32(run.candidates.embeddings, cand_rows)
         c_lang = lang_sorted if cols is None else np.ascontiguousarray(lang_sorted[cols])
-        lang_ptr = np.searchsorted(c_lang, np.arange(n_langs + 1)).astype(np.int64)
         g_ptr, g_col = _local_golds(plan, rows, position, cols)
-        g_lang = np.ascontiguousarray(c_lang[g_col], dtype=np.int32)
-        n_cols = c_block.shape[0]
-        rows_per_block = int(max(1, min(len(rows), block_bytes // max(1, n_cols * 4))))
-        # Equal blocks: the same number of products, a smaller buffer to fault in.
-        n_blocks = -(-len(rows) // rows_per_block)
-        rows_per_block = -(-len(rows) // n_blocks)
-        s_buf = np.empty((rows_per_block, n_cols), dtype=np.float32)
-        q_buf = np.empty((rows_per_block, q_emb.shape[1]), dtype=np.float32)
-        for s in range(0, len(rows), rows_per_block):
-            e = min(s + rows_per_block, len(rows))
-            n = e - s
-            b_rows = rows[s:e]
-            gather_float32(q_emb, b_rows, q_buf[:n])
-            scores = s_buf[:n]
-            np.matmul(q_buf[:n], c_block.T, out=scores)
-            q_group = plan.query_lang_id[b_rows]
-            lo, hi = g_ptr[s], g_ptr[e]
-            score_block(scores, lang_ptr, g_ptr[s:e + 1] - lo, g_col[lo:hi], g_lang[lo:hi], b_rows, q_group,
-                        plan.want, ks_arr, out)
-            if top is not None:
-                _keep_top(top, scores, c_lang, plan.want, q_group, b_rows, cand_rows)
-    nrel, ap, rr, recall, rd = out
-    return QueryMetrics(nrel, ap, rr, recall, rd), top
+        _score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, program, block_mb, out, top)
+    nrel, values = out
+    return QueryMetrics(tuple(metrics), nrel, values), top
+
+
+def _score_group(run: Run, plan: _Plan, rows, cand_rows, c_lang, g_ptr, g_col, program, block_mb, out, top):
+    """Score the query ``rows`` of one group against its candidates (``cand_rows``), block by block."""
+    from fastir.kernels.ranking import score_block
+    from fastir.kernels.upcast import gather_float32
+
+    n_langs = len(plan.cand_langs)
+    c_block = gather_float32(run.candidates.embeddings, cand_rows)
+    lang_ptr = np.searchsorted(c_lang, np.arange(n_langs + 1)).astype(np.int64)
+    g_lang = np.ascontiguousarray(c_lang[g_col], dtype=np.int32)
+    g_grade = np.ones(len(g_col), dtype=np.int64)  # qrels carry no grade yet
+    q_emb = run.queries.embeddings
+    n_cols = c_block.shape[0]
+    rows_per_block = int(max(1, min(len(rows), float(block_mb) * (1 << 20) // max(1, n_cols * 4))))
+    # Equal blocks: the same number of products, a smaller buffer to fault in.
+    n_blocks = -(-len(rows) // rows_per_block)
+    rows_per_block = -(-len(rows) // n_blocks)
+    s_buf = np.empty((rows_per_block, n_cols), dtype=np.float32)
+    q_buf = np.empty((rows_per_block, q_emb.shape[1]), dtype=np.float32)
+    for s in range(0, len(rows), rows_per_block):
+        e = min(s + rows_per_block, len(rows))
+        n = e - s
+        b_rows = rows[s:e]
+        gather_float32(q_emb, b_rows, q_buf[:n])
+        scores = s_buf[:n]
+        np.matmul(q_buf[:n], c_block.T, out=scores)
+        q_group = plan.query_lang_id[b_rows]
+        lo, hi = g_ptr[s], g_ptr[e]
+        score_block(scores, lang_ptr, g_ptr[s:e + 1] - lo, g_col[lo:hi], g_lang[lo:hi], g_grade[lo:hi], b_rows,
+                    q_group, plan.want, program, RELEVANCE_THRESHOLD, out)
+        if top is not None:
+            _keep_top(top, scores, c_lang, plan.want, q_group, b_rows, cand_rows)
 
 
 def _groups(plan: _Plan):
@@ -290,10 +257,3 @@ def _keep_top(top: TopK, scores, c_lang, want, q_group, b_rows, cand_of_col):
 
 def default_out_dir(run_path: str | os.PathLike) -> Path:
     return Path(run_path) / "scores"
-
-
-def concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenation of arange(start, start + length) for each pair, without a Python loop."""
-    total = int(lengths.sum())
-    offsets = np.concatenate(([0], np.cumsum(lengths)[:-1])) if len(lengths) else np.zeros(0, np.int64)
-    return np.repeat(starts - offsets, lengths) + np.arange(total)

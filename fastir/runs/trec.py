@@ -19,7 +19,7 @@ from fastir.atomic import atomic_dir
 from fastir.errors import InputError
 from fastir.names import path_inside
 from fastir.runs.rundir import check_output_dir
-from fastir.eval.score import concat_ranges
+from fastir.eval.result import concat_ranges
 from fastir.eval.cells import POOLED
 
 RUN_TAG = "fastir"

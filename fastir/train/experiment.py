@@ -30,6 +30,8 @@ from fastir.train.choices import STRATEGIES
 from fastir.train.config import TrainConfig
 
 SETTINGS = (("mono", "Mo."), ("cross", "Cr."), ("multi", "Mul."))
+# results.json key suffix -> registry metric of Table 1 (mAP) and Table 2 (R@1)
+TABLE_METRICS = {"map": "map", "r1": "recall@1"}
 BASE = "base"
 
 
@@ -140,20 +142,25 @@ def _ds_key(ds: str) -> str:
 
 
 def _numbers(summary: dict) -> dict:
-    """mAP and R@1 per setting plus the macro rank distance, from a fastir score summary."""
+    """The table metrics per setting plus the macro rank distance, from a fastir score summary."""
+    from fastir.eval.metrics import RANK_DISTANCE
+
     row = {}
     for key, _ in SETTINGS:
         cell = summary.get(key) or {}
-        row[f"{key}_map"] = cell.get("map")
-        row[f"{key}_r1"] = cell.get("recall@1")
-    rd = summary.get("rank_distance") or {}
-    row["rank_distance"] = rd.get("macro")
+        for suffix, name in TABLE_METRICS.items():
+            row[f"{key}_{suffix}"] = cell.get(name)
+    rd = summary.get(RANK_DISTANCE.name) or {}
+    row[RANK_DISTANCE.name] = rd.get("macro")
     row["micro_multi_map"] = summary.get("micro_multi_map")
     return row
 
 
 def format_tables(results: dict) -> str:
     """Table 1 (mAP) and Table 2 (R@1, rank distance) as Markdown, values x100 except rank distance."""
+    from fastir.eval.metrics import RANK_DISTANCE, metric
+
+    (k1, m1), (k2, m2) = ((k, metric(name)) for k, name in TABLE_METRICS.items())
     names = results["strategies"]
     datasets = results["eval_datasets"]
 
@@ -168,8 +175,8 @@ def format_tables(results: dict) -> str:
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
-    t1 = table("Table 1: mAP (x100)", [(label, (f"{key}_map", pct)) for key, label in SETTINGS])
-    t2 = table("Table 2: R@1 (x100) and rank distance (lower is better)",
-               [(f"R@1 {label}", (f"{key}_r1", pct)) for key, label in SETTINGS]
-               + [("RD", ("rank_distance", lambda x: "–" if x is None else f"{x:.2f}"))])
+    t1 = table(f"Table 1: {m1.label} (x100)", [(label, (f"{key}_{k1}", pct)) for key, label in SETTINGS])
+    t2 = table(f"Table 2: {m2.label} (x100) and rank distance (lower is better)",
+               [(f"{m2.label} {label}", (f"{key}_{k2}", pct)) for key, label in SETTINGS]
+               + [("RD", (RANK_DISTANCE.name, lambda x: "–" if x is None else f"{x:.2f}"))])
     return t1 + "\n\n" + t2

@@ -18,6 +18,7 @@ import scipy.stats
 from fastir.cli import main
 from fastir.compare.comparison import compare
 from fastir.compare.inputs import default_names
+from fastir.compare.report import summary_grid
 from fastir.compare.stats import betainc, holm, paired_t_test, t_two_sided_p
 from fastir.errors import InputError
 
@@ -546,3 +547,13 @@ def test_worse_run_gets_down_marker_and_names(tmp_path, capsys):
     md = capsys.readouterr().out
     assert "| worse |" in md and "▼" in md and "▲" not in md.split("### Summary")[1].split("###")[0].replace(
         "▲/▼", "")
+
+
+def test_metrics_all_carries_every_registry_metric_the_runs_hold(tmp_path):
+    a = make_run(tmp_path, "a", seed=1, ks=(1, 5, 10))
+    b = make_run(tmp_path, "b", seed=2, ks=(1, 10))  # recall@5 only in a: not common, left out
+    cmp = compare([a, b], metrics=["all"], samples=50)
+    assert cmp.metrics == ["map", "mrr", "recall@1", "recall@10", "rank_distance"]
+    assert {r["metric"] for r in cmp.records} == set(cmp.metrics)
+    labels = summary_grid(cmp, ci=False)[0]
+    assert "Mo. MRR" in labels and "Mul. R@10" in labels and labels[-1] == "Rank dist."

@@ -53,7 +53,7 @@ def fastir_ap(result) -> dict:
     out = {}
     for s, name in enumerate(result.cand_langs + ["all"]):
         for i in np.flatnonzero(result.metrics.nrel[:, s] > 0):
-            out[(int(i), name)] = float(result.metrics.ap[i, s])
+            out[(int(i), name)] = float(result.metrics["map"][i, s])
     return out
 
 
@@ -99,8 +99,8 @@ def test_rank_distance_hand_computed(tmp_path, make_run):
                 qrels=[(0, 1), (0, 3)])
     result = score_run(make_run(tmp_path, **cols), ks=(1, 3))
     m = result.metrics
-    assert m.rank_distance[0] == 1.0
-    assert m.ap[0].tolist() == pytest.approx([1 / 2, 1 / 2, (2 / 4 + 1 / 3) / 2])
+    assert m["rank_distance"][0, -1] == 1.0
+    assert m["map"][0].tolist() == pytest.approx([1 / 2, 1 / 2, (2 / 4 + 1 / 3) / 2])
     pooled = result.cell_stats[Cell("aa", "all")]
     assert pooled["rank_distance"] == 1.0 and pooled["queries"] == 1 and pooled["skipped"] == 1
     assert pooled["recall@3"] == 0.5 and pooled["mrr"] == pytest.approx(1 / 3)
@@ -122,11 +122,34 @@ def test_pytrec_eval_on_tie_free_data(tmp_path, make_run):
     evaluated = pytrec_eval.RelevanceEvaluator(qrels, {"map", "recall.1,5,10", "recip_rank"}).evaluate(run)
     m = result.metrics
     for i, qid in enumerate(qids):
-        assert m.ap[i, -1] == pytest.approx(evaluated[qid]["map"], abs=1e-12)
-        assert m.rr[i, -1] == pytest.approx(evaluated[qid]["recip_rank"], abs=1e-12)
-        for j, k in enumerate((1, 5, 10)):
+        assert m["map"][i, -1] == pytest.approx(evaluated[qid]["map"], abs=1e-12)
+        assert m["mrr"][i, -1] == pytest.approx(evaluated[qid]["recip_rank"], abs=1e-12)
+        for k in (1, 5, 10):
             # trec_eval's recall_k = relevant in the top k / all relevant of the query (num_rel).
-            assert m.recall[i, -1, j] == pytest.approx(evaluated[qid][f"recall_{k}"], abs=1e-12)
+            assert m[f"recall@{k}"][i, -1] == pytest.approx(evaluated[qid][f"recall_{k}"], abs=1e-12)
+
+
+def test_ndcg_equals_pytrec_eval_ndcg_cut_on_tie_free_data(tmp_path, make_run):
+    pytrec_eval = pytest.importorskip("pytrec_eval")
+    cols = parallel_run_columns(np.random.default_rng(3), integer=False, dim=8)
+    scores = cols["q_emb"] @ cols["c_emb"].T
+    assert all(len(np.unique(r)) == len(r) for r in scores)
+    result = score_run(make_run(tmp_path, **cols), metrics="map,ndcg@1,3,10")
+    qids = [f"q{i}" for i in range(len(scores))]
+    qrels = {}
+    for qi, cj in cols["qrels"]:
+        qrels.setdefault(qids[qi], {})[f"c{cj}"] = 1
+    c_langs = np.asarray(cols["c_langs"])
+    for s, name in enumerate([*LANGS, "all"]):  # every candidate set: one language, then pooled
+        members = np.flatnonzero(c_langs == name) if name != "all" else np.arange(len(c_langs))
+        run = {qid: {f"c{j}": float(scores[i, j]) for j in members} for i, qid in enumerate(qids)}
+        sub_qrels = {q: {d: r for d, r in g.items() if int(d[1:]) in set(members)} for q, g in qrels.items()}
+        evaluated = pytrec_eval.RelevanceEvaluator(sub_qrels, {"ndcg_cut.1,3,10"}).evaluate(run)
+        for i, qid in enumerate(qids):
+            for k in (1, 3, 10):
+                assert result.metrics[f"ndcg@{k}"][i, s] == pytest.approx(evaluated[qid][f"ndcg_cut_{k}"], abs=1e-12)
+    cell = result.cell_stats[Cell("aa", "all")]
+    assert set(cell) >= {"map", "ndcg@1", "ndcg@3", "ndcg@10", "rank_distance"} and result.ks == ()
 
 
 def test_subset_path_and_blocking_agree(tmp_path, make_run):

@@ -123,6 +123,11 @@ def test_trec_export_matches_pytrec_eval(small_run, tmp_path):
     (["--k", "five"], "--k"),
     (["--block-mb", "0"], "--block-mb"),
     (["--trec-depth", "5"], "--trec-depth"),
+    (["--metrics", "map,bogus"], "--metrics: unknown metric 'bogus'"),
+    (["--metrics", "recall@0"], "--metrics: bad cutoff in 'recall@0'"),
+    (["--metrics", "map,recall@1,x5"], "--metrics: unknown metric 'x5'"),
+    (["--metrics", "rank_distance"], "--metrics: rank distance is always reported"),
+    (["--metrics", "map", "--k", "5"], "--k: give either --k or --metrics"),
 ])
 def test_bad_arguments_exit_2_and_write_nothing(small_run, tmp_path, capsys, args, needle):
     out = tmp_path / "out"
@@ -188,3 +193,25 @@ def test_empty_qrels_are_reported_as_such(tmp_path, make_run, capsys):
     assert capsys.readouterr().err.strip() == (f"error: {path / 'qrels.arrow'}: query_id: empty qrels: "
                                                "no query has a relevant candidate")
     assert not (tmp_path / "o").exists()
+
+
+def test_metrics_option_selects_and_orders_metrics(small_run, tmp_path, capsys):
+    out, trec = tmp_path / "m", tmp_path / "trec"
+    assert main(["score", str(small_run), "--out", str(out), "--per-query", "--metrics", "mrr,recall@2,1,map",
+                 "--trec", str(trec), "--format", "csv"]) == 0
+    header = capsys.readouterr().out.splitlines()[0].split(",")
+    assert header == ["query_lang", "cand_lang", "setting", "queries", "skipped", "mrr", "recall@2", "recall@1", "map",
+                      "rank_distance"]
+    table = pq.read_table(out / "per_query.parquet")
+    assert table.column_names[5:] == ["rr", "recall@2", "recall@1", "ap", "rank_distance"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ks"] == [2, 1] and set(summary["summary"]["mono"]) == {"mrr", "recall@2", "recall@1", "map",
+                                                                            "cells"}
+    assert max(int(line.split()[3]) for line in (trec / "aa-aa.run").read_text().splitlines()) == 2  # depth = max cutoff
+    # The same numbers as the default set: the registry selects, the kernel computes once.
+    default = tmp_path / "d"
+    assert main(["score", str(small_run), "--out", str(default), "--k", "1,2", "--format", "json"]) == 0
+    capsys.readouterr()
+    want = json.loads((default / "summary.json").read_text())["summary"]["cross"]
+    got = summary["summary"]["cross"]
+    assert {k: got[k] for k in ("map", "mrr", "recall@1", "recall@2")} == {k: want[k] for k in got if k != "cells"}

@@ -8,10 +8,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score
 
+from fastir.eval.metrics import kernel_program, parse_metrics
 from fastir.kernels.ranking import CHUNK, gold_rank_counts, metrics_from_counts
 from fastir.kernels.topk import top_k_by_language
 
 KS = (1, 2, 5, 10)
+
+
+def measure(gold_ptr, gold_lang, cnt, want, ks):
+    """(nrel, ap, rr, recall (B, sets, len(ks)), pooled rank distance (B,)) from the registry's finalisers."""
+    metrics = parse_metrics(["map", "mrr", *(f"recall@{k}" for k in ks), "rank_distance"])
+    nrel, values = metrics_from_counts(gold_ptr, gold_lang, cnt, want, kernel_program(metrics))
+    return nrel, values[..., 0], values[..., 1], values[..., 2:-1], values[:, -1, -1]
 
 
 def random_case(rng, n_rows, n_cand, n_langs, max_golds, value_range):
@@ -45,7 +53,7 @@ def check_against_references(scores, lang, ptr, cols, n_langs):
     np.testing.assert_array_equal(cnt, want_cnt)
     np.testing.assert_array_equal(gcnt, want_gcnt)
     want = np.ones((len(ptr) - 1, n_langs + 1), bool)
-    nrel, ap, rr, recall, rd = metrics_from_counts(ptr, lang[cols], cnt, gcnt, want, KS)
+    nrel, ap, rr, recall, rd = measure(ptr, lang[cols], cnt, want, KS)
     for b in range(len(ptr) - 1):
         golds = cols[ptr[b]:ptr[b + 1]]
         for s in range(n_langs + 1):
@@ -77,7 +85,7 @@ def test_hand_computed_ties():
     ptr, cols = np.array([0, 2]), np.array([1, 2])
     cnt, gcnt = gold_rank_counts(scores, lang, ptr, cols, 1)
     assert cnt[:, 0].tolist() == [3, 3] and gcnt[:, 0].tolist() == [2, 2]
-    nrel, ap, rr, recall, rd = metrics_from_counts(ptr, lang[cols], cnt, gcnt, np.ones((1, 2), bool), (1, 3))
+    nrel, ap, rr, recall, rd = measure(ptr, lang[cols], cnt, np.ones((1, 2), bool), (1, 3))
     assert ap[0, 0] == pytest.approx(2 / 3) and rr[0, 0] == pytest.approx(1 / 3)
     assert recall[0, 0].tolist() == [0.0, 1.0]
     assert rd[0] == 0.0
@@ -92,7 +100,7 @@ def test_hand_computed_languages():
     ptr, cols = np.array([0, 2]), np.array([0, 3])
     cnt, gcnt = gold_rank_counts(scores, lang, ptr, cols, 2)
     assert cnt.tolist() == [[1, 1], [2, 2]]
-    nrel, ap, rr, recall, rd = metrics_from_counts(ptr, lang[cols], cnt, gcnt, np.ones((1, 3), bool), (1,))
+    nrel, ap, rr, recall, rd = measure(ptr, lang[cols], cnt, np.ones((1, 3), bool), (1,))
     assert nrel[0].tolist() == [1, 1, 2]
     assert ap[0].tolist() == pytest.approx([1.0, 0.5, (1 / 2 + 2 / 4) / 2])
     assert rr[0].tolist() == pytest.approx([1.0, 0.5, 0.5])
@@ -112,7 +120,7 @@ def test_metrics_respect_want_mask():
     cnt, gcnt = gold_rank_counts(scores, lang, ptr, cols, 2)
     want = np.zeros((6, 3), bool)
     want[:, 2] = True
-    nrel, ap, *_ = metrics_from_counts(ptr, lang[cols], cnt, gcnt, want, KS)
+    nrel, ap, *_ = measure(ptr, lang[cols], cnt, want, KS)
     assert np.isnan(ap[:, :2]).all() and (nrel[:, :2] == 0).all()
     assert (nrel[:, 2] == np.diff(ptr)).all()
 

@@ -1,0 +1,178 @@
+"""The metric registry: every metric of fastir, defined once.
+
+A :class:`Measure` is a declarative spec (as ir_measures' measures): its name as ranx /
+ir_measures spell it, a display label, its per-query column, whether higher is better, and the
+Numba finaliser of :mod:`fastir.kernels.ranking` that computes its per-query value from the ranks
+of the query's golds (its docstring is the formula, :attr:`Measure.formula`; docs/score.md is the
+page that defines every metric in prose, one table row per registered measure). A cutoff family (``recall``) is
+one measure; ``recall@10`` is a :class:`Metric` (a measure at a cutoff). Scoring, the per-query
+table, ``fastir compare`` and ``fastir experiment`` read names, labels, columns and directions
+from here. Adding a metric = one :func:`register` call plus its finaliser, its test and its docs/score.md row.
+
+No numba or numpy at import: the CLI reads this registry for its help text and validation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastir.errors import InputError
+
+OPTION = "--metrics"
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One metric, or one family of metrics parametrised by a cutoff ``@k``."""
+
+    name: str  # as ranx / ir_measures spell it: map, mrr, recall, rank_distance
+    label: str  # display label; "{k}" is the cutoff
+    column: str  # per_query.parquet column; "{k}" is the cutoff
+    higher_is_better: bool
+    finaliser: str  # its Numba finaliser: a function of fastir.kernels.ranking (key of its FINALISERS)
+    cutoff: bool = False  # a family: spelled name@k, k a positive integer
+    pooled_only: bool = False  # defined on pooled cells (X->all) only
+    bounded: bool = True  # per-query values lie in [0, 1]
+
+    @property
+    def formula(self) -> str:
+        """The per-query formula: the finaliser's docstring (imports the kernels; docs/score.md has the prose)."""
+        from fastir.kernels import ranking
+
+        return getattr(ranking, self.finaliser).__doc__
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A measure, at a cutoff for a family."""
+
+    measure: Measure
+    k: int | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.measure.name}@{self.k}" if self.measure.cutoff else self.measure.name
+
+    @property
+    def label(self) -> str:
+        return self.measure.label.format(k=self.k)
+
+    @property
+    def column(self) -> str:
+        return self.measure.column.format(k=self.k)
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.measure.higher_is_better
+
+    @property
+    def pooled_only(self) -> bool:
+        return self.measure.pooled_only
+
+    def __str__(self) -> str:
+        return self.name
+
+
+REGISTRY: dict[str, Measure] = {}
+
+
+def register(measure: Measure) -> Measure:
+    if measure.name in REGISTRY:
+        raise ValueError(f"metric {measure.name!r} registered twice")
+    REGISTRY[measure.name] = measure
+    return measure
+
+
+register(Measure("map", "mAP", "ap", True, "average_precision"))
+register(Measure("mrr", "MRR", "rr", True, "reciprocal_rank"))
+register(Measure("recall", "R@{k}", "recall@{k}", True, "recall_at", cutoff=True))
+register(Measure("ndcg", "nDCG@{k}", "ndcg@{k}", True, "ndcg_at", cutoff=True))
+register(Measure("rank_distance", "Rank dist.", "rank_distance", False, "rank_distance", pooled_only=True,
+                 bounded=False))
+
+RANK_DISTANCE = Metric(REGISTRY["rank_distance"])
+
+
+def known_names() -> str:
+    """``map, mrr, recall@K, rank_distance``: the spellings users may write."""
+    return ", ".join(f"{m.name}@K" if m.cutoff else m.name for m in REGISTRY.values())
+
+
+def metric(name: str, option: str = OPTION) -> Metric:
+    """The metric spelled ``name`` (``map``, ``recall@10``); InputError naming ``option`` if unknown."""
+    name = name.strip()
+    base, at, k = name.partition("@")
+    measure = REGISTRY.get(base.lower())
+    if measure is None or measure.cutoff != bool(at):
+        hint = f"; {base} needs a cutoff: {base}@K" if measure is not None and measure.cutoff else ""
+        raise InputError(None, option, f"unknown metric {name!r}{hint} (use {known_names()})")
+    if not at:
+        return Metric(measure)
+    return Metric(measure, _cutoff(k, name, option))
+
+
+def _cutoff(text: str, name: str, option: str) -> int:
+    if not text.strip().isdigit() or int(text) <= 0:
+        raise InputError(None, option, f"bad cutoff in {name!r}: K must be a positive integer")
+    return int(text)
+
+
+def parse_metrics(spec, option: str = OPTION) -> tuple[Metric, ...]:
+    """Metrics of a comma list, in order, each once: ``map,mrr,recall@1,5,10``.
+
+    A bare number continues the cutoff family before it (``recall@1,5`` = recall@1, recall@5).
+    ``spec`` may also be an iterable of names or :class:`Metric`.
+    """
+    items = [x.strip() for x in spec.split(",")] if isinstance(spec, str) else list(spec)
+    out: list[Metric] = []
+    family: Measure | None = None
+    for item in items:
+        if isinstance(item, Metric):
+            m = item
+        elif not item:
+            continue
+        elif item.isdigit() or item.lstrip("+-").isdigit():
+            if family is None:
+                raise InputError(None, option, f"cutoff {item!r} follows no name@K metric")
+            m = Metric(family, _cutoff(item, f"{family.name}@{item}", option))
+        else:
+            m = metric(item, option)
+        family = m.measure if m.measure.cutoff else None
+        if m not in out:
+            out.append(m)
+    if not out:
+        raise InputError(None, option, f"no metric given (use {known_names()})")
+    return tuple(out)
+
+
+def default_metrics(ks) -> tuple[Metric, ...]:
+    """``fastir score``'s metrics without --metrics: map, mrr, recall@k for each k of --k."""
+    return (Metric(REGISTRY["map"]), Metric(REGISTRY["mrr"]), *(Metric(REGISTRY["recall"], k) for k in ks))
+
+
+def with_rank_distance(metrics) -> tuple[Metric, ...]:
+    """``metrics`` then rank distance, which scoring always reports (last, as in every output)."""
+    return (*(m for m in metrics if m != RANK_DISTANCE), RANK_DISTANCE)
+
+
+def from_column(column: str) -> Metric | None:
+    """The metric whose per-query column is ``column`` (``ap`` -> map, ``recall@10``), else None."""
+    for measure in REGISTRY.values():
+        head, brace, _ = measure.column.partition("{k}")
+        if not brace and column == measure.column:
+            return Metric(measure)
+        if brace and column.startswith(head) and column[len(head):].isdigit() and int(column[len(head):]) > 0:
+            return Metric(measure, int(column[len(head):]))
+    return None
+
+
+def kernel_program(metrics):
+    """(codes, cutoffs, pooled_only) arrays for the kernels of :mod:`fastir.kernels.ranking`."""
+    import numpy as np
+
+    from fastir.kernels.ranking import FINALISERS
+
+    codes = np.array([FINALISERS[m.measure.finaliser] for m in metrics], dtype=np.int64)
+    cutoffs = np.array([m.k or 0 for m in metrics], dtype=np.int64)
+    pooled_only = np.array([m.pooled_only for m in metrics], dtype=np.bool_)
+    return codes, cutoffs, pooled_only

@@ -1,0 +1,91 @@
+"""fastir.eval.metrics: the registry's specs, name parsing, columns, and the kernel program."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastir.errors import InputError
+from fastir.eval.metrics import (
+    RANK_DISTANCE,
+    REGISTRY,
+    Measure,
+    Metric,
+    default_metrics,
+    from_column,
+    kernel_program,
+    metric,
+    parse_metrics,
+    register,
+    with_rank_distance,
+)
+
+
+def test_every_measure_is_complete_and_has_a_kernel_finaliser():
+    from fastir.kernels.ranking import FINALISERS
+
+    assert {"map", "mrr", "recall", "rank_distance"} <= set(REGISTRY)
+    for name, m in REGISTRY.items():
+        assert m.name == name and m.label and m.finaliser in FINALISERS and "=" in m.formula
+        assert ("{k}" in m.column) == m.cutoff == ("{k}" in m.label)
+    assert [m.name for m in REGISTRY.values() if not m.higher_is_better] == ["rank_distance"]
+    with pytest.raises(ValueError, match="twice"):
+        register(REGISTRY["map"])
+
+
+def test_names_labels_and_columns():
+    assert [(m.name, m.label, m.column) for m in default_metrics((1, 10))] == [
+        ("map", "mAP", "ap"), ("mrr", "MRR", "rr"), ("recall@1", "R@1", "recall@1"), ("recall@10", "R@10", "recall@10")]
+    assert RANK_DISTANCE.pooled_only and not RANK_DISTANCE.higher_is_better and RANK_DISTANCE.label == "Rank dist."
+    assert metric("Recall@05") == Metric(REGISTRY["recall"], 5)
+    for column in ("ap", "rr", "recall@7", "rank_distance"):
+        assert from_column(column).column == column
+    assert from_column("recall@0") is None and from_column("query_id") is None and from_column("num_relevant") is None
+
+
+def test_parse_metrics_lists_families_and_duplicates():
+    names = [m.name for m in parse_metrics("map, mrr,recall@1,5,10,,recall@5,map")]
+    assert names == ["map", "mrr", "recall@1", "recall@5", "recall@10"]
+    assert [m.name for m in parse_metrics(["recall@3", "2", "map"])] == ["recall@3", "recall@2", "map"]
+    assert with_rank_distance(parse_metrics("rank_distance,map")) == (metric("map"), RANK_DISTANCE)
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ("map,bogus", "unknown metric 'bogus'"),
+    ("recall", "recall needs a cutoff"),
+    ("map@5", "unknown metric 'map@5'"),
+    ("recall@0", "bad cutoff in 'recall@0'"),
+    ("recall@x", "bad cutoff"),
+    ("recall@1,-5", "bad cutoff"),
+    ("5,map", "follows no name@K metric"),
+    ("map,5", "follows no name@K metric"),
+    (" , ", "no metric given"),
+])
+def test_bad_specs_are_one_line_input_errors(spec, needle):
+    with pytest.raises(InputError, match=needle) as err:
+        parse_metrics(spec)
+    assert err.value.field == "--metrics" and "\n" not in str(err.value)
+
+
+def test_kernel_program_arrays():
+    from fastir.kernels.ranking import FINALISERS
+
+    codes, cutoffs, pooled = kernel_program(with_rank_distance(parse_metrics("mrr,recall@3")))
+    assert codes.tolist() == [FINALISERS["reciprocal_rank"], FINALISERS["recall_at"], FINALISERS["rank_distance"]]
+    assert cutoffs.tolist() == [0, 3, 0] and pooled.tolist() == [False, False, True]
+    assert codes.dtype == cutoffs.dtype == np.int64 and pooled.dtype == np.bool_
+
+
+def test_measure_is_declarative():
+    m = Measure("x", "X@{k}", "x@{k}", True, "recall_at", cutoff=True)
+    assert Metric(m, 3).name == "x@3" and Metric(m, 3).label == "X@3" and "x" not in REGISTRY
+
+
+def test_docs_score_page_has_one_row_per_registered_measure():
+    page = (Path(__file__).resolve().parents[2] / "docs" / "score.md").read_text(encoding="utf-8")
+    section = page.split("### Per-query metrics", 1)[1].split("###", 1)[0]
+    rows = {line.split("|")[1].strip().split()[0].strip("`") for line in section.splitlines()
+            if line.startswith("| `")}
+    assert rows == {f"{m.name}@k" if m.cutoff else m.name for m in REGISTRY.values()}
