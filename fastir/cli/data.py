@@ -35,9 +35,11 @@ def show(dataset, langs, fmt):
 def export(dataset, out, langs, overwrite):
     """Write questions.arrow, candidates.arrow and qrels.arrow (Arrow IPC) into OUT."""
     from fastir.data.lareqa import export_dataset, load_dataset
+    from fastir.lock import claim_output
 
     ds = load_dataset(dataset, langs=split_list(langs))
-    export_dataset(ds, out, overwrite=overwrite)
+    with claim_output(out):
+        export_dataset(ds, out, overwrite=overwrite)
     click.echo(f"wrote {ds.num_questions} questions, {ds.num_candidates} candidates, "
                f"{len(ds.qrel_query_id)} qrels to {out}")
 
@@ -53,8 +55,10 @@ def to_train(dataset, out, langs, overwrite):
     OUT ends in .parquet, .arrow or .jsonl; one row per (xling_id, lang).
     """
     from fastir.data.lareqa import load_dataset
+    from fastir.lock import claim_output
     from fastir.train.table import write_lareqa_train_table
 
     ds = load_dataset(dataset, langs=split_list(langs))
-    rows = write_lareqa_train_table(ds, out, overwrite=overwrite)
+    with claim_output(out):
+        rows = write_lareqa_train_table(ds, out, overwrite=overwrite)
     click.echo(f"wrote {rows} rows to {out}")

@@ -15,6 +15,7 @@ bit-identical weights to an uninterrupted run (same device and world size).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from fastir.train.checkpoint import FINAL, TRAIN_FORMAT, TRAIN_JSON, checkpoint_name
 from fastir.errors import InputError
+from fastir.lock import claim_output
 from fastir.train.choices import PRECISIONS, STRATEGIES
 
 LOG_FILE = "train.jsonl"
@@ -275,7 +277,11 @@ def train(cfg: TrainConfig) -> TrainResult:
     hf_logging.disable_progress_bar()
     info = init_distributed(cfg.device)
     try:
-        return _train(cfg, info)
+        with contextlib.ExitStack() as stack:
+            if info.rank == 0:
+                stack.enter_context(claim_output(cfg.out))  # one writer per OUT; dead runs' temporaries go
+                stack.enter_context(_removed_unless_resumable(Path(cfg.out)))
+            return _train(cfg, info)
     finally:
         if bars:
             hf_logging.enable_progress_bar()
@@ -283,6 +289,21 @@ def train(cfg: TrainConfig) -> TrainResult:
             import torch.distributed as dist
 
             dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def _removed_unless_resumable(out: Path):
+    """A run that fails before its first checkpoint removes the OUT it created (its log, nothing
+    to resume from): a failed command leaves the output location as it was."""
+    from fastir.train.checkpoint import list_checkpoints
+
+    fresh = not out.exists()
+    try:
+        yield
+    except BaseException:
+        if fresh and out.is_dir() and not list_checkpoints(out):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def _open_sampler(cfg: TrainConfig, info: DistInfo):
