@@ -57,10 +57,13 @@ def temp_prefix(path: str | os.PathLike) -> str:
 
 
 def output_name(temp: str | os.PathLike) -> Path:
-    """The output a temporary entry stands for (``temp`` itself when it is not one of ours)."""
-    temp = Path(temp)
-    m = _OURS.match(temp.name)
-    return temp.with_name(m.group("name")) if m else temp
+    """The output a temporary entry (or a path inside one) stands for: every component named like
+    our temporaries or lock files is replaced by the output's name."""
+    parts = []
+    for part in Path(temp).parts:
+        m = _OURS.match(part)
+        parts.append(m.group("name") if m else part)
+    return Path(*parts)
 
 
 def pid_alive(pid: int) -> bool:

@@ -49,12 +49,13 @@ def from_environment(exc: BaseException) -> InputError | None:
     or ``None`` for an exception that is a bug and should keep its traceback.
 
     OSError -> ``<file>: permission|disk|io|os: <strerror>; <hint>`` (the file is the output a
-    temporary entry stood for); MemoryError -> ``memory: ...``; safetensors' error (a truncated or
-    corrupt weights file) -> ``weights: ...``.
+    temporary entry stood for); MemoryError or torch's out-of-memory errors -> ``memory: ...``;
+    safetensors' error (a truncated or corrupt weights file) -> ``weights: ...``.
     """
     import errno
 
-    if isinstance(exc, MemoryError):
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or (
+            isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)):  # torch: CUDA / CPU allocator
         detail = " ".join(str(exc).split())
         return InputError(None, "memory", f"out of memory{f' ({detail})' if detail else ''}; {_HINTS['memory']}")
     if isinstance(exc, OSError):
@@ -63,7 +64,7 @@ def from_environment(exc: BaseException) -> InputError | None:
         if not code and "No space left on device" in str(exc):  # pyarrow's IO errors carry no errno
             code = "ENOSPC"
         field = _OS_FIELDS.get(code, "os")
-        filename = exc.filename
+        filename = exc.filename if isinstance(exc.filename, (str, bytes, os.PathLike)) else None
         if filename is not None:
             from fastir.atomic import output_name
 
