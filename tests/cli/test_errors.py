@@ -128,6 +128,20 @@ def world_readable_root():
     shutil.rmtree(root)
 
 
+def _share_numba_cache(cache_dir: Path) -> None:
+    """Copy the compiled kernels where NUMBA_CACHE_DIR=cache_dir finds them (nobody cannot write
+    the in-tree cache, and compiling them all again would take most of the test's time)."""
+    import fastir.kernels
+    from numba.core.caching import _CacheLocator
+
+    src = Path(fastir.kernels.__path__[0])
+    dst = cache_dir / _CacheLocator.get_suitable_cache_subpath(str(src / "x.py"))
+    if (src / "__pycache__").is_dir():
+        shutil.copytree(src / "__pycache__", dst, ignore=shutil.ignore_patterns("*.pyc"))
+    for p in [cache_dir, *cache_dir.rglob("*")]:
+        os.chmod(p, 0o777 if p.is_dir() else 0o666)
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
 def test_read_only_locations_as_a_non_root_user(inputs, world_readable_root):
     """The issue's cases, for real: a user without write permission (nobody, via setpriv)."""
@@ -156,6 +170,7 @@ def test_read_only_locations_as_a_non_root_user(inputs, world_readable_root):
         (["sample", str(copies["train_jsonl"]), "--batch-size", "4", "--steps", "2"], "ro/cache: permission: "),
     ]
     before = _listing(ro)
+    _share_numba_cache(scratch / "numba")
     env = {**os.environ, "FASTIR_CACHE_DIR": str(ro / "cache"), "NUMBA_CACHE_DIR": str(scratch / "numba"),
            "MPLCONFIGDIR": str(scratch / "mpl"), "HOME": str(scratch)}
     proc = subprocess.run(
