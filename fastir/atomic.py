@@ -142,28 +142,60 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     beforehand; an existing empty directory is replaced. If the swap itself fails, the old
     ``path`` is put back.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(path), dir=path.parent))
-    try:
+    with atomic_dirs([path], overwrite=overwrite) as (tmp,):
         yield tmp
-        _publish(tmp, is_dir=True)
-        if path.exists():
-            if not overwrite and any(path.iterdir()):
-                raise FileExistsError(errno.EEXIST, "output appeared while this command ran", str(path))
-            old = Path(tempfile.mkdtemp(prefix=temp_prefix(path), suffix="-old", dir=path.parent))
-            os.replace(path, old)
+
+
+@contextlib.contextmanager
+def atomic_dirs(paths, overwrite: bool = False) -> Iterator[list[Path]]:
+    """:func:`atomic_dir` for outputs that appear together or not at all (``fastir score --trec``):
+    all are swapped in at the end, and if one swap fails the ones already made are undone."""
+    paths = [Path(p) for p in paths]
+    tmps: list[Path] = []
+    try:
+        for path in paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmps.append(Path(tempfile.mkdtemp(prefix=temp_prefix(path), dir=path.parent)))
+        yield tmps
+        for tmp in tmps:
+            _publish(tmp, is_dir=True)
+        _swap_in(paths, tmps, overwrite)
+    except BaseException:
+        for tmp in tmps:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _swap_in(paths: list[Path], tmps: list[Path], overwrite: bool) -> None:
+    done: list[tuple[Path, Path, Path | None]] = []  # (output, its temporary name, the old output aside)
+    try:
+        for path, tmp in zip(paths, tmps):
+            old = None
+            if path.exists():
+                if not overwrite and any(path.iterdir()):
+                    raise FileExistsError(errno.EEXIST, "output appeared while this command ran", str(path))
+                old = Path(tempfile.mkdtemp(prefix=temp_prefix(path), suffix="-old", dir=path.parent))
+                try:
+                    os.replace(path, old)
+                except BaseException:
+                    old.rmdir()
+                    raise
             try:
                 os.replace(tmp, path)
             except BaseException:
-                os.replace(old, path)
+                if old is not None:
+                    os.replace(old, path)
                 raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+            done.append((path, tmp, old))
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        for path, tmp, old in reversed(done):  # undo: the new output back to its temporary name
+            os.replace(path, tmp)
+            if old is not None:
+                os.replace(old, path)
         raise
+    for _, _, old in done:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def preallocated_memmap(path: str | os.PathLike, dtype, shape: tuple[int, ...]):

@@ -112,7 +112,11 @@ def _make_parents(directory: Path) -> list[Path]:
         if d.exists():
             break
         missing.append(d)
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except BaseException:
+        _remove_empty(missing)
+        raise
     return missing
 
 
@@ -120,5 +124,7 @@ def _remove_empty(created: list[Path]) -> None:
     for d in created:
         try:
             d.rmdir()
+        except FileNotFoundError:
+            continue  # never made (a failure part way through)
         except OSError:
             break  # not empty: the command wrote something there

@@ -283,3 +283,84 @@ def test_help_documents_the_exit_status():
 
     text = CliRunner().invoke(cli, ["--help"]).output
     assert "Exit status" in text and "2 bad input or a failure of the environment" in text
+
+
+# ------------------------------------------------------------------ property: failure changes nothing
+
+_FAULTS = {  # where an exception is injected: the IO primitives every writer goes through
+    "publish": (atomic, "_publish"),
+    "replace": (os, "replace"),
+    "mkdir": (os, "mkdir"),
+    "mkstemp": (tempfile, "mkstemp"),
+    "open-for-writing": (__import__("builtins"), "open"),
+    "write_text": (Path, "write_text"),
+}
+_EXCEPTIONS = {
+    "disk full": lambda: OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
+    "permission": lambda: PermissionError(errno.EACCES, os.strerror(errno.EACCES)),
+    "memory": lambda: MemoryError(),
+    "bug": lambda: RuntimeError("a bug"),
+    "interrupt": lambda: KeyboardInterrupt(),
+}
+
+
+def _snapshot(root: Path) -> dict[str, bytes | None]:
+    return {str(p.relative_to(root)): (None if p.is_dir() else p.read_bytes()) for p in root.rglob("*")}
+
+
+def _inject(monkeypatch, fault: str, nth: int, make_exc) -> list[int]:
+    owner, name = _FAULTS[fault]
+    real = getattr(owner, name)
+    calls = [0]
+
+    def faulty(*args, **kwargs):
+        if fault == "open-for-writing":
+            mode = args[1] if len(args) > 1 else kwargs.get("mode", "r")
+            if not any(c in mode for c in "wax+"):
+                return real(*args, **kwargs)
+        calls[0] += 1
+        if calls[0] == nth:
+            raise make_exc()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, faulty)
+    return calls
+
+
+from hypothesis import HealthCheck, event, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(COMMANDS), fault=st.sampled_from(sorted(_FAULTS)), nth=st.integers(1, 4),
+       exc=st.sampled_from(sorted(_EXCEPTIONS)), existing=st.booleans())
+def test_any_exception_inside_a_command_leaves_the_output_location_as_it_was(argv_of, capsys, name, fault, nth,
+                                                                             exc, existing):
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as mp:
+        root = Path(tmp)
+        out = root / "sub" / "out"
+        argv = argv_of(name, out)
+        if existing:  # an earlier output that --overwrite would replace: it must survive a failure
+            target = Path(argv[argv.index("--out") + 1] if "--out" in argv else argv[3])
+            if target.suffix:
+                target.parent.mkdir(parents=True)
+                target.write_text("old\n")
+            else:
+                target.mkdir(parents=True)
+                (target / "old.txt").write_text("old\n")
+            argv = [*argv, "--overwrite"]
+        before = _snapshot(root)
+        calls = _inject(mp, fault, nth, _EXCEPTIONS[exc])
+        try:
+            code = main(argv)
+        except RuntimeError:
+            code = None  # a bug keeps its traceback
+        mp.undo()
+        err = capsys.readouterr().err
+        event(f"fault fired: {calls[0] >= nth}")
+        if code == 0:  # the fault point was not reached that often, or the fault was tolerated
+            assert not [p for p in _snapshot(root) if ".fastir-" in p]  # (Path.mkdir(exist_ok=True) is)
+            return
+        if code == 2:
+            _one_line_error(err)
+        assert _snapshot(root) == before
