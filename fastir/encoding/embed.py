@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 
 from fastir import __version__
-from fastir.atomic import atomic_dir, atomic_path, preallocated_memmap, remove_leftovers
+from fastir.atomic import atomic_dir, preallocated_memmap, remove_leftovers
 from fastir.errors import FastirError, InputError
 from fastir.lock import claim_output
 from fastir.runs.rundir import (
@@ -215,9 +215,8 @@ def _prepare_work_dir(work: Path, plan: dict, opts: EmbedOptions) -> None:
                 raise InputError(plan_file, key, f"the interrupted run used {old.get(key)!r}, this call "
                                                  f"{plan.get(key)!r}; pass --overwrite to start over")
         return
-    work.mkdir(parents=True)
-    with atomic_path(plan_file) as tmp:
-        tmp.write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
+    with atomic_dir(work) as tmp:  # the work dir appears with its plan.json or not at all
+        (tmp / PLAN).write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
 
 
 # -------------------------------------------------------------------------------------- encoding

@@ -127,3 +127,13 @@ def test_train_killed_while_writing_a_checkpoint_then_resume_and_overwrite(train
     shutil.move(kept, leftover[0])  # the same leftover again, for --overwrite
     assert main([*argv, "--overwrite"]) == 0
     assert not [n for n in _names(out) if "fastir" in n] and _names(out.parent) == ["train"]
+
+
+def test_sigterm_cleans_up_like_a_failure(argv_of, tmp_path):
+    """SIGTERM (what torchrun and schedulers send) runs every cleanup: temporaries and lock go."""
+    root = tmp_path / "o"
+    proc = _paused_child(argv_of("score-trec", root), ".trec.fastir-tmp-", tmp_path / "flag")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and err.strip() == "error: terminated", err
+    assert not tmp_path.joinpath("o").exists()  # even the parent the command created
