@@ -61,9 +61,18 @@ def output_name(temp: str | os.PathLike) -> Path:
     our temporaries or lock files is replaced by the output's name."""
     parts = []
     for part in Path(temp).parts:
-        m = _OURS.match(part)
-        parts.append(m.group("name") if m else part)
+        while (m := _OURS.match(part)) is not None:
+            part = m.group("name")
+        parts.append(part)
     return Path(*parts)
+
+
+def _base_name(name: str) -> str:
+    """The output a temporary name stands for, through temporaries of temporaries (a TREC dir
+    staged for ``score``'s two-output publish is itself written through a temporary)."""
+    while (m := _LEFTOVER.match(name)) is not None:
+        name = m.group("name")
+    return name
 
 
 def pid_alive(pid: int) -> bool:
@@ -94,7 +103,7 @@ def remove_leftovers(path: str | os.PathLike) -> list[Path]:
     path = Path(path)
     candidates: list[Path] = []
     with contextlib.suppress(OSError):
-        candidates += [e for e in path.parent.iterdir() if e.name.startswith(f".{path.name}{TMP_TAG}")]
+        candidates += [e for e in path.parent.iterdir() if TMP_TAG in e.name and _base_name(e.name) == path.name]
     if path.is_dir() and not path.is_symlink():
         with contextlib.suppress(OSError):
             candidates += [e for e in path.iterdir() if TMP_TAG in e.name]

@@ -67,6 +67,7 @@ def test_temporaries_carry_the_output_name_and_pid_and_map_back(tmp_path):
         assert tmp.name.startswith(temp_prefix(tmp_path / "d"))
     assert output_name(tmp_path / ".d.fastir-lock") == tmp_path / "d"
     assert output_name(tmp_path / "plain") == tmp_path / "plain"
+    assert output_name(tmp_path / "..t.fastir-tmp-1-a.fastir-tmp-1-b" / "x.run") == tmp_path / "t" / "x.run"
     assert output_name(tmp_path / f".d.fastir-tmp-{os.getpid()}-x1" / ".p.png.fastir-tmp-1-y") == tmp_path / "d" / "p.png"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "out.json"]
 
@@ -117,14 +118,16 @@ def test_remove_leftovers_takes_dead_processes_entries_only(tmp_path):
     live = tmp_path / f".out.fastir-tmp-{alive}-ghi"
     mine = tmp_path / f".out.fastir-tmp-{os.getpid()}-jkl"
     other_output = tmp_path / f".other.fastir-tmp-{dead}-mno"
+    nested = tmp_path / f"..out.fastir-tmp-{dead}-pq.fastir-tmp-{dead}-rs"  # a temporary of a temporary
     dead_file.write_text("x")
+    nested.mkdir()
     dead_dir.mkdir()
     (dead_dir / "queries.arrow").write_text("x")
     inner.mkdir()
     for p in (live, mine, other_output):
         p.write_text("x")
     removed = remove_leftovers(out)
-    assert sorted(removed) == sorted([dead_file, dead_dir, inner])
+    assert sorted(removed) == sorted([dead_file, dead_dir, inner, nested])
     assert not dead_file.exists() and not dead_dir.exists() and not inner.exists()
     assert live.exists() and mine.exists() and other_output.exists()
 
