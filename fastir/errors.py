@@ -25,14 +25,25 @@ class FastirError(Exception):
 
 
 class InputError(FastirError):
-    """Bad input, located by file (or directory) and field."""
+    """Bad input, located by file (or directory) and field.
+
+    A path inside one of fastir's temporary entries is shown as the output it stands for.
+    """
 
     def __init__(self, path: str | os.PathLike | None, field: str | None, message: str):
-        self.path = None if path is None else os.fspath(path)
+        self.path = None if path is None else _shown(os.fspath(path))
         self.field = field
         self.message = message
         where = ": ".join(p for p in (self.path, field) if p)
         super().__init__(f"{where}: {message}" if where else message)
+
+
+def _shown(path):
+    if isinstance(path, str) and ".fastir-" in path:
+        from fastir.atomic import output_name
+
+        return str(output_name(path))
+    return path
 
 
 # Field names of the failures of the environment rather than of the input (see from_environment).
@@ -65,10 +76,7 @@ def from_environment(exc: BaseException) -> InputError | None:
             code = "ENOSPC"
         field = _OS_FIELDS.get(code, "os")
         filename = exc.filename if isinstance(exc.filename, (str, bytes, os.PathLike)) else None
-        if filename is not None:
-            from fastir.atomic import output_name
-
-            filename = output_name(os.fsdecode(filename))
+        filename = None if filename is None else os.fsdecode(filename)
         hint = _HINTS.get(field)
         return InputError(filename, field, f"{text}{f' [{code}]' if code else ''}{f'; {hint}' if hint else ''}")
     if type(exc).__name__ == "SafetensorError":

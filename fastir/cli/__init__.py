@@ -106,7 +106,7 @@ def _run(argv: list[str] | None) -> int:
         return 2
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except (OSError, MemoryError, Exception) as exc:
+    except Exception as exc:  # OSError, MemoryError, a corrupt model file: see from_environment
         error = from_environment(exc)
         if error is None:
             raise  # a bug: keep the traceback
