@@ -18,7 +18,16 @@ os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "1")
 import click
 
 from fastir import __version__
-from fastir.errors import FastirError
+from fastir.errors import FastirError, from_environment
+
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+EPILOG = """\b
+Exit status: 0 success; 2 bad input or a failure of the environment (permission
+denied, disk full, out of memory, a truncated model file), reported on stderr as
+one line `error: <file>: <field>: <message>` with nothing half-written left behind;
+130 interrupted (Ctrl-C); 143 terminated (SIGTERM). A second command writing an
+output that another one is writing fails at once (field `lock`, naming its pid)."""
 
 # name -> "module:attribute"; each module defines one click command or group.
 SUBCOMMANDS = {
@@ -50,19 +59,43 @@ class LazyGroup(click.Group):
         return getattr(module, attr)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
 @click.version_option(__version__, prog_name="fastir")
 def cli():
     """fastir: exact, fast evaluation and training of multilingual dense retrievers."""
 
 
+class Terminated(SystemExit):
+    """SIGTERM, raised in the main thread so that every ``finally`` (temporary outputs) runs."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated(EXIT_TERMINATED)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: one-line errors and exit code 2 for every bad input."""
+    """Entry point: one-line errors and exit code 2 for every bad input or environment failure."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _run(argv)
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         cli.main(args=argv, prog_name="fastir", standalone_mode=False)
     except FastirError as exc:
         click.echo(f"error: {exc.one_line()}", err=True)
         return exc.exit_code
+    except Terminated:
+        click.echo("error: terminated", err=True)
+        return EXIT_TERMINATED
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)
         return 130
@@ -73,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except Exception as exc:  # OSError, MemoryError, a corrupt model file: see from_environment
+        error = from_environment(exc)
+        if error is None:
+            raise  # a bug: keep the traceback
+        click.echo(f"error: {error.one_line()}", err=True)
+        return error.exit_code
     return 0
 
 

@@ -39,14 +39,17 @@ def compare(runs, baseline, test, samples, seed, metrics, names, alpha, confiden
     """
     from fastir.compare.comparison import compare as run_compare
     from fastir.compare.report import render, write_outputs
+    from fastir.lock import claim_output
     from fastir.runs.rundir import check_output_dir
 
     if out is not None:
         check_output_dir(out, overwrite=overwrite)  # fail before the work, not after
-    result = run_compare(list(runs), baseline=baseline, test=test, samples=samples, seed=seed,
-                         metrics=split_list(metrics), names=split_list(names), alpha=alpha, confidence=confidence)
-    if out is not None:
-        write_outputs(result, out, overwrite=overwrite, digits=digits)
+    with claim_output(out):
+        result = run_compare(list(runs), baseline=baseline, test=test, samples=samples, seed=seed,
+                             metrics=split_list(metrics), names=split_list(names), alpha=alpha,
+                             confidence=confidence)
+        if out is not None:
+            write_outputs(result, out, overwrite=overwrite, digits=digits)
     click.echo(render(result, fmt, digits), nl=False)
     if out is not None:
         click.echo(f"wrote compare.txt, compare.md, compare.tex, compare.json, compare.png to {out}", err=True)

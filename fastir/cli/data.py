@@ -35,9 +35,11 @@ def show(dataset, langs, fmt):
 def export(dataset, out, langs, overwrite):
     """Write questions.arrow, candidates.arrow and qrels.arrow (Arrow IPC) into OUT."""
     from fastir.data.lareqa import export_dataset, load_dataset
+    from fastir.lock import claim_output
 
     ds = load_dataset(dataset, langs=split_list(langs))
-    export_dataset(ds, out, overwrite=overwrite)
+    with claim_output(out):
+        export_dataset(ds, out, overwrite=overwrite)
     click.echo(f"wrote {ds.num_questions} questions, {ds.num_candidates} candidates, "
                f"{len(ds.qrel_query_id)} qrels to {out}")
 
@@ -54,7 +56,9 @@ def to_train(dataset, out, langs, overwrite):
     """
     from fastir.data.lareqa import load_dataset
     from fastir.train.writer import write_lareqa_train_table
+    from fastir.lock import claim_output
 
     ds = load_dataset(dataset, langs=split_list(langs))
-    rows = write_lareqa_train_table(ds, out, overwrite=overwrite)
+    with claim_output(out):
+        rows = write_lareqa_train_table(ds, out, overwrite=overwrite)
     click.echo(f"wrote {rows} rows to {out}")

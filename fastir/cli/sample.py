@@ -29,18 +29,20 @@ def sample(data, strategy, alpha, batch_size, steps, seed, lang_weights, source_
 
     from fastir.train.audit import (check_composition_out, composition_summary, composition_table, format_summary,
                                      write_composition)
+    from fastir.lock import claim_output
     from fastir.train.sampler import BatchSampler
     from fastir.train.strategies import CROSS
 
     if out is not None:
         check_composition_out(out, overwrite)  # before sampling: fail fast, write nothing
-    sampler = BatchSampler(
-        list(data), strategy=strategy, batch_size=batch_size, seed=seed, alpha=alpha,
-        lang_weights=parse_lang_weights(lang_weights), source_mode=source_mode,
-    )
-    table = composition_table(sampler, sampler.steps_per_epoch if steps is None else steps)
-    if out is not None:
-        write_composition(table, out, overwrite=overwrite)
+    with claim_output(out):
+        sampler = BatchSampler(
+            list(data), strategy=strategy, batch_size=batch_size, seed=seed, alpha=alpha,
+            lang_weights=parse_lang_weights(lang_weights), source_mode=source_mode,
+        )
+        table = composition_table(sampler, sampler.steps_per_epoch if steps is None else steps)
+        if out is not None:
+            write_composition(table, out, overwrite=overwrite)
     summary = composition_summary(table)
     if fmt == "json":
         click.echo(json.dumps({"sampler": sampler.summary(), "composition": summary}, indent=2))

@@ -38,6 +38,7 @@ def score(run_dir, pairs, ks, metrics, out_dir, overwrite, per_query, trec_dir, 
     import json
 
     from fastir.errors import InputError
+    from fastir.lock import claim_output
     from fastir.runs.rundir import check_output_dir, read_run
     from fastir.eval.score import default_out_dir, score_run
     from fastir.eval.report import format_table, pairs_csv, summary_json, write_scores
@@ -57,9 +58,10 @@ def score(run_dir, pairs, ks, metrics, out_dir, overwrite, per_query, trec_dir, 
         check_output_dir(trec_dir, overwrite=overwrite)
         cutoffs = ks if chosen is None else [m.k for m in chosen if m.k is not None] or [max(DEFAULT_KS)]
         trec_depth = max(cutoffs) if trec_depth is None else trec_depth
-    result = score_run(run, pairs=pairs, ks=ks, per_query=per_query, block_mb=block_mb, trec_depth=trec_depth,
-                       metrics=chosen)
-    write_scores(result, out_dir, overwrite=overwrite, trec_dir=trec_dir)
+    with claim_output(out_dir, trec_dir):
+        result = score_run(run, pairs=pairs, ks=ks, per_query=per_query, block_mb=block_mb, trec_depth=trec_depth,
+                           metrics=chosen)
+        write_scores(result, out_dir, overwrite=overwrite, trec_dir=trec_dir)
     if fmt == "json":
         click.echo(json.dumps(summary_json(result), indent=2))
     elif fmt == "csv":

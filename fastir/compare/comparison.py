@@ -39,6 +39,7 @@ from fastir.compare.inputs import (
 from fastir.compare.stats import holm, paired_t_test
 from fastir.errors import InputError
 from fastir.eval.metrics import RANK_DISTANCE, Metric, parse_metrics
+from fastir.resources import require_memory
 
 TESTS = ("randomization", "bootstrap", "t")
 DEFAULT_METRICS = ("map", "recall@1", "recall@10")
@@ -334,6 +335,10 @@ def _resample(cells: Cells, stats: list[Statistic], joint: np.ndarray, observed:
 
     n_q = int(strata_ptr[-1])
     k_ptr, k_cell, k_coef = _stat_csr(stats)
+    # The bootstrap distribution (samples, K, V) float64, a sorted copy for the percentiles, and the
+    # sign-flip distribution (samples, K, R-1).
+    require_memory(samples * len(stats) * (2 * joint.shape[1] + r - 1) * 8, "--samples",
+                   f"{samples} resamples of {len(stats)} statistics")
     boot = stratified_bootstrap_statistics(strata_ptr, np.arange(n_q), cells.ptr, cells.query, joint,
                                            k_ptr, k_cell, k_coef, n_q, samples, seed)
     tail = (1.0 - confidence) / 2.0 * 100.0

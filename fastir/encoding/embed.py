@@ -10,6 +10,7 @@ How a run proceeds, and why:
 3. Each batch's embeddings go to their own Arrow file (``part-<side>-<batch>.arrow``, row indices +
    embeddings, written under a temporary name then renamed) in a work dir beside OUT
    (``.<OUT>.fastir-embed/``). Memory stays flat; a part either exists whole or not at all.
+   Rank 0 holds OUT's lock (:mod:`fastir.lock`) for the whole run: a second embed to OUT fails.
    ``--resume`` skips the parts that exist; ``plan.json`` refuses a resume with other options.
 4. Under torchrun, rank r encodes batches r, r + W, ...; after a barrier rank 0 merges.
 5. Rank 0 scatters the parts into dataset order (through a memory-mapped scratch array), writes
@@ -20,6 +21,7 @@ How a run proceeds, and why:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import shutil
@@ -32,9 +34,10 @@ import numpy as np
 import pyarrow as pa
 
 from fastir import __version__
-from fastir.atomic import atomic_dir, atomic_path
+from fastir.atomic import atomic_dir, preallocated_memmap, remove_leftovers
 from fastir.encoding.distributed import Distributed
 from fastir.errors import FastirError, InputError
+from fastir.lock import claim_output
 from fastir.runs.rundir import (
     CANDIDATES, DTYPES, QRELS, QUERIES, RUN_FORMAT, RUN_JSON, candidates_table, embedding_array, qrels_table,
     queries_table, write_run_json, write_table,
@@ -95,7 +98,10 @@ def embed_dataset(opts: EmbedOptions, on_batch: Callable[[str, int], None] | Non
     work = work_dir_for(out)
     # Ranks wait at barriers while others encode: allow long waits.
     dist = Distributed.from_env(timeout=datetime.timedelta(hours=12))
+    claim = contextlib.ExitStack()
     try:
+        # One writer per OUT (rank 0 holds the lock for the job); then dead runs' temporaries go.
+        dist.run_on_rank0(lambda: (claim.enter_context(claim_output(out)), remove_leftovers(work)))
         complete = _check_out(out, work, opts)
         dist.barrier()  # every rank has checked OUT before rank 0 creates the work dir
         from fastir.data.lareqa import load_dataset
@@ -131,6 +137,7 @@ def embed_dataset(opts: EmbedOptions, on_batch: Callable[[str, int], None] | Non
         dist.run_on_rank0(lambda: _merge(work, out, meta, ds, opts.overwrite))
         return EmbedResult(out, meta, encoded, time.perf_counter() - t0, dist.rank, dist.world_size)
     finally:
+        claim.close()
         dist.close()
 
 
@@ -235,9 +242,8 @@ def _prepare_work_dir(work: Path, plan: dict, opts: EmbedOptions) -> None:
                 raise InputError(plan_file, key, f"the interrupted run used {old.get(key)!r}, this call "
                                                  f"{plan.get(key)!r}; pass --overwrite to start over")
         return
-    work.mkdir(parents=True)
-    with atomic_path(plan_file) as tmp:
-        tmp.write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
+    with atomic_dir(work) as tmp:  # the work dir appears with its plan.json or not at all
+        (tmp / PLAN).write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
 
 
 # -------------------------------------------------------------------------------------- encoding
@@ -295,9 +301,9 @@ def _encode_parts(enc, prepared, batches, work, store, normalize, dist, progress
 
 
 def _gather(work: Path, side: str, n_batches: int, n_rows: int, store: str, dim: int) -> np.ndarray:
-    """Scatter a side's parts into a memory-mapped (N, D) array in dataset order."""
-    scratch = np.lib.format.open_memmap(work / f"merge-{side}.npy", mode="w+", dtype=np.dtype(store),
-                                        shape=(n_rows, dim))
+    """Scatter a side's parts into a memory-mapped (N, D) array in dataset order (its disk space
+    reserved first: a full disk raises ENOSPC here instead of SIGBUS on a store)."""
+    scratch = preallocated_memmap(work / f"merge-{side}.bin", np.dtype(store), (n_rows, dim))
     seen = np.zeros(n_rows, dtype=bool)
     expected = _part_schema(store, dim)
     for index in range(n_batches):
@@ -314,7 +320,6 @@ def _gather(work: Path, side: str, n_batches: int, n_rows: int, store: str, dim:
         seen[rows] = True
     if not seen.all():
         raise FastirError(f"{work}: {side} row {int(np.argmin(seen))} was never encoded; rerun with --overwrite")
-    scratch.flush()
     return scratch
 
 

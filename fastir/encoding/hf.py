@@ -314,6 +314,7 @@ def _model_limit(config, tokenizer) -> int:
 
 
 def _load_model(model: str, source: str, torch_dtype) -> tuple[object, str]:
+    from safetensors import SafetensorError
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
 
@@ -326,6 +327,9 @@ def _load_model(model: str, source: str, torch_dtype) -> tuple[object, str]:
         except (ValueError, ImportError):
             # Architectures without SDPA support fall back to their default attention.
             hf = AutoModel.from_pretrained(source, dtype=torch_dtype)
+    except SafetensorError as exc:  # a truncated or corrupt model.safetensors
+        raise InputError(model, "weights", f"unreadable safetensors file ({_one_line(exc)}): the model "
+                                           "file is truncated or corrupt") from None
     except (OSError, ValueError, KeyError) as exc:
         raise InputError(model, None, f"cannot load model weights: {_one_line(exc)}") from None
     finally:

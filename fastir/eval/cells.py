@@ -88,6 +88,9 @@ def _parse_pair(item: str, query_langs: list[str], cand_langs: list[str]) -> Cel
                                       f"(run has {_names(cand_langs)} and {POOLED!r})")
 
 
+MAX_CUTOFF = 2**31 - 1  # ranks are counted in int64 kernels; no collection comes near this
+
+
 def parse_ks(value) -> tuple[int, ...]:
     """``--k`` as a tuple of distinct positive ints, in the order given ("1,5,10" or an iterable)."""
     raw = [x.strip() for x in value.split(",")] if isinstance(value, str) else list(value)
@@ -103,6 +106,8 @@ def parse_ks(value) -> tuple[int, ...]:
             raise InputError(None, "--k", f"{x!r} is not an integer") from None
         if k <= 0:
             raise InputError(None, "--k", f"must be positive, found {k}")
+        if k > MAX_CUTOFF:
+            raise InputError(None, "--k", f"must be at most {MAX_CUTOFF}, found {k}")
         if k not in ks:
             ks.append(k)
     if not ks:

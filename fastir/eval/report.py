@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastir.atomic import atomic_dir, atomic_path
+from fastir.atomic import atomic_dirs, atomic_path
 from fastir.eval.cells import KINDS, POOLED
 from fastir.eval.metrics import RANK_DISTANCE
 from fastir.eval.result import (
@@ -150,7 +150,8 @@ def write_scores(result, out_dir: str | os.PathLike, overwrite: bool = False, tr
     check_output_dir(out_dir, overwrite=overwrite)
     if trec_dir is not None:
         check_output_dir(trec_dir, overwrite=overwrite)
-    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+    with atomic_dirs([out_dir, *([trec_dir] if trec_dir is not None else [])], overwrite=overwrite) as tmps:
+        tmp = tmps[0]
         (tmp / PAIRS_CSV).write_text(pairs_csv(result), encoding="utf-8")
         pq.write_table(pairs_table(result), tmp / PAIRS_PARQUET)
         (tmp / SUMMARY_JSON).write_text(json.dumps(summary_json(result), indent=2) + "\n", encoding="utf-8")
@@ -160,7 +161,7 @@ def write_scores(result, out_dir: str | os.PathLike, overwrite: bool = False, tr
         if trec_dir is not None:
             from fastir.runs.trec import write_trec
 
-            write_trec(result, trec_dir, overwrite=overwrite)
+            write_trec(result, tmps[1], overwrite=True)  # staged: appears with out_dir or not at all
     return out_dir
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fastir.errors import InputError
+from fastir.resources import require_memory
 from fastir.eval.aggregate import aggregate
 from fastir.eval.cells import DEFAULT_BLOCK_MB, DEFAULT_KS, POOLED, Cell, parse_ks, parse_pairs
 from fastir.eval.metrics import default_metrics, kernel_program, parse_metrics, with_rank_distance
@@ -57,8 +58,11 @@ def score_run(
     chosen = with_rank_distance(chosen)
     if not (isinstance(block_mb, (int, float)) and np.isfinite(block_mb) and block_mb > 0):
         raise InputError(None, "--block-mb", f"must be positive, found {block_mb}")
-    if trec_depth is not None and int(trec_depth) <= 0:
-        raise InputError(None, "--trec-depth", f"must be positive, found {trec_depth}")
+    if trec_depth is not None:
+        if int(trec_depth) <= 0:
+            raise InputError(None, "--trec-depth", f"must be positive, found {trec_depth}")
+        # No candidate set holds more than every candidate: a deeper buffer could never fill.
+        trec_depth = min(int(trec_depth), max(1, len(run.candidates)))
     plan = _plan(run, pairs)
     t_plan = time.perf_counter()
     values, top = _score_blocks(run, plan, chosen, block_mb, trec_depth)
@@ -146,6 +150,8 @@ def _score_blocks(run: Run, plan: _Plan, metrics, block_mb: float, trec_depth: i
     top = None
     if trec_depth:
         depth = int(trec_depth)
+        require_memory(n_queries * (n_langs + 1) * depth * 8, "--trec-depth",
+                       f"the TREC top-{depth} buffer ({n_queries} queries x {n_langs + 1} candidate sets)")
         top = TopK(depth, np.zeros((n_queries, n_langs + 1, depth), np.float32),
                    np.zeros((n_queries, n_langs + 1, depth), np.int32), np.zeros((n_queries, n_langs + 1), np.int32))
     # The kernels want score columns grouped by language: each group's candidates are gathered in
@@ -181,6 +187,7 @@ def _score_group(run: Run, plan: _Plan, rows, cand_rows, c_lang, g_ptr, g_col, p
     # Equal blocks: the same number of products, a smaller buffer to fault in.
     n_blocks = -(-len(rows) // rows_per_block)
     rows_per_block = -(-len(rows) // n_blocks)
+    require_memory(rows_per_block * n_cols * 4, "--block-mb", f"a score block of {rows_per_block} x {n_cols} float32")
     s_buf = np.empty((rows_per_block, n_cols), dtype=np.float32)
     q_buf = np.empty((rows_per_block, q_emb.shape[1]), dtype=np.float32)
     for s in range(0, len(rows), rows_per_block):

@@ -20,11 +20,15 @@ bit-identical weights to an uninterrupted run (same device and world size).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import sys
 import time
+from pathlib import Path
 
 from fastir.encoding.distributed import Distributed
+from fastir.lock import claim_output
 from fastir.train.checkpoint import FINAL, checkpoint_name
 from fastir.train.config import TrainConfig, TrainResult, validate
 from fastir.train.resume import save_step, trim_log
@@ -47,11 +51,31 @@ def train(cfg: TrainConfig) -> TrainResult:
     hf_logging.disable_progress_bar()
     dist = Distributed.from_env(collective_device=cfg.device)
     try:
-        return _train(cfg, dist)
+        with contextlib.ExitStack() as stack:
+            # One writer per OUT (rank 0 holds the lock; dead runs' temporaries go), taken through
+            # run_on_rank0 so that a refused claim stops every rank instead of leaving them waiting.
+            dist.run_on_rank0(lambda: (stack.enter_context(claim_output(cfg.out)),
+                                       stack.enter_context(_removed_unless_resumable(Path(cfg.out)))))
+            return _train(cfg, dist)
     finally:
         if bars:
             hf_logging.enable_progress_bar()
         dist.close()
+
+
+@contextlib.contextmanager
+def _removed_unless_resumable(out: Path):
+    """A run that fails before its first checkpoint removes the OUT it created (its log, nothing
+    to resume from): a failed command leaves the output location as it was."""
+    from fastir.train.checkpoint import list_checkpoints
+
+    fresh = not out.exists()
+    try:
+        yield
+    except BaseException:
+        if fresh and out.is_dir() and not list_checkpoints(out):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:

@@ -1,0 +1,73 @@
+"""Small inputs for every command, built once per session (tests copy what they write beside)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from conftest import make_lareqa_lang, make_train_rows, write_arrow, write_test_run  # noqa: E402
+
+LANGS = ("aa", "bb", "cc")
+
+
+def tiny_run(root: Path, name: str, seed: int) -> Path:
+    """3 languages x 6 xling ids; the gold of a query is its xling's candidate in every language."""
+    rng = np.random.default_rng(seed)
+    q_langs, c_langs, qrels = [], [], []
+    for lang in LANGS:
+        c_langs += [lang] * 8
+    for lang in LANGS:
+        for x in range(6):
+            qrels += [(len(q_langs), other * 8 + x) for other in range(len(LANGS))]
+            q_langs.append(lang)
+    return write_test_run(root, q_emb=rng.standard_normal((len(q_langs), 8)), q_langs=q_langs,
+                          c_emb=rng.standard_normal((len(c_langs), 8)), c_langs=c_langs, qrels=qrels, name=name,
+                          meta={"dataset_checksum": "tiny-checksum"})
+
+
+@pytest.fixture(scope="session")
+def inputs(tmp_path_factory):
+    """Paths of: two run dirs with per-query scores (score_a, score_b), a LAReQA dir, train tables."""
+    from fastir.cli import main
+
+    root = tmp_path_factory.mktemp("cli_inputs")
+    paths = {"run": tiny_run(root, "run_a", 0), "run_b": tiny_run(root, "run_b", 1)}
+    for key, run in (("score_a", paths["run"]), ("score_b", paths["run_b"])):
+        paths[key] = root / f"{key}"
+        assert main(["score", str(run), "--out", str(paths[key]), "--per-query", "--format", "json"]) == 0
+    lareqa = root / "lareqa"
+    lareqa.mkdir()
+    for i, lang in enumerate(("aa", "bb")):
+        (lareqa / f"{lang}.json").write_text(json.dumps(make_lareqa_lang(lang, 3, seed=i)), encoding="utf-8")
+    paths["lareqa"] = lareqa
+    rows = make_train_rows(pairs=range(12))
+    paths["train_arrow"] = Path(write_arrow(root / "train.arrow", rows))
+    paths["train_jsonl"] = root / "train.jsonl"
+    paths["train_jsonl"].write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return paths
+
+
+def command(name: str, inputs: dict, out: Path) -> list[str]:
+    """argv of command ``name`` writing to ``out`` (every writing command, small and fast)."""
+    return {
+        "score": ["score", str(inputs["run"]), "--out", str(out), "--per-query", "--format", "json"],
+        "score-trec": ["score", str(inputs["run"]), "--out", str(out / "scores"), "--trec", str(out / "trec"),
+                       "--per-query", "--format", "json"],
+        "compare": ["compare", str(inputs["score_a"]), str(inputs["score_b"]), "--samples", "200",
+                    "--out", str(out), "--format", "json"],
+        "data-export": ["data", "export", str(inputs["lareqa"]), str(out)],
+        "data-to-train": ["data", "to-train", str(inputs["lareqa"]), str(out.with_suffix(".jsonl"))],
+        "sample": ["sample", str(inputs["train_arrow"]), "--batch-size", "4", "--steps", "3",
+                   "--out", str(out.with_suffix(".jsonl"))],
+    }[name]
+
+
+@pytest.fixture
+def argv_of(inputs):
+    """``argv_of(name, out)``: the argv of writing command ``name`` (see :func:`command`) to ``out``."""
+    return lambda name, out: command(name, inputs, out)
