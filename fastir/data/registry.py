@@ -41,6 +41,8 @@ DATASETS = {e.name: e for e in (
 )}
 
 LAYOUTS = (
+    LayoutEntry("beir", "fastir.data.beir:open_directory", ("corpus.jsonl", "*/corpus.jsonl"),
+                "BEIR-style corpus.jsonl + queries.jsonl + qrels/{split}.tsv, or one such directory per language"),
     LayoutEntry("lareqa", "fastir.data.lareqa:open_directory", ("*.json",),
                 "LAReQA {lang}.json files (SQuAD format with sentence_breaks)"),
 )

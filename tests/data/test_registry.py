@@ -19,7 +19,7 @@ from fastir.errors import InputError
 def test_names_and_choices():
     assert registry.dataset_names() == ["xquad-r", "mlqa-r"]
     text = registry.choices_text()
-    assert "xquad-r, mlqa-r" in text and "LAReQA" in text
+    assert "xquad-r, mlqa-r" in text and "LAReQA" in text and "corpus.jsonl" in text
 
 
 def test_bundled_by_name_is_a_dataset():
