@@ -179,13 +179,16 @@ def open_directory(path: str | os.PathLike, langs: list[str] | None = None) -> B
     split = _split(parts)
     shas: dict[str, str] = {}
     corpus = [_scan_corpus(part, root, shas) for part in parts]
-    all_langs = sorted({lang for ids in corpus for lang in ids[1]} | {p.lang for p in parts if p.lang})
+    query_rows = [_read_queries(part, root, shas) for part in parts]
+    # Query languages count too: a collection may query in languages its corpus does not hold.
+    all_langs = sorted({lang for _, per_lang in corpus for lang in per_lang} | {p.lang for p in parts if p.lang}
+                       | {row[1] for rows in query_rows for row in rows})
     if langs is not None:
         unknown = [lang for lang in langs if lang not in all_langs]
         if unknown:
             raise InputError(root, "langs", f"unknown language(s) {','.join(unknown)}; available: {','.join(all_langs)}")
     kept = tuple(lang for lang in all_langs if langs is None or lang in langs)
-    queries, qrels, skipped = _judged(parts, corpus, split, set(kept), root, shas)
+    queries, qrels, skipped = _judged(parts, corpus, query_rows, split, set(kept), root, shas)
     counts: dict[str, int] = {}
     for _, per_lang in corpus:
         for lang, n in per_lang.items():
@@ -307,14 +310,13 @@ def _read_qrels(path: Path, prefix: str) -> list[tuple[int, str, str, int]]:
     return rows
 
 
-def _judged(parts, corpus, split, kept: set, root: Path, shas: dict) -> tuple[Queries, Qrels, int]:
+def _judged(parts, corpus, query_rows, split, kept: set, root: Path, shas: dict) -> tuple[Queries, Qrels, int]:
     """Queries and qrels within the kept languages; every qrels id checked against its files."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     q_rows, qrels = [], ([], [], [])
-    for part, (ids, _) in zip(parts, corpus):
-        rows = _read_queries(part, root, shas)
+    for part, (ids, _), rows in zip(parts, corpus, query_rows):
         lang_of = {qid: lang for qid, lang, _, _ in rows}
         path = part.root / QRELS_DIR / f"{split}.tsv"
         judged = _read_qrels(path, part.prefix)

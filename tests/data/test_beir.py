@@ -102,6 +102,16 @@ def test_single_layout_graded_with_groups(tmp_path):
     assert en.queries().ids == ["q1"] and en.qrels().candidate_ids == ["d1"] and en.candidates().ids == ["d1", "d4"]
 
 
+def test_query_language_without_corpus_documents(tmp_path):
+    """Cross-lingual collections query in languages the corpus does not hold (XOR-TyDi style)."""
+    root = make_single(tmp_path / "col")
+    _jsonl(root / "queries.jsonl", [{"_id": "q1", "text": "w1 ?", "lang": "fi"}])
+    _qrels(root / "qrels" / "test.tsv", [("q1", "d1", 1)])
+    ds = open_dataset(root)
+    assert ds.langs == ("de", "en", "fi") and ds.queries().langs == ["fi"]
+    assert ds.summary()["languages"]["fi"] == {"queries": 1, "candidates": 0, "qrels": 1, "relevant": 1}
+
+
 def test_cli_show_export_embed_score(tmp_path, capsys, embed_tiny_bert):
     root = make_miracl_like(tmp_path / "miracl")
     assert main(["data", "show", str(root)]) == 0
