@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Iterator, Protocol, runtime_checkable
 
 from fastir.errors import InputError
