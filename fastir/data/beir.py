@@ -28,6 +28,7 @@ from typing import Iterator
 
 from fastir.data.dataset import Candidates, Qrels, Queries, check_qrels, dataset_checksum, sha256_file
 from fastir.errors import InputError
+from fastir.names import check_lang, check_langs
 
 CORPUS, QUERIES, QRELS_DIR = "corpus.jsonl", "queries.jsonl", "qrels"
 SPLIT_PREFERENCE = ("test", "dev")
@@ -51,7 +52,7 @@ class _Part:
         if self.lang is None:
             if not lang:
                 raise InputError(path, f"line {line}: lang", "missing")
-            return lang
+            return check_lang(lang, path, f"line {line}: lang")
         if lang is not None and lang != self.lang:
             raise InputError(path, f"line {line}: lang", f"{lang!r} in the directory of language {self.lang!r}")
         return self.lang
@@ -187,6 +188,8 @@ def open_directory(path: str | os.PathLike, langs: list[str] | None = None) -> B
         unknown = [lang for lang in langs if lang not in all_langs]
         if unknown:
             raise InputError(root, "langs", f"unknown language(s) {','.join(unknown)}; available: {','.join(all_langs)}")
+    if langs is not None:
+        check_langs(langs, None, "--langs")
     kept = tuple(lang for lang in all_langs if langs is None or lang in langs)
     queries, qrels, skipped = _judged(parts, corpus, query_rows, split, set(kept), root, shas)
     counts: dict[str, int] = {}
@@ -206,7 +209,10 @@ def _parts(root: Path, langs: list[str] | None) -> tuple[list[_Part], str]:
         dirs = sorted(d for d in root.iterdir() if (d / CORPUS).is_file())
         if not dirs:
             raise InputError(root, CORPUS, "missing (nor in any language subdirectory)")
+        for d in dirs:
+            check_lang(d.name, d, "language directory name")
         if langs is not None:
+            check_langs(langs, None, "--langs")
             unknown = [lang for lang in langs if lang not in {d.name for d in dirs}]
             if unknown:
                 raise InputError(root, "langs", f"unknown language(s) {','.join(unknown)}; "

@@ -207,6 +207,16 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, case):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["miracl"]
 
 
+def test_language_codes_are_checked(tmp_path):
+    root = make_single(tmp_path / "col")
+    _jsonl(root / "corpus.jsonl", [{"_id": "d1", "text": "w1", "lang": "../en"}])
+    with pytest.raises(InputError, match=r"corpus\.jsonl: line 1: lang: invalid language code '\.\./en'"):
+        open_dataset(root)
+    miracl = make_miracl_like(tmp_path / "m", langs=("sw", "y o"))
+    with pytest.raises(InputError, match="y o: language directory name: invalid language code"):
+        open_dataset(miracl)
+
+
 def test_query_without_lang_in_single_layout(tmp_path, capsys):
     root = make_single(tmp_path / "col")
     _jsonl(root / "queries.jsonl", [{"_id": "q1", "text": "w1 ?", "lang": "en"}, {"_id": "q2", "text": "w3 ?"}])
