@@ -54,13 +54,14 @@ def synthetic_run(scale: float, seed: int = 0) -> dict:
     return {
         "query_ids": [f"q{i:07d}" for i in range(nq)],
         "query_langs": [LANGS[i % len(LANGS)] for i in range(nq)],
-        "query_xling_ids": [f"x{i // len(LANGS):06d}" for i in range(nq)],
+        "query_groups": [f"x{i // len(LANGS):06d}" for i in range(nq)],
         "query_embeddings": unit_fp16(nq),
         "candidate_ids": [f"c{i:07d}" for i in range(nc)],
         "candidate_langs": [LANGS[i % len(LANGS)] for i in range(nc)],
         "candidate_embeddings": unit_fp16(nc),
         "qrels_query_ids": [f"q{i:07d}" for i in np.repeat(np.arange(nq), RELEVANT_PER_QUERY)],
         "qrels_candidate_ids": [f"c{j:07d}" for j in cand_of.reshape(-1)],
+        "qrels_relevance": [1 + k % 2 for k in range(nq * RELEVANT_PER_QUERY)],  # graded: 1 and 2
     }
 
 
@@ -84,11 +85,11 @@ def write_npy(cols: dict, out: Path) -> None:
 
 def _tables(cols: dict) -> dict[str, pa.Table]:
     return {
-        "queries": queries_table(cols["query_ids"], cols["query_langs"], cols["query_xling_ids"],
+        "queries": queries_table(cols["query_ids"], cols["query_langs"], cols["query_groups"],
                                  cols["query_embeddings"], "float16"),
         "candidates": candidates_table(cols["candidate_ids"], cols["candidate_langs"],
                                        cols["candidate_embeddings"], "float16"),
-        "qrels": qrels_table(cols["qrels_query_ids"], cols["qrels_candidate_ids"]),
+        "qrels": qrels_table(cols["qrels_query_ids"], cols["qrels_candidate_ids"], cols["qrels_relevance"]),
     }
 
 
@@ -102,12 +103,12 @@ def write_pandas(cols: dict, out: Path) -> None:
     import pandas as pd
 
     out.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"id": cols["query_ids"], "lang": cols["query_langs"], "xling_id": cols["query_xling_ids"],
+    pd.DataFrame({"id": cols["query_ids"], "lang": cols["query_langs"], "xling_id": cols["query_groups"],
                   "embedding": list(cols["query_embeddings"])}).to_parquet(out / "queries.parquet")
     pd.DataFrame({"id": cols["candidate_ids"], "lang": cols["candidate_langs"],
                   "embedding": list(cols["candidate_embeddings"])}).to_parquet(out / "candidates.parquet")
-    pd.DataFrame({"query_id": cols["qrels_query_ids"],
-                  "candidate_id": cols["qrels_candidate_ids"]}).to_parquet(out / "qrels.parquet")
+    pd.DataFrame({"query_id": cols["qrels_query_ids"], "candidate_id": cols["qrels_candidate_ids"],
+                  "relevance": cols["qrels_relevance"]}).to_parquet(out / "qrels.parquet")
 
 
 # ------------------------------------------------------------------------------ readers
@@ -116,11 +117,12 @@ def write_pandas(cols: dict, out: Path) -> None:
 def read_fastir(path: Path) -> dict:
     run = read_run(path)
     return {
-        "query_ids": run.queries.ids, "query_langs": run.queries.langs, "query_xling_ids": run.queries.xling_ids,
+        "query_ids": run.queries.ids, "query_langs": run.queries.langs, "query_groups": run.queries.xling_ids,
         "query_embeddings": run.queries.embeddings,
         "candidate_ids": run.candidates.ids, "candidate_langs": run.candidates.langs,
         "candidate_embeddings": run.candidates.embeddings,
         "qrels_query_ids": run.qrels_query_id, "qrels_candidate_ids": run.qrels_candidate_id,
+        "qrels_relevance": run.qrels_relevance,
     }
 
 
@@ -142,10 +144,11 @@ def read_parquet(path: Path) -> dict:
     r = pq.read_table(path / "qrels.parquet")
     return {
         "query_ids": q.column("id").to_pylist(), "query_langs": q.column("lang").to_pylist(),
-        "query_xling_ids": q.column("xling_id").to_pylist(), "query_embeddings": _embeddings(q.column("embedding")),
+        "query_groups": q.column("xling_id").to_pylist(), "query_embeddings": _embeddings(q.column("embedding")),
         "candidate_ids": c.column("id").to_pylist(), "candidate_langs": c.column("lang").to_pylist(),
         "candidate_embeddings": _embeddings(c.column("embedding")),
         "qrels_query_ids": r.column("query_id").to_pylist(), "qrels_candidate_ids": r.column("candidate_id").to_pylist(),
+        "qrels_relevance": r.column("relevance").to_pylist(),
     }
 
 
@@ -156,11 +159,12 @@ def read_pandas(path: Path) -> dict:
     c = pd.read_parquet(path / "candidates.parquet")
     r = pd.read_parquet(path / "qrels.parquet")
     return {
-        "query_ids": q["id"].tolist(), "query_langs": q["lang"].tolist(), "query_xling_ids": q["xling_id"].tolist(),
+        "query_ids": q["id"].tolist(), "query_langs": q["lang"].tolist(), "query_groups": q["xling_id"].tolist(),
         "query_embeddings": np.stack(q["embedding"].to_numpy()),
         "candidate_ids": c["id"].tolist(), "candidate_langs": c["lang"].tolist(),
         "candidate_embeddings": np.stack(c["embedding"].to_numpy()),
         "qrels_query_ids": r["query_id"].tolist(), "qrels_candidate_ids": r["candidate_id"].tolist(),
+        "qrels_relevance": r["relevance"].tolist(),
     }
 
 

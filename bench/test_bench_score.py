@@ -89,9 +89,9 @@ def xquad_r_like(scale: float, seed: int = 0, dim: int = DIM) -> dict:
 
     return dict(
         meta={"dataset": "xquad-r-synthetic", "model": "synthetic", "normalized": True, "dtype": "float16"},
-        query_ids=q_ids, query_langs=q_langs, query_xling_ids=q_xling, query_embeddings=unit_fp16(q_blocks),
+        query_ids=q_ids, query_langs=q_langs, query_groups=q_xling, query_embeddings=unit_fp16(q_blocks),
         candidate_ids=c_ids, candidate_langs=c_langs, candidate_embeddings=unit_fp16(c_blocks),
-        qrels_query_ids=qrels_q, qrels_candidate_ids=qrels_c,
+        qrels_query_ids=qrels_q, qrels_candidate_ids=qrels_c, qrels_relevance=[1] * len(qrels_q),
     )
 
 
@@ -103,9 +103,10 @@ def subsample(columns: dict, step: int) -> dict:
     return {**columns,
             "query_ids": [columns["query_ids"][i] for i in keep],
             "query_langs": [columns["query_langs"][i] for i in keep],
-            "query_xling_ids": [columns["query_xling_ids"][i] for i in keep],
+            "query_groups": [columns["query_groups"][i] for i in keep],
             "query_embeddings": columns["query_embeddings"][keep],
-            "qrels_query_ids": [p[0] for p in pairs], "qrels_candidate_ids": [p[1] for p in pairs]}
+            "qrels_query_ids": [p[0] for p in pairs], "qrels_candidate_ids": [p[1] for p in pairs],
+            "qrels_relevance": [1] * len(pairs)}
 
 
 @pytest.fixture(scope="module")

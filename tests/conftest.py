@@ -188,11 +188,11 @@ def minilm_path():
 
 
 def write_test_run(directory, *, q_emb, q_langs, c_emb, c_langs, qrels, q_xling=None, q_ids=None, c_ids=None,
-                   dtype: str = "float32", name: str = "run", meta: dict | None = None):
+                   dtype: str = "float32", name: str = "run", meta: dict | None = None, relevance=None):
     """Write a synthetic run dir with ``fastir.runs.rundir.write_run``; returns its path.
 
-    ``qrels``: (query row, candidate row) pairs. Ids default to ``q{i}`` / ``c{j}``, xling ids to
-    ``x{i}``. Integer-valued embeddings give exactly representable scores (exact ties).
+    ``qrels``: (query row, candidate row) pairs, ``relevance`` their grades (default all 1). Ids
+    default to ``q{i}`` / ``c{j}``, xling ids to ``x{i}``. Integer-valued embeddings give exactly representable scores (exact ties).
     """
     from pathlib import Path
 
@@ -209,9 +209,10 @@ def write_test_run(directory, *, q_emb, q_langs, c_emb, c_langs, qrels, q_xling=
     path = Path(directory) / name
     write_run(path, {"dataset": "synthetic", "model": "synthetic", "normalized": False, "dtype": dtype,
                      **(meta or {})},
-              query_ids=q_ids, query_langs=list(q_langs), query_xling_ids=q_xling, query_embeddings=q_emb,
+              query_ids=q_ids, query_langs=list(q_langs), query_groups=q_xling, query_embeddings=q_emb,
               candidate_ids=c_ids, candidate_langs=list(c_langs), candidate_embeddings=c_emb,
-              qrels_query_ids=[q_ids[i] for i, _ in qrels], qrels_candidate_ids=[c_ids[j] for _, j in qrels])
+              qrels_query_ids=[q_ids[i] for i, _ in qrels], qrels_candidate_ids=[c_ids[j] for _, j in qrels],
+              qrels_relevance=[1] * len(qrels) if relevance is None else list(relevance))
     return path
 
 

@@ -1,4 +1,4 @@
-"""``fastir data``: inspect and export the LAReQA datasets."""
+"""``fastir data``: inspect and export datasets (any entry of :mod:`fastir.data.registry`)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import json
 import click
 
 from fastir.cli.options import split_list
+from fastir.data.registry import choices_text
 
 
-@click.group()
+@click.group(help=f"Inspect and export datasets: {choices_text()}.")
 def data():
-    """Inspect and export LAReQA datasets (xquad-r, mlqa-r, or a directory of {lang}.json files)."""
+    pass
 
 
 @data.command()
@@ -19,12 +20,11 @@ def data():
 @click.option("--langs", default=None, help="Comma-separated languages (default: all).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def show(dataset, langs, fmt):
-    """Print the per-language table (questions, candidates, paragraphs) and totals."""
-    from fastir.data.lareqa import dataset_summary, format_summary, load_dataset
+    """Print the per-language table (queries, candidates, ...) and totals."""
+    from fastir.data.registry import open_dataset
 
-    ds = load_dataset(dataset, langs=split_list(langs))
-    summary = dataset_summary(ds)
-    click.echo(json.dumps(summary, indent=2) if fmt == "json" else format_summary(summary))
+    ds = open_dataset(dataset, langs=split_list(langs))
+    click.echo(json.dumps(ds.summary(), indent=2) if fmt == "json" else ds.describe())
 
 
 @data.command()
@@ -34,14 +34,14 @@ def show(dataset, langs, fmt):
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT directory.")
 def export(dataset, out, langs, overwrite):
     """Write questions.arrow, candidates.arrow and qrels.arrow (Arrow IPC) into OUT."""
-    from fastir.data.lareqa import export_dataset, load_dataset
+    from fastir.data.dataset import export_dataset
+    from fastir.data.registry import open_dataset
     from fastir.lock import claim_output
 
-    ds = load_dataset(dataset, langs=split_list(langs))
+    ds = open_dataset(dataset, langs=split_list(langs))
     with claim_output(out):
-        export_dataset(ds, out, overwrite=overwrite)
-    click.echo(f"wrote {ds.num_questions} questions, {ds.num_candidates} candidates, "
-               f"{len(ds.qrel_query_id)} qrels to {out}")
+        rows = export_dataset(ds, out, overwrite=overwrite)
+    click.echo(f"wrote {rows['queries']} questions, {rows['candidates']} candidates, {rows['qrels']} qrels to {out}")
 
 
 @data.command("to-train")
@@ -54,11 +54,15 @@ def to_train(dataset, out, langs, overwrite):
 
     OUT ends in .parquet, .arrow or .jsonl; one row per (xling_id, lang).
     """
-    from fastir.data.lareqa import load_dataset
+    from fastir.data.lareqa import LareqaDataset
+    from fastir.data.registry import open_dataset
+    from fastir.errors import InputError
     from fastir.train.writer import write_lareqa_train_table
     from fastir.lock import claim_output
 
-    ds = load_dataset(dataset, langs=split_list(langs))
+    ds = open_dataset(dataset, langs=split_list(langs))
+    if not isinstance(ds, LareqaDataset):
+        raise InputError(dataset, "dataset", "to-train needs a LAReQA dataset (its questions' answer sentences)")
     with claim_output(out):
         rows = write_lareqa_train_table(ds, out, overwrite=overwrite)
     click.echo(f"wrote {rows} rows to {out}")

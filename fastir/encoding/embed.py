@@ -1,4 +1,7 @@
-"""``fastir embed``: encode a LAReQA dataset into a run dir (see :mod:`fastir.runs.rundir`).
+"""``fastir embed``: encode a dataset into a run dir (see :mod:`fastir.runs.rundir`).
+
+The dataset comes from :func:`fastir.data.registry.open_dataset` (a name or a directory) and is
+read only through the :class:`fastir.data.dataset.Dataset` interface.
 
 How a run proceeds, and why:
 
@@ -104,11 +107,15 @@ def embed_dataset(opts: EmbedOptions, on_batch: Callable[[str, int], None] | Non
         dist.run_on_rank0(lambda: (claim.enter_context(claim_output(out)), remove_leftovers(work)))
         complete = _check_out(out, work, opts)
         dist.barrier()  # every rank has checked OUT before rank 0 creates the work dir
-        from fastir.data.lareqa import load_dataset
+        from fastir.data.registry import open_dataset
 
-        ds = load_dataset(opts.dataset, langs=opts.langs)
+        ds = open_dataset(opts.dataset, langs=opts.langs)
         if complete is not None:
             return _already_complete(out, complete, ds, opts, t0, dist)
+        queries, cands, qrels = ds.queries(), ds.candidates(), ds.qrels()
+        if opts.candidates == "sentence+context" and cands.contexts is None:
+            raise InputError(opts.dataset, "--candidates", "sentence+context needs candidate contexts; "
+                                                           "this dataset has none")
         from fastir.encoding.backends import HF, backend_name, open_backend
 
         hf = backend_name(opts.model, opts.backend) == HF
@@ -116,13 +123,13 @@ def embed_dataset(opts: EmbedOptions, on_batch: Callable[[str, int], None] | Non
                            device=dist.device(opts.device) if hf else opts.device, dtype=opts.dtype)
         normalize = enc.normalize_default if opts.normalize is None else bool(opts.normalize)
         prepared = {
-            "queries": enc.prepare(ds.question_text, prefix=opts.query_prefix),
+            "queries": enc.prepare(queries.texts, prefix=opts.query_prefix),
             "candidates": enc.prepare(
-                ds.candidate_text, prefix=opts.passage_prefix,
-                text_pairs=ds.candidate_context if opts.candidates == "sentence+context" else None),
+                cands.texts, prefix=opts.passage_prefix,
+                text_pairs=cands.contexts if opts.candidates == "sentence+context" else None),
         }
         batches = {side: enc.plan(prepared[side], opts.batch_tokens) for side in SIDES}
-        meta = _run_meta(opts, ds, enc, normalize)
+        meta = _run_meta(opts, ds, enc, normalize, (queries, cands, qrels))
         plan = {**meta, "batches": {side: len(batches[side]) for side in SIDES}}
         created = dist.rank == 0 and (opts.overwrite or not work.exists())
         dist.run_on_rank0(lambda: _prepare_work_dir(work, plan, opts))
@@ -134,20 +141,22 @@ def embed_dataset(opts: EmbedOptions, on_batch: Callable[[str, int], None] | Non
                 shutil.rmtree(work, ignore_errors=True)
             raise
         dist.barrier()
-        dist.run_on_rank0(lambda: _merge(work, out, meta, ds, opts.overwrite))
+        dist.run_on_rank0(lambda: _merge(work, out, meta, (queries, cands, qrels), opts.overwrite))
         return EmbedResult(out, meta, encoded, time.perf_counter() - t0, dist.rank, dist.world_size)
     finally:
         claim.close()
         dist.close()
 
 
-def _run_meta(opts: EmbedOptions, ds, enc, normalize: bool) -> dict:
-    """run.json: the dataset, what the backend records (backend, version, model, settings), the options."""
+def _run_meta(opts: EmbedOptions, ds, enc, normalize: bool, columns) -> dict:
+    """run.json: the dataset, what the backend records (backend, version, model, settings), the options;
+    ``columns``: the dataset's (Queries, Candidates, Qrels)."""
+    queries, cands, qrels = columns
     return {
         "format": RUN_FORMAT, "dataset": opts.dataset, "dataset_checksum": ds.checksum, "langs": list(ds.langs),
         **enc.record(opts.batch_tokens), "dim": enc.dim, "dtype": STORES[opts.store], "normalized": normalize,
         "query_prefix": opts.query_prefix, "passage_prefix": opts.passage_prefix, "candidates": opts.candidates,
-        "num_queries": ds.num_questions, "num_candidates": ds.num_candidates, "num_qrels": len(ds.qrel_query_id),
+        "num_queries": len(queries), "num_candidates": len(cands), "num_qrels": len(qrels),
         "fastir_version": __version__,
     }
 
@@ -323,16 +332,18 @@ def _gather(work: Path, side: str, n_batches: int, n_rows: int, store: str, dim:
     return scratch
 
 
-def _merge(work: Path, out: Path, meta: dict, ds, overwrite: bool) -> None:
+def _merge(work: Path, out: Path, meta: dict, columns, overwrite: bool) -> None:
+    """Write OUT from the parts; ``columns``: the dataset's (Queries, Candidates, Qrels)."""
+    queries, cands, qrels = columns
     plan = json.loads((work / PLAN).read_text(encoding="utf-8"))
     store, dim = meta["dtype"], meta["dim"]
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        q = _gather(work, "queries", plan["batches"]["queries"], ds.num_questions, store, dim)
-        write_table(tmp / QUERIES, queries_table(ds.question_id, ds.question_lang, ds.question_xling_id, q, store))
+        q = _gather(work, "queries", plan["batches"]["queries"], len(queries), store, dim)
+        write_table(tmp / QUERIES, queries_table(queries.ids, queries.langs, queries.groups, q, store))
         del q
-        c = _gather(work, "candidates", plan["batches"]["candidates"], ds.num_candidates, store, dim)
-        write_table(tmp / CANDIDATES, candidates_table(ds.candidate_id, ds.candidate_lang, c, store))
+        c = _gather(work, "candidates", plan["batches"]["candidates"], len(cands), store, dim)
+        write_table(tmp / CANDIDATES, candidates_table(cands.ids, cands.langs, c, store))
         del c
-        write_table(tmp / QRELS, qrels_table(ds.qrel_query_id, ds.qrel_candidate_id))
+        write_table(tmp / QRELS, qrels_table(qrels.query_ids, qrels.candidate_ids, qrels.relevance))
         write_run_json(tmp, meta)
     shutil.rmtree(work, ignore_errors=True)

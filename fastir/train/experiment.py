@@ -74,14 +74,14 @@ def run_experiment(cfg: ExperimentConfig) -> dict:
         raise InputError(out, None, "output path exists and is not a directory")
     # Validate every training config (and the datasets) before the first long step starts.
     configs = {s: _train_config(cfg, s, out) for s in cfg.strategies}
-    from fastir.data.lareqa import load_dataset
+    from fastir.data.registry import open_dataset
     from fastir.train.config import validate
 
     for c in configs.values():
         validate(dataclasses.replace(c, resume=False))
     _check_samplers(list(configs.values()))
     for ds in cfg.eval_datasets:
-        load_dataset(ds, langs=cfg.eval_langs)
+        open_dataset(ds, langs=cfg.eval_langs)
 
     from fastir.train.loop import train
 

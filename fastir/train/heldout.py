@@ -1,7 +1,7 @@
 """Quick held-out evaluation while training, scored by ``fastir score`` itself.
 
-The held-out data is a LAReQA dataset (``xquad-r``, ``mlqa-r`` or a directory of ``{lang}.json``)
-or a train table (relevance = same ``xling_id``; candidates = the table's distinct passages).
+The held-out data is any dataset of :mod:`fastir.data.registry` (``xquad-r``, ``mlqa-r``, a
+directory) or a train table (relevance = same ``xling_id``; candidates = the table's distinct passages).
 The current model embeds it (eval mode, L2-normalised, the training prefixes) into an in-memory
 :class:`fastir.runs.rundir.Run`, and :func:`fastir.eval.score.score_run` scores the pooled cells (X→all,
 LAReQA's setting with every language's candidates in one ranking), so the numbers logged while
@@ -25,13 +25,14 @@ class EvalSet:
     name: str
     query_ids: list[str]
     query_langs: list[str]
-    query_xling_ids: list[str]
+    query_groups: list[str] | None  # parallel-group ids, or None
     queries: list[str]
     candidate_ids: list[str]
     candidate_langs: list[str]
     candidates: list[str]
     qrels_query_id: list[str]
     qrels_candidate_id: list[str]
+    qrels_relevance: list[int]
 
 
 def load_eval_set(source: str | os.PathLike, *, langs: list[str] | None = None, max_queries: int = 0,
@@ -39,26 +40,28 @@ def load_eval_set(source: str | os.PathLike, *, langs: list[str] | None = None, 
     """Build an :class:`EvalSet`; ``max_queries`` > 0 keeps a seeded random subset of the queries
     (all candidates are kept)."""
     path = Path(os.fspath(source))
-    es = _from_train_table(path, langs) if path.is_file() else _from_lareqa(source, langs)
-    if not es.qrels_query_id:
+    es = _from_train_table(path, langs) if path.is_file() else _from_dataset(source, langs)
+    if not any(grade >= 1 for grade in es.qrels_relevance):
         raise InputError(source, None, "held-out evaluation data has no query with a relevant candidate")
     if 0 < max_queries < len(es.query_ids):
         keep = np.sort(np.random.default_rng(seed).choice(len(es.query_ids), size=max_queries, replace=False))
         kept = {es.query_ids[i] for i in keep}
-        qrels = [(q, c) for q, c in zip(es.qrels_query_id, es.qrels_candidate_id) if q in kept]
-        es = EvalSet(es.name, [es.query_ids[i] for i in keep], [es.query_langs[i] for i in keep],
-                     [es.query_xling_ids[i] for i in keep], [es.queries[i] for i in keep], es.candidate_ids,
-                     es.candidate_langs, es.candidates, [q for q, _ in qrels], [c for _, c in qrels])
+        qrels = [r for r in zip(es.qrels_query_id, es.qrels_candidate_id, es.qrels_relevance) if r[0] in kept]
+        groups = None if es.query_groups is None else [es.query_groups[i] for i in keep]
+        es = EvalSet(es.name, [es.query_ids[i] for i in keep], [es.query_langs[i] for i in keep], groups,
+                     [es.queries[i] for i in keep], es.candidate_ids, es.candidate_langs, es.candidates,
+                     [r[0] for r in qrels], [r[1] for r in qrels], [r[2] for r in qrels])
     return es
 
 
-def _from_lareqa(source, langs) -> EvalSet:
-    from fastir.data.lareqa import load_dataset
+def _from_dataset(source, langs) -> EvalSet:
+    from fastir.data.registry import open_dataset
 
-    ds = load_dataset(source, langs=langs)
-    return EvalSet(ds.name, list(ds.question_id), list(ds.question_lang), list(ds.question_xling_id),
-                   list(ds.question_text), list(ds.candidate_id), list(ds.candidate_lang), list(ds.candidate_text),
-                   list(ds.qrel_query_id), list(ds.qrel_candidate_id))
+    ds = open_dataset(source, langs=langs)
+    q, c, r = ds.queries(), ds.candidates(), ds.qrels()
+    return EvalSet(ds.name, list(q.ids), list(q.langs), None if q.groups is None else list(q.groups), list(q.texts),
+                   list(c.ids), list(c.langs), list(c.texts), list(r.query_ids), list(r.candidate_ids),
+                   list(r.relevance))
 
 
 def _from_train_table(path: Path, langs) -> EvalSet:
@@ -88,7 +91,7 @@ def _from_train_table(path: Path, langs) -> EvalSet:
     qrels = [(qid, cid) for qid, i in zip(qids, rows) for cid in by_xling[cols["xling_id"][i]]]
     return EvalSet(path.name, qids, [cols["lang"][i] for i in rows], [cols["xling_id"][i] for i in rows],
                    [cols["query"][i] for i in rows], cand_ids, cand_langs, cand_texts,
-                   [q for q, _ in qrels], [c for _, c in qrels])
+                   [q for q, _ in qrels], [c for _, c in qrels], [1] * len(qrels))
 
 
 def evaluate(encoder, es: EvalSet, *, query_prefix: str = "", passage_prefix: str = "") -> dict:
@@ -108,9 +111,10 @@ def evaluate(encoder, es: EvalSet, *, query_prefix: str = "", passage_prefix: st
         model.train(was_training)
     run = run_from_arrays(
         f"<held-out {es.name}>", {"dataset": es.name, "model": "training", "dtype": "float32", "normalized": True},
-        query_ids=es.query_ids, query_langs=es.query_langs, query_xling_ids=es.query_xling_ids, query_embeddings=q,
+        query_ids=es.query_ids, query_langs=es.query_langs, query_groups=es.query_groups, query_embeddings=q,
         candidate_ids=es.candidate_ids, candidate_langs=es.candidate_langs, candidate_embeddings=c,
-        qrels_query_ids=es.qrels_query_id, qrels_candidate_ids=es.qrels_candidate_id)
+        qrels_query_ids=es.qrels_query_id, qrels_candidate_ids=es.qrels_candidate_id,
+        qrels_relevance=es.qrels_relevance)
     summary = score_run(run, pairs="multi", ks=(1,)).summary
     return {"eval_pooled_map": summary["micro_multi_map"], "eval_multi_map": summary["multi"]["map"],
             "eval_multi_r1": summary["multi"]["recall@1"], "eval_queries": len(es.query_ids),

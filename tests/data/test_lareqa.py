@@ -256,3 +256,29 @@ def test_cli_bad_input_exit_2_and_nothing_written(tmp_path, capsys):
     assert err.startswith("error: ") and "en.json: json" in err and "\n" not in err
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["bad"]
+
+
+def test_dataset_interface_columns():
+    ds = lareqa.load_dataset("mlqa-r", langs=["en"])
+    q, r = ds.queries(), ds.qrels()
+    assert (q.ids, q.langs, q.texts, q.groups) == (ds.question_id, ds.question_lang, ds.question_text,
+                                                   ds.question_xling_id)
+    assert (r.query_ids, r.candidate_ids) == (ds.qrel_query_id, ds.qrel_candidate_id) and set(r.relevance) == {1}
+    batches = list(ds.iter_candidates(1000))
+    n = ds.num_candidates
+    assert [len(b) for b in batches] == [1000] * (n // 1000) + [n % 1000]
+    assert [i for b in batches for i in b.ids] == ds.candidate_id
+    assert [p for b in batches for p in b.paragraph_ids] == ds.candidate_paragraph_id
+    assert ds.summary() == lareqa.dataset_summary(ds) and ds.describe().startswith("mlqa-r  (1 languages")
+
+
+def test_export_keeps_lareqa_columns_and_adds_grades(tmp_path):
+    import pyarrow as pa
+
+    assert main(["data", "export", "mlqa-r", str(tmp_path / "x"), "--langs", "de"]) == 0
+    read = {n: pa.ipc.open_file(pa.memory_map(str(tmp_path / "x" / f"{n}.arrow"))).read_all()
+            for n in ("questions", "candidates", "qrels")}
+    assert read["questions"].column_names == ["id", "lang", "xling_id", "text"]
+    assert read["candidates"].column_names == ["id", "lang", "paragraph_id", "text", "context"]
+    assert read["qrels"].column_names == ["query_id", "candidate_id", "relevance"]
+    assert set(read["qrels"].column("relevance").to_pylist()) == {1}

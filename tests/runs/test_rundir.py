@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from fastir.runs import rundir
+from fastir.runs import rundir, writer
 from fastir.errors import InputError
 
 
@@ -20,9 +20,9 @@ def _make(tmp_path: Path, dtype="float16", dim=8, nq=6, nc=9, name="run", seed=0
     qids = [f"x{i}_{'en' if i % 2 else 'de'}" for i in range(nq)]
     cids = [f"{'en' if i % 2 else 'de'}_1_{i}" for i in range(nc)]
     args = dict(
-        query_ids=qids, query_langs=[s[-2:] for s in qids], query_xling_ids=[s[:-3] for s in qids],
+        query_ids=qids, query_langs=[s[-2:] for s in qids], query_groups=[s[:-3] for s in qids],
         query_embeddings=q, candidate_ids=cids, candidate_langs=[s[:2] for s in cids],
-        candidate_embeddings=c, qrels_query_ids=qids, qrels_candidate_ids=cids[:nq],
+        candidate_embeddings=c, qrels_query_ids=qids, qrels_candidate_ids=cids[:nq], qrels_relevance=[1] * nq,
     )
     args.update(overrides)
     meta = {"dataset": "synthetic", "model": "none", "normalized": False, "dtype": dtype}
@@ -36,7 +36,7 @@ def test_round_trip(tmp_path, dtype):
     c = rng.standard_normal((7, 16)).astype(np.float32)
     path = _make(tmp_path, dtype=dtype, dim=16, nq=5, nc=7, query_embeddings=q, candidate_embeddings=c)
     run = rundir.read_run(path)
-    assert run.meta["format"] == "fastir-run/1" and run.meta["dim"] == 16 and run.meta["dtype"] == dtype
+    assert run.meta["format"] == "fastir-run/2" and run.meta["dim"] == 16 and run.meta["dtype"] == dtype
     assert run.queries.embeddings.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(run.queries.embeddings, q.astype(dtype))
     np.testing.assert_array_equal(run.candidates.embeddings, c.astype(dtype))
@@ -48,7 +48,7 @@ def test_round_trip(tmp_path, dtype):
 
 
 def test_multiple_record_batches_are_read_whole(tmp_path, monkeypatch):
-    monkeypatch.setattr(rundir, "_BATCH_BYTES", 64)  # 2 rows of dim 8 fp32 per batch
+    monkeypatch.setattr(writer, "_BATCH_BYTES", 64)  # 2 rows of dim 8 fp32 per batch
     rng = np.random.default_rng(2)
     c = rng.standard_normal((9, 8)).astype(np.float32)
     path = _make(tmp_path, dtype="float32", candidate_embeddings=c)
@@ -66,7 +66,7 @@ def test_other_readers(tmp_path):
     df = pd.read_feather(path / "queries.arrow")
     assert list(df.columns) == ["id", "lang", "xling_id", "embedding"] and len(df) == 6
     assert pl.read_ipc(path / "candidates.arrow").shape == (9, 3)
-    assert pl.read_ipc(path / "qrels.arrow").columns == ["query_id", "candidate_id"]
+    assert pl.read_ipc(path / "qrels.arrow").columns == ["query_id", "candidate_id", "relevance"]
     # DuckDB has no float16 type: it reads fp32 runs as they are, and fp16 runs once cast.
     path32 = _make(tmp_path, dtype="float32", name="run32")
     t32 = pa.ipc.open_file(pa.memory_map(str(path32 / "queries.arrow"))).read_all()
@@ -105,7 +105,20 @@ BAD_RUNS = {
     "missing table": (lambda p: (p / "qrels.arrow").unlink(), "qrels.arrow", "missing"),
     "not arrow": (lambda p: (p / "candidates.arrow").write_bytes(b"PAR1junk"), "candidates.arrow", "not a readable Arrow"),
     "missing column": (
-        lambda p: _rewrite(p, "queries.arrow", _table(p, "queries.arrow").drop_columns(["xling_id"])),
+        lambda p: _rewrite(p, "qrels.arrow", _table(p, "qrels.arrow").drop_columns(["relevance"])),
+        "qrels.arrow: relevance", "column missing"),
+    "negative relevance": (
+        lambda p: _rewrite(p, "qrels.arrow", _table(p, "qrels.arrow").set_column(
+            2, "relevance", pa.array([1, 1, -1, 1, 1, 1], pa.int32()))),
+        "qrels.arrow: relevance", "row 2 has -1"),
+    "non-integer relevance": (
+        lambda p: _rewrite(p, "qrels.arrow", _table(p, "qrels.arrow").set_column(
+            2, "relevance", pa.array([1.0, 0.5, 1, 1, 1, 1], pa.float64()))),
+        "qrels.arrow: relevance", "expected an integer type, found double"),
+    "v1 without xling_id": (
+        lambda p: (_edit_meta(p, format="fastir-run/1"),
+                   _rewrite(p, "qrels.arrow", _table(p, "qrels.arrow").drop_columns(["relevance"])),
+                   _rewrite(p, "queries.arrow", _table(p, "queries.arrow").drop_columns(["xling_id"]))),
         "queries.arrow: xling_id", "column missing"),
     "wrong column type": (
         lambda p: _rewrite(p, "qrels.arrow", _table(p, "qrels.arrow").set_column(
@@ -208,9 +221,9 @@ def _in_memory(dtype=None, q=None, c=None):
     meta = {"dataset": "held-out", "model": "training", "normalized": False} | ({"dtype": dtype} if dtype else {})
     return rundir.run_from_arrays(
         "<held-out>", meta, query_ids=["q0", "q1", "q2", "q3"], query_langs=["en", "de", "en", "de"],
-        query_xling_ids=["x0", "x0", "x1", "x1"], query_embeddings=q,
+        query_groups=["x0", "x0", "x1", "x1"], query_embeddings=q,
         candidate_ids=[f"c{i}" for i in range(6)], candidate_langs=["en", "de"] * 3, candidate_embeddings=c,
-        qrels_query_ids=["q0", "q1"], qrels_candidate_ids=["c0", "c1"])
+        qrels_query_ids=["q0", "q1"], qrels_candidate_ids=["c0", "c1"], qrels_relevance=[1, 1])
 
 
 @pytest.mark.parametrize("dtype", [None, "float16", "float32"])
