@@ -192,7 +192,11 @@ def _golds_query(b, q, cand, b0, w, gold_ptr, gold_col, gold_lang, gs, ge, order
 )
 def _tile_query(b, c_start, c_end, approx, q, cand, q_norm, c_norm, lang_ptr, gold_ptr, gold_col, gs, ge, order,
                 t_lo, t_hi, cnt, undecided, recomputed):
-    """Add block row b's counts over candidate columns c_start:c_end (see the module docstring)."""
+    """Add block row b's counts over candidate columns c_start:c_end (see the module docstring).
+
+    One loop nest on purpose (over 60 lines): the tiers sit inside the per-candidate loop, where a
+    helper call costs more than the work it would hide.
+    """
     j0 = gold_ptr[b]
     j1 = gold_ptr[b + 1]
     if j1 == j0:
