@@ -7,6 +7,10 @@ import click
 from fastir.eval.cells import DEFAULT_BLOCK_MB, DEFAULT_KS
 from fastir.eval.metrics import known_names
 
+# The precision names, without importing fastir.eval.precision (numpy) for `fastir --help`.
+PRECISION_CHOICES = ("fp32", "exact", "bf16", "int8")
+DEFAULT_PRECISION = "fp32"
+
 
 @click.command()
 @click.argument("run_dir", metavar="RUN", type=click.Path())
@@ -29,7 +33,11 @@ from fastir.eval.metrics import known_names
               help="What to print: summary table, summary.json content, or pairs.csv content.")
 @click.option("--block-mb", type=float, default=DEFAULT_BLOCK_MB, show_default=True,
               help="Memory budget of one float32 score block (MiB).")
-def score(run_dir, pairs, ks, metrics, out_dir, overwrite, per_query, trec_dir, trec_depth, fmt, block_mb):
+@click.option("--precision", type=click.Choice(list(PRECISION_CHOICES)), default=DEFAULT_PRECISION, show_default=True,
+              help="Product precision: fp32 = ranks of float32 scores; exact|bf16|int8 = exact ranks from a "
+                   "certified product (bf16/int8 faster where the CPU has BF16/VNNI; pairs left undecided "
+                   "by the bound are recomputed exactly and counted in 'undecided').")
+def score(run_dir, pairs, ks, metrics, out_dir, overwrite, per_query, trec_dir, trec_depth, fmt, block_mb, precision):
     """Score every language pair of RUN (a `fastir embed` run dir) exactly, over the full ranking.
 
     Writes pairs.csv, pairs.parquet, summary.json, heatmap.png (and per_query.parquet, TREC files)
@@ -60,7 +68,9 @@ def score(run_dir, pairs, ks, metrics, out_dir, overwrite, per_query, trec_dir, 
         trec_depth = max(cutoffs) if trec_depth is None else trec_depth
     with claim_output(out_dir, trec_dir):
         result = score_run(run, pairs=pairs, ks=ks, per_query=per_query, block_mb=block_mb, trec_depth=trec_depth,
-                           metrics=chosen)
+                           metrics=chosen, precision=precision)
+        if result.precision and result.precision["note"]:
+            click.echo(f"warning: {result.precision['note']}", err=True)
         write_scores(result, out_dir, overwrite=overwrite, trec_dir=trec_dir)
     if fmt == "json":
         click.echo(json.dumps(summary_json(result), indent=2))

@@ -47,6 +47,8 @@ def pairs_table(result):
     }
     for m in result.metrics.metrics:  # rank distance last: null outside multi rows
         cols[m.name] = pa.array([s[m.name] for s in stats], pa.float64())
+    if result.precision is not None:  # certified precisions only: the fp32 table keeps its columns
+        cols["undecided"] = pa.array([s["undecided"] for s in stats], pa.int64())
     return pa.table(cols)
 
 
@@ -91,6 +93,7 @@ def per_query_table(result):
 
 
 def summary_json(result) -> dict:
+    precision = {} if result.precision is None else {"precision": result.precision}
     return _clean({
         "format": SCORES_FORMAT,
         "run": result.run.meta,
@@ -104,6 +107,7 @@ def summary_json(result) -> dict:
         "cand_langs": result.cand_langs,
         "summary": result.summary,
         "per_language": result.per_language,
+        **precision,
     })
 
 

@@ -66,6 +66,7 @@ class ScoreResult:
     gold_cand: np.ndarray
     top: TopK | None = None
     per_query: object | None = None  # pyarrow.Table when per_query=True
+    precision: dict | None = None  # certified precisions: what ran and the undecided counters
     elapsed_s: dict = field(default_factory=dict)
 
     def set_index(self, cand_lang: str) -> int:

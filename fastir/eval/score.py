@@ -39,6 +39,7 @@ def score_run(
     block_mb: float = DEFAULT_BLOCK_MB,
     trec_depth: int | None = None,
     metrics=None,
+    precision: str = "fp32",
 ) -> ScoreResult:
     """Score a run dir (path or :class:`fastir.runs.rundir.Run`) on the cells selected by ``pairs``.
 
@@ -46,7 +47,9 @@ def score_run(
     recall@k for each k of ``ks``); rank distance is always added. ``per_query``: also build the
     per-query table (``result.per_query``); ``block_mb``: memory budget of one float32 score block;
     ``trec_depth``: also keep the top ``trec_depth`` candidates per query and cell for
-    :func:`fastir.runs.trec.write_trec`. Bad input (invalid run, unknown language or metric,
+    :func:`fastir.runs.trec.write_trec`. ``precision``: ``fp32`` (float32 scores) or a certified one
+    (``exact``, ``bf16``, ``int8``: exact ranks, see :mod:`fastir.eval.precision`; one the CPU cannot
+    run falls back to ``exact`` and ``result.precision["note"]`` says so). Bad input (invalid run, unknown language or metric,
     k <= 0, a cell without any scorable query) raises :class:`InputError` before any heavy work.
     """
     t0 = time.perf_counter()
@@ -63,9 +66,21 @@ def score_run(
             raise InputError(None, "--trec-depth", f"must be positive, found {trec_depth}")
         # No candidate set holds more than every candidate: a deeper buffer could never fill.
         trec_depth = min(int(trec_depth), max(1, len(run.candidates)))
+    from fastir.eval.precision import PRECISIONS, resolve
+
+    if precision not in PRECISIONS:
+        raise InputError(None, "--precision", f"must be one of {', '.join(PRECISIONS)}, found {precision!r}")
+    certified = PRECISIONS[precision].certified
+    if certified and trec_depth is not None:
+        raise InputError(None, "--trec", f"TREC files carry float32 scores: use --precision fp32, not {precision}")
+    ran, note = resolve(precision) if certified else (precision, None)
     plan = _plan(run, pairs)
     t_plan = time.perf_counter()
-    values, top = _score_blocks(run, plan, chosen, block_mb, trec_depth)
+    counters = None
+    if certified:
+        counters = (ran, np.zeros((len(run.queries), len(plan.cand_langs) + 1), np.int64),
+                    np.zeros(len(run.queries), np.int64))
+    values, top = _score_blocks(run, plan, chosen, block_mb, trec_depth, counters)
     t_scored = time.perf_counter()
 
     result = ScoreResult(
@@ -74,6 +89,11 @@ def score_run(
         metrics=values, gold_ptr=plan.gold_ptr, gold_cand=plan.gold_cand, top=top,
     )
     aggregate(result)
+    if certified:
+        from fastir.eval.certified import cell_counters
+
+        result.precision = {"requested": precision, "ran": ran, "note": note, **cell_counters(result, counters[1]),
+                            "recomputed_candidates": int(counters[2].sum())}
     if per_query:
         from fastir.eval.report import per_query_table
 
@@ -142,7 +162,7 @@ def _plan(run: Run, pairs: str) -> _Plan:
 # --------------------------------------------------------------------------------------- scoring
 
 
-def _score_blocks(run: Run, plan: _Plan, metrics, block_mb: float, trec_depth: int | None):
+def _score_blocks(run: Run, plan: _Plan, metrics, block_mb: float, trec_depth: int | None, certified=None):
     from fastir.kernels.ranking import empty_outputs, language_columns
 
     n_queries, n_langs = len(run.queries), len(plan.cand_langs)
@@ -166,6 +186,12 @@ def _score_blocks(run: Run, plan: _Plan, metrics, block_mb: float, trec_depth: i
         cand_rows = perm if cols is None else perm[cols]  # candidate row of each block column
         c_lang = lang_sorted if cols is None else np.ascontiguousarray(lang_sorted[cols])
         g_ptr, g_col = _local_golds(plan, rows, position, cols)
+        if certified is not None:  # --precision exact|bf16|int8: (engine, undecided, recomputed)
+            from fastir.eval.certified import score_group
+
+            score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, program, block_mb, out, *certified,
+                        RELEVANCE_THRESHOLD)
+            continue
         _score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, program, block_mb, out, top)
     nrel, values = out
     return QueryMetrics(tuple(metrics), nrel, values), top

@@ -1,0 +1,80 @@
+"""Certified scoring of one candidate group: low-precision product, exact ranks, undecided counters.
+
+:func:`score_group` replaces the float32 product + fused count of :mod:`fastir.eval.score` for
+``--precision exact|bf16|int8``: per query block, the product engine of
+:mod:`fastir.eval.precision` writes approximate scores and their bound, the certified kernel
+(:mod:`fastir.kernels.certified`) counts every gold's rank on the exact scores, and the metrics
+come from those counts exactly as on the float32 path. :func:`cell_counters` sums the undecided
+candidate–gold pairs per cell.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, program, block_mb, out, name, undecided,
+                recomputed, threshold):
+    """:func:`fastir.eval.score._score_group` with the certified engine ``name``: same arguments and
+    outputs (``out`` = (nrel, values) filled at ``rows``), plus two counters incremented in place:
+    ``undecided`` (n_queries, n_langs + 1) int64, pairs left undecided per query and candidate set,
+    and ``recomputed`` (n_queries,) int64, candidates recomputed per query; ``threshold``: the
+    relevance threshold of the grades (``fastir.eval.score.RELEVANCE_THRESHOLD``).
+    """
+    from fastir.eval.precision import product
+    from fastir.kernels.certified import certified_counts
+    from fastir.kernels.ranking import metrics_from_counts
+    from fastir.kernels.upcast import gather_float32
+
+    n_langs = len(plan.cand_langs)
+    c_block = gather_float32(run.candidates.embeddings, cand_rows)
+    lang_ptr = np.searchsorted(c_lang, np.arange(n_langs + 1)).astype(np.int64)
+    g_lang = np.ascontiguousarray(c_lang[g_col], dtype=np.int32)
+    engine = product(name, c_block)
+    q_emb = run.queries.embeddings
+    n_cols = c_block.shape[0]
+    rows_per_block = int(max(1, min(len(rows), float(block_mb) * (1 << 20) // max(1, n_cols * 4))))
+    n_blocks = -(-len(rows) // rows_per_block)
+    rows_per_block = -(-len(rows) // n_blocks)
+    a_buf = np.empty((rows_per_block, n_cols), dtype=np.float32)
+    q_buf = np.empty((rows_per_block, q_emb.shape[1]), dtype=np.float32)
+    for s in range(0, len(rows), rows_per_block):
+        e = min(s + rows_per_block, len(rows))
+        n = e - s
+        b_rows = rows[s:e]
+        q = gather_float32(q_emb, b_rows, q_buf[:n])
+        bound = engine.block(q, a_buf[:n])
+        lo, hi = g_ptr[s], g_ptr[e]
+        ptr = g_ptr[s:e + 1] - lo
+        lang = g_lang[lo:hi]
+        cnt, _, und, rec = certified_counts(a_buf[:n], bound, engine.w, q, c_block, lang_ptr, ptr, g_col[lo:hi],
+                                            lang, engine.q_norm, engine.c_norm)
+        want = plan.want[plan.query_lang_id[b_rows]]
+        for dst, src in zip(out, metrics_from_counts(ptr, lang, cnt, want, program, threshold=threshold)):
+            dst[b_rows] = src
+        owner = np.repeat(np.arange(n), np.diff(ptr))
+        per_set = np.zeros((n, n_langs + 1), dtype=np.int64)
+        np.add.at(per_set, (owner, lang), und[np.arange(len(lang)), lang])
+        per_set[:, n_langs] = np.bincount(owner, weights=und.sum(axis=1), minlength=n).astype(np.int64)
+        undecided[b_rows] += per_set
+        recomputed[b_rows] += rec
+
+
+def cell_counters(result, undecided: np.ndarray) -> dict:
+    """Per cell: ``undecided`` pairs (into ``result.cell_stats``); returns the run totals.
+
+    A cell's candidate–gold pairs are sum over its queries of |G ∩ S| · |S|; ``undecided`` counts
+    those the bound left open (each decided by an exact recomputation).
+    """
+    n_langs = len(result.cand_langs)
+    cand_lang = result.run.candidates.lang_codes()[1]
+    size = np.append(np.bincount(cand_lang, minlength=n_langs), len(cand_lang)).astype(np.int64)
+    total_und = total_pairs = 0
+    for cell in result.cells:
+        s, rows = result.cell_rows(cell)
+        und = int(undecided[rows, s].sum())
+        result.cell_stats[cell]["undecided"] = und
+        total_und += und
+        total_pairs += int(result.metrics.nrel[rows, s].astype(np.int64).sum() * size[s])
+    return {"undecided_pairs": total_und, "candidate_gold_pairs": total_pairs,
+            "undecided_fraction": total_und / total_pairs if total_pairs else 0.0}

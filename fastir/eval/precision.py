@@ -1,0 +1,203 @@
+"""``--precision``: how ``fastir score`` computes Q·Cᵀ, and the certified error bound of each product.
+
+* ``fp32``: float32 BLAS; ranks from the float32 scores (the historical path, no certificate).
+* ``exact``, ``bf16``, ``int8``: certified. The product is approximate, with a rigorous bound
+  ``|A(q, c) - q·c| <= bound(q) + w |A(q, c)|`` for every pair (q·c the exact inner product of the
+  stored vectors); :mod:`fastir.kernels.certified` then yields the ranks of the exact scores
+  (ties against the gold), recomputing only the candidates the bound leaves undecided. The three
+  give identical metrics; they differ in speed and in how many pairs are recomputed.
+
+Bounds (d the dimension, ‖·‖ Euclidean norms computed in float64 and widened by 2^-30 relative,
+which covers their rounding for d < 2^22; γ_n = n·2^-24 / (1 - n·2^-24), the float32 rounding
+bound of a sum of n exact products in any order). With r_x = x - x̃ the exact residual of a
+rounded copy x̃ of x, q·c - q̃·c̃ = q·r_c + r_q·c̃, so by Cauchy–Schwarz
+``|q·c - q̃·c̃| <= ‖q‖ ‖r_c‖ + ‖r_q‖ ‖c̃‖``; per query row the candidate norms are their maxima:
+
+* ``exact`` (float32 BLAS): bound = γ_d ‖q‖ max‖c‖, w = 0 (products of float32 summed in float32).
+* ``bf16`` (torch, bfloat16 inputs, float32 accumulation, bfloat16 output): inputs rounded to
+  8 significant bits: ‖q‖ max‖r_c‖ + (‖r_q‖ + γ_d ‖q̃‖) max‖c̃‖ (products of bfloat16 are exact in
+  float32); the output is rounded to nearest bfloat16: |acc - A| <= 2^-8 |acc| <= (2^-8 + 2^-15) |A|.
+* ``int8`` (``torch._int_mm``, symmetric per-row scales s = max|x| / 127, x̂ = round(x / s)):
+  q̂·ĉ is exact in int32 (|q̂_i ĉ_i| <= 127², d < 133,000); with c̃ = s_c ĉ the bound is
+  ‖q‖ max‖r_c‖ + ‖r_q‖ max‖c̃‖; A = float32(acc)·s_q·s_c rounds three times: w = 2^-21.
+
+Each bound adds t(q) = 2^-118 (d + √d (‖q‖ + max‖c‖)) for float32 underflow and for
+flush-to-zero / denormals-are-zero in the vendor kernels (AMX), and assumes no overflow: a row
+with ‖q‖ max‖c‖ > 2^100 gets A = 0 and an infinite bound (every candidate recomputed exactly).
+NaN / inf embeddings are refused when the run is read, before any product.
+
+A precision this CPU cannot run fast (no AVX512_BF16/AMX_BF16 for bf16, no AVX512_VNNI/AVX_VNNI/
+AMX_INT8 for int8) or without torch falls back to ``exact``, with a one-line note of what ran.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+FP32 = "fp32"
+DEFAULT_PRECISION = FP32
+_WIDEN = 1.0 + 2.0 ** -30
+_NO_OVERFLOW = 2.0 ** 100
+
+
+@dataclass(frozen=True)
+class PrecisionSpec:
+    name: str
+    label: str
+    certified: bool
+    cpu_flags: tuple[str, ...] = ()  # any of these /proc/cpuinfo flags makes it fast; () = always runs
+    needs_torch: bool = False
+
+
+PRECISIONS = {p.name: p for p in (
+    PrecisionSpec(FP32, "float32 BLAS, ranks of the float32 scores (not certified)", False),
+    PrecisionSpec("exact", "float32 BLAS + certified bound, exact ranks", True),
+    PrecisionSpec("bf16", "bfloat16 product + certified bound, exact ranks", True, ("avx512_bf16", "amx_bf16"), True),
+    PrecisionSpec("int8", "int8 product + certified bound, exact ranks", True,
+                  ("avx512_vnni", "avx_vnni", "amx_int8"), True),
+)}
+
+
+def cpu_flags() -> frozenset[str] | None:
+    """This CPU's feature flags from /proc/cpuinfo; None where that file does not exist."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        return None
+    return frozenset()
+
+
+def resolve(name: str) -> tuple[str, str | None]:
+    """(precision that will run, note or None): ``name`` itself, or ``exact`` with the reason."""
+    spec = PRECISIONS[name]
+    if spec.needs_torch:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            return "exact", f"--precision {name}: torch is not importable; ran exact"
+    if spec.cpu_flags:
+        flags = cpu_flags()
+        if flags is not None and not flags.intersection(spec.cpu_flags):
+            wanted = " or ".join(f.upper() for f in spec.cpu_flags)
+            return "exact", f"--precision {name}: this CPU has no {wanted}; ran exact"
+    return name, None
+
+
+# ------------------------------------------------------------------------------------- products
+
+
+def _norms(x: np.ndarray) -> np.ndarray:
+    from fastir.kernels.certified import row_norms
+
+    return row_norms(x)
+
+
+def _gamma(d: int) -> float:
+    nu = d * 2.0 ** -24
+    return nu / (1.0 - nu) * _WIDEN
+
+
+class _Product:
+    """One candidate block, prepared once; :meth:`block` scores query rows against it."""
+
+    w = 0.0
+
+    def __init__(self, cand: np.ndarray):
+        self.cand = cand  # (N, d) float32, column order
+        self.d = cand.shape[1]
+        self.c_norm = _norms(cand)
+        self.max_c = float(self.c_norm.max(initial=0.0))
+        self.q_norm = None  # norms of the last block's rows
+
+    def block(self, q: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Fill ``out`` (B, N) float32 with A(q, c); return bound(q) (B,) float64."""
+        nq = self.q_norm = _norms(q)
+        bound = self._fill(q, nq, out)
+        bound = bound * _WIDEN + 2.0 ** -118 * (self.d + np.sqrt(self.d) * (nq + self.max_c))
+        too_big = ~(nq * self.max_c <= _NO_OVERFLOW)
+        if too_big.any():
+            out[too_big] = 0.0
+            bound[too_big] = np.inf
+        return bound
+
+    def _fill(self, q, nq, out):
+        raise NotImplementedError
+
+
+class _Float32(_Product):
+    def _fill(self, q, nq, out):
+        np.matmul(q, self.cand.T, out=out)
+        return _gamma(self.d) * nq * self.max_c
+
+
+class _BFloat16(_Product):
+    w = 2.0 ** -8 + 2.0 ** -15
+
+    def __init__(self, cand):
+        super().__init__(cand)
+        import torch
+
+        self.c16 = torch.from_numpy(cand).to(torch.bfloat16)
+        c_round = self.c16.float().numpy()
+        self.max_rc = float(_norms(cand - c_round).max(initial=0.0))
+        self.max_cr = float(_norms(c_round).max(initial=0.0))
+
+    def _fill(self, q, nq, out):
+        import torch
+
+        q16 = torch.from_numpy(q).to(torch.bfloat16)
+        q_round = q16.float().numpy()
+        torch.from_numpy(out).copy_(q16 @ self.c16.T)
+        return nq * self.max_rc + (_norms(q - q_round) + _gamma(self.d) * _norms(q_round)) * self.max_cr
+
+
+def _int8(x: np.ndarray):
+    """(x̂ int8, s float32, ‖x - s x̂‖, ‖s x̂‖): symmetric per-row quantisation to [-127, 127].
+
+    x̂ gets zero columns up to a multiple of 8 (exact): torch 2.13's CPU ``_int_mm`` returns wrong
+    sums when the inner dimension is 1.
+    """
+    s = (np.abs(x).max(axis=1, initial=0.0) / np.float32(127)).astype(np.float32)
+    s[s == 0] = 1.0
+    xq = np.zeros((x.shape[0], -(-x.shape[1] // 8) * 8), dtype=np.int8)
+    xq[:, :x.shape[1]] = np.clip(np.rint(x / s[:, None]), -127, 127)
+    back = xq[:, :x.shape[1]].astype(np.float64) * s[:, None].astype(np.float64)  # exact: 7 + 24 bits
+    return xq, s, _norms(x - back), _norms(back)
+
+
+class _Int8(_Product):
+    w = 2.0 ** -21
+
+    def __init__(self, cand):
+        super().__init__(cand)
+        import torch
+
+        cq, s, rc, cr = _int8(cand)
+        self.cq_t = torch.from_numpy(np.ascontiguousarray(cq.T))
+        self.s_c = torch.from_numpy(s)
+        self.max_rc = float(rc.max(initial=0.0))
+        self.max_cr = float(cr.max(initial=0.0))
+
+    def _fill(self, q, nq, out):
+        import torch
+
+        qq, s_q, rq, _ = _int8(q)
+        acc = torch._int_mm(torch.from_numpy(qq), self.cq_t)
+        a = torch.from_numpy(out)
+        torch.mul(acc, torch.from_numpy(s_q)[:, None], out=a)
+        a.mul_(self.s_c)
+        return nq * self.max_rc + rq * self.max_cr
+
+
+ENGINES = {"exact": _Float32, "bf16": _BFloat16, "int8": _Int8}
+
+
+def product(name: str, cand: np.ndarray) -> _Product:
+    """The certified product engine ``name`` prepared for candidate rows ``cand`` (N, d) float32."""
+    return ENGINES[name](np.ascontiguousarray(cand, dtype=np.float32))
+
