@@ -181,22 +181,16 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", list(BAD))
-def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, case):
+def test_bad_input_names_file_and_field_and_writes_nothing(tmp_path, case):
     paths = _good_inputs(tmp_path / "in")
     breaker, file_name, field, message = BAD[case]
     breaker(tmp_path / "in")
-    out = tmp_path / "out" / "run"
-    args = ["import", "--queries", str(paths["queries"]), "--candidates", str(paths["candidates"]),
-            "--qrels", str(paths["qrels"]), "--out", str(out)]
-    if case == "inf after float16 cast":
-        args += ["--dtype", "float16"]
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error: "), err
-    prefix = f"error: {tmp_path / 'in' / file_name}: " + (f"{field}: " if field else "")
-    assert err.startswith(prefix), err
-    assert message in err, err
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    dtype = "float16" if case == "inf after float16 cast" else "float32"
+    with pytest.raises(InputError) as info:
+        importer.import_run(tmp_path / "out" / "run", dtype=dtype, **paths)
+    assert (info.value.path, info.value.field) == (str(tmp_path / "in" / file_name), field)
+    assert message in info.value.message, info.value.message
+    assert not (tmp_path / "out").exists()
 
 
 def test_good_inputs_import(tmp_path):
@@ -205,18 +199,6 @@ def test_good_inputs_import(tmp_path):
     run = rundir.read_run(tmp_path / "run")
     assert meta["counts"] == {"queries": 3, "candidates": 4, "qrels": 3}
     assert run.candidates.ids == ["d1", "d2", "d3", "d4"] and run.queries.langs == ["en", "de", "en"]
-
-
-def test_existing_output_needs_overwrite(tmp_path, capsys):
-    paths = _good_inputs(tmp_path / "in")
-    out = tmp_path / "run"
-    out.mkdir()
-    (out / "keep").write_text("x")
-    args = ["import", *sum(([f"--{k}", str(v)] for k, v in paths.items()), []), "--out", str(out)]
-    assert main(args) == 2 and "pass --overwrite" in capsys.readouterr().err
-    assert (out / "keep").exists()
-    assert main(args + ["--overwrite"]) == 0 and not (out / "keep").exists()
-    assert rundir.read_run(out).meta["model"] == "imported"
 
 
 def test_ids_file_only_with_npy(tmp_path):
