@@ -66,7 +66,7 @@ def import_run(out: str | os.PathLike, *, queries: str | os.PathLike, candidates
                qrels: str | os.PathLike, queries_ids: str | os.PathLike | None = None,
                candidates_ids: str | os.PathLike | None = None, dtype: str = "float32",
                dataset: str | None = None, overwrite: bool = False) -> dict:
-    """Validate the inputs and write the run dir ``out``; returns its run.json content.
+    """Validate the inputs and write the run dir ``out``; returns its run.json content plus ``counts``.
 
     ``queries_ids`` / ``candidates_ids``: the sidecar of an ``.npy`` input (default
     ``X.ids.parquet``). ``dataset``: what run.json records as the dataset (default: the qrels
