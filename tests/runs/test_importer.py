@@ -209,3 +209,33 @@ def test_ids_file_only_with_npy(tmp_path):
 
 def test_sidecar_path():
     assert importer.sidecar_path("/x/emb.q.npy") == Path("/x/emb.q.ids.parquet")
+
+
+@pytest.mark.parametrize("kind", ["parquet", "npy"])
+def test_large_side_is_read_into_one_preallocated_array(tmp_path, kind):
+    """Traced memory (numpy and Python objects) while reading 20,000 x 64 embeddings stays near the
+    output array's size: batches are copied into it, never turned into Python floats (which alone
+    would take ~8x)."""
+    import tracemalloc
+
+    n, dim = 20_000, 64
+    emb = np.random.default_rng(0).standard_normal((n, dim)).astype(np.float32)
+    labels = {"id": [f"c{i}" for i in range(n)], "lang": ["en"] * (n // 2) + ["de"] * (n // 2)}
+    if kind == "npy":
+        path = tmp_path / "c.npy"
+        np.save(path, emb)
+        pq.write_table(pa.table(labels), tmp_path / "c.ids.parquet")
+    else:
+        path = tmp_path / "c.parquet"
+        column = pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), dim)
+        pq.write_table(pa.table({**labels, "embedding": column}), path, row_group_size=3000)
+    paths = _good_inputs(tmp_path / "warm-up")
+    importer.read_side(paths["queries"], None, "float32", allow_groups=True)  # imports and Numba's cache first
+    tracemalloc.start()
+    try:
+        side = importer.read_side(path, None, "float32", allow_groups=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(side.embeddings, emb)
+    assert peak < 1.5 * emb.nbytes, (peak, emb.nbytes)
