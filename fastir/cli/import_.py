@@ -30,6 +30,6 @@ def import_(queries, candidates, qrels, out, queries_ids, candidates_ids, dtype,
 
     meta = import_run(out, queries=queries, candidates=candidates, qrels=qrels, queries_ids=queries_ids,
                       candidates_ids=candidates_ids, dtype=dtype, dataset=dataset, overwrite=overwrite)
-    n = meta["counts"]
-    click.echo(f"wrote {out}: {n['queries']} queries, {n['candidates']} candidates, {n['qrels']} qrels, "
+    click.echo(f"wrote {out}: {meta['num_queries']} queries, {meta['num_candidates']} candidates, "
+               f"{meta['num_qrels']} qrels, "
                f"dim {meta['dim']}, {meta['dtype']}, normalized {str(meta['normalized']).lower()}")

@@ -27,17 +27,16 @@ import numpy as np
 import pyarrow as pa
 
 from fastir.errors import InputError
+from fastir.names import check_langs
 from fastir.runs.rundir import DTYPES, EmbeddingTable, _check_finite, _check_unique, check_output_dir, write_run
 
 SIDECAR_SUFFIX = ".ids.parquet"  # X.npy -> X.ids.parquet
 GROUP = "xling_id"
-POOLED = "all"  # the pooled cell's name in `fastir score --pairs`: not a language
 IMPORTED_MODEL = "imported"
 # |norm - 1| below this on every row records the embeddings as L2-normalised (run.json ``normalized``).
 _UNIT_NORM_TOL = 1e-3
 _BATCH_ROWS = 8192
 _INTEGER = re.compile(r"[+-]?[0-9]+")
-_LANG_FORBIDDEN = re.compile(r"[\s,]")
 
 
 @dataclass
@@ -66,7 +65,7 @@ def import_run(out: str | os.PathLike, *, queries: str | os.PathLike, candidates
                qrels: str | os.PathLike, queries_ids: str | os.PathLike | None = None,
                candidates_ids: str | os.PathLike | None = None, dtype: str = "float32",
                dataset: str | None = None, overwrite: bool = False) -> dict:
-    """Validate the inputs and write the run dir ``out``; returns its run.json content plus ``counts``.
+    """Validate the inputs and write the run dir ``out``; returns its run.json content (less ``format``).
 
     ``queries_ids`` / ``candidates_ids``: the sidecar of an ``.npy`` input (default
     ``X.ids.parquet``). ``dataset``: what run.json records as the dataset (default: the qrels
@@ -87,14 +86,14 @@ def import_run(out: str | os.PathLike, *, queries: str | os.PathLike, candidates
         "model": IMPORTED_MODEL,
         "normalized": bool(q.normalized and c.normalized),
         "dtype": dtype,
+        "langs": list(dict.fromkeys(q.langs.unique().to_pylist() + c.langs.unique().to_pylist())),
+        "num_queries": len(q.ids), "num_candidates": len(c.ids), "num_qrels": _written_qrels(judged),
         "source": {
             "queries": _source(q), "candidates": _source(c), "qrels": os.fspath(qrels),
         },
     }
     _write(out, meta, q, c, judged, overwrite)
-    meta["dim"] = int(q.embeddings.shape[1])
-    meta["counts"] = {"queries": len(q.ids), "candidates": len(c.ids), "qrels": len(judged.grades)}
-    return meta
+    return {**meta, "dim": int(q.embeddings.shape[1])}
 
 
 def _source(side: Side) -> dict:
@@ -102,6 +101,10 @@ def _source(side: Side) -> dict:
     if side.labels_file != side.file:
         out["ids_file"] = os.fspath(side.labels_file)
     return out
+
+
+def _written_qrels(judged: Qrels) -> int:
+    return int((judged.grades >= 1).sum())
 
 
 def _write(out, meta: dict, q: Side, c: Side, judged: Qrels, overwrite: bool) -> None:
@@ -183,7 +186,7 @@ def _read_labels(parquet, file: Path, allow_groups: bool) -> tuple[pa.Array, pa.
     if table.num_rows == 0:
         raise InputError(file, None, "no rows")
     columns = [_string_column(table.column(name), file, name) for name in wanted]
-    _check_langs(columns[1], file)
+    check_langs(columns[1].unique().to_pylist(), file, "lang")  # the run-dir reader's language-code check
     return columns[0], columns[1], columns[2] if len(columns) > 2 else None
 
 
@@ -199,16 +202,6 @@ def _string_column(column: pa.ChunkedArray, file: Path, name: str) -> pa.Array:
         row = int(pc.index(pc.is_null(column), True).as_py())
         raise InputError(file, name, f"null in row {row}")
     return column.cast(pa.string()).combine_chunks()
-
-
-def _check_langs(langs: pa.Array, file: Path) -> None:
-    """Languages name score cells (``--pairs en-de,en-all``): non-empty, no space or comma, not 'all'."""
-    for lang in langs.unique().to_pylist():
-        if not lang:
-            raise InputError(file, "lang", f"empty language in row {langs.to_pylist().index(lang)}")
-        if _LANG_FORBIDDEN.search(lang) or lang == POOLED:
-            raise InputError(file, "lang", f"{lang!r} is not usable as a language code "
-                                           f"(no whitespace or comma; {POOLED!r} names the pooled cell)")
 
 
 # ------------------------------------------------------------------------------------- embeddings

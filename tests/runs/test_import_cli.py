@@ -37,7 +37,7 @@ def test_import_then_score(inputs, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(_args(inputs, out)) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith(f"wrote {out}: 2 queries, 3 candidates, 5 qrels, dim 4, float32")
+    assert printed.startswith(f"wrote {out}: 2 queries, 3 candidates, 4 qrels, dim 4, float32")
     assert rundir.read_run(out).meta["source"]["candidates"]["ids_file"] == str(inputs / "c.ids.parquet")
     assert main(["score", str(out), "--out", str(tmp_path / "scores")]) == 0
 

@@ -107,7 +107,7 @@ def test_float16_storage_unit_norms_and_float64_input(tmp_path):
                                dataset="mine")
     run = rundir.read_run(tmp_path / "run")
     assert run.meta["dtype"] == "float16" and run.meta["normalized"] is True and run.meta["dataset"] == "mine"
-    assert run.meta["source"]["queries"]["dtype"] == "float64" and meta["counts"]["qrels"] == 3
+    assert run.meta["source"]["queries"]["dtype"] == "float64" and meta["num_qrels"] == 2  # v1: grade >= 1 only
     np.testing.assert_array_equal(run.queries.embeddings, q.astype(np.float16))
     assert run.queries.xling_ids == ["x", "x", "y", "y"]
     assert sorted(zip(run.qrels_query_id, run.qrels_candidate_id)) >= [("a", "d1"), ("b", "d2")]
@@ -152,8 +152,9 @@ BAD = {
     "empty qrels": (lambda d: _qrels(d, "\n"), "qrels.txt", None, "no judgements"),
     "query without lang": (lambda d: _queries(d, lang=pa.array(["en", None, "en"])), "q.parquet", "lang",
                            "null in row 1"),
-    "empty lang": (lambda d: _queries(d, lang=["en", "", "en"]), "q.parquet", "lang", "empty language in row 1"),
-    "lang 'all'": (lambda d: _queries(d, lang=["en", "all", "en"]), "q.parquet", "lang", "not usable"),
+    "empty lang": (lambda d: _queries(d, lang=["en", "", "en"]), "q.parquet", "lang", "invalid language code ''"),
+    "lang with a slash": (lambda d: _queries(d, lang=["en", "../de", "en"]), "q.parquet", "lang",
+                          "invalid language code '../de'"),
     "duplicate ids": (lambda d: _queries(d, id=["q1", "q2", "q1"]), "q.parquet", "id", "duplicate id 'q1'"),
     "ragged lists": (lambda d: _queries(d, embedding=pa.array([[1.0] * 4, [1.0] * 3, [1.0] * 4])), "q.parquet",
                      "embedding", "ragged: row 1 (id 'q2') has 3 values"),
@@ -197,7 +198,7 @@ def test_good_inputs_import(tmp_path):
     paths = _good_inputs(tmp_path / "in")
     meta = importer.import_run(tmp_path / "run", **paths)
     run = rundir.read_run(tmp_path / "run")
-    assert meta["counts"] == {"queries": 3, "candidates": 4, "qrels": 3}
+    assert (meta["num_queries"], meta["num_candidates"], meta["langs"]) == (3, 4, ["en", "de"])
     assert run.candidates.ids == ["d1", "d2", "d3", "d4"] and run.queries.langs == ["en", "de", "en"]
 
 
