@@ -145,7 +145,8 @@ def read_side(path: str | os.PathLike, ids_path: str | os.PathLike | None, dtype
     elif suffix == ".npy":
         labels_file = Path(ids_path) if ids_path is not None else sidecar_path(file)
         if not labels_file.is_file():
-            raise InputError(labels_file, None, f"missing (the ids and languages of {file.name}; --queries-ids / --candidates-ids name another file)")
+            raise InputError(labels_file, None, f"missing (the ids and languages of {file.name}; "
+                                                "--queries-ids / --candidates-ids name another file)")
         labels = _read_labels(_open_parquet(labels_file), labels_file, allow_groups)
         emb, source_dtype, normalized = _npy_embeddings(file, labels_file, len(labels[0]), dtype)
     else:
