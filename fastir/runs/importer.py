@@ -110,19 +110,18 @@ def _written_qrels(judged: Qrels) -> int:
 def _write(out, meta: dict, q: Side, c: Side, judged: Qrels, overwrite: bool) -> None:
     # fastir-run/1 has no grades and needs a parallel-group id: only grade >= 1 rows are written,
     # and a query without xling_id is its own group (scoring reads neither).
-    keep = judged.grades >= 1
-    try:
+    from fastir.lock import claim_output
+
+    keep = pa.array(judged.grades >= 1)
+    with claim_output(out):  # OS failures reach the CLI's one error path (fastir.errors.from_environment)
         write_run(
             out, meta,
             query_ids=q.ids, query_langs=q.langs, query_xling_ids=q.groups if q.groups is not None else q.ids,
             query_embeddings=q.embeddings,
             candidate_ids=c.ids, candidate_langs=c.langs, candidate_embeddings=c.embeddings,
-            qrels_query_ids=judged.query_ids.filter(pa.array(keep)),
-            qrels_candidate_ids=judged.candidate_ids.filter(pa.array(keep)),
+            qrels_query_ids=judged.query_ids.filter(keep), qrels_candidate_ids=judged.candidate_ids.filter(keep),
             overwrite=overwrite,
         )
-    except OSError as exc:
-        raise InputError(out, None, f"cannot write the run dir ({exc.strerror or exc})") from None
 
 
 # ------------------------------------------------------------------------------------- one side
