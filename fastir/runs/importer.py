@@ -28,10 +28,11 @@ import pyarrow as pa
 
 from fastir.errors import InputError
 from fastir.names import check_langs
-from fastir.runs.rundir import DTYPES, EmbeddingTable, _check_finite, _check_unique, check_output_dir, write_run
+from fastir.runs.reader import EmbeddingTable, _check_finite, _check_unique
+from fastir.runs.schema import DTYPES, GROUP
+from fastir.runs.writer import check_output_dir, write_run
 
 SIDECAR_SUFFIX = ".ids.parquet"  # X.npy -> X.ids.parquet
-GROUP = "xling_id"
 IMPORTED_MODEL = "imported"
 # |norm - 1| below this on every row records the embeddings as L2-normalised (run.json ``normalized``).
 _UNIT_NORM_TOL = 1e-3
@@ -87,7 +88,7 @@ def import_run(out: str | os.PathLike, *, queries: str | os.PathLike, candidates
         "normalized": bool(q.normalized and c.normalized),
         "dtype": dtype,
         "langs": list(dict.fromkeys(q.langs.unique().to_pylist() + c.langs.unique().to_pylist())),
-        "num_queries": len(q.ids), "num_candidates": len(c.ids), "num_qrels": _written_qrels(judged),
+        "num_queries": len(q.ids), "num_candidates": len(c.ids), "num_qrels": len(judged.grades),
         "source": {
             "queries": _source(q), "candidates": _source(c), "qrels": os.fspath(qrels),
         },
@@ -103,24 +104,16 @@ def _source(side: Side) -> dict:
     return out
 
 
-def _written_qrels(judged: Qrels) -> int:
-    return int((judged.grades >= 1).sum())
-
-
 def _write(out, meta: dict, q: Side, c: Side, judged: Qrels, overwrite: bool) -> None:
-    # fastir-run/1 has no grades and needs a parallel-group id: only grade >= 1 rows are written,
-    # and a query without xling_id is its own group (scoring reads neither).
     from fastir.lock import claim_output
 
-    keep = pa.array(judged.grades >= 1)
     with claim_output(out):  # OS failures reach the CLI's one error path (fastir.errors.from_environment)
         write_run(
             out, meta,
-            query_ids=q.ids, query_langs=q.langs, query_xling_ids=q.groups if q.groups is not None else q.ids,
-            query_embeddings=q.embeddings,
+            query_ids=q.ids, query_langs=q.langs, query_groups=q.groups, query_embeddings=q.embeddings,
             candidate_ids=c.ids, candidate_langs=c.langs, candidate_embeddings=c.embeddings,
-            qrels_query_ids=judged.query_ids.filter(keep), qrels_candidate_ids=judged.candidate_ids.filter(keep),
-            overwrite=overwrite,
+            qrels_query_ids=judged.query_ids, qrels_candidate_ids=judged.candidate_ids,
+            qrels_relevance=judged.grades, overwrite=overwrite,
         )
 
 

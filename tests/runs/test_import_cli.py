@@ -37,8 +37,10 @@ def test_import_then_score(inputs, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(_args(inputs, out)) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith(f"wrote {out}: 2 queries, 3 candidates, 4 qrels, dim 4, float32")
-    assert rundir.read_run(out).meta["source"]["candidates"]["ids_file"] == str(inputs / "c.ids.parquet")
+    assert printed.startswith(f"wrote {out}: 2 queries, 3 candidates, 5 qrels, dim 4, float32")
+    run = rundir.read_run(out)
+    assert run.meta["source"]["candidates"]["ids_file"] == str(inputs / "c.ids.parquet")
+    assert run.meta["format"] == "fastir-run/2" and list(run.qrels_relevance) == [1, 1, 3, 2, 0]
     assert main(["score", str(out), "--out", str(tmp_path / "scores")]) == 0
 
 

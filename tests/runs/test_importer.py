@@ -19,9 +19,10 @@ LANGS = ("aa", "bb", "cc")
 
 
 def _write_source_run(tmp_path: Path, dtype: str = "float32") -> Path:
-    """3 languages x 6 groups; golds = the group's candidate in every language; distractors per language."""
+    """3 languages x 6 groups; golds = the group's candidate in every language (grade 2 in the query's
+    language, 1 in the others); every other query also has a judged non-relevant (grade 0) candidate."""
     rng = np.random.default_rng(5)
-    qids, qlangs, groups, cids, clangs, rq, rc = [], [], [], [], [], [], []
+    qids, qlangs, groups, cids, clangs, rq, rc, grades = [], [], [], [], [], [], [], []
     for lang in LANGS:
         cids += [f"{lang}-c{k}" for k in range(9)]
         clangs += [lang] * 9
@@ -32,18 +33,23 @@ def _write_source_run(tmp_path: Path, dtype: str = "float32") -> Path:
             for other in LANGS:
                 rq.append(f"{lang}-q{k}")
                 rc.append(f"{other}-c{k}")
+                grades.append(2 if other == lang else 1)
+            if k % 2:
+                rq.append(f"{lang}-q{k}")
+                rc.append(f"{lang}-c8")
+                grades.append(0)
     meta = {"dataset": "synthetic", "model": "none", "normalized": False, "dtype": dtype}
     return rundir.write_run(
-        tmp_path / "source", meta, query_ids=qids, query_langs=qlangs, query_xling_ids=groups,
+        tmp_path / "source", meta, query_ids=qids, query_langs=qlangs, query_groups=groups,
         query_embeddings=rng.standard_normal((len(qids), 12)).astype(np.float32),
         candidate_ids=cids, candidate_langs=clangs,
         candidate_embeddings=rng.standard_normal((len(cids), 12)).astype(np.float32),
-        qrels_query_ids=rq, qrels_candidate_ids=rc)
+        qrels_query_ids=rq, qrels_candidate_ids=rc, qrels_relevance=grades)
 
 
 def _export(run_dir: Path, out: Path, kind: str) -> dict:
     """The run's two sides as ``kind`` files (parquet with list / fixed_size_list, or npy + sidecar) and
-    its qrels as a TREC file (grade 1), plus grade-0 judgements that must change no number."""
+    its graded qrels as a TREC file (spaces and tabs)."""
     run = rundir.read_run(run_dir)
     out.mkdir()
     paths = {}
@@ -60,8 +66,8 @@ def _export(run_dir: Path, out: Path, kind: str) -> dict:
                   pa.ListArray.from_arrays(pa.array(np.arange(0, emb.size + 1, emb.shape[1]), pa.int32()), flat))
         pq.write_table(pa.table({**labels, "embedding": column}), out / f"{name}.parquet", row_group_size=7)
         paths[name] = out / f"{name}.parquet"
-    lines = [f"{q} 0 {c} 1" for q, c in zip(run.qrels_query_id, run.qrels_candidate_id)]
-    lines += [f"{q}\t0\t{q[:2]}-c8\t0" for q in run.queries.ids[::4]]  # judged, not relevant
+    rows = zip(run.qrels_query_id, run.qrels_candidate_id, run.qrels_relevance)
+    lines = [f"{q} 0 {c} {g}" if i % 2 else f"{q}\t0\t{c}\t{g}" for i, (q, c, g) in enumerate(rows)]
     (out / "qrels.txt").write_text("\n".join(lines) + "\n")
     paths["qrels"] = out / "qrels.txt"
     return paths
@@ -79,6 +85,8 @@ def test_round_trip_scores_identically(tmp_path, kind, monkeypatch):
     np.testing.assert_array_equal(a.queries.embeddings, b.queries.embeddings)
     np.testing.assert_array_equal(a.candidates.embeddings, b.candidates.embeddings)
     assert b.queries.ids == a.queries.ids and b.candidates.langs == a.candidates.langs
+    assert b.qrels.equals(a.qrels) and 0 in b.qrels_relevance  # graded, grade-0 rows kept
+    assert b.queries.xling_ids is None  # no xling_id column given: none written
     meta = json.loads((tmp_path / "imported" / "run.json").read_text())
     assert meta["model"] == "imported" and meta["dtype"] == "float32" and meta["dim"] == 12
     assert meta["normalized"] is False and meta["dataset"] == "qrels.txt"
@@ -107,10 +115,11 @@ def test_float16_storage_unit_norms_and_float64_input(tmp_path):
                                dataset="mine")
     run = rundir.read_run(tmp_path / "run")
     assert run.meta["dtype"] == "float16" and run.meta["normalized"] is True and run.meta["dataset"] == "mine"
-    assert run.meta["source"]["queries"]["dtype"] == "float64" and meta["num_qrels"] == 2  # v1: grade >= 1 only
+    assert run.meta["source"]["queries"]["dtype"] == "float64" and meta["num_qrels"] == 3
     np.testing.assert_array_equal(run.queries.embeddings, q.astype(np.float16))
     assert run.queries.xling_ids == ["x", "x", "y", "y"]
-    assert sorted(zip(run.qrels_query_id, run.qrels_candidate_id)) >= [("a", "d1"), ("b", "d2")]
+    assert list(zip(run.qrels_query_id, run.qrels_candidate_id, run.qrels_relevance)) == [
+        ("a", "d1", 2), ("b", "d2", 1), ("c", "d1", 0)]
 
 
 # ------------------------------------------------------------------------------------- bad input
