@@ -38,6 +38,7 @@ SUBCOMMANDS = {
     "train": "fastir.cli.train:train",
     "experiment": "fastir.cli.experiment:experiment",
     "compare": "fastir.cli.compare:compare",
+    "import": "fastir.cli.import_:import_",
 }
 
 

@@ -49,7 +49,24 @@ def inputs(tmp_path_factory):
     paths["train_arrow"] = Path(write_arrow(root / "train.arrow", rows))
     paths["train_jsonl"] = root / "train.jsonl"
     paths["train_jsonl"].write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    paths["import"] = _import_inputs(root / "import")
     return paths
+
+
+def _import_inputs(d: Path) -> Path:
+    """``fastir import`` inputs: q.parquet, c.npy + c.ids.parquet, qrels.txt."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    d.mkdir()
+    rng = np.random.default_rng(4)
+    pq.write_table(pa.table({"id": ["q1", "q2"], "lang": ["aa", "bb"],
+                             "embedding": pa.array(list(rng.standard_normal((2, 4))), pa.list_(pa.float32()))}),
+                   d / "q.parquet")
+    np.save(d / "c.npy", rng.standard_normal((2, 4)).astype(np.float32))
+    pq.write_table(pa.table({"id": ["d1", "d2"], "lang": ["aa", "bb"]}), d / "c.ids.parquet")
+    (d / "qrels.txt").write_text("q1 0 d1 1\nq1 0 d2 1\nq2 0 d2 2\nq2 0 d1 0\n")
+    return d
 
 
 def command(name: str, inputs: dict, out: Path) -> list[str]:
@@ -64,6 +81,8 @@ def command(name: str, inputs: dict, out: Path) -> list[str]:
         "data-to-train": ["data", "to-train", str(inputs["lareqa"]), str(out.with_suffix(".jsonl"))],
         "sample": ["sample", str(inputs["train_arrow"]), "--batch-size", "4", "--steps", "3",
                    "--out", str(out.with_suffix(".jsonl"))],
+        "import": ["import", "--queries", str(inputs["import"] / "q.parquet"), "--candidates",
+                   str(inputs["import"] / "c.npy"), "--qrels", str(inputs["import"] / "qrels.txt"), "--out", str(out)],
     }[name]
 
 

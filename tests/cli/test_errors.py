@@ -20,7 +20,7 @@ from fastir import atomic
 from fastir.cli import main
 from fastir.errors import from_environment
 
-COMMANDS = ("score", "score-trec", "compare", "data-export", "data-to-train", "sample")
+COMMANDS = ("score", "score-trec", "compare", "data-export", "data-to-train", "sample", "import")
 
 
 def _listing(root: Path) -> list[str]:
