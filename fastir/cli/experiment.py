@@ -6,7 +6,7 @@ import click
 
 from fastir.cli.options import split_list
 from fastir.data.registry import choices_text
-from fastir.train.choices import PRECISIONS, STRATEGIES
+from fastir.train.choices import ALPHA_MODES, PRECISIONS, STRATEGIES
 
 
 @click.command()
@@ -23,6 +23,8 @@ from fastir.train.choices import PRECISIONS, STRATEGIES
 @click.option("--candidates", type=click.Choice(["sentence", "sentence+context"]), default="sentence",
               show_default=True, help="How fastir embed encodes candidates.")
 @click.option("--alpha", type=float, default=0.5, show_default=True)
+@click.option("--alpha-mode", type=click.Choice(ALPHA_MODES), default="random", show_default=True,
+              help="random: each step is mono with probability alpha (seeded); exact: mono and cross interleaved so the mono share is within one batch of alpha at every step.")
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--steps", type=int, default=1000, show_default=True)
 @click.option("--lr", type=float, default=3e-5, show_default=True)

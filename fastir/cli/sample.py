@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import click
 
-from fastir.train.choices import SOURCE_MODES, STRATEGIES
+from fastir.train.choices import ALPHA_MODES, SOURCE_MODES, STRATEGIES
 
 
 @click.command()
 @click.argument("data", nargs=-1, required=True)
 @click.option("--strategy", type=click.Choice(STRATEGIES), default="hybrid", show_default=True)
 @click.option("--alpha", type=float, default=0.5, show_default=True, help="hybrid: probability of a monolingual batch.")
+@click.option("--alpha-mode", type=click.Choice(ALPHA_MODES), default="random", show_default=True,
+              help="random: each step is mono with probability alpha (seeded); exact: mono and cross interleaved so the mono share is within one batch of alpha at every step.")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Global batch size (pairs).")
 @click.option("--steps", type=int, default=None, help="Batches to draw (default: one epoch).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -19,7 +21,7 @@ from fastir.train.choices import SOURCE_MODES, STRATEGIES
 @click.option("--out", type=click.Path(), default=None, help="Write one row per pair: .jsonl or .parquet.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def sample(data, strategy, alpha, batch_size, steps, seed, lang_weights, source_mode, out, overwrite, fmt):
+def sample(data, strategy, alpha, alpha_mode, batch_size, steps, seed, lang_weights, source_mode, out, overwrite, fmt):
     """Draw batches from parallel QA tables DATA... and report their composition.
 
     Prints batch-kind shares, same- vs cross-language pair shares and the language-pair
@@ -38,7 +40,7 @@ def sample(data, strategy, alpha, batch_size, steps, seed, lang_weights, source_
     with claim_output(out):
         sampler = BatchSampler(
             list(data), strategy=strategy, batch_size=batch_size, seed=seed, alpha=alpha,
-            lang_weights=parse_lang_weights(lang_weights), source_mode=source_mode,
+            alpha_mode=alpha_mode, lang_weights=parse_lang_weights(lang_weights), source_mode=source_mode,
         )
         table = composition_table(sampler, sampler.steps_per_epoch if steps is None else steps)
         if out is not None:
@@ -49,7 +51,8 @@ def sample(data, strategy, alpha, batch_size, steps, seed, lang_weights, source_
     else:
         s, rules = sampler.summary(), sampler.rules
         click.echo(f"{s['rows']} rows, {s['pairs']} xling_ids, languages {','.join(s['langs'])}; "
-                   f"strategy {strategy}" + (f" alpha={alpha}" if rules.uses_alpha else "")
+                   f"strategy {strategy}" + (f" alpha={alpha}" + (f" ({alpha_mode})" if alpha_mode != "random" else "")
+                                       if rules.uses_alpha else "")
                    + f", batch size {batch_size}, seed {seed}")
         if s["single_language_pairs"] and CROSS in rules.kinds:
             click.echo(f"note: {s['single_language_pairs']} xling_ids exist in one language only; x-y batches never use them")

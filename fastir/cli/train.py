@@ -6,7 +6,7 @@ import click
 
 from fastir.cli.options import split_list
 from fastir.errors import InputError
-from fastir.train.choices import PRECISIONS, SOURCE_MODES, STRATEGIES
+from fastir.train.choices import ALPHA_MODES, PRECISIONS, SOURCE_MODES, STRATEGIES
 
 
 @click.command()
@@ -16,6 +16,8 @@ from fastir.train.choices import PRECISIONS, SOURCE_MODES, STRATEGIES
 @click.option("--out", required=True, type=click.Path(), help="Output dir: checkpoint-NNNNNN/, final/, train.jsonl.")
 @click.option("--strategy", type=click.Choice(STRATEGIES), default="hybrid", show_default=True)
 @click.option("--alpha", type=float, default=0.5, show_default=True, help="Hybrid: probability of a mono batch.")
+@click.option("--alpha-mode", type=click.Choice(ALPHA_MODES), default="random", show_default=True,
+              help="random: each step is mono with probability alpha (seeded); exact: mono and cross interleaved so the mono share is within one batch of alpha at every step.")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Global batch size (all ranks).")
 @click.option("--steps", type=int, default=1000, show_default=True)
 @click.option("--lr", type=float, default=3e-5, show_default=True)

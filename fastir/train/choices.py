@@ -5,9 +5,10 @@ rather than from ``fastir.train.sampler`` / ``fastir.train.loop`` (which import 
 The strategy names come from the strategy registry (:mod:`fastir.train.strategies`, light too).
 """
 
+from fastir.train.strategies import ALPHA_MODES
 from fastir.train.strategies import NAMES as STRATEGIES
 
 SOURCE_MODES = ("proportional", "uniform", "mixed")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
-__all__ = ["STRATEGIES", "SOURCE_MODES", "PRECISIONS"]
+__all__ = ["STRATEGIES", "SOURCE_MODES", "PRECISIONS", "ALPHA_MODES"]

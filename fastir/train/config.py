@@ -10,14 +10,16 @@ from pathlib import Path
 
 from fastir.errors import InputError
 from fastir.train.checkpoint import TRAIN_JSON
-from fastir.train.choices import PRECISIONS, STRATEGIES
+from fastir.train.choices import ALPHA_MODES, PRECISIONS, STRATEGIES
 
 # Settings that change the numbers: a resumed run must match the checkpoint on all of them.
 RESUME_KEYS = (
     "data", "model", "strategy", "alpha", "batch_size", "steps", "lr", "temperature", "warmup_steps",
     "weight_decay", "max_grad_norm", "seed", "pooling", "max_length", "query_prefix", "passage_prefix",
-    "lang_weights", "source_mode", "hard_negatives", "precision",
+    "lang_weights", "source_mode", "hard_negatives", "precision", "alpha_mode",
 )
+# Resume keys added after checkpoints were first written: a checkpoint without one used this value.
+ADDED_LATER = {"alpha_mode": "random"}
 
 
 @dataclass
@@ -27,6 +29,7 @@ class TrainConfig:
     out: str
     strategy: str = "hybrid"
     alpha: float = 0.5
+    alpha_mode: str = "random"  # hybrid: "random" (a seeded draw per step) or "exact" (a fixed interleaving)
     batch_size: int = 32
     steps: int = 1000
     lr: float = 3e-5
@@ -75,6 +78,8 @@ def validate(cfg: TrainConfig) -> None:
         raise InputError(None, "--strategy", f"expected one of {', '.join(STRATEGIES)}, found {cfg.strategy!r}")
     checks = [
         ("--alpha", 0.0 <= cfg.alpha <= 1.0, f"must be in [0, 1], found {cfg.alpha}"),
+        ("--alpha-mode", cfg.alpha_mode in ALPHA_MODES, f"expected one of {', '.join(ALPHA_MODES)}, "
+                                                        f"found {cfg.alpha_mode!r}"),
         ("--batch-size", cfg.batch_size >= 2, f"must be at least 2 (in-batch negatives), found {cfg.batch_size}"),
         ("--steps", cfg.steps >= 1, f"must be positive, found {cfg.steps}"),
         ("--lr", cfg.lr > 0, f"must be positive, found {cfg.lr}"),
@@ -114,7 +119,8 @@ def check_resume_settings(ckpt: Path, meta: dict, current: dict) -> None:
     """A resume must use the checkpoint's settings: every one of :data:`RESUME_KEYS` equal."""
     recorded = meta.get("settings", {})
     for key in RESUME_KEYS:
-        if recorded.get(key) != current.get(key):
+        saved = recorded.get(key, ADDED_LATER.get(key))
+        if saved != current.get(key):
             raise InputError(ckpt / TRAIN_JSON, f"settings.{key}",
-                             f"checkpoint has {recorded.get(key)!r}, this command {current.get(key)!r}: "
+                             f"checkpoint has {saved!r}, this command {current.get(key)!r}: "
                              "resume with the same settings (or start a new --out)")

@@ -126,6 +126,7 @@ def _check_samplers(configs: list[TrainConfig]) -> None:
     tables = [open_train_table(p) for p in configs[0].data]
     for c in configs:
         sampler = BatchSampler(tables, strategy=c.strategy, batch_size=c.batch_size, seed=c.seed, alpha=c.alpha,
+                               alpha_mode=c.alpha_mode,
                                lang_weights=c.lang_weights, source_mode=c.source_mode)
         next(iter(sampler))
 

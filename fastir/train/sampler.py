@@ -27,7 +27,7 @@ import numpy as np
 from fastir.errors import InputError
 from fastir.train.choices import SOURCE_MODES
 from fastir.train.pools import build_pools, pool_probs, resolve_weights
-from fastir.train.strategies import ANY, MONO, REGISTRY
+from fastir.train.strategies import ALPHA_MODES, ANY, MONO, REGISTRY
 from fastir.train.streams import Streams, stream_key
 from fastir.train.pair_index import PairIndex, build_pair_index
 from fastir.train.table import TrainTable, open_train_table
@@ -92,6 +92,7 @@ class BatchSampler:
         batch_size: int,
         seed: int = 0,
         alpha: float = 0.5,
+        alpha_mode: str = "random",
         lang_weights: dict[str, float] | None = None,
         source_mode: str = "proportional",
         rank: int = 0,
@@ -107,6 +108,8 @@ class BatchSampler:
             raise InputError(None, "--alpha", f"not a number: {alpha!r}") from None
         if not 0.0 <= alpha <= 1.0:
             raise InputError(None, "--alpha", f"must be in [0, 1], got {alpha}")
+        if alpha_mode not in ALPHA_MODES:
+            raise InputError(None, "--alpha-mode", f"expected one of {', '.join(ALPHA_MODES)}, found {alpha_mode!r}")
         if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
             raise InputError(None, "--batch-size", f"must be a positive integer, got {batch_size!r}")
         if isinstance(seed, bool) or int(seed) != seed or seed < 0:
@@ -120,6 +123,7 @@ class BatchSampler:
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.alpha = alpha
+        self.alpha_mode = alpha_mode
         self.source_mode = source_mode
         self.rank = int(rank)
         self.world_size = int(world_size)
@@ -165,6 +169,8 @@ class BatchSampler:
             "sources": list(self.index.sources),
             "num_pairs": int(self.index.num_pairs),
             "steps_per_epoch": int(self.steps_per_epoch),
+            # only when not the default, so states saved before alpha modes existed still resume
+            **({"alpha_mode": self.alpha_mode} if self.alpha_mode != "random" else {}),
         }
 
     def state_dict(self) -> dict:
@@ -182,9 +188,12 @@ class BatchSampler:
             raise InputError(None, "sampler state", f"unknown format {state.get('format')!r}")
         mine = self._fingerprint()
         theirs = state.get("config", {})
-        for key, value in mine.items():
-            if theirs.get(key) != value:
-                raise InputError(None, "sampler state", f"{key} differs: saved {theirs.get(key)!r}, now {value!r}")
+        for key in [*mine, *(k for k in theirs if k not in mine)]:
+            now, saved = mine.get(key), theirs.get(key)
+            if key == "alpha_mode":
+                now, saved = now or "random", saved or "random"
+            if saved != now:
+                raise InputError(None, "sampler state", f"{key} differs: saved {saved!r}, now {now!r}")
         epoch, step = int(state["epoch"]), int(state["step"])
         if epoch < 0 or not 0 <= step < self.steps_per_epoch:
             raise InputError(None, "sampler state", f"bad position epoch={epoch} step={step}")
@@ -215,7 +224,7 @@ class BatchSampler:
             # every draw is made whatever the strategy, so the stream of numbers is fixed
             u_pool, u_kind, u_lang = rng.random(S), rng.random(S), rng.random(S)
             pool = np.searchsorted(np.cumsum(self.pool_probs)[:-1], u_pool, side="right")
-            kind = self.rules.plan_kinds(u_kind, self.alpha)
+            kind = self.rules.plan_kinds(u_kind, self.alpha, self.epoch * S, self.alpha_mode)
             lang = np.zeros(S, dtype=np.int64)
             for k, p in enumerate(self.pools):
                 at = pool == k
@@ -316,6 +325,7 @@ class BatchSampler:
             "strategy": self.strategy,
             "batch_size": self.batch_size,
             "alpha": self.alpha if self.rules.uses_alpha else None,
+            "alpha_mode": self.alpha_mode if self.rules.uses_alpha else None,
             "langs": list(self.langs),
             "weights": {l: float(w) for l, w in zip(self.langs, self.weights)},
             "sources": list(self.index.sources),

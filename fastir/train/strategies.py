@@ -25,6 +25,8 @@ from dataclasses import dataclass
 # never renumber them (a resumed run and `fastir sample` outputs would change).
 ANY, CROSS, MONO = 0, 1, 2
 KIND_NAMES = {MONO: "mono", ANY: "any", CROSS: "cross"}
+# How a mixture picks each step's kind from alpha: a seeded draw per step, or a fixed interleaving.
+ALPHA_MODES = ("random", "exact")
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,9 @@ class Strategy:
         """The batch kinds actually drawn under ``alpha`` (their pools must fill a batch)."""
         return self.kinds
 
-    def plan_kinds(self, u_kind, alpha: float):
-        """Each step's batch kind from its uniform draw ``u_kind`` (one float per step)."""
+    def plan_kinds(self, u_kind, alpha: float, first_step: int = 0, alpha_mode: str = "random"):
+        """Each step's batch kind from its uniform draw ``u_kind`` (one float per step); the steps
+        are ``first_step``, ``first_step + 1``, ... counted from the start of training."""
         import numpy as np
 
         return np.full(len(u_kind), self.kind)
@@ -82,10 +85,20 @@ class Mixture(Strategy):
     def kinds_used(self, alpha: float) -> tuple[int, ...]:
         return tuple(k for k, used in ((MONO, alpha > 0), (CROSS, alpha < 1)) if used)
 
-    def plan_kinds(self, u_kind, alpha: float):
+    def plan_kinds(self, u_kind, alpha: float, first_step: int = 0, alpha_mode: str = "random"):
+        """``random``: step t is mono iff its draw ``u_kind < alpha``. ``exact``: step t is mono iff
+        ``floor((t+1)·a) > floor(t·a)``, ``a`` = alpha as a fraction (denominator <= 10**6), so after
+        n steps exactly ``floor(n·a)`` batches were mono: within one batch of ``n·alpha`` at every step."""
         import numpy as np
 
-        return np.where(u_kind < alpha, MONO, CROSS)
+        if alpha_mode == "random":
+            return np.where(u_kind < alpha, MONO, CROSS)
+        from fractions import Fraction
+
+        a = Fraction(alpha).limit_denominator(10**6)  # 0.3 is 3/10 here, not the binary 0.29999...
+        t = np.arange(first_step, first_step + len(u_kind), dtype=np.int64)
+        num, den = np.int64(a.numerator), np.int64(a.denominator)
+        return np.where((t + 1) * num // den > t * num // den, MONO, CROSS)
 
     def label(self, kind: int) -> str:
         return KIND_NAMES[kind]

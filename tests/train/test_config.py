@@ -22,7 +22,7 @@ def _cfg(**kw) -> TrainConfig:
     ({"max_grad_norm": -1}, "--max-grad-norm"), ({"save_steps": -1}, "--save-steps"),
     ({"eval_every": -1}, "--eval-every"), ({"precision": "fp8"}, "--precision"),
     ({"warmup_steps": 2000}, "--warmup-steps"), ({"eval_every": 5}, "--eval-every"),
-    ({"resume": True, "overwrite": True}, "--resume"),
+    ({"resume": True, "overwrite": True}, "--resume"), ({"alpha_mode": "even"}, "--alpha-mode"),
 ])
 def test_validate_names_the_option(kw, field):
     with pytest.raises(InputError) as err:
@@ -53,3 +53,13 @@ def test_resume_settings_must_match(tmp_path):
     with pytest.raises(InputError, match="checkpoint has 0.5, this command 0.25") as err:
         check_resume_settings(tmp_path, {"settings": current}, dict(current, alpha=0.25))
     assert err.value.field == "settings.alpha" and str(err.value.path) == str(tmp_path / "fastir-train.json")
+
+
+def test_alpha_mode_must_match_and_older_checkpoints_mean_random(tmp_path):
+    current = settings(_cfg(), pooling="cls", max_length=64, precision="fp32")
+    assert current["alpha_mode"] == "random"
+    older = {k: v for k, v in current.items() if k != "alpha_mode"}  # written before alpha modes existed
+    check_resume_settings(tmp_path, {"settings": older}, current)
+    with pytest.raises(InputError, match="checkpoint has 'random', this command 'exact'") as err:
+        check_resume_settings(tmp_path, {"settings": older}, dict(current, alpha_mode="exact"))
+    assert err.value.field == "settings.alpha_mode"

@@ -350,3 +350,22 @@ def test_output_dir_with_another_run(train_tiny_bert, train_table_arrow, tmp_pat
     # --overwrite replaces the run
     assert main(_train_argv(train_table_arrow, train_tiny_bert, out, "--overwrite")) == 0
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint-000002", "final", "train.jsonl"]
+
+
+def test_exact_alpha_mode_trains_interleaved_and_resumes(train_tiny_bert, train_table_arrow, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--data", train_table_arrow, "--model", train_tiny_bert, "--out", str(out), "--steps", "6",
+            "--batch-size", "16", "--alpha", "0.5", "--alpha-mode", "exact", "--save-steps", "3", "--device", "cpu",
+            "--pooling", "mean", "--no-progress"]
+    assert main(argv) == 0
+    kinds = [r["kind"] for r in _log(out / "train.jsonl")]
+    assert kinds == ["cross", "mono"] * 3
+    shutil.rmtree(out / "checkpoint-000006")
+    shutil.rmtree(out / "final")
+    random_argv = [a if a != "exact" else "random" for a in argv]
+    assert main(random_argv + ["--resume"]) == 2
+    assert "settings.alpha_mode: checkpoint has 'exact', this command 'random'" in capsys.readouterr().err
+    assert main(argv + ["--resume"]) == 0
+    assert [r["kind"] for r in _log(out / "train.jsonl")] == kinds
+    assert main(argv[:-1] + ["--alpha-mode", "even"]) == 2
+    assert "--alpha-mode" in capsys.readouterr().err

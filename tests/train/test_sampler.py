@@ -221,6 +221,58 @@ def within(count, n, p):
     return abs(count / n - p) <= 4.5 * se + 1e-12
 
 
+@pytest.mark.parametrize("alpha", [0.1, 0.3, 0.5, 0.8])
+@pytest.mark.parametrize("world_size", [1, 3])
+def test_exact_alpha_every_step_resume_and_ranks(tmp_path, alpha, world_size):
+    """--alpha-mode exact: the mono share after every step is within one batch of alpha, across
+    epoch roll-overs (steps_per_epoch is 7 here); resuming mid-way and the rank slices give the same batches."""
+    path, _ = make_table(tmp_path / "t.arrow", n_ids=60, p_lang=0.8)
+    cfg = dict(strategy="hybrid", batch_size=8, seed=5, alpha=alpha, alpha_mode="exact")
+    live = BatchSampler(path, **cfg)
+    full = take(live, 60)
+    assert live.steps_per_epoch < 20
+    mono = np.cumsum([b.kind == "mono" for b in full])
+    assert np.abs(mono - alpha * np.arange(1, 61)).max() < 1
+    for stop in (0, 3, live.steps_per_epoch, 2 * live.steps_per_epoch + 1, 41):
+        first = BatchSampler(path, **cfg)
+        take(first, stop)
+        state = json.loads(json.dumps(first.state_dict()))
+        resumed = BatchSampler(path, **cfg)
+        resumed.load_state_dict(state)
+        assert [key(b) for b in take(resumed, 60 - stop)] == [key(b) for b in full[stop:]]
+    lo_hi = [rank_bounds(8, world_size, r) for r in range(world_size)]
+    ranks = [take(BatchSampler(path, rank=r, world_size=world_size, **cfg), 60) for r in range(world_size)]
+    for step, whole in enumerate(full):
+        assert sum((ranks[r][step].xling_ids for r in range(world_size)), []) == whole.xling_ids
+        assert {ranks[r][step].kind for r in range(world_size)} == {whole.kind}
+        assert [len(ranks[r][step]) for r in range(world_size)] == [hi - lo for lo, hi in lo_hi]
+
+
+def test_exact_alpha_changes_only_the_kinds_sequence(tmp_path):
+    path, _ = make_table(tmp_path / "t.arrow", n_ids=60)
+    random_ = take(BatchSampler(path, strategy="hybrid", batch_size=8, seed=5), 30)
+    default = take(BatchSampler(path, strategy="hybrid", batch_size=8, seed=5, alpha_mode="random"), 30)
+    assert [key(b) for b in random_] == [key(b) for b in default]
+    exact = take(BatchSampler(path, strategy="hybrid", batch_size=8, seed=5, alpha_mode="exact"), 30)
+    assert [b.kind for b in exact] == ["cross", "mono"] * 15
+    # x-x-mono has no alpha: the mode changes nothing
+    assert ([key(b) for b in take(BatchSampler(path, strategy="x-x-mono", batch_size=8, alpha_mode="exact"), 10)]
+            == [key(b) for b in take(BatchSampler(path, strategy="x-x-mono", batch_size=8), 10)])
+
+
+def test_alpha_mode_is_part_of_the_state(tmp_path):
+    path, _ = make_table(tmp_path / "t.arrow")
+    random_state = BatchSampler(path, strategy="hybrid", batch_size=8, seed=1).state_dict()
+    assert "alpha_mode" not in random_state["config"]  # states from before alpha modes still resume
+    with pytest.raises(InputError, match="alpha_mode differs: saved 'random', now 'exact'"):
+        BatchSampler(path, strategy="hybrid", batch_size=8, seed=1, alpha_mode="exact").load_state_dict(random_state)
+    exact_state = BatchSampler(path, strategy="hybrid", batch_size=8, seed=1, alpha_mode="exact").state_dict()
+    with pytest.raises(InputError, match="alpha_mode differs: saved 'exact', now 'random'"):
+        BatchSampler(path, strategy="hybrid", batch_size=8, seed=1).load_state_dict(exact_state)
+    with pytest.raises(InputError, match="--alpha-mode: expected one of random, exact, found 'even'"):
+        BatchSampler(path, strategy="hybrid", batch_size=8, alpha_mode="even")
+
+
 @pytest.mark.parametrize("alpha", [0.0, 0.2, 0.5, 1.0])
 def test_hybrid_mono_share_converges_to_alpha(tmp_path, alpha):
     path, _ = make_table(tmp_path / "t.arrow", n_ids=400)
@@ -394,7 +446,7 @@ def test_cli_sample_writes_the_composition(tmp_path, capsys, suffix):
     assert main(args + ["--overwrite"]) == 0
 
 
-@pytest.mark.parametrize("extra", [["--alpha", "2"], ["--batch-size", "500"], ["--lang-weights", "en=x"],
+@pytest.mark.parametrize("extra", [["--alpha", "2"], ["--alpha-mode", "even"], ["--batch-size", "500"], ["--lang-weights", "en=x"],
                                    ["--strategy", "x-y"], ["--out", "c.csv"]])
 def test_cli_sample_bad_input_writes_nothing(tmp_path, capsys, extra):
     from fastir.cli import main

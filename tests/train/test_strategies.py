@@ -79,3 +79,20 @@ def test_a_new_entry_is_all_a_new_strategy_needs(tmp_path, monkeypatch):
         b = next(s)
         assert b.kind == "de-fr" and b.query_langs == b.passage_langs
         assert set(b.query_langs) <= {"de", "fr"} and len(set(b.xling_ids)) == 4
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.1, 0.25, 0.3, 1 / 3, 0.5, 0.7, 0.99, 1.0])
+def test_exact_alpha_share_is_within_one_batch_at_every_step(alpha):
+    hybrid = REGISTRY["hybrid"]
+    steps = 5000
+    # planned in uneven chunks, as epochs of the sampler plan them
+    bounds = [0, 1, 7, 100, 1234, 4000, steps]
+    kinds = np.concatenate([hybrid.plan_kinds(np.zeros(b - a), alpha, a, "exact") for a, b in zip(bounds, bounds[1:])])
+    mono = np.cumsum(kinds == MONO)
+    n = np.arange(1, steps + 1)
+    assert np.abs(mono - n * alpha).max() < 1  # |realised mono batches - n·alpha| < 1 batch after every step n
+    assert set(np.unique(kinds).tolist()) <= set(hybrid.kinds_used(alpha))
+    # the draws do not matter in exact mode; random mode is the draw rule of old
+    u = np.random.default_rng(2).random(steps)
+    assert (hybrid.plan_kinds(u, alpha, 0, "exact") == kinds).all()
+    assert (hybrid.plan_kinds(u, alpha, 0, "random") == np.where(u < alpha, MONO, CROSS)).all()
