@@ -66,3 +66,22 @@ def to_train(dataset, out, langs, overwrite):
     with claim_output(out):
         rows = write_lareqa_train_table(ds, out, overwrite=overwrite)
     click.echo(f"wrote {rows} rows to {out}")
+
+
+@data.command()
+@click.argument("train", type=click.Path())
+@click.argument("evals", metavar="EVAL...", nargs=-1, required=True)
+@click.option("--examples", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Matches listed per evaluation dataset (the first by row).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def overlap(train, evals, examples, fmt):
+    """Training rows of TRAIN (a train table) that share a parallel-group id (xling_id), a question
+    text or a passage text with each evaluation dataset EVAL (xquad-r, mlqa-r, a LAReQA dir or a
+    train table). Texts are compared NFKC-normalised, case-folded, whitespace collapsed."""
+    from fastir.data.overlap import find_overlap, format_reports
+
+    reports = find_overlap([train], list(evals), examples=examples)
+    if fmt == "json":
+        click.echo(json.dumps({"train": [train], "datasets": [r.to_json() for r in reports]}, indent=2))
+    else:
+        click.echo(format_reports(reports))
