@@ -38,8 +38,13 @@ from fastir.train.choices import ALPHA_MODES, PRECISIONS, STRATEGIES
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True)
 @click.option("--save-steps", type=int, default=0, show_default=True)
+@click.option("--eval-max-length", type=int, default=None,
+              help="Truncate evaluation texts to this many tokens [default: the base model's own length, not --max-length].")
+@click.option("--allow-overlap", is_flag=True,
+              help="Run even if a training row shares an xling_id, question or passage with an --eval dataset.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def experiment(data, model, out, strategies, eval_datasets, eval_langs, include_base, candidates, progress, **train):
+def experiment(data, model, out, strategies, eval_datasets, eval_langs, include_base, candidates, eval_max_length,
+               allow_overlap, progress, **train):
     """Train each strategy with the same settings and seed, then embed, score and compare them.
 
     Prints Table 1 (Mo./Cr./Mul. mAP) and Table 2 (R@1, rank distance) per evaluation dataset and
@@ -50,5 +55,6 @@ def experiment(data, model, out, strategies, eval_datasets, eval_langs, include_
     results = run_experiment(ExperimentConfig(
         data=list(data), model=model, out=out, strategies=split_list(strategies) or [],
         eval_datasets=split_list(eval_datasets) or [], eval_langs=split_list(eval_langs), include_base=include_base,
-        candidates=candidates, train=train, progress=progress))
+        candidates=candidates, eval_max_length=eval_max_length, allow_overlap=allow_overlap, train=train,
+        progress=progress))
     click.echo(format_tables(results))

@@ -46,6 +46,10 @@ from fastir.train.choices import ALPHA_MODES, PRECISIONS, SOURCE_MODES, STRATEGI
 @click.option("--eval-every", type=int, default=0, show_default=True, help="Evaluate every N steps (and at the end).")
 @click.option("--eval-langs", default=None, help="Comma-separated languages of the held-out data.")
 @click.option("--eval-max-queries", type=int, default=0, show_default=True, help="Random subset of queries (0: all).")
+@click.option("--eval-max-length", type=int, default=None,
+              help="Truncate held-out texts to this many tokens [default: the base model's own length, not --max-length].")
+@click.option("--allow-overlap", is_flag=True,
+              help="Train even if a training row shares an xling_id, question or passage with --eval-data.")
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous run in --out.")
 @click.option("--log-batches", is_flag=True, help="Write batches.rankR.jsonl (xling_ids per step) for auditing.")

@@ -224,3 +224,12 @@ def format_reports(reports: list[DatasetOverlap]) -> str:
     if not any(r.rows for r in reports):
         lines.append("no overlap: no training row shares a parallel-group id, question or passage text")
     return "\n".join(lines)
+
+
+def guard(train: list[str | os.PathLike], evals: list[str | os.PathLike], *, allow: bool) -> dict:
+    """The check ``fastir train --eval-data`` and ``fastir experiment`` run before any work: refuse
+    an overlap unless ``allow``; the record they keep (fastir-train.json / results.json) either way."""
+    reports = find_overlap(train, evals, examples=1)
+    if not allow:
+        refuse_overlap(reports)
+    return {"allowed": allow, "datasets": summary(reports)}

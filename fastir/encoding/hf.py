@@ -266,12 +266,7 @@ def load_encoder(
         raise InputError(model, "config.json", f"cannot load model config: {_one_line(exc)}") from None
     tokenizer = _load_tokenizer(model, transformer_src, local, st)
     limit = _model_limit(config, tokenizer)
-    if max_length is None:
-        max_length = min(st.max_seq_length, limit) if st.max_seq_length else limit
-    elif max_length <= 0:
-        raise InputError(None, "--max-length", f"must be positive, found {max_length}")
-    elif max_length > limit:
-        raise InputError(None, "--max-length", f"{max_length} is above the model's limit of {limit} tokens")
+    max_length = check_max_length(max_length, _own_max_length(st, limit), limit)
 
     hf_model, attn = _load_model(model, transformer_src, torch_dtype)
     if pooling == "pooler" and getattr(hf_model, "pooler", None) is None:
@@ -282,6 +277,39 @@ def load_encoder(
         max_length=int(max_length), normalize_default=st.normalize, name=model, model_max_length=limit,
         attn_implementation=attn,
     )
+
+
+def _own_max_length(st: SentenceTransformersConfig, limit: int) -> int:
+    """The model's own length: its sentence-transformers ``max_seq_length`` (capped), else its limit."""
+    return min(st.max_seq_length, limit) if st.max_seq_length else limit
+
+
+def check_max_length(max_length: int | None, own: int, limit: int, option: str = "--max-length") -> int:
+    """``max_length``, or ``own`` when None; positive and at most ``limit``, else InputError on ``option``."""
+    if max_length is None:
+        return own
+    if max_length <= 0:
+        raise InputError(None, option, f"must be positive, found {max_length}")
+    if max_length > limit:
+        raise InputError(None, option, f"{max_length} is above the model's limit of {limit} tokens")
+    return int(max_length)
+
+
+def model_max_lengths(model: str | os.PathLike) -> tuple[int, int]:
+    """(the model's own length, its limit) as :func:`load_encoder` resolves them, without loading
+    weights: what ``fastir embed`` uses when no ``--max-length`` is given."""
+    from transformers import AutoConfig
+
+    model = os.fspath(model)
+    source, local = resolve_model_dir(model)
+    st = read_sentence_transformers_config(local) if local is not None else SentenceTransformersConfig()
+    transformer_src = str(st.transformer_dir) if st.transformer_dir is not None else source
+    try:
+        config = AutoConfig.from_pretrained(transformer_src)
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(model, "config.json", f"cannot load model config: {_one_line(exc)}") from None
+    limit = _model_limit(config, _load_tokenizer(model, transformer_src, local, st))
+    return _own_max_length(st, limit), limit
 
 
 def _load_tokenizer(model: str, source: str, local: Path | None, st: SentenceTransformersConfig):

@@ -53,6 +53,8 @@ class TrainConfig:
     eval_every: int = 0
     eval_langs: list[str] | None = None
     eval_max_queries: int = 0
+    eval_max_length: int | None = None  # None: the base model's own length, not --max-length
+    allow_overlap: bool = False  # train even if the training tables overlap --eval-data
     resume: bool = False
     overwrite: bool = False
     progress: bool = True
@@ -88,6 +90,9 @@ def validate(cfg: TrainConfig) -> None:
         ("--max-grad-norm", cfg.max_grad_norm >= 0, f"must be non-negative, found {cfg.max_grad_norm}"),
         ("--save-steps", cfg.save_steps >= 0, f"must be non-negative, found {cfg.save_steps}"),
         ("--eval-every", cfg.eval_every >= 0, f"must be non-negative, found {cfg.eval_every}"),
+        ("--max-length", cfg.max_length is None or cfg.max_length > 0, f"must be positive, found {cfg.max_length}"),
+        ("--eval-max-length", cfg.eval_max_length is None or cfg.eval_max_length > 0,
+         f"must be positive, found {cfg.eval_max_length}"),
         ("--precision", cfg.precision in PRECISIONS, f"expected one of {', '.join(PRECISIONS)}"),
     ]
     for name, ok, message in checks:
@@ -101,10 +106,12 @@ def validate(cfg: TrainConfig) -> None:
         raise InputError(None, "--resume", "--resume and --overwrite exclude each other")
 
 
-def settings(cfg: TrainConfig, *, pooling: str, max_length: int, precision: str) -> dict:
+def settings(cfg: TrainConfig, *, pooling: str, max_length: int, precision: str,
+             eval_max_length: int | None = None) -> dict:
     """Every setting, resolved (defaults filled in), as recorded in fastir-train.json."""
     s = dataclasses.asdict(cfg)
     s.update(pooling=pooling, max_length=max_length, precision=precision,
+             eval_max_length=cfg.eval_max_length if eval_max_length is None else eval_max_length,
              warmup_steps=default_warmup(cfg), data=[os.path.abspath(p) for p in cfg.data])
     for transient in ("resume", "overwrite", "progress"):
         s.pop(transient)

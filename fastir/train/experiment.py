@@ -10,6 +10,10 @@ For each strategy S (and, with ``include_base``, the untrained starting model as
     OUT/tables.md           the tables as Markdown
 
 Every strategy gets the same settings and seed, so they differ only in how batches are drawn.
+Before any work the training tables are checked against every evaluation dataset
+(:mod:`fastir.data.overlap`): an overlap refuses the run unless ``allow_overlap``; the counts go
+into ``results.json`` either way. Every model, the base included, is embedded at
+``eval_max_length`` (default: the base model's own length), whatever training's ``max_length``.
 Re-running the same command resumes: finished training runs, run dirs and scores are reused
 (training refuses to resume from a run with different settings).
 
@@ -46,6 +50,8 @@ class ExperimentConfig:
     include_base: bool = False
     candidates: str = "sentence"  # fastir embed --candidates
     embed_dtype: str = "auto"
+    eval_max_length: int | None = None  # None: the base model's own length (training's max_length does not apply)
+    allow_overlap: bool = False  # run even if the training tables overlap an evaluation dataset
     train: dict = field(default_factory=dict)  # any other TrainConfig field (steps, lr, seed, ...)
     progress: bool = True
 
@@ -82,6 +88,10 @@ def run_experiment(cfg: ExperimentConfig) -> dict:
     _check_samplers(list(configs.values()))
     for ds in cfg.eval_datasets:
         open_dataset(ds, langs=cfg.eval_langs)
+    eval_max_length = _eval_max_length(cfg)
+    from fastir.data.overlap import guard
+
+    overlap = guard(cfg.data, cfg.eval_datasets, allow=cfg.allow_overlap)
 
     from fastir.train.loop import train
 
@@ -100,14 +110,15 @@ def run_experiment(cfg: ExperimentConfig) -> dict:
                 dataset=ds, model=model, out=str(run_dir), langs=cfg.eval_langs,
                 pooling=t.pooling,  # None: the base folder's default, which training recorded too
                 query_prefix=t.query_prefix, passage_prefix=t.passage_prefix, candidates=cfg.candidates,
-                max_length=t.max_length, device=t.device, dtype=cfg.embed_dtype, resume=True,
+                max_length=eval_max_length, device=t.device, dtype=cfg.embed_dtype, resume=True,
                 progress=cfg.progress))
             scored = score_run(run_dir, ks=(1, 5, 10))
             write_scores(scored, out / name / "scores" / ds_key, overwrite=True)
             rows[name][ds_key] = _numbers(scored.summary)
     results = {"format": "fastir-experiment/1", "model": cfg.model, "data": cfg.data,
                "strategies": list(models), "eval_datasets": [_ds_key(d) for d in cfg.eval_datasets],
-               "train_settings": cfg.train, "results": rows}
+               "train_settings": cfg.train, "eval_max_length": eval_max_length, "overlap": overlap,
+               "results": rows}
     from fastir.atomic import atomic_file
 
     with atomic_file(out / "results.json", "w") as fh:
@@ -115,6 +126,16 @@ def run_experiment(cfg: ExperimentConfig) -> dict:
     with atomic_file(out / "tables.md", "w") as fh:
         fh.write(format_tables(results) + "\n")
     return results
+
+
+def _eval_max_length(cfg: ExperimentConfig) -> int:
+    """Every model is embedded at ``--eval-max-length``, by default the base model's own length."""
+    from fastir.encoding.hf import check_max_length, model_max_lengths
+
+    if cfg.eval_max_length is not None and cfg.eval_max_length <= 0:
+        raise InputError(None, "--eval-max-length", f"must be positive, found {cfg.eval_max_length}")
+    own, limit = model_max_lengths(cfg.model)
+    return check_max_length(cfg.eval_max_length, own, limit, "--eval-max-length")
 
 
 def _check_samplers(configs: list[TrainConfig]) -> None:

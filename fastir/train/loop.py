@@ -175,7 +175,7 @@ def _evaluate(run, step: int, log: _Log) -> dict:
 
     cfg = run.cfg
     t0 = time.perf_counter()
-    res = evaluate(run.encoder, run.eval_set, query_prefix=cfg.query_prefix, passage_prefix=cfg.passage_prefix)
+    res = evaluate(run.eval_encoder, run.eval_set, query_prefix=cfg.query_prefix, passage_prefix=cfg.passage_prefix)
     res = {"event": "eval", "step": step, **res, "eval_time_s": round(time.perf_counter() - t0, 3)}
     log.write(res)
     return res

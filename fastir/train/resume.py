@@ -125,9 +125,11 @@ def save_step(run: "Run", step: int) -> Path:
             "settings": run.settings, "sampler": sampler_state, "base_model": cfg.model,
             "pooling": encoder.pooling, "normalize": True, "query_prefix": cfg.query_prefix,
             "passage_prefix": cfg.passage_prefix, "device": str(run.device), "versions": _versions(),
-            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "overlap": run.overlap, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        st_files = dict(pooling=encoder.pooling, dim=encoder.dim, max_length=encoder.max_length,
+        # The saved model's inference length is the evaluation one: `fastir embed final/` embeds
+        # as this run evaluated, not with the (often shorter) training truncation.
+        st_files = dict(pooling=encoder.pooling, dim=encoder.dim, max_length=run.eval_encoder.max_length,
                         query_prefix=cfg.query_prefix, passage_prefix=cfg.passage_prefix, normalize=True)
         save_checkpoint(run.out, step, model=encoder.model, tokenizer=encoder.tokenizer, meta=meta,
                         st_files=st_files, optimizer=run.optimizer, scheduler=run.scheduler, scaler=run.scaler,

@@ -37,6 +37,8 @@ class Run:
     batches: Iterator
     first_batch: Any  # drawn before anything is written (lazy sampler checks fail early)
     eval_set: Any = None  # rank 0 only
+    eval_encoder: Any = None  # the encoder's weights, truncating at the evaluation length
+    overlap: dict | None = None  # the zero-shot check against --eval-data (None without it)
     model: Any = None  # the DualEncoder
     wrapped: Any = None  # the model, or DDP around it
     optimizer: Any = None
@@ -53,15 +55,24 @@ def open_run(cfg: TrainConfig, dist: Distributed) -> Run:
     out = Path(cfg.out)
     check_output_dir(out, overwrite=cfg.overwrite, resume=cfg.resume)
     sampler = open_sampler(cfg, dist)
+    overlap = None
+    if cfg.eval_data:
+        from fastir.data.overlap import guard
+
+        overlap = guard(cfg.data, [cfg.eval_data], allow=cfg.allow_overlap)
     ckpt, ckpt_meta = find_resume(cfg, out)
     device = resolve_device(dist.device(cfg.device))  # under torchrun: this rank's GPU
     seed_everything(cfg.seed)  # weights the checkpoint lacks (e.g. a new pooler) start the same everywhere
     # Resuming without --pooling takes the recorded pooling; an explicit one is compared below.
     pooling = cfg.pooling or (ckpt_meta["settings"]["pooling"] if ckpt_meta else None)
+    # Likewise the training length (a checkpoint's sentence-transformers file holds the evaluation one).
+    max_length = cfg.max_length if cfg.max_length is not None or not ckpt_meta else ckpt_meta["settings"]["max_length"]
     encoder = load_encoder(str(ckpt) if ckpt else cfg.model, pooling=pooling, device=str(device), dtype="fp32",
-                           max_length=cfg.max_length)
+                           max_length=max_length)
+    eval_encoder = evaluation_encoder(cfg, encoder)
     precision = resolve_precision(cfg.precision, device)
-    current = settings(cfg, pooling=encoder.pooling, max_length=encoder.max_length, precision=precision)
+    current = settings(cfg, pooling=encoder.pooling, max_length=encoder.max_length, precision=precision,
+                       eval_max_length=eval_encoder.max_length)
     start_step = 0
     if ckpt_meta:
         check_resume_settings(ckpt, ckpt_meta, current)
@@ -78,7 +89,19 @@ def open_run(cfg: TrainConfig, dist: Distributed) -> Run:
     dist.barrier()  # rank 0 has prepared the output directory
     return Run(cfg=cfg, dist=dist, out=out, sampler=sampler, encoder=encoder, device=device, precision=precision,
                settings=current, ckpt=ckpt, start_step=start_step, batches=batches, first_batch=first_batch,
-               eval_set=eval_set)
+               eval_set=eval_set, eval_encoder=eval_encoder, overlap=overlap)
+
+
+def evaluation_encoder(cfg: TrainConfig, encoder):
+    """``encoder`` (the same weights) truncating at ``--eval-max-length``, by default at the base
+    model's own length: training's ``--max-length`` does not apply to evaluation."""
+    import dataclasses
+
+    from fastir.encoding.hf import check_max_length, model_max_lengths
+
+    own, limit = model_max_lengths(cfg.model)
+    length = check_max_length(cfg.eval_max_length, own, limit, "--eval-max-length")
+    return dataclasses.replace(encoder, max_length=length)
 
 
 def open_sampler(cfg: TrainConfig, dist: Distributed):

@@ -120,11 +120,8 @@ def test_refuse_names_the_first_row(tmp_path, eval_dir):
 
 def test_bundled_mlqa_and_xquad_share_nothing(tmp_path):
     """The docs' zero-shot recipe: MLQA-R as training data, XQuAD-R as the test."""
-    from fastir.data.lareqa import load_dataset
-    from fastir.train.table import write_lareqa_train_table
-
     table = tmp_path / "mlqa.arrow"
-    write_lareqa_train_table(load_dataset("mlqa-r"), table)
+    assert main(["data", "to-train", "mlqa-r", str(table)]) == 0
     on_xquad, on_mlqa = overlap.find_overlap([table], ["xquad-r", "mlqa-r"], examples=1)
     assert on_xquad.rows == 0 and on_xquad.train_rows == 4199
     assert on_mlqa.rows == 4199 and on_mlqa.by_key == {"xling_id": 4199, "query": 4199, "passage": 4199, "negative": 0}

@@ -50,7 +50,8 @@ def test_experiment_trains_embeds_scores_and_prints_tables(train_tiny_bert, trai
     out = tmp_path / "exp"
     argv = ["experiment", "--data", train_table_arrow, "--model", train_tiny_bert, "--out", str(out),
             "--strategies", "x-x-mono,hybrid", "--eval", str(lareqa), "--include-base", "--batch-size", "16",
-            "--steps", "30", "--lr", "2e-3", "--pooling", "mean", "--seed", "1", "--device", "cpu", "--no-progress"]
+            "--steps", "30", "--lr", "2e-3", "--pooling", "mean", "--seed", "1", "--device", "cpu", "--no-progress",
+            "--max-length", "12", "--allow-overlap"]  # the synthetic eval set shares the training xling_ids
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "Table 1: mAP" in printed and "Table 2: R@1" in printed
@@ -59,6 +60,12 @@ def test_experiment_trains_embeds_scores_and_prints_tables(train_tiny_bert, trai
 
     results = json.loads((out / "results.json").read_text())
     assert results["strategies"] == ["base", "x-x-mono", "hybrid"]
+    assert results["overlap"] == {"allowed": True, "datasets": {"synth-lareqa": {
+        "train_rows": 144, "rows": 144, "by_key": {"xling_id": 144, "query": 0, "passage": 0, "negative": 0}}}}
+    # evaluation embeds at the model's own length (64 positions), not training's --max-length 12
+    assert results["eval_max_length"] == 64
+    for name in results["strategies"]:
+        assert read_run(out / name / "runs" / "synth-lareqa").meta["max_length"] == 64
     rows = {name: results["results"][name]["synth-lareqa"] for name in results["strategies"]}
     for name, row in rows.items():
         for key in ("mono_map", "cross_map", "multi_map", "mono_r1", "cross_r1", "multi_r1", "rank_distance"):
@@ -103,3 +110,32 @@ def test_every_strategy_is_checked_against_the_data_before_the_first_trains(trai
     assert code == 2 and len(err) == 1, err
     assert err[0].startswith(f"error: {one_lang}: xling_id: x-y batches need xling_ids present in >= 2 languages")
     assert not out.exists()  # x-x-mono (valid on its own) did not train
+
+
+def test_experiment_refuses_overlap_before_any_work(train_tiny_bert, train_table_arrow, train_rows, tmp_path, capsys):
+    make_train_rows, _ = train_rows
+    lareqa = _lareqa_dir(tmp_path / "synth-lareqa", make_train_rows)
+    out = tmp_path / "e"
+    code = main(["experiment", "--data", train_table_arrow, "--model", train_tiny_bert, "--out", str(out),
+                 "--strategies", "x-x-mono", "--eval", str(lareqa), "--batch-size", "16", "--steps", "2",
+                 "--device", "cpu", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"error: {train_table_arrow}: row 0: xling_id equals the parallel-group id of x0_aa "
+                          "in evaluation dataset synth-lareqa (144 of 144 training rows overlap")
+    assert "--allow-overlap" in err and not out.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--eval", "no-such-dataset"], "no-such-dataset: not a bundled dataset"),
+    (["--eval-max-length", "0"], "--eval-max-length: must be positive, found 0"),
+    (["--eval-max-length", "65"], "--eval-max-length: 65 is above the model's limit of 64 tokens"),
+])
+def test_experiment_bad_eval_settings(train_tiny_bert, train_table_arrow, tmp_path, capsys, args, message):
+    out = tmp_path / "e"
+    code = main(["experiment", "--data", train_table_arrow, "--model", train_tiny_bert, "--out", str(out),
+                 "--strategies", "x-x-mono", "--batch-size", "16", "--steps", "2", "--device", "cpu",
+                 "--no-progress", *args])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert not out.exists()

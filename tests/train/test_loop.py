@@ -57,7 +57,7 @@ def _no_dropout_copy(model: str, dest: Path) -> str:
 def test_loss_falls_and_pooled_map_rises(train_tiny_bert, train_table_arrow, tmp_path):
     out = tmp_path / "run"
     res = train(_cfg(train_table_arrow, train_tiny_bert, out, steps=40, lr=2e-3, eval_data=train_table_arrow,
-                     eval_every=20))
+                     eval_every=20, allow_overlap=True))  # evaluates on its training data, on purpose
     losses = [r["loss"] for r in _log(out / "train.jsonl")]
     assert len(losses) == 40
     assert np.mean(losses[-8:]) < np.mean(losses[:4]) - 0.4
@@ -369,3 +369,84 @@ def test_exact_alpha_mode_trains_interleaved_and_resumes(train_tiny_bert, train_
     assert [r["kind"] for r in _log(out / "train.jsonl")] == kinds
     assert main(argv[:-1] + ["--alpha-mode", "even"]) == 2
     assert "--alpha-mode" in capsys.readouterr().err
+
+# ------------------------------------------------------------- zero-shot guard, evaluation settings
+
+
+def test_overlapping_eval_data_is_refused_before_anything_is_written(train_tiny_bert, train_table_arrow, tmp_path,
+                                                                     capsys):
+    out = tmp_path / "run"
+    code, err = _run_cli(["train", "--data", train_table_arrow, "--model", train_tiny_bert, "--out", str(out),
+                          "--steps", "2", "--batch-size", "16", "--device", "cpu", "--no-progress",
+                          "--eval-data", train_table_arrow], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"error: {train_table_arrow}: row 0: xling_id equals the parallel-group id of x0_aa in "
+                          "evaluation dataset synthetic.arrow (144 of 144 training rows overlap")
+    assert "--allow-overlap" in err
+    assert not out.exists()
+
+
+def test_overlap_counts_are_recorded_allowed_or_clean(train_tiny_bert, train_table_arrow, train_rows, tmp_path):
+    make_train_rows, write_arrow = train_rows
+    allowed = train(_cfg(train_table_arrow, train_tiny_bert, tmp_path / "a", steps=1, eval_data=train_table_arrow,
+                         allow_overlap=True))
+    meta = json.loads((allowed.final / "fastir-train.json").read_text())
+    assert meta["overlap"] == {"allowed": True, "datasets": {"synthetic.arrow": {
+        "train_rows": 144, "rows": 144, "by_key": {"xling_id": 144, "query": 144, "passage": 144, "negative": 0}}}}
+    assert meta["settings"]["allow_overlap"] is True
+
+    held = write_arrow(tmp_path / "held.arrow", [{**r, "xling_id": "h" + r["xling_id"]}
+                                                 for r in make_train_rows(pairs=range(8), seed=99)])
+    clean = train(_cfg(train_table_arrow, train_tiny_bert, tmp_path / "c", steps=1, eval_data=held))
+    meta = json.loads((clean.final / "fastir-train.json").read_text())
+    assert meta["overlap"]["allowed"] is False and meta["overlap"]["datasets"]["held.arrow"]["rows"] == 0
+    none = train(_cfg(train_table_arrow, train_tiny_bert, tmp_path / "n", steps=1))
+    assert json.loads((none.final / "fastir-train.json").read_text())["overlap"] is None  # nothing to check
+
+
+def test_eval_max_length_is_apart_from_training_max_length(train_tiny_bert, train_table_arrow, train_rows, tmp_path):
+    """Training truncates at 6 tokens (cutting the passages' t{k} token); the held-out evaluation
+    embeds at the model's own length (64) unless --eval-max-length says otherwise, and the number it
+    logs equals an independent evaluation of the same weights at that length."""
+    from fastir.encoding.encoder import load_encoder
+    from fastir.train.heldout import evaluate, load_eval_set
+
+    make_train_rows, write_arrow = train_rows
+    held = write_arrow(tmp_path / "held.arrow", [{**r, "xling_id": "h" + r["xling_id"]}
+                                                 for r in make_train_rows(pairs=range(8), seed=99)])
+    eval_set = load_eval_set(held)
+
+    def step0(out, **kw) -> tuple[dict, dict]:
+        res = train(_cfg(train_table_arrow, train_tiny_bert, out, steps=1, eval_data=held, eval_every=1,
+                         max_length=6, **kw))
+        meta = json.loads((res.final / "fastir-train.json").read_text())
+        return _log(out / "train.jsonl", "eval")[0], meta
+
+    def independent(max_length: int) -> float:
+        enc = load_encoder(train_tiny_bert, pooling="mean", device="cpu", dtype="fp32", max_length=max_length)
+        return evaluate(enc, eval_set)["eval_pooled_map"]
+
+    logged, meta = step0(tmp_path / "default")
+    assert meta["settings"]["max_length"] == 6 and meta["settings"]["eval_max_length"] == 64
+    assert logged["eval_pooled_map"] == pytest.approx(independent(64), abs=1e-9)
+    assert independent(64) != pytest.approx(independent(6), abs=1e-3)  # the length matters on this data
+    # the saved model embeds, by default, as the run evaluated
+    st_config = json.loads((tmp_path / "default" / "final" / "sentence_bert_config.json").read_text())
+    assert st_config["max_seq_length"] == 64
+    logged, meta = step0(tmp_path / "explicit", eval_max_length=6)
+    assert meta["settings"]["eval_max_length"] == 6
+    assert logged["eval_pooled_map"] == pytest.approx(independent(6), abs=1e-9)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--eval-max-length", "0"], "--eval-max-length: must be positive, found 0"),
+    (["--eval-max-length", "65"], "--eval-max-length: 65 is above the model's limit of 64 tokens"),
+    (["--max-length", "0"], "--max-length: must be positive, found 0"),
+    (["--eval-data", "no-such-dataset"], "no-such-dataset: not a bundled dataset"),
+])
+def test_bad_eval_settings(train_tiny_bert, train_table_arrow, tmp_path, capsys, args, message):
+    out = tmp_path / "run"
+    code, err = _run_cli(["train", "--data", train_table_arrow, "--model", train_tiny_bert, "--out", str(out),
+                          "--steps", "2", "--batch-size", "16", "--device", "cpu", "--no-progress", *args], capsys)
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert not out.exists()
