@@ -13,7 +13,7 @@ per key, and the training tables are read in slices of ``batch_rows`` rows from 
 map, so memory holds one slice of text plus the evaluation digests. A digest hit is confirmed by
 comparing the normalised strings, so a hash collision never counts.
 
-:func:`eval_keys` is the one place that reads an evaluation dataset.
+:func:`_read_dataset` is the one place that reads an evaluation dataset.
 """
 
 from __future__ import annotations
@@ -95,26 +95,34 @@ class EvalKeys:
 
 
 def eval_keys(source: str | os.PathLike) -> EvalKeys:
-    """The keys of an evaluation dataset (a bundled name, a LAReQA directory, or a training table
+    """The keys of an evaluation dataset (a bundled name, a dataset directory, or a training table
     used as held-out data), every language of it: a translation of an evaluation question is
     evaluation data too."""
     path = Path(os.fspath(source))
     if path.is_file():
         return _table_keys(path)
+    name, queries, candidates = _read_dataset(source)
+    q_ids, groups, q_texts = queries
+    c_ids, c_texts, contexts = candidates
+    context_ids: dict[str, str] = {}  # each paragraph once, named by its first sentence
+    for cid, ctx in zip(c_ids, contexts or []):
+        context_ids.setdefault(ctx, f"paragraph of {cid}")
+    return EvalKeys(
+        name=name,
+        groups=KeySet(q_ids, groups or [], normalised=False),
+        questions=KeySet(q_ids, q_texts, normalised=True),
+        passages=KeySet(list(c_ids) + list(context_ids.values()), list(c_texts) + list(context_ids), normalised=True),
+    )
+
+
+def _read_dataset(source) -> tuple[str, tuple, tuple]:
+    """The one place that reads an evaluation dataset: (name, (query ids, parallel-group ids or
+    None, query texts), (candidate ids, candidate texts, contexts or None))."""
     from fastir.data.lareqa import load_dataset
 
     ds = load_dataset(source)
-    contexts = list(dict.fromkeys(ds.candidate_context))  # each paragraph once, in order
-    context_ids = {}
-    for cid, ctx in zip(ds.candidate_id, ds.candidate_context):
-        context_ids.setdefault(ctx, cid.rsplit("_", 1)[0])  # the paragraph id
-    return EvalKeys(
-        name=ds.name,
-        groups=KeySet(ds.question_id, ds.question_xling_id, normalised=False),
-        questions=KeySet(ds.question_id, ds.question_text, normalised=True),
-        passages=KeySet(list(ds.candidate_id) + [context_ids[c] for c in contexts],
-                        list(ds.candidate_text) + contexts, normalised=True),
-    )
+    return (ds.name, (ds.question_id, ds.question_xling_id, ds.question_text),
+            (ds.candidate_id, ds.candidate_text, ds.candidate_context))
 
 
 def _table_keys(path: Path) -> EvalKeys:

@@ -70,7 +70,7 @@ def test_planted_duplicates(tmp_path, eval_dir, batch_rows):
     [report] = overlap.find_overlap([table], [eval_dir], batch_rows=batch_rows)
     got = {(m.row, m.key, m.eval_id) for m in report.examples}
     assert got == {(1, "xling_id", "g1_de"), (2, "query", "g1_en"), (3, "query", "g1_en"),
-                   (4, "passage", "en_1_0"), (5, "passage", "de_1_0"), (7, "negative", "en_1")}
+                   (4, "passage", "en_1_0"), (5, "passage", "de_1_0"), (7, "negative", "paragraph of en_1_0")}
     assert report.rows == 6 and report.train_rows == len(PLANTED)
     assert report.by_key == {"xling_id": 1, "query": 2, "passage": 2, "negative": 1}
     assert [m.row for m in report.examples] == sorted(m.row for m in report.examples)
