@@ -113,8 +113,8 @@ def open_sampler(cfg: TrainConfig, dist: Distributed):
                          f"{cfg.batch_size} is not divisible by the world size {dist.world_size}")
     tables = [open_train_table(p) for p in cfg.data]
     return BatchSampler(tables, strategy=cfg.strategy, batch_size=cfg.batch_size, seed=cfg.seed, alpha=cfg.alpha,
-                        alpha_mode=cfg.alpha_mode, lang_weights=cfg.lang_weights, source_mode=cfg.source_mode, rank=dist.rank,
-                        world_size=dist.world_size)
+                        alpha_mode=cfg.alpha_mode, lang_weights=cfg.lang_weights, source_mode=cfg.source_mode,
+                        rank=dist.rank, world_size=dist.world_size)
 
 
 def prepare_out(cfg: TrainConfig, out: Path, dist: Distributed) -> None:
