@@ -118,11 +118,12 @@ def eval_keys(source: str | os.PathLike) -> EvalKeys:
 def _read_dataset(source) -> tuple[str, tuple, tuple]:
     """The one place that reads an evaluation dataset: (name, (query ids, parallel-group ids or
     None, query texts), (candidate ids, candidate texts, contexts or None))."""
-    from fastir.data.lareqa import load_dataset
+    from fastir.data.registry import open_dataset
 
-    ds = load_dataset(source)
-    return (ds.name, (ds.question_id, ds.question_xling_id, ds.question_text),
-            (ds.candidate_id, ds.candidate_text, ds.candidate_context))
+    ds = open_dataset(source)
+    queries, candidates = ds.queries(), ds.candidates()
+    return (ds.name, (queries.ids, queries.groups, queries.texts),
+            (candidates.ids, candidates.texts, candidates.contexts))
 
 
 def _table_keys(path: Path) -> EvalKeys:

@@ -127,7 +127,7 @@ def test_experiment_refuses_overlap_before_any_work(train_tiny_bert, train_table
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--eval", "no-such-dataset"], "no-such-dataset: not a bundled dataset"),
+    (["--eval", "no-such-dataset"], "no-such-dataset: dataset: unknown dataset"),
     (["--eval-max-length", "0"], "--eval-max-length: must be positive, found 0"),
     (["--eval-max-length", "65"], "--eval-max-length: 65 is above the model's limit of 64 tokens"),
 ])

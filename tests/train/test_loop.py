@@ -442,7 +442,7 @@ def test_eval_max_length_is_apart_from_training_max_length(train_tiny_bert, trai
     (["--eval-max-length", "0"], "--eval-max-length: must be positive, found 0"),
     (["--eval-max-length", "65"], "--eval-max-length: 65 is above the model's limit of 64 tokens"),
     (["--max-length", "0"], "--max-length: must be positive, found 0"),
-    (["--eval-data", "no-such-dataset"], "no-such-dataset: not a bundled dataset"),
+    (["--eval-data", "no-such-dataset"], "no-such-dataset: dataset: unknown dataset"),
 ])
 def test_bad_eval_settings(train_tiny_bert, train_table_arrow, tmp_path, capsys, args, message):
     out = tmp_path / "run"
