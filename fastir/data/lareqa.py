@@ -243,20 +243,7 @@ def _add_language(ds, lang, data, path, answers_by_xling) -> None:
             context = _field(path, paragraph, "context", where, str)
             breaks = _field(path, paragraph, "sentence_breaks", where, list)
             qas = _field(path, paragraph, "qas", where, list)
-            spans = []
-            for s, span in enumerate(breaks):
-                if (
-                    not isinstance(span, list)
-                    or len(span) != 2
-                    or not all(isinstance(x, int) and not isinstance(x, bool) for x in span)
-                ):
-                    raise InputError(path, f"{where}.sentence_breaks[{s}]", "expected [start, end] integers")
-                start, end = span
-                if not 0 <= start <= end <= len(context):
-                    raise InputError(
-                        path, f"{where}.sentence_breaks[{s}]", f"[{start}, {end}] outside the context (length {len(context)})"
-                    )
-                spans.append((start, end))
+            spans = _sentence_spans(path, where, breaks, context)
             sentences = [context[start:end] for start, end in spans]
             stats.paragraphs += 1
             for position, sentence in enumerate(sentences):
@@ -267,43 +254,69 @@ def _add_language(ds, lang, data, path, answers_by_xling) -> None:
                 ds.candidate_context.append(context)
             stats.candidates += len(sentences)
             for k, qa in enumerate(qas):
-                qwhere = f"{where}.qas[{k}]"
-                xling_id = _field(path, qa, "id", qwhere, str)
-                question = _field(path, qa, "question", qwhere, str)
-                answers = _field(path, qa, "answers", qwhere, list)
-                if len(answers) != 1:
-                    raise InputError(path, f"{qwhere}.answers", f"expected exactly 1 answer, found {len(answers)}")
-                answer_start = _field(path, answers[0], "answer_start", f"{qwhere}.answers[0]", int)
-                if not 0 <= answer_start < len(context):
-                    raise InputError(path, f"{qwhere}.answers[0].answer_start",
-                                     f"{answer_start} outside the context (length {len(context)}) "
-                                     f"of question {xling_id!r}")
-                if xling_id in seen_qids:
-                    raise InputError(path, f"{qwhere}.id", f"duplicate question id {xling_id!r}")
-                seen_qids.add(xling_id)
-                answer = None
-                for start, end in spans:
-                    if start <= answer_start < end:
-                        answer = context[start:end]
-                        break
-                if not answer:
-                    # LAReQA skips questions whose answer starts outside every sentence.
-                    stats.skipped_questions += 1
-                    continue
-                qid = f"{xling_id}_{lang}"
-                ds.question_id.append(qid)
-                ds.question_lang.append(lang)
-                ds.question_xling_id.append(xling_id)
-                ds.question_text.append(question)
-                ds.question_answer.append(answer)
-                stats.questions += 1
-                golds = answers_by_xling.setdefault(xling_id, [])
-                for position, sentence in enumerate(sentences):
-                    if sentence == answer:
-                        cid = f"{paragraph_id}_{position}"
-                        if cid not in golds:
-                            golds.append(cid)
+                paragraph_at = (paragraph_id, context, spans, sentences)
+                _add_question(ds, lang, path, f"{where}.qas[{k}]", qa, paragraph_at, seen_qids, answers_by_xling,
+                              stats)
     ds.stats[lang] = stats
+
+
+def _sentence_spans(path, where: str, breaks: list, context: str) -> list[tuple[int, int]]:
+    """The paragraph's ``sentence_breaks`` as checked (start, end) character spans."""
+    spans = []
+    for s, span in enumerate(breaks):
+        if (
+            not isinstance(span, list)
+            or len(span) != 2
+            or not all(isinstance(x, int) and not isinstance(x, bool) for x in span)
+        ):
+            raise InputError(path, f"{where}.sentence_breaks[{s}]", "expected [start, end] integers")
+        start, end = span
+        if not 0 <= start <= end <= len(context):
+            raise InputError(
+                path, f"{where}.sentence_breaks[{s}]", f"[{start}, {end}] outside the context (length {len(context)})"
+            )
+        spans.append((start, end))
+    return spans
+
+
+def _add_question(ds, lang, path, qwhere: str, qa, paragraph_at, seen_qids: set, answers_by_xling: dict,
+                  stats) -> None:
+    """One question of a paragraph: kept iff its answer starts inside a sentence (LAReQA's rule)."""
+    paragraph_id, context, spans, sentences = paragraph_at
+    xling_id = _field(path, qa, "id", qwhere, str)
+    question = _field(path, qa, "question", qwhere, str)
+    answers = _field(path, qa, "answers", qwhere, list)
+    if len(answers) != 1:
+        raise InputError(path, f"{qwhere}.answers", f"expected exactly 1 answer, found {len(answers)}")
+    answer_start = _field(path, answers[0], "answer_start", f"{qwhere}.answers[0]", int)
+    if not 0 <= answer_start < len(context):
+        raise InputError(path, f"{qwhere}.answers[0].answer_start",
+                         f"{answer_start} outside the context (length {len(context)}) "
+                         f"of question {xling_id!r}")
+    if xling_id in seen_qids:
+        raise InputError(path, f"{qwhere}.id", f"duplicate question id {xling_id!r}")
+    seen_qids.add(xling_id)
+    answer = None
+    for start, end in spans:
+        if start <= answer_start < end:
+            answer = context[start:end]
+            break
+    if not answer:
+        # LAReQA skips questions whose answer starts outside every sentence.
+        stats.skipped_questions += 1
+        return
+    ds.question_id.append(f"{xling_id}_{lang}")
+    ds.question_lang.append(lang)
+    ds.question_xling_id.append(xling_id)
+    ds.question_text.append(question)
+    ds.question_answer.append(answer)
+    stats.questions += 1
+    golds = answers_by_xling.setdefault(xling_id, [])
+    for position, sentence in enumerate(sentences):
+        if sentence == answer:
+            cid = f"{paragraph_id}_{position}"
+            if cid not in golds:
+                golds.append(cid)
 
 
 def _check_counts(ds: LareqaDataset, spec: dict, root: Path) -> None:

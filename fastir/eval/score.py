@@ -59,21 +59,7 @@ def score_run(
     if all(m.pooled_only for m in chosen):
         raise InputError(None, "--metrics", "rank distance is always reported; name a metric besides it")
     chosen = with_rank_distance(chosen)
-    if not (isinstance(block_mb, (int, float)) and np.isfinite(block_mb) and block_mb > 0):
-        raise InputError(None, "--block-mb", f"must be positive, found {block_mb}")
-    if trec_depth is not None:
-        if int(trec_depth) <= 0:
-            raise InputError(None, "--trec-depth", f"must be positive, found {trec_depth}")
-        # No candidate set holds more than every candidate: a deeper buffer could never fill.
-        trec_depth = min(int(trec_depth), max(1, len(run.candidates)))
-    from fastir.eval.precision import PRECISIONS, resolve
-
-    if precision not in PRECISIONS:
-        raise InputError(None, "--precision", f"must be one of {', '.join(PRECISIONS)}, found {precision!r}")
-    certified = PRECISIONS[precision].certified
-    if certified and trec_depth is not None:
-        raise InputError(None, "--trec", f"TREC files carry float32 scores: use --precision fp32, not {precision}")
-    ran, note = resolve(precision) if certified else (precision, None)
+    trec_depth, certified, ran, note = _check_options(run, block_mb, trec_depth, precision)
     plan = _plan(run, pairs)
     t_plan = time.perf_counter()
     counters = None
@@ -100,6 +86,26 @@ def score_run(
         result.per_query = per_query_table(result)
     result.elapsed_s = {"read": t_plan - t0, "score": t_scored - t_plan, "total": time.perf_counter() - t0}
     return result
+
+
+def _check_options(run: Run, block_mb, trec_depth, precision: str):
+    """(TREC depth capped by the pool, certified?, precision that runs, fallback note), or InputError."""
+    if not (isinstance(block_mb, (int, float)) and np.isfinite(block_mb) and block_mb > 0):
+        raise InputError(None, "--block-mb", f"must be positive, found {block_mb}")
+    if trec_depth is not None:
+        if int(trec_depth) <= 0:
+            raise InputError(None, "--trec-depth", f"must be positive, found {trec_depth}")
+        # No candidate set holds more than every candidate: a deeper buffer could never fill.
+        trec_depth = min(int(trec_depth), max(1, len(run.candidates)))
+    from fastir.eval.precision import PRECISIONS, resolve
+
+    if precision not in PRECISIONS:
+        raise InputError(None, "--precision", f"must be one of {', '.join(PRECISIONS)}, found {precision!r}")
+    certified = PRECISIONS[precision].certified
+    if certified and trec_depth is not None:
+        raise InputError(None, "--trec", f"TREC files carry float32 scores: use --precision fp32, not {precision}")
+    ran, note = resolve(precision) if certified else (precision, None)
+    return trec_depth, certified, ran, note
 
 
 # -------------------------------------------------------------------------------------- planning

@@ -56,12 +56,9 @@ class ExperimentConfig:
     progress: bool = True
 
 
-def run_experiment(cfg: ExperimentConfig) -> dict:
-    """Train, embed and score every strategy; returns (and writes) ``results.json``'s content."""
-    from fastir.encoding.embed import EmbedOptions, embed_dataset
-    from fastir.eval.score import score_run
-    from fastir.eval.report import write_scores
-
+def _check_everything(cfg: ExperimentConfig, out: Path) -> tuple[dict, int, dict | None]:
+    """Every strategy, dataset and option checked before the first long step starts: the training
+    configs per strategy, the evaluation length and the zero-shot overlap counts."""
     if not cfg.strategies:
         raise InputError(None, "--strategies", "no strategy given")
     bad = [s for s in cfg.strategies if s not in STRATEGIES]
@@ -75,7 +72,6 @@ def run_experiment(cfg: ExperimentConfig) -> dict:
     unknown = set(cfg.train) - fields
     if unknown:
         raise InputError(None, "train", f"unknown training setting(s) {', '.join(sorted(unknown))}")
-    out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise InputError(out, None, "output path exists and is not a directory")
     # Validate every training config (and the datasets) before the first long step starts.
@@ -92,7 +88,17 @@ def run_experiment(cfg: ExperimentConfig) -> dict:
     from fastir.data.overlap import guard
 
     overlap = guard(cfg.data, cfg.eval_datasets, allow=cfg.allow_overlap)
+    return configs, eval_max_length, overlap
 
+
+def run_experiment(cfg: ExperimentConfig) -> dict:
+    """Train, embed and score every strategy; returns (and writes) ``results.json``'s content."""
+    from fastir.encoding.embed import EmbedOptions, embed_dataset
+    from fastir.eval.score import score_run
+    from fastir.eval.report import write_scores
+
+    out = Path(cfg.out)
+    configs, eval_max_length, overlap = _check_everything(cfg, out)
     from fastir.train.loop import train
 
     rows: dict[str, dict] = {}
