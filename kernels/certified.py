@@ -138,6 +138,8 @@ def _thresholds(lo, hi, b0, w):
     return f_lo, f_hi
 
 
+# A copy of kernels/ranking.py's counter on purpose: Numba's on-disk cache checks only the cached
+# function's own file, so a kernel calling across files can keep a stale compiled callee.
 @njit(int32(float32[::1], float32), cache=True, nogil=True, inline="always")
 def _count_at_or_above(values, threshold):
     k = np.int32(0)
