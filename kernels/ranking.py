@@ -167,23 +167,29 @@ def recall_at(rank, grade, threshold, cutoff):
 
 @njit(_SIG, cache=True, nogil=True)
 def ndcg_at(rank, grade, threshold, cutoff):
-    """nDCG@k = DCG@k / IDCG@k, binary gains (trec_eval ``ndcg_cut``, ties against the gold)::
+    """nDCG@k = DCG@k / IDCG@k, gain = grade (trec_eval ``ndcg_cut``, ties against the gold)::
 
-        DCG@k  = sum_{d in R, rank(d) <= k} 1 / log2(rank(d) + 1)
-        IDCG@k = sum_{i=1}^{min(k, |R|)} 1 / log2(i + 1)        (the ideal ranking of R)
+        DCG@k  = sum_{d in R, rank(d) <= k} grade(d) / log2(rank(d) + 1)
+        IDCG@k = sum_{i=1}^{min(k, |R|)} g_(i) / log2(i + 1)     (g_(1) >= g_(2) >= ...: R's grades, sorted)
 
-    Graded gains (issue 16) replace the 1s by grade(d) here and the ideal by the sorted grades.
+    With binary relevance every grade is 1.
     """
     n = _num_relevant(grade, threshold)
     if n == 0:
         return np.nan
+    gains = np.empty(n, dtype=np.float64)
     dcg = 0.0
+    j = 0
     for i in range(rank.shape[0]):
-        if grade[i] >= threshold and rank[i] <= cutoff:
-            dcg += 1.0 / np.log2(rank[i] + 1.0)
+        if grade[i] >= threshold:
+            gains[j] = grade[i]
+            j += 1
+            if rank[i] <= cutoff:
+                dcg += grade[i] / np.log2(rank[i] + 1.0)
+    gains = np.sort(gains)[::-1]
     ideal = 0.0
-    for i in range(1, min(cutoff, n) + 1):
-        ideal += 1.0 / np.log2(i + 1.0)
+    for i in range(min(cutoff, n)):
+        ideal += gains[i] / np.log2(i + 2.0)
     return dcg / ideal
 
 

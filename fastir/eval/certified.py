@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 
-def score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, program, block_mb, out, name, undecided,
-                recomputed, threshold):
+def score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, program, block_mb, out, name,
+                undecided, recomputed, threshold):
     """:func:`fastir.eval.score._score_group` with the certified engine ``name``: same arguments and
     outputs (``out`` = (nrel, values) filled at ``rows``), plus two counters incremented in place:
     ``undecided`` (n_queries, n_langs + 1) int64, pairs left undecided per query and candidate set,
@@ -50,7 +50,8 @@ def score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, program, block
         cnt, _, und, rec = certified_counts(a_buf[:n], bound, engine.w, q, c_block, lang_ptr, ptr, g_col[lo:hi],
                                             lang, engine.q_norm, engine.c_norm)
         want = plan.want[plan.query_lang_id[b_rows]]
-        for dst, src in zip(out, metrics_from_counts(ptr, lang, cnt, want, program, threshold=threshold)):
+        for dst, src in zip(out, metrics_from_counts(ptr, lang, cnt, want, program, gold_grade=g_grade[lo:hi],
+                                                     threshold=threshold)):
             dst[b_rows] = src
         owner = np.repeat(np.arange(n), np.diff(ptr))
         per_set = np.zeros((n, n_langs + 1), dtype=np.int64)

@@ -26,8 +26,8 @@ from fastir.eval.metrics import default_metrics, kernel_program, parse_metrics, 
 from fastir.eval.result import QueryMetrics, ScoreResult, TopK, concat_ranges
 from fastir.runs.rundir import QRELS, Run, read_run
 
-# Qrels carry no grade yet (issue 16 adds a relevance column): every gold has grade 1, and a gold
-# is relevant at grade >= RELEVANCE_THRESHOLD.
+# A judged candidate is relevant (a gold) at grade >= RELEVANCE_THRESHOLD, as trec_eval's default;
+# the golds' grades are the gains of nDCG (binary runs: every grade is 1).
 RELEVANCE_THRESHOLD = 1
 
 
@@ -121,6 +121,7 @@ class _Plan:
     want: np.ndarray  # bool (n_query_langs, n_langs + 1): sets to score per query language
     gold_ptr: np.ndarray  # int64 (n_queries + 1,)
     gold_cand: np.ndarray  # int64 candidate rows, grouped by query row
+    gold_grade: np.ndarray  # int64 grade of each gold, aligned with gold_cand
     nrel: np.ndarray  # int64 (n_queries, n_langs + 1) relevant candidates per set, from the qrels
 
 
@@ -135,11 +136,15 @@ def _plan(run: Run, pairs: str) -> _Plan:
     cells = parse_pairs(pairs, query_langs, cand_langs)
     n_queries, n_langs = len(run.queries), len(cand_langs)
 
-    q_rows, c_rows = run.qrels_index()
+    q_rows, c_rows, grades = run.qrels_graded()
+    relevant = grades >= RELEVANCE_THRESHOLD
+    if not relevant.all():
+        q_rows, c_rows, grades = q_rows[relevant], c_rows[relevant], grades[relevant]
     if len(q_rows) == 0:
         raise InputError(run.path / QRELS, "query_id", "empty qrels: no query has a relevant candidate")
     order = np.argsort(q_rows, kind="stable")
     gold_cand = np.ascontiguousarray(c_rows[order], dtype=np.int64)
+    gold_grade = np.ascontiguousarray(grades[order], dtype=np.int64)
     gold_ptr = np.zeros(n_queries + 1, dtype=np.int64)
     np.cumsum(np.bincount(q_rows, minlength=n_queries), out=gold_ptr[1:])
     nrel = np.zeros((n_queries, n_langs + 1), dtype=np.int64)
@@ -162,7 +167,8 @@ def _plan(run: Run, pairs: str) -> _Plan:
                              f"{'the pooled set' if s == n_langs else repr(cell.cand_lang)}; "
                              "choose other --pairs")
         want[x, s] = True
-    return _Plan(query_langs, cand_langs, q_lang_id, c_lang_id, cells, want, gold_ptr, gold_cand, nrel)
+    return _Plan(query_langs, cand_langs, q_lang_id, c_lang_id, cells, want, gold_ptr, gold_cand, gold_grade,
+                 nrel)
 
 
 # --------------------------------------------------------------------------------------- scoring
@@ -191,19 +197,20 @@ def _score_blocks(run: Run, plan: _Plan, metrics, block_mb: float, trec_depth: i
         cols = None if cand_mask.all() else np.flatnonzero(cand_mask[lang_sorted])
         cand_rows = perm if cols is None else perm[cols]  # candidate row of each block column
         c_lang = lang_sorted if cols is None else np.ascontiguousarray(lang_sorted[cols])
-        g_ptr, g_col = _local_golds(plan, rows, position, cols)
+        g_ptr, g_col, g_grade = _local_golds(plan, rows, position, cols)
         if certified is not None:  # --precision exact|bf16|int8: (engine, undecided, recomputed)
             from fastir.eval.certified import score_group
 
-            score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, program, block_mb, out, *certified,
+            score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, program, block_mb, out, *certified,
                         RELEVANCE_THRESHOLD)
             continue
-        _score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, program, block_mb, out, top)
+        _score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, program, block_mb, out, top)
     nrel, values = out
     return QueryMetrics(tuple(metrics), nrel, values), top
 
 
-def _score_group(run: Run, plan: _Plan, rows, cand_rows, c_lang, g_ptr, g_col, program, block_mb, out, top):
+def _score_group(run: Run, plan: _Plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, program, block_mb, out,
+                 top):
     """Score the query ``rows`` of one group against its candidates (``cand_rows``), block by block."""
     from fastir.kernels.ranking import score_block
     from fastir.kernels.upcast import gather_float32
@@ -212,7 +219,6 @@ def _score_group(run: Run, plan: _Plan, rows, cand_rows, c_lang, g_ptr, g_col, p
     c_block = gather_float32(run.candidates.embeddings, cand_rows)
     lang_ptr = np.searchsorted(c_lang, np.arange(n_langs + 1)).astype(np.int64)
     g_lang = np.ascontiguousarray(c_lang[g_col], dtype=np.int32)
-    g_grade = np.ones(len(g_col), dtype=np.int64)  # qrels carry no grade yet
     q_emb = run.queries.embeddings
     n_cols = c_block.shape[0]
     rows_per_block = int(max(1, min(len(rows), float(block_mb) * (1 << 20) // max(1, n_cols * 4))))
@@ -265,24 +271,25 @@ def _groups(plan: _Plan):
 
 
 def _local_golds(plan: _Plan, rows: np.ndarray, position: np.ndarray, cols: np.ndarray | None):
-    """Golds of ``rows`` as CSR over those rows, in column indices of the candidate block.
+    """Golds of ``rows`` as CSR over those rows, in column indices of the candidate block, with their grades.
 
     ``position[c]`` is candidate row c's column in the language-grouped table, ``cols`` the
     columns of that table in the block (None = all); golds outside the block are dropped.
     """
     starts = plan.gold_ptr[rows]
     lengths = plan.gold_ptr[rows + 1] - starts
-    col = position[plan.gold_cand[concat_ranges(starts, lengths)]]
+    golds = concat_ranges(starts, lengths)
+    col, grade = position[plan.gold_cand[golds]], plan.gold_grade[golds]
     owner = np.repeat(np.arange(len(rows)), lengths)
     if cols is not None:
         local = np.full(len(position), -1, dtype=np.int64)
         local[cols] = np.arange(len(cols))
         col = local[col]
         keep = col >= 0
-        col, owner = col[keep], owner[keep]
+        col, grade, owner = col[keep], grade[keep], owner[keep]
     ptr = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum(np.bincount(owner, minlength=len(rows)), out=ptr[1:])
-    return ptr, np.ascontiguousarray(col, dtype=np.int64)
+    return ptr, np.ascontiguousarray(col, dtype=np.int64), np.ascontiguousarray(grade, dtype=np.int64)
 
 
 def _keep_top(top: TopK, scores, c_lang, want, q_group, b_rows, cand_of_col):

@@ -152,6 +152,39 @@ def test_ndcg_equals_pytrec_eval_ndcg_cut_on_tie_free_data(tmp_path, make_run):
     assert set(cell) >= {"map", "ndcg@1", "ndcg@3", "ndcg@10", "rank_distance"} and result.ks == ()
 
 
+def test_graded_ndcg_equals_pytrec_eval_ndcg_cut_on_tie_free_data(tmp_path, make_run):
+    """Graded qrels (grades 0..3; 0 = judged not relevant): nDCG's gains are the grades, as
+    trec_eval's ndcg_cut; binary metrics count grade >= 1 as relevant."""
+    pytrec_eval = pytest.importorskip("pytrec_eval")
+    rng = np.random.default_rng(7)
+    cols = parallel_run_columns(rng, integer=False, dim=8)
+    grades = [int(g) for g in rng.integers(0, 4, len(cols["qrels"]))]
+    scores = cols["q_emb"] @ cols["c_emb"].T
+    assert all(len(np.unique(r)) == len(r) for r in scores)
+    result = score_run(make_run(tmp_path, relevance=grades, **cols), metrics="map,recall@5,ndcg@1,3,10")
+    qids = [f"q{i}" for i in range(len(scores))]
+    qrels = {qid: {} for qid in qids}
+    for (qi, cj), g in zip(cols["qrels"], grades):
+        qrels[qids[qi]][f"c{cj}"] = g
+    c_langs = np.asarray(cols["c_langs"])
+    checked = 0
+    for s, name in enumerate([*LANGS, "all"]):
+        members = set(np.flatnonzero(c_langs == name) if name != "all" else range(len(c_langs)))
+        run = {qid: {f"c{j}": float(scores[i, j]) for j in members} for i, qid in enumerate(qids)}
+        sub_qrels = {q: {d: r for d, r in g.items() if int(d[1:]) in members} for q, g in qrels.items()}
+        evaluated = pytrec_eval.RelevanceEvaluator(sub_qrels, {"ndcg_cut.1,3,10", "map", "recall.5"}).evaluate(run)
+        for i, qid in enumerate(qids):
+            if not any(r >= 1 for r in sub_qrels[qid].values()):
+                assert np.isnan(result.metrics["ndcg@10"][i, s])  # no relevant candidate in this set
+                continue
+            for k in (1, 3, 10):
+                assert result.metrics[f"ndcg@{k}"][i, s] == pytest.approx(evaluated[qid][f"ndcg_cut_{k}"], abs=1e-12)
+            assert result.metrics["map"][i, s] == pytest.approx(evaluated[qid]["map"], abs=1e-12)
+            assert result.metrics["recall@5"][i, s] == pytest.approx(evaluated[qid]["recall_5"], abs=1e-12)
+            checked += 1
+    assert checked > 0 and any(g >= 2 for g in grades) and 0 in grades
+
+
 def test_subset_path_and_blocking_agree(tmp_path, make_run):
     cols = parallel_run_columns(np.random.default_rng(4))
     path = make_run(tmp_path, **cols)

@@ -46,10 +46,11 @@ def test_finalisers_against_references(seed, n_cand, value_range, max_grade, thr
         assert values[fin.RANK_DISTANCE] == r.max() - r.min()
     else:
         assert np.isnan(values[fin.RANK_DISTANCE])
-    # nDCG@k by its definition, straight from the scores (ties: every tied gold at the block's last rank).
-    gains = [1.0 / np.log2((scores >= scores[c]).sum() + 1) for c in np.flatnonzero(y)]
-    ideal = sum(1.0 / np.log2(i + 1) for i in range(1, min(k, y.sum()) + 1))
-    dcg = sum(g for g, c in zip(gains, np.flatnonzero(y)) if (scores >= scores[c]).sum() <= k)
+    # nDCG@k by its definition, straight from the scores (ties: every tied gold at the block's last rank),
+    # gain = grade (trec_eval ndcg_cut), ideal = the relevant grades sorted in decreasing order.
+    relevant = [(golds[i], int(grade[i])) for i in range(len(golds)) if grade[i] >= threshold]
+    dcg = sum(g / np.log2((scores >= scores[c]).sum() + 1) for c, g in relevant if (scores >= scores[c]).sum() <= k)
+    ideal = sum(g / np.log2(i + 2) for i, g in enumerate(sorted((g for _, g in relevant), reverse=True)[:k]))
     assert values[fin.NDCG] == pytest.approx(dcg / ideal, abs=1e-12)
 
 
@@ -65,8 +66,9 @@ def test_hand_computed_ties_and_grades():
     assert fin.average_precision(rank, grade, 2, 0) == pytest.approx(1 / 3)
     assert np.isnan(fin.rank_distance(rank, grade, 2, 0))
     assert np.isnan(fin.average_precision(rank, grade, 3, 0))  # nothing relevant
-    # nDCG@3: both relevant golds at rank 3 -> DCG = 2 / log2(4) = 1; IDCG = 1 + 1 / log2(3).
-    assert fin.ndcg_at(rank, grade, 1, 3) == pytest.approx(1 / (1 + 1 / np.log2(3)))
+    # nDCG@3, gain = grade: both relevant golds at rank 3 -> DCG = (2 + 1) / log2(4) = 1.5;
+    # IDCG = 2 / log2(2) + 1 / log2(3).
+    assert fin.ndcg_at(rank, grade, 1, 3) == pytest.approx(1.5 / (2 + 1 / np.log2(3)))
     assert fin.ndcg_at(rank, grade, 1, 2) == 0.0 and np.isnan(fin.ndcg_at(rank, grade, 3, 2))
 
 
