@@ -72,7 +72,7 @@ def score_run(
     result = ScoreResult(
         run=run, ks=ks, pairs=str(pairs), query_langs=plan.query_langs, cand_langs=plan.cand_langs,
         query_lang_id=plan.query_lang_id, cells=plan.cells, cell_stats={}, summary={}, per_language={},
-        metrics=values, gold_ptr=plan.gold_ptr, gold_cand=plan.gold_cand, top=top,
+        metrics=values, gold_ptr=plan.gold_ptr, gold_cand=plan.gold_cand, top=top, gold_grade=plan.gold_grade,
     )
     aggregate(result)
     if certified:

@@ -64,15 +64,17 @@ def write_trec(result, out_dir: str | os.PathLike, overwrite: bool = False) -> P
 
             g_lengths = result.gold_ptr[rows + 1] - result.gold_ptr[rows]
             g_rows = np.repeat(rows, g_lengths)
-            g_cand = result.gold_cand[concat_ranges(result.gold_ptr[rows], g_lengths)]
+            golds = concat_ranges(result.gold_ptr[rows], g_lengths)
+            g_cand = result.gold_cand[golds]
+            g_grade = np.ones(len(golds), np.int32) if result.gold_grade is None else result.gold_grade[golds]
             if cell.cand_lang != POOLED:
                 inside = cand_lang_id[g_cand] == s
-                g_rows, g_cand = g_rows[inside], g_cand[inside]
+                g_rows, g_cand, g_grade = g_rows[inside], g_cand[inside], g_grade[inside]
             qrels = pa.table({
                 "qid": qids.take(pa.array(g_rows.astype(np.int64))),
                 "iter": pa.array(np.zeros(len(g_rows), np.int32)),
                 "docid": cids.take(pa.array(g_cand.astype(np.int64))),
-                "rel": pa.array(np.ones(len(g_rows), np.int32)),
+                "rel": pa.array(g_grade.astype(np.int32)),
             })
             pacsv.write_csv(qrels, str(path_inside(tmp, f"{cell.name}.qrels", "lang", out_dir)), options)
     return out_dir

@@ -115,6 +115,46 @@ def test_trec_export_matches_pytrec_eval(small_run, tmp_path):
             assert mine["recall@5"] == pytest.approx(values["recall_5"], abs=1e-9)
 
 
+def test_graded_trec_export_matches_pytrec_eval(tmp_path, make_run):
+    """Graded qrels (0..3): the exported .qrels carry the grades of the relevant pairs (grade >= 1),
+    and pytrec_eval's ndcg_cut / map on the exported files equal fastir's per-query values."""
+    pytrec_eval = pytest.importorskip("pytrec_eval")
+    rng = np.random.default_rng(12)
+    q_langs, c_langs, qrels = [], [], []
+    for lang in LANGS:
+        c_langs += [lang] * 10
+    for lang in LANGS:
+        for x in range(8):
+            qrels += [(len(q_langs), other * 10 + x) for other in range(len(LANGS))]
+            q_langs.append(lang)
+    grades = [int(g) for g in rng.integers(0, 4, len(qrels))]
+    run_dir = make_run(tmp_path, q_emb=rng.standard_normal((len(q_langs), 8)), q_langs=q_langs,
+                       c_emb=rng.standard_normal((len(c_langs), 8)), c_langs=c_langs, qrels=qrels, relevance=grades)
+    trec, out = tmp_path / "trec", tmp_path / "scores"
+    assert main(["score", str(run_dir), "--out", str(out), "--per-query", "--trec", str(trec), "--trec-depth", "30",
+                 "--metrics", "map,ndcg@10"]) == 0
+    per_query = pq.read_table(out / "per_query.parquet").to_pandas().set_index(["query_id", "cand_lang"])
+    graded = {(f"q{qi}", f"c{cj}"): g for (qi, cj), g in zip(qrels, grades)}
+    seen_grades = set()
+    for name in ("aa-all", "bb-cc", "cc-cc"):
+        exported, run = {}, {}
+        for line in (trec / f"{name}.qrels").read_text().splitlines():
+            qid, _, doc, rel = line.split()
+            assert int(rel) == graded[(qid, doc)] >= 1
+            seen_grades.add(int(rel))
+            exported.setdefault(qid, {})[doc] = int(rel)
+        for line in (trec / f"{name}.run").read_text().splitlines():
+            qid, _, doc, _, score, _ = line.split()
+            run.setdefault(qid, {})[doc] = float(score)
+        evaluated = pytrec_eval.RelevanceEvaluator(exported, {"map", "ndcg_cut.10"}).evaluate(run)
+        assert evaluated
+        for qid, values in evaluated.items():
+            mine = per_query.loc[(qid, name.split("-")[1])]
+            assert mine.ap == pytest.approx(values["map"], abs=1e-9)
+            assert mine["ndcg@10"] == pytest.approx(values["ndcg_cut_10"], abs=1e-9)
+    assert seen_grades >= {2, 3}
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--pairs", "xx-aa"], "unknown query language"),
     (["--pairs", "aa-de"], "unknown candidate language"),
