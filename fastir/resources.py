@@ -48,3 +48,13 @@ def require_memory(nbytes: int, field: str, what: str) -> None:
     if free is not None and nbytes > free:
         raise InputError(None, field, f"{what} needs {nbytes / GIB:.1f} GiB, only {free / GIB:.1f} GiB of memory "
                                       f"is available; lower {field}")
+
+
+def score_block_rows(n_rows: int, n_cols: int, block_mb: float) -> int:
+    """Rows per float32 score block of ``n_cols`` columns within ``block_mb`` MiB, made equal across
+    the blocks (the same number of products, a smaller buffer to fault in), checked against memory."""
+    rows = int(max(1, min(n_rows, float(block_mb) * (1 << 20) // max(1, n_cols * 4))))
+    n_blocks = -(-n_rows // rows)
+    rows = -(-n_rows // n_blocks)
+    require_memory(rows * n_cols * 4, "--block-mb", f"a score block of {rows} x {n_cols} float32")
+    return rows

@@ -25,6 +25,7 @@ def score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, progr
     from fastir.kernels.certified import certified_counts
     from fastir.kernels.ranking import metrics_from_counts
     from fastir.kernels.upcast import gather_float32
+    from fastir.resources import score_block_rows
 
     n_langs = len(plan.cand_langs)
     c_block = gather_float32(run.candidates.embeddings, cand_rows)
@@ -33,9 +34,7 @@ def score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, progr
     engine = product(name, c_block)
     q_emb = run.queries.embeddings
     n_cols = c_block.shape[0]
-    rows_per_block = int(max(1, min(len(rows), float(block_mb) * (1 << 20) // max(1, n_cols * 4))))
-    n_blocks = -(-len(rows) // rows_per_block)
-    rows_per_block = -(-len(rows) // n_blocks)
+    rows_per_block = score_block_rows(len(rows), n_cols, block_mb)
     a_buf = np.empty((rows_per_block, n_cols), dtype=np.float32)
     q_buf = np.empty((rows_per_block, q_emb.shape[1]), dtype=np.float32)
     for s in range(0, len(rows), rows_per_block):

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fastir.errors import InputError
-from fastir.resources import require_memory
+from fastir.resources import require_memory, score_block_rows
 from fastir.eval.aggregate import aggregate
 from fastir.eval.cells import DEFAULT_BLOCK_MB, DEFAULT_KS, POOLED, Cell, parse_ks, parse_pairs
 from fastir.eval.metrics import default_metrics, kernel_program, parse_metrics, with_rank_distance
@@ -221,11 +221,7 @@ def _score_group(run: Run, plan: _Plan, rows, cand_rows, c_lang, g_ptr, g_col, g
     g_lang = np.ascontiguousarray(c_lang[g_col], dtype=np.int32)
     q_emb = run.queries.embeddings
     n_cols = c_block.shape[0]
-    rows_per_block = int(max(1, min(len(rows), float(block_mb) * (1 << 20) // max(1, n_cols * 4))))
-    # Equal blocks: the same number of products, a smaller buffer to fault in.
-    n_blocks = -(-len(rows) // rows_per_block)
-    rows_per_block = -(-len(rows) // n_blocks)
-    require_memory(rows_per_block * n_cols * 4, "--block-mb", f"a score block of {rows_per_block} x {n_cols} float32")
+    rows_per_block = score_block_rows(len(rows), n_cols, block_mb)
     s_buf = np.empty((rows_per_block, n_cols), dtype=np.float32)
     q_buf = np.empty((rows_per_block, q_emb.shape[1]), dtype=np.float32)
     for s in range(0, len(rows), rows_per_block):
