@@ -1,0 +1,119 @@
+"""Seed-aware statistics: the two levels of randomness of a trained system, seeds and queries.
+
+A system trained from S seeds has, per statistic k, one value per seed, ``theta_s`` (each computed
+on the same queries). Reported: their mean (= the statistic of the seed-averaged per-query values,
+the statistic being linear in them), their spread (sd with ddof 1, min, max), an interval and, for a
+difference to a baseline, a test. The variance of a mean over seeds and queries has two parts,
+which the two-level bootstrap (draw S seeds with replacement per system, then queries with
+replacement within each query language, the query draw shared by all systems) adds up:
+
+* seeds: ``V_seed = sum over the systems involved of var_s(theta_s) / S`` -- in closed form, with
+  the unbiased S/(S-1) that a bootstrap draw of S out of S seeds lacks; 0 for a one-seed
+  (deterministic) system; ``S - 1`` degrees of freedom;
+* queries: ``V_query`` = the variance, over the query-level bootstrap resamples, of the statistic of
+  the seed-averaged values (for a difference: of the seed-averaged differences, so the pairing of
+  queries is kept); ``n - 1`` degrees of freedom (n = queries the statistic involves).
+
+Interval: ``estimate +- t_{nu, (1 + confidence) / 2} * sqrt(V_seed + V_query)``, nu by
+Welch-Satterthwaite. Test of a difference D: ``t = D / sqrt(V_seed + V_query)`` against Student's t
+with nu degrees of freedom. With 3 seeds the seed part rests on 2 degrees of freedom: the percentiles
+of the plain two-level bootstrap would be too narrow (they cover far less than 95 % when seeds
+dominate, see docs/compare.md); the t reference with Welch's nu is what keeps coverage and type-I
+error where they are claimed (checked by simulation in tests/compare/test_seeds.py).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from fastir.compare.stats import t_quantile, t_two_sided_p, welch_df
+from fastir.compare.systems import System
+
+TWO_LEVEL = "two-level (seeds, queries)"
+QUERY_LEVEL = "query-level only"
+
+
+@dataclass
+class SeedSpread:
+    """Per statistic (K) and system: the seed values and their mean, sd (NaN for one seed), min, max."""
+
+    values: list[np.ndarray]  # per system: (K, S_i), columns in the system's seed order
+    mean: np.ndarray  # (K, n_systems)
+    sd: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+
+def seed_spread(observed_runs: np.ndarray, systems: list[System]) -> SeedSpread:
+    """Spread across seeds of each system's per-run statistics ``observed_runs`` (K, runs)."""
+    values = [observed_runs[:, list(s.runs)] for s in systems]
+    sd = np.full((observed_runs.shape[0], len(systems)), np.nan)
+    for i, v in enumerate(values):
+        if v.shape[1] > 1:
+            sd[:, i] = v.std(axis=1, ddof=1)
+    return SeedSpread(values=values, mean=np.stack([v.mean(axis=1) for v in values], axis=1), sd=sd,
+                      low=np.stack([v.min(axis=1) for v in values], axis=1),
+                      high=np.stack([v.max(axis=1) for v in values], axis=1))
+
+
+@dataclass
+class TwoLevel:
+    """Intervals of every column (systems, then pairs) and tests of the pairs, per statistic."""
+
+    lo: np.ndarray  # (K, V)
+    hi: np.ndarray  # (K, V)
+    se: np.ndarray  # (K, V) sqrt(V_seed + V_query)
+    df: np.ndarray  # (K, V) Welch-Satterthwaite degrees of freedom
+    p: np.ndarray  # (K, P)
+
+
+def two_level(observed: np.ndarray, boot: np.ndarray, spread: SeedSpread, systems: list[System],
+              pairs: list[tuple[int, int]], n_queries: np.ndarray, confidence: float) -> TwoLevel:
+    """Seed + query intervals and tests.
+
+    ``observed`` (K, V): the statistics of the seed-averaged values, V = systems then pairs
+    (system - baseline); ``boot`` (B, K, V) their query-level bootstrap distribution; ``n_queries``
+    (K,) the queries each statistic involves.
+    """
+    k_count, n_sys = observed.shape[0], len(systems)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a column with < 2 finite resamples -> NaN
+        v_query = np.nanvar(boot, axis=0, ddof=1)
+    v_seed = np.zeros((k_count, n_sys))
+    seed_df = np.array([s.n_seeds - 1 if s.n_seeds > 1 else math.inf for s in systems], dtype=np.float64)
+    for i, s in enumerate(systems):
+        if s.n_seeds > 1:
+            v_seed[:, i] = spread.sd[:, i] ** 2 / s.n_seeds
+    parts = [[i] for i in range(n_sys)] + [[a, b] for a, b in pairs]
+    shape = observed.shape
+    lo, hi, se, df = (np.full(shape, np.nan) for _ in range(4))
+    p = np.full((k_count, len(pairs)), np.nan)
+    q = (1.0 + confidence) / 2.0
+    for k in range(k_count):
+        for v, members in enumerate(parts):
+            comps = [v_seed[k, i] for i in members] + [v_query[k, v]]
+            dfs = [seed_df[i] for i in members] + [max(float(n_queries[k]) - 1.0, 1.0)]
+            if any(math.isnan(c) for c in comps) or math.isnan(observed[k, v]):
+                continue
+            var = sum(comps)
+            nu = welch_df(comps, dfs)
+            se[k, v], df[k, v] = math.sqrt(var), nu
+            half = t_quantile(q, nu) * se[k, v] if var > 0.0 else 0.0
+            lo[k, v], hi[k, v] = observed[k, v] - half, observed[k, v] + half
+            if v >= n_sys:
+                p[k, v - n_sys] = _t_p(observed[k, v], se[k, v], nu)
+    return TwoLevel(lo=lo, hi=hi, se=se, df=df, p=p)
+
+
+def _t_p(diff: float, se: float, df: float) -> float:
+    """Two-sided p of ``diff / se`` against t(df); se = 0: p = 1 for no difference, else 0."""
+    if se == 0.0 or se <= 1e-15 * abs(diff):
+        return 1.0 if diff == 0.0 else 0.0
+    t = diff / se
+    if math.isinf(df):
+        return math.erfc(abs(t) / math.sqrt(2.0))
+    return t_two_sided_p(t, df)
