@@ -39,7 +39,14 @@ from fastir.compare.resample import (  # noqa: F401 - paired_randomization_test 
     percentile_interval,
     query_level_p,
 )
-from fastir.compare.seeds import QUERY_LEVEL, TWO_LEVEL, seed_spread, two_level
+from fastir.compare.seeds import (
+    QUERY_LEVEL,
+    TWO_LEVEL,
+    deviation_columns,
+    interaction_variance,
+    seed_spread,
+    two_level,
+)
 from fastir.compare.stats import holm
 from fastir.compare.systems import System, comparison_pairs, group_systems, resolve_baselines
 from fastir.errors import InputError
@@ -152,13 +159,16 @@ def compare(paths: list[str | os.PathLike], *, names: list[str] | None = None, b
     observed = observed_statistics(cells, stats, joint)
     n_q = len(paired.query_ids)
     strata_ptr = np.concatenate([[0], np.cumsum(np.unique(paired.query_langs, return_counts=True)[1])])
-    boot = bootstrap_distribution(cells, stats, joint, strata_ptr, samples, seed, len(pairs))
     spread = seed_spread(observed_statistics(cells, stats, cells.values), systems)
-    n_sys = len(systems)
-    if seeded:
-        res = two_level(observed, boot, spread, systems, pairs, statistic_query_counts(cells, stats), confidence)
+    n_sys, n_v = len(systems), joint.shape[1]
+    if seeded:  # the seeds' deviations from their system's mean ride along: the interaction variance
+        boot = bootstrap_distribution(cells, stats, np.concatenate([joint, deviation_columns(cells.values, systems)],
+                                                                   axis=1), strata_ptr, samples, seed, len(pairs))
+        res = two_level(observed, boot[:, :, :n_v], spread, systems, pairs, statistic_query_counts(cells, stats),
+                        confidence, interaction_variance(boot[:, :, n_v:], systems))
         lo, hi, p = res.lo, res.hi, res.p
     else:
+        boot = bootstrap_distribution(cells, stats, joint, strata_ptr, samples, seed, len(pairs))
         lo, hi = percentile_interval(boot, confidence)
         p = query_level_p(test, cells, stats, diffs, observed[:, n_sys:], boot[:, :, n_sys:], n_q, samples, seed)
     del boot

@@ -7,12 +7,17 @@ difference to a baseline, a test. The variance of a mean over seeds and queries 
 which the two-level bootstrap (draw S seeds with replacement per system, then queries with
 replacement within each query language, the query draw shared by all systems) adds up:
 
-* seeds: ``V_seed = sum over the systems involved of var_s(theta_s) / S`` -- in closed form, with
-  the unbiased S/(S-1) that a bootstrap draw of S out of S seeds lacks; 0 for a one-seed
-  (deterministic) system; ``S - 1`` degrees of freedom;
+* seeds: ``V_seed = var_s(theta_s) / S`` per system (ddof 1: the unbiased S/(S-1) that a
+  bootstrap draw of S out of S seeds lacks); 0 for a one-seed (deterministic) system; S - 1 degrees
+  of freedom. theta_s also varies with the seed x query interaction, so V_seed holds it too;
 * queries: ``V_query`` = the variance, over the query-level bootstrap resamples, of the statistic of
   the seed-averaged values (for a difference: of the seed-averaged differences, so the pairing of
-  queries is kept); ``n - 1`` degrees of freedom (n = queries the statistic involves).
+  queries is kept), minus the interaction part already in V_seed, ``V_inter = sum_s var_b(T(x_s -
+  x_mean)) / (S (S - 1))`` (the bootstrap variance of each seed's deviation from the seed mean), and
+  at least 0; n - 1 degrees of freedom (n = queries the statistic involves).
+
+This is the variance of a mean over a crossed seeds x queries design, ``(MS_seed + MS_query -
+MS_inter) / (S n)`` in ANOVA terms; without the subtraction a pure interaction would count twice.
 
 Interval: ``estimate +- t_{nu, (1 + confidence) / 2} * sqrt(V_seed + V_query)``, nu by
 Welch-Satterthwaite. Test of a difference D: ``t = D / sqrt(V_seed + V_query)`` against Student's t
@@ -71,13 +76,37 @@ class TwoLevel:
     p: np.ndarray  # (K, P)
 
 
+def deviation_columns(values: np.ndarray, systems: list[System]) -> np.ndarray:
+    """(rows, runs of the several-seed systems): each run's values minus its system's seed mean, in
+    system order, then seed order (the columns :func:`interaction_variance` reads)."""
+    cols = [values[:, r] - values[:, list(s.runs)].mean(axis=1) for s in systems if s.n_seeds > 1 for r in s.runs]
+    return np.stack(cols, axis=1) if cols else np.zeros((values.shape[0], 0))
+
+
+def interaction_variance(boot_deviations: np.ndarray, systems: list[System]) -> np.ndarray:
+    """(K, n_systems): ``V_inter = sum_s var_b(T(x_s - x_mean)) / (S (S - 1))`` per system (0 for one
+    seed), from the query bootstrap (B, K, columns of :func:`deviation_columns`)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        var = np.nanvar(boot_deviations, axis=0, ddof=1)
+    out = np.zeros((var.shape[0], len(systems)))
+    col = 0
+    for i, s in enumerate(systems):
+        if s.n_seeds > 1:
+            out[:, i] = var[:, col:col + s.n_seeds].sum(axis=1) / (s.n_seeds * (s.n_seeds - 1))
+            col += s.n_seeds
+    return out
+
+
 def two_level(observed: np.ndarray, boot: np.ndarray, spread: SeedSpread, systems: list[System],
-              pairs: list[tuple[int, int]], n_queries: np.ndarray, confidence: float) -> TwoLevel:
+              pairs: list[tuple[int, int]], n_queries: np.ndarray, confidence: float,
+              v_inter: np.ndarray) -> TwoLevel:
     """Seed + query intervals and tests.
 
     ``observed`` (K, V): the statistics of the seed-averaged values, V = systems then pairs
     (system - baseline); ``boot`` (B, K, V) their query-level bootstrap distribution; ``n_queries``
-    (K,) the queries each statistic involves.
+    (K,) the queries each statistic involves; ``v_inter`` (K, n_systems) from
+    :func:`interaction_variance`.
     """
     k_count, n_sys = observed.shape[0], len(systems)
     with warnings.catch_warnings():
@@ -95,8 +124,16 @@ def two_level(observed: np.ndarray, boot: np.ndarray, spread: SeedSpread, system
     q = (1.0 + confidence) / 2.0
     for k in range(k_count):
         for v, members in enumerate(parts):
+            n_k = float(n_queries[k])
+            inter = sum(v_inter[k, i] for i in members)
+            net_query = v_query[k, v] - inter
             comps = [v_seed[k, i] for i in members] + [v_query[k, v]]
-            dfs = [seed_df[i] for i in members] + [max(float(n_queries[k]) - 1.0, 1.0)]
+            dfs = [seed_df[i] for i in members] + [max(n_k - 1.0, 1.0)]
+            if net_query > 0.0:  # else the query part is taken as 0 (truncated) and V_inter dropped
+                comps.append(-inter)
+                dfs.append(max((n_k - 1.0) * max(s.n_seeds - 1 for s in (systems[i] for i in members)), 1.0))
+            else:
+                comps[-1] = 0.0
             if any(math.isnan(c) for c in comps) or math.isnan(observed[k, v]):
                 continue
             var = sum(comps)

@@ -124,7 +124,8 @@ def t_quantile(q: float, df: float) -> float:
 
 def welch_df(components, dfs) -> float:
     """Welch-Satterthwaite degrees of freedom of a sum of variance estimates ``v_i`` with ``df_i``
-    each: ``(sum v_i)^2 / sum(v_i^2 / df_i)`` (components with ``v_i = 0`` drop out)."""
+    each: ``(sum v_i)^2 / sum(v_i^2 / df_i)`` (components with ``v_i = 0`` drop out; a subtracted
+    estimate enters with a negative sign, squared alike)."""
     num = sum(components) ** 2
-    den = sum(v * v / d for v, d in zip(components, dfs) if v > 0.0)
+    den = sum(v * v / d for v, d in zip(components, dfs) if v != 0.0)
     return num / den if den > 0.0 else math.inf
