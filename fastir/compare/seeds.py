@@ -14,7 +14,9 @@ replacement within each query language, the query draw shared by all systems) ad
   the seed-averaged values (for a difference: of the seed-averaged differences, so the pairing of
   queries is kept), minus the interaction part already in V_seed, ``V_inter = sum_s var_b(T(x_s -
   x_mean)) / (S (S - 1))`` (the bootstrap variance of each seed's deviation from the seed mean), and
-  at least 0; n - 1 degrees of freedom (n = queries the statistic involves).
+  at least 0; n - 1 degrees of freedom (n = queries the statistic involves). The seed part is at least
+  V_inter (the seed mean varies at least by the interaction; this floor keeps a seed spread that is
+  small by chance, from 2 degrees of freedom, from making the interval collapse).
 
 This is the variance of a mean over a crossed seeds x queries design, ``(MS_seed + MS_query -
 MS_inter) / (S n)`` in ANOVA terms; without the subtraction a pure interaction would count twice.
@@ -113,27 +115,16 @@ def two_level(observed: np.ndarray, boot: np.ndarray, spread: SeedSpread, system
         warnings.simplefilter("ignore", RuntimeWarning)  # a column with < 2 finite resamples -> NaN
         v_query = np.nanvar(boot, axis=0, ddof=1)
     v_seed = np.zeros((k_count, n_sys))
-    seed_df = np.array([s.n_seeds - 1 if s.n_seeds > 1 else math.inf for s in systems], dtype=np.float64)
     for i, s in enumerate(systems):
         if s.n_seeds > 1:
             v_seed[:, i] = spread.sd[:, i] ** 2 / s.n_seeds
     parts = [[i] for i in range(n_sys)] + [[a, b] for a, b in pairs]
-    shape = observed.shape
-    lo, hi, se, df = (np.full(shape, np.nan) for _ in range(4))
+    lo, hi, se, df = (np.full(observed.shape, np.nan) for _ in range(4))
     p = np.full((k_count, len(pairs)), np.nan)
     q = (1.0 + confidence) / 2.0
     for k in range(k_count):
         for v, members in enumerate(parts):
-            n_k = float(n_queries[k])
-            inter = sum(v_inter[k, i] for i in members)
-            net_query = v_query[k, v] - inter
-            comps = [v_seed[k, i] for i in members] + [v_query[k, v]]
-            dfs = [seed_df[i] for i in members] + [max(n_k - 1.0, 1.0)]
-            if net_query > 0.0:  # else the query part is taken as 0 (truncated) and V_inter dropped
-                comps.append(-inter)
-                dfs.append(max((n_k - 1.0) * max(s.n_seeds - 1 for s in (systems[i] for i in members)), 1.0))
-            else:
-                comps[-1] = 0.0
+            comps, dfs = _components(members, systems, v_seed[k], v_inter[k], v_query[k, v], int(n_queries[k]))
             if any(math.isnan(c) for c in comps) or math.isnan(observed[k, v]):
                 continue
             var = sum(comps)
@@ -144,6 +135,24 @@ def two_level(observed: np.ndarray, boot: np.ndarray, spread: SeedSpread, system
             if v >= n_sys:
                 p[k, v - n_sys] = _t_p(observed[k, v], se[k, v], nu)
     return TwoLevel(lo=lo, hi=hi, se=se, df=df, p=p)
+
+
+def _components(members: list[int], systems: list[System], v_seed, v_inter, v_query: float,
+                n: int) -> tuple[list[float], list[float]]:
+    """The variance parts of one column and their degrees of freedom: per several-seed system
+    ``max(V_seed, V_inter)`` (the seed mean varies at least by the interaction, which is estimated
+    far more precisely: (n-1)(S-1) df, used when it is the larger), then ``max(V_query - sum V_inter, 0)``
+    with n - 1 df (the positive-part estimates of the variance components)."""
+    comps, dfs = [], []
+    for i in members:
+        s = systems[i]
+        if s.n_seeds > 1:
+            floor = v_inter[i] > v_seed[i]
+            comps.append(v_inter[i] if floor else v_seed[i])
+            dfs.append(max(n - 1, 1) * (s.n_seeds - 1) if floor else s.n_seeds - 1)
+    comps.append(max(v_query - sum(v_inter[i] for i in members), 0.0))
+    dfs.append(max(n - 1, 1))
+    return comps, dfs
 
 
 def _t_p(diff: float, se: float, df: float) -> float:

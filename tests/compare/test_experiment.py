@@ -100,6 +100,9 @@ def test_seed_statistics_equal_the_per_seed_comparisons(tmp_path):
     summary = [d for r in cmp.records if r["level"] == "summary" for d in r["vs"].values()]
     np.testing.assert_allclose([d["p_holm"] for d in summary], holm([d["p"] for d in summary]))
     assert rec["vs"]["base"]["significant"] and rec["vs"]["base"]["better"]  # +0.18 over base: far beyond noise
+    for r in cmp.records:  # no interval collapses or explodes (a seed spread small by chance, rank distance)
+        width = r["ci"][1] - r["ci"][0]
+        assert r["ci"][0] <= r["value"] <= r["ci"][1] and 0 < width < (8.0 if r["metric"] == "rank_distance" else 0.5)
     doc = cmp.to_json()
     assert doc["interval"] == "two-level (seeds, queries)" and doc["baselines"] == ["x-x-mono", "base"]
     assert {"name": "hybrid", "seeds": [0, 1, 2], "runs": ["hybrid@0", "hybrid@1", "hybrid@2"]} in doc["systems"]
