@@ -151,27 +151,10 @@ def compare(paths: list[str | os.PathLike], *, names: list[str] | None = None, b
     cells = build_cells(paired, chosen)
     stats = build_statistics(cells, chosen, langs)
     cells, stats = merge_parallel_cells(cells, stats)
-    system_values = np.stack([cells.values[:, s.runs[0]] if s.n_seeds == 1
-                              else cells.values[:, list(s.runs)].mean(axis=1) for s in systems], axis=1)
-    diffs = np.stack([system_values[:, a] - system_values[:, b] for a, b in pairs], axis=1)
-    joint = np.concatenate([system_values, diffs], axis=1)  # systems, then differences to the baselines
-
-    observed = observed_statistics(cells, stats, joint)
     n_q = len(paired.query_ids)
     strata_ptr = np.concatenate([[0], np.cumsum(np.unique(paired.query_langs, return_counts=True)[1])])
-    spread = seed_spread(observed_statistics(cells, stats, cells.values), systems)
-    n_sys, n_v = len(systems), joint.shape[1]
-    if seeded:  # the seeds' deviations from their system's mean ride along: the interaction variance
-        boot = bootstrap_distribution(cells, stats, np.concatenate([joint, deviation_columns(cells.values, systems)],
-                                                                   axis=1), strata_ptr, samples, seed, len(pairs))
-        res = two_level(observed, boot[:, :, :n_v], spread, systems, pairs, statistic_query_counts(cells, stats),
-                        confidence, interaction_variance(boot[:, :, n_v:], systems))
-        lo, hi, p = res.lo, res.hi, res.p
-    else:
-        boot = bootstrap_distribution(cells, stats, joint, strata_ptr, samples, seed, len(pairs))
-        lo, hi = percentile_interval(boot, confidence)
-        p = query_level_p(test, cells, stats, diffs, observed[:, n_sys:], boot[:, :, n_sys:], n_q, samples, seed)
-    del boot
+    observed, lo, hi, p, spread = _statistics(cells, stats, systems, pairs, strata_ptr, test, samples, seed,
+                                              confidence)
     comparison = Comparison(
         names=[s.name for s in systems], paths=[str(f.parent) for f in files], baseline=base[0], test=test,
         samples=samples, seed=seed, alpha=alpha, confidence=confidence,
@@ -182,6 +165,31 @@ def compare(paths: list[str | os.PathLike], *, names: list[str] | None = None, b
     comparison.records = _records(comparison, stats, observed, lo, hi, p, _holm_per_family(stats, p), spread,
                                   {m.name: m.higher_is_better for m in chosen})
     return comparison
+
+
+def _statistics(cells: Cells, stats: list[Statistic], systems: list[System], pairs: list[tuple[int, int]],
+                strata_ptr: np.ndarray, test: str, samples: int, seed: int, confidence: float):
+    """Observed statistics (K, V: systems then pairs), intervals (lo, hi: K, V), p-values (K, P) and
+    the spread across seeds: query-level with one seed per system, two-level with several."""
+    seeded = any(s.n_seeds > 1 for s in systems)
+    system_values = np.stack([cells.values[:, s.runs[0]] if s.n_seeds == 1
+                              else cells.values[:, list(s.runs)].mean(axis=1) for s in systems], axis=1)
+    diffs = np.stack([system_values[:, a] - system_values[:, b] for a, b in pairs], axis=1)
+    joint = np.concatenate([system_values, diffs], axis=1)  # systems, then differences to the baselines
+    observed = observed_statistics(cells, stats, joint)
+    spread = seed_spread(observed_statistics(cells, stats, cells.values), systems)
+    n_sys, n_v = len(systems), joint.shape[1]
+    if seeded:  # the seeds' deviations from their system's mean ride along: the interaction variance
+        boot = bootstrap_distribution(cells, stats, np.concatenate([joint, deviation_columns(cells.values, systems)],
+                                                                   axis=1), strata_ptr, samples, seed, len(pairs))
+        res = two_level(observed, boot[:, :, :n_v], spread, systems, pairs, statistic_query_counts(cells, stats),
+                        confidence, interaction_variance(boot[:, :, n_v:], systems))
+        return observed, res.lo, res.hi, res.p, spread
+    boot = bootstrap_distribution(cells, stats, joint, strata_ptr, samples, seed, len(pairs))
+    lo, hi = percentile_interval(boot, confidence)
+    p = query_level_p(test, cells, stats, diffs, observed[:, n_sys:], boot[:, :, n_sys:], int(strata_ptr[-1]),
+                      samples, seed)
+    return observed, lo, hi, p, spread
 
 
 def _records(cmp: Comparison, stats: list[Statistic], observed, lo, hi, p, p_holm, spread, higher) -> list[dict]:

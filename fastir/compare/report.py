@@ -1,7 +1,8 @@
 """Render a :class:`fastir.compare.comparison.Comparison`: terminal table, Markdown, LaTeX, JSON and a PNG plot.
 
-Cell text: ``value [ci_low, ci_high]`` plus a marker when the difference to the baseline is
-significant after Holm correction: ``▲`` better, ``▼`` worse (LaTeX: ``$^\\uparrow$`` / ``$^\\downarrow$``).
+Cell text: ``value [ci_low, ci_high]`` (with seeds: ``mean ±sd [ci_low, ci_high]``) plus a marker when
+the difference to the baseline is significant after Holm correction: ``▲`` better, ``▼`` worse (LaTeX:
+``$^\\uparrow$`` / ``$^\\downarrow$``); with several baselines the marker carries the baseline's number (``▲¹▼²``).
 Directions (rank distance: lower is better) and labels come from the metric registry.
 """
 
@@ -218,7 +219,8 @@ def render(cmp: Comparison, fmt: str, digits: int = 3) -> str:
 
 
 def plot(cmp: Comparison, path: str | os.PathLike, metric: str | None = None) -> None:
-    """Per-language bars with their bootstrap intervals, one panel per setting, one bar per run."""
+    """Per-language bars with their intervals, one panel per setting, one bar per system (with seeds:
+    the mean over seeds); markers against the first baseline."""
     # Figure + Agg canvas directly: no pyplot, no global backend switch.
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -249,7 +251,7 @@ def plot(cmp: Comparison, path: str | os.PathLike, metric: str | None = None) ->
         ax.set_ylabel(f"{SETTING_LABEL[s]} {metric_label(metric)}")
         ax.grid(axis="y", alpha=0.3)
     axes[0, 0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    axes[0, 0].set_title(f"{metric_label(metric)} by query language, {cmp.confidence:.0%} bootstrap CI "
+    axes[0, 0].set_title(f"{metric_label(metric)} by query language, {cmp.confidence:.0%} CI, {cmp.interval} "
                          f"(▲/▼ vs {cmp.names[cmp.baseline]}, Holm)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120, format="png")
