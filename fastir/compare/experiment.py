@@ -81,6 +81,7 @@ def experiment_inputs(exp_dir: str | os.PathLike, dataset: str | None = None) ->
         raise InputError(root, PER_QUERY_PARQUET,
                          f"no run of {dataset!r} has one (looked for {BASE}/scores/{dataset}/ and "
                          f"<strategy>/seed-<s>/scores/{dataset}/): finish the experiment first")
+    _check_complete(root, dataset, settings, [n for _, n in found])
     for path, _ in found:
         _check_dataset(path, dataset)
     baselines = settings.get("baselines")
@@ -106,6 +107,20 @@ def _scan(root: Path, dataset: str, strategies) -> list[tuple[Path, str]]:
                 seeds.append((int(m["seed"]), f))
         found += [(f, f"{d.name}@{seed}") for seed, f in sorted(seeds)]
     return found
+
+
+def _check_complete(root: Path, dataset: str, settings: dict, names: list[str]) -> None:
+    """Every (strategy, seed) that results.json lists has its file: a comparison of the seeds that
+    happen to be finished would silently be another experiment."""
+    strategies, seeds = settings.get("strategies"), settings.get("seeds")
+    if not (isinstance(strategies, list) and isinstance(seeds, list)):
+        return
+    for strategy in strategies:
+        for seed in seeds:
+            if f"{strategy}@{seed}" not in names:
+                raise InputError(root / str(strategy) / f"seed-{seed}" / "scores" / dataset, PER_QUERY_PARQUET,
+                                 f"missing: the experiment lists {strategy}@{seed}; finish it (re-run `fastir "
+                                 "experiment`, it resumes) or compare the finished runs one by one")
 
 
 def _check_dataset(per_query: Path, dataset: str) -> None:

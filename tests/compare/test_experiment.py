@@ -163,6 +163,7 @@ def test_bad_experiment_inputs(tmp_path, capsys):
     assert "--dataset" in _no_output(["compare", *plain, "--dataset", "xquad-r"], capsys, tmp_path)
     err = _no_output(["compare", *plain, plain[0], "--names", "hybrid@1,base,hybrid@1"], capsys, tmp_path)
     assert "'hybrid@1' given twice" in err
+    assert "at least two systems" in _no_output(["compare", *plain, "--names", "hybrid@0,hybrid@1"], capsys, tmp_path)
 
 
 def test_experiment_from_another_dataset_or_mixed(tmp_path, capsys):
@@ -194,4 +195,8 @@ def test_experiment_without_per_query_files_or_results(tmp_path, capsys):
     doc["settings"]["eval_datasets"] = ["xquad-r", "mlqa-r"]
     (two / "results.json").write_text(json.dumps(doc))
     assert "choose one" in _no_output(["compare", str(two)], capsys, tmp_path)
+    (two / "hybrid" / "seed-1" / "scores" / "xquad-r" / "per_query.parquet").unlink()  # an unfinished run
+    err = _no_output(["compare", str(two), "--dataset", "xquad-r"], capsys, tmp_path)
+    assert "hybrid@1" in err and "missing" in err
+    write_experiment(two, seeds=(1,), strategies=("hybrid",))  # finished now (results.json: xquad-r only)
     assert main(["compare", str(two), "--dataset", "xquad-r", "--samples", "20"]) == 0
