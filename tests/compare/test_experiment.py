@@ -200,3 +200,25 @@ def test_experiment_without_per_query_files_or_results(tmp_path, capsys):
     assert "hybrid@1" in err and "missing" in err
     write_experiment(two, seeds=(1,), strategies=("hybrid",))  # finished now (results.json: xquad-r only)
     assert main(["compare", str(two), "--dataset", "xquad-r", "--samples", "20"]) == 0
+
+
+def test_seed_noise_is_not_significant_where_one_seed_would_be(tmp_path):
+    """The issue's case: two recipes equal in expectation, whose seeds differ by more than the query
+    noise. One seed each: 'significant' (in either direction, depending on the seed); three seeds each:
+    not, because the seed spread is part of the test."""
+    out = tmp_path / "exp"
+    offsets = {"x-y": (0.03, -0.03, 0.0), "hybrid": (-0.03, 0.03, 0.0)}
+    for strategy, offs in offsets.items():
+        for s, off in enumerate(offs):
+            write_per_query(out / strategy / f"seed-{s}" / "scores" / "xquad-r",
+                            synth_rows(list(LANGS), 60, 50 + s + 10 * len(strategy), shift=off, noise=0.02),
+                            meta={"dataset": "xquad-r"})
+    (out / "results.json").write_text(json.dumps({"format": "fastir-experiment/2", "settings": {
+        "strategies": ["x-y", "hybrid"], "seeds": [0, 1, 2], "eval_datasets": ["xquad-r"]}}))
+    seeded = compare(experiment_inputs(out).paths, names=experiment_inputs(out).names, baseline="x-y", samples=500)
+    assert not record(seeded, "hybrid", "cross", "map")["significant"]
+    for s in (0, 1):
+        one = compare([out / "x-y" / f"seed-{s}" / "scores" / "xquad-r", out / "hybrid" / f"seed-{s}" / "scores" /
+                       "xquad-r"], names=["x-y", "hybrid"], samples=500)
+        rec = record(one, "hybrid", "cross", "map")
+        assert rec["significant"] and rec["better"] == (s == 1)
