@@ -10,9 +10,15 @@ from fastir.eval.metrics import known_names
 
 @click.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path())
-@click.option("--baseline", default=None, help="Name of the baseline run (default: the first run).")
-@click.option("--test", "test", type=click.Choice(["randomization", "bootstrap", "t"]), default="randomization",
-              show_default=True, help="Paired test of each run against the baseline.")
+@click.option("--baseline", default=None, help="Name of the baseline system (default: the first).")
+@click.option("--baselines", default=None,
+              help="Comma-separated baseline systems: every system is tested against each (default: --baseline; "
+                   "for an experiment dir, the experiment's own).")
+@click.option("--dataset", default=None,
+              help="With an experiment dir: which of its evaluation datasets (default: its only one).")
+@click.option("--test", "test", type=click.Choice(["randomization", "bootstrap", "t", "two-level"]), default=None,
+              help="Paired test of each system against each baseline. Default: randomization with one seed per "
+                   "system; two-level (seed + query variance, the only one allowed) when a system has several seeds.")
 @click.option("--samples", type=click.IntRange(min=1), default=10000, show_default=True,
               help="Randomization / bootstrap resamples.")
 @click.option("--seed", type=click.IntRange(min=0, max=2**64 - 1), default=0, show_default=True,
@@ -31,22 +37,32 @@ from fastir.eval.metrics import known_names
 @click.option("--out", type=click.Path(), default=None,
               help="Also write compare.{txt,md,tex,json,png} into this directory (atomically).")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --out directory.")
-def compare(runs, baseline, test, samples, seed, metrics, names, alpha, confidence, fmt, digits, out, overwrite):
-    """Compare RUNS (run dirs or scores dirs with per_query.parquet from `fastir score --per-query`).
+def compare(runs, baseline, baselines, dataset, test, samples, seed, metrics, names, alpha, confidence, fmt, digits, out, overwrite):
+    """Compare RUNS (run dirs or scores dirs with per_query.parquet from `fastir score --per-query`, or
+    a `fastir experiment` output dir: its runs, named strategy@seed and base).
 
-    Prints the paper-style summary (Mo./Cr./Mul. per metric, rank distance) with bootstrap CIs and
-    Holm-corrected significance markers against the baseline, then the per-language tables.
+    Runs named system@seed are seeds of one system (mean, seed sd, intervals and tests over seeds and
+    queries). Prints the paper-style summary (Mo./Cr./Mul. per metric, rank distance) with CIs and
+    Holm-corrected significance markers against each baseline, then the per-language tables.
     """
     from fastir.compare.comparison import compare as run_compare
+    from fastir.compare.experiment import expand_inputs
+    from fastir.errors import InputError
     from fastir.compare.report import render, write_outputs
     from fastir.lock import claim_output
     from fastir.runs.rundir import check_output_dir
 
     if out is not None:
         check_output_dir(out, overwrite=overwrite)  # fail before the work, not after
+    paths, exp_names, exp_baselines = expand_inputs(list(runs), dataset)
+    asked = split_list(baselines)
+    if asked == []:
+        raise InputError(None, "--baselines", "no baseline named")
+    if baseline is None and not asked and exp_baselines:
+        asked = exp_baselines
     with claim_output(out):
-        result = run_compare(list(runs), baseline=baseline, test=test, samples=samples, seed=seed,
-                             metrics=split_list(metrics), names=split_list(names), alpha=alpha,
+        result = run_compare(paths, baseline=baseline, baselines=asked, test=test, samples=samples, seed=seed,
+                             metrics=split_list(metrics), names=split_list(names) or exp_names, alpha=alpha,
                              confidence=confidence)
         if out is not None:
             write_outputs(result, out, overwrite=overwrite, digits=digits)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,11 +73,30 @@ def find_per_query(path: str | os.PathLike) -> Path:
                      "(looked in DIR/ and DIR/scores/)")
 
 
+_SEED_DIR = re.compile(r"^seed-(?P<seed>[0-9]+)$")
+
+
+def layout_name(run_dir: Path) -> str | None:
+    """The name of a run in ``fastir experiment``'s layout: ``.../<strategy>/seed-<s>/{runs,scores}/<dataset>``
+    -> ``strategy@s``; ``.../<name>/{runs,scores}/<dataset>`` (the base model) -> ``name``; else None."""
+    if run_dir.parent.name not in ("runs", "scores"):
+        return None
+    owner = run_dir.parent.parent
+    m = _SEED_DIR.match(owner.name)
+    if m and owner.parent.name:
+        return f"{owner.parent.name}@{int(m['seed'])}"
+    return owner.name or None
+
+
 def default_names(per_query_paths: list[Path]) -> list[str]:
-    """Run names from directory names (a ``scores`` dir is named after its run dir); duplicates
-    get their parent directories prepended until they differ (then a ``#i`` suffix)."""
+    """Run names from directory names (a ``scores`` dir is named after its run dir; a run of an
+    experiment's layout by :func:`layout_name`, e.g. ``hybrid@1``); duplicates get their parent
+    directories prepended until they differ (then a ``#i`` suffix)."""
     dirs = [p.parent.parent if p.parent.name == "scores" else p.parent for p in per_query_paths]
     dirs = [d.resolve() for d in dirs]
+    by_layout = [layout_name(d) for d in dirs]
+    if all(by_layout) and len(set(by_layout)) == len(by_layout):
+        return by_layout
     depth = [1] * len(dirs)
 
     parts = [d.parts[1:] if d.anchor else d.parts for d in dirs]  # without the root "/"

@@ -1,7 +1,8 @@
 """Render a :class:`fastir.compare.comparison.Comparison`: terminal table, Markdown, LaTeX, JSON and a PNG plot.
 
-Cell text: ``value [ci_low, ci_high]`` plus a marker when the difference to the baseline is
-significant after Holm correction: ``▲`` better, ``▼`` worse (LaTeX: ``$^\\uparrow$`` / ``$^\\downarrow$``).
+Cell text: ``value [ci_low, ci_high]`` (with seeds: ``mean ±sd [ci_low, ci_high]``) plus a marker when
+the difference to the baseline is significant after Holm correction: ``▲`` better, ``▼`` worse (LaTeX:
+``$^\\uparrow$`` / ``$^\\downarrow$``); with several baselines the marker carries the baseline's number (``▲¹▼²``).
 Directions (rank distance: lower is better) and labels come from the metric registry.
 """
 
@@ -30,12 +31,47 @@ def _pooled_only(metric: str) -> bool:
     return registry_metric(metric).pooled_only
 
 
-def _marker(rec: dict, latex: bool = False, pad: bool = False) -> str:
+SUPERSCRIPT = "¹²³⁴⁵⁶⁷⁸⁹"
+
+
+def _marker(rec: dict, latex: bool = False, pad: bool = False, cmp: Comparison | None = None) -> str:
+    """▲/▼ against the baseline; with several baselines one per baseline the difference is
+    significant against, followed by the baseline's number (▲¹▼²)."""
+    if cmp is not None and len(cmp.baselines) > 1:
+        marks = []
+        for j, b in enumerate(cmp.baselines):
+            d = rec.get("vs", {}).get(cmp.names[b])
+            if d and d["significant"]:
+                if latex:
+                    arrow = "\\uparrow" if d["better"] else "\\downarrow"
+                    marks.append("$^{" + arrow + str(j + 1) + "}$")
+                else:
+                    marks.append(("▲" if d["better"] else "▼") + _sup(j))
+        return "".join(marks) or (" " if pad else "")
     if not rec.get("significant"):
         return " " if pad else ""
     if latex:
         return "$^{\\uparrow}$" if rec["better"] else "$^{\\downarrow}$"
     return "▲" if rec["better"] else "▼"
+
+
+def _sup(j: int) -> str:
+    return SUPERSCRIPT[j] if j < len(SUPERSCRIPT) else f"^{j + 1}"
+
+
+def _baseline_label(cmp: Comparison, name: str) -> str:
+    bases = [cmp.names[b] for b in cmp.baselines]
+    if name not in bases:
+        return name
+    return name + (" (baseline)" if len(bases) == 1 else f" (baseline{_sup(bases.index(name))})")
+
+
+def _value_text(rec: dict, d: int) -> str:
+    """``value``, and ``±sd`` over seeds for a system with several."""
+    text = _num(rec["value"], d)
+    if rec.get("n_seeds", 1) > 1 and rec.get("seed_sd") is not None:
+        text += f" ±{_num(rec['seed_sd'], d)}"
+    return text
 
 
 def _num(x, digits: int) -> str:
@@ -66,19 +102,19 @@ def summary_grid(cmp: Comparison, digits: int = 3, latex: bool = False, ci: bool
                         for m, s in cols]
     rows = []
     for name in cmp.names:
-        row = [name + (" (baseline)" if name == cmp.names[cmp.baseline] else "")]
+        row = [_baseline_label(cmp, name)]
         for m, s in cols:
             rec = idx.get(("summary", s, m, None, name))
             if rec is None:
                 row.append("")
                 continue
             d = _digits(m, digits)
-            text = _num(rec["value"], d)
+            text = _value_text(rec, d)
             if ci:
                 lo, hi = rec["ci"]
                 interval = f"[{_num(lo, d)}, {_num(hi, d)}]"
                 text += (" {\\scriptsize " + interval + "}") if latex else f" {interval}"
-            row.append(text + _marker(rec, latex, pad))
+            row.append(text + _marker(rec, latex, pad, cmp))
         rows.append(row)
     return header, rows
 
@@ -97,7 +133,7 @@ def language_grids(cmp: Comparison, digits: int = 3, latex: bool = False, pad: b
             row = [name]
             for lang in langs:
                 rec = idx[("language", s, m, lang, name)]
-                row.append(_num(rec["value"], d) + _marker(rec, latex, pad))
+                row.append(_value_text(rec, d) + _marker(rec, latex, pad, cmp))
             rows.append(row)
         title = (f"{metric_label(m)} ({SETTING_NAME[s]}) by query language" if _pooled_only(m)
                  else f"{SETTING_LABEL[s]} {metric_label(m)} by query language")
@@ -107,14 +143,26 @@ def language_grids(cmp: Comparison, digits: int = 3, latex: bool = False, pad: b
 
 def _legend(cmp: Comparison) -> str:
     test = {"randomization": "paired randomization test", "bootstrap": "paired bootstrap test",
-            "t": "paired t-test"}[cmp.test]
+            "t": "paired t-test", "two-level": "two-level t-test over seeds and queries"}[cmp.test]
     unpaired = sum(cmp.unpaired_rows)
     extra = f"; {unpaired} unpaired rows left out" if unpaired else ""
-    return (f"{cmp.n_queries} paired queries ({cmp.n_rows} query x setting rows{extra}). "
-            f"[lo, hi]: {cmp.confidence:.0%} bootstrap CI, queries resampled within each query language "
-            f"({cmp.samples} samples, seed {cmp.seed}). ▲/▼: significantly better/worse than "
-            f"{cmp.names[cmp.baseline]} ({test}, Holm-corrected per table, alpha {cmp.alpha}). "
-            f"Rank distance: lower is better.")
+    if cmp.seeded:
+        seeds = ", ".join(f"{s.name} {s.n_seeds}" for s in cmp.systems)
+        interval = (f"value: mean over seeds ±sd across seeds (seeds per system: {seeds}; a one-seed system is "
+                    f"deterministic). [lo, hi]: {cmp.confidence:.0%} CI, {cmp.interval}: seed variance plus "
+                    f"query bootstrap variance (queries resampled within each query language, {cmp.samples} "
+                    f"samples, seed {cmp.seed}), Student t with Welch-Satterthwaite df.")
+    else:
+        interval = (f"[lo, hi]: {cmp.confidence:.0%} bootstrap CI, {cmp.interval}: queries resampled within each "
+                    f"query language ({cmp.samples} samples, seed {cmp.seed}).")
+    bases = [cmp.names[b] for b in cmp.baselines]
+    if len(bases) == 1:
+        against = bases[0]
+    else:
+        against = "each baseline (" + ", ".join(f"{_sup(j)} {b}" for j, b in enumerate(bases)) + ")"
+    return (f"{cmp.n_queries} paired queries ({cmp.n_rows} query x setting rows{extra}). {interval} "
+            f"▲/▼: significantly better/worse than {against} ({test}, Holm-corrected per table, "
+            f"alpha {cmp.alpha}). Rank distance: lower is better.")
 
 
 def _text_table(header: list[str], rows: list[list[str]]) -> str:
@@ -171,7 +219,8 @@ def render(cmp: Comparison, fmt: str, digits: int = 3) -> str:
 
 
 def plot(cmp: Comparison, path: str | os.PathLike, metric: str | None = None) -> None:
-    """Per-language bars with their bootstrap intervals, one panel per setting, one bar per run."""
+    """Per-language bars with their intervals, one panel per setting, one bar per system (with seeds:
+    the mean over seeds); markers against the first baseline."""
     # Figure + Agg canvas directly: no pyplot, no global backend switch.
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -202,7 +251,7 @@ def plot(cmp: Comparison, path: str | os.PathLike, metric: str | None = None) ->
         ax.set_ylabel(f"{SETTING_LABEL[s]} {metric_label(metric)}")
         ax.grid(axis="y", alpha=0.3)
     axes[0, 0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    axes[0, 0].set_title(f"{metric_label(metric)} by query language, {cmp.confidence:.0%} bootstrap CI "
+    axes[0, 0].set_title(f"{metric_label(metric)} by query language, {cmp.confidence:.0%} CI, {cmp.interval} "
                          f"(▲/▼ vs {cmp.names[cmp.baseline]}, Holm)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120, format="png")

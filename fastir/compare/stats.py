@@ -94,3 +94,38 @@ def paired_t_test(x: np.ndarray) -> tuple[float, float]:
         return math.copysign(math.inf, mean), 0.0
     t = mean / (sd / math.sqrt(n))
     return t, t_two_sided_p(t, n - 1)
+
+
+def t_quantile(q: float, df: float) -> float:
+    """The ``q`` quantile (0.5 < q < 1) of Student's t with ``df`` degrees of freedom (``inf``: the
+    normal): Newton's method on the two-sided tail ``P(|T| >= t) = 2 (1 - q)`` from t = 0. The tail is
+    decreasing and convex in t >= 0, so the iterates increase monotonically to the root."""
+    if not 0.5 < q < 1.0:
+        raise ValueError("q must lie in (0.5, 1)")
+    if math.isnan(df) or df <= 0:
+        return math.nan
+    target = 2.0 * (1.0 - q)
+    if math.isinf(df):
+        tail = lambda t: math.erfc(t / math.sqrt(2.0))  # noqa: E731
+        log_c = -0.5 * math.log(2.0 * math.pi)
+        log_pdf = lambda t: log_c - 0.5 * t * t  # noqa: E731
+    else:
+        tail = lambda t: t_two_sided_p(t, df)  # noqa: E731
+        log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+        log_pdf = lambda t: log_c - (df + 1) / 2 * math.log1p(t * t / df)  # noqa: E731
+    t = 0.0
+    for _ in range(200):
+        step = (tail(t) - target) / (2.0 * math.exp(log_pdf(t)))
+        t += step
+        if step <= 1e-14 * max(t, 1.0):
+            break
+    return t
+
+
+def welch_df(components, dfs) -> float:
+    """Welch-Satterthwaite degrees of freedom of a sum of variance estimates ``v_i`` with ``df_i``
+    each: ``(sum v_i)^2 / sum(v_i^2 / df_i)`` (components with ``v_i = 0`` drop out; a subtracted
+    estimate enters with a negative sign, squared alike)."""
+    num = sum(components) ** 2
+    den = sum(v * v / d for v, d in zip(components, dfs) if v != 0.0)
+    return num / den if den > 0.0 else math.inf

@@ -1,0 +1,162 @@
+"""An experiment dir (``fastir experiment``'s ``OUT``) as the input of ``fastir compare``.
+
+Layout read (format ``fastir-experiment/2``)::
+
+    OUT/results.json                                   the experiment's settings (strategies, seeds, baselines, eval_datasets)
+    OUT/<strategy>/seed-<s>/scores/<dataset>/per_query.parquet   a trained run: named ``strategy@s``
+    OUT/base/scores/<dataset>/per_query.parquet                  the untrained model: named ``base``
+
+Every per_query.parquet found for the chosen dataset is compared; each must have been scored on
+that dataset (its recorded ``dataset``), and all on the same data (``dataset_checksum``, checked when
+the runs are paired).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastir.errors import InputError
+from fastir.eval.result import PER_QUERY_PARQUET
+
+RESULTS_JSON = "results.json"
+EXPERIMENT_FORMAT = "fastir-experiment/2"
+BASE = "base"
+_SEED_DIR = re.compile(r"^seed-(?P<seed>[0-9]+)$")
+
+
+@dataclass
+class ExperimentInputs:
+    """The runs of one dataset of an experiment: per_query.parquet paths and their names."""
+
+    root: Path
+    dataset: str
+    paths: list[Path]
+    names: list[str]
+    baselines: list[str] = field(default_factory=list)  # the experiment's own, [] if it recorded none
+
+
+def is_experiment_dir(path: str | os.PathLike) -> bool:
+    """True for a directory holding ``results.json`` (a ``fastir experiment`` output)."""
+    return (Path(path) / RESULTS_JSON).is_file()
+
+
+def read_settings(root: Path) -> dict:
+    """results.json's settings (``settings`` or the top level), after checking its format."""
+    path = root / RESULTS_JSON
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(path, None, f"cannot read: {' '.join(str(exc).split())}") from None
+    if not isinstance(results, dict) or results.get("format") != EXPERIMENT_FORMAT:
+        got = results.get("format") if isinstance(results, dict) else type(results).__name__
+        raise InputError(path, "format", f"expected {EXPERIMENT_FORMAT!r}, got {got!r} "
+                         "(an older experiment has no per_query.parquet: re-run `fastir experiment` on it)")
+    settings = results.get("settings") if isinstance(results.get("settings"), dict) else results
+    datasets = settings.get("eval_datasets")
+    if not isinstance(datasets, list) or not datasets or not all(isinstance(d, str) for d in datasets):
+        raise InputError(path, "eval_datasets", "missing or not a list of dataset names")
+    return settings
+
+
+def experiment_inputs(exp_dir: str | os.PathLike, dataset: str | None = None) -> ExperimentInputs:
+    """The per_query.parquet files of ``dataset`` (default: the experiment's only evaluation dataset)
+    in ``exp_dir``: ``base`` first, then each strategy (in the experiment's order) by seed."""
+    root = Path(exp_dir)
+    settings = read_settings(root)
+    datasets = [Path(d).name or d for d in settings["eval_datasets"]]
+    if dataset is None:
+        if len(datasets) > 1:
+            raise InputError(root / RESULTS_JSON, "--dataset",
+                             f"the experiment has several evaluation datasets ({', '.join(datasets)}): choose one")
+        dataset = datasets[0]
+    elif dataset not in datasets:
+        raise InputError(root / RESULTS_JSON, "--dataset",
+                         f"{dataset!r} is not an evaluation dataset of this experiment ({', '.join(datasets)})")
+    found = _scan(root, dataset, settings.get("strategies"))
+    if not found:
+        raise InputError(root, PER_QUERY_PARQUET,
+                         f"no run of {dataset!r} has one (looked for {BASE}/scores/{dataset}/ and "
+                         f"<strategy>/seed-<s>/scores/{dataset}/): finish the experiment first")
+    _check_complete(root, dataset, settings, [n for _, n in found])
+    for path, _ in found:
+        _check_dataset(path, dataset)
+    baselines = settings.get("baselines")
+    baselines = [b for b in baselines if isinstance(b, str)] if isinstance(baselines, list) else []
+    return ExperimentInputs(root=root, dataset=dataset, paths=[p for p, _ in found], names=[n for _, n in found],
+                            baselines=baselines)
+
+
+def _scan(root: Path, dataset: str, strategies) -> list[tuple[Path, str]]:
+    found = []
+    base = root / BASE / "scores" / dataset / PER_QUERY_PARQUET
+    if base.is_file():
+        found.append((base, BASE))
+    order = list(strategies) if isinstance(strategies, list) else []
+    dirs = sorted((d for d in root.iterdir() if d.is_dir() and d.name != BASE and not d.name.startswith(".")),
+                  key=lambda d: (order.index(d.name) if d.name in order else len(order), d.name))
+    for d in dirs:
+        seeds = []
+        for s in d.iterdir():
+            m = _SEED_DIR.match(s.name)
+            f = s / "scores" / dataset / PER_QUERY_PARQUET
+            if m and f.is_file():
+                seeds.append((int(m["seed"]), f))
+        found += [(f, f"{d.name}@{seed}") for seed, f in sorted(seeds)]
+    return found
+
+
+def _check_complete(root: Path, dataset: str, settings: dict, names: list[str]) -> None:
+    """Every (strategy, seed) that results.json lists has its file: a comparison of the seeds that
+    happen to be finished would silently be another experiment."""
+    strategies, seeds = settings.get("strategies"), settings.get("seeds")
+    if not (isinstance(strategies, list) and isinstance(seeds, list)):
+        return
+    for strategy in strategies:
+        for seed in seeds:
+            if f"{strategy}@{seed}" not in names:
+                raise InputError(root / str(strategy) / f"seed-{seed}" / "scores" / dataset, PER_QUERY_PARQUET,
+                                 f"missing: the experiment lists {strategy}@{seed}; finish it (re-run `fastir "
+                                 "experiment`, it resumes) or compare the finished runs one by one")
+
+
+def _check_dataset(per_query: Path, dataset: str) -> None:
+    """The file's recorded dataset (a name, or a directory whose last part is the key) is ``dataset``."""
+    import pyarrow.parquet as pq
+
+    try:
+        raw = (pq.read_schema(per_query).metadata or {}).get(b"fastir")
+        recorded = json.loads(raw).get("dataset") if raw else None
+    except Exception:  # noqa: BLE001 - unreadable files are reported by the reader with their reason
+        return
+    if isinstance(recorded, str) and recorded and (Path(recorded).name or recorded) != dataset:
+        raise InputError(per_query, "fastir metadata.dataset",
+                         f"{recorded!r}, not {dataset!r}: this run was scored on another dataset")
+
+
+def expand_inputs(args: list[str], dataset: str | None) -> tuple[list[str | Path], list[str] | None, list[str]]:
+    """``fastir compare``'s arguments with each experiment dir replaced by its runs of ``dataset``:
+    (paths, names or None for the default names, the experiments' recorded baselines)."""
+    from fastir.compare.inputs import default_names, find_per_query
+
+    expanded: list[tuple[str | Path, str | None]] = []
+    baselines: list[str] = []
+    for arg in args:
+        if is_experiment_dir(arg):
+            exp = experiment_inputs(arg, dataset)
+            expanded += list(zip(exp.paths, exp.names))
+            baselines += [b for b in exp.baselines if b not in baselines]
+        else:
+            expanded.append((arg, None))
+    if len(expanded) == len(args) and all(n is None for _, n in expanded):
+        if dataset is not None:
+            raise InputError(None, "--dataset", "applies to an experiment dir (one holding results.json); none given")
+        return list(args), None, []
+    plain = [i for i, (_, n) in enumerate(expanded) if n is None]
+    names = [n for _, n in expanded]
+    for i, n in zip(plain, default_names([find_per_query(expanded[i][0]) for i in plain]) if plain else []):
+        names[i] = n
+    return [p for p, _ in expanded], names, baselines
