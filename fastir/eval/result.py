@@ -68,6 +68,7 @@ class ScoreResult:
     gold_grade: np.ndarray | None = None  # int64 grade of each gold, aligned with gold_cand (None: all 1)
     per_query: object | None = None  # pyarrow.Table when per_query=True
     precision: dict | None = None  # certified precisions: what ran and the undecided counters
+    compute: dict | None = None  # the GPU path: device, dtype, TF32 (summary.json "compute"); None on the CPU
     elapsed_s: dict = field(default_factory=dict)
 
     def set_index(self, cand_lang: str) -> int:
