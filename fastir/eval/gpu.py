@@ -80,19 +80,21 @@ class TorchEngine:
         self.compute = {"engine": "torch", "device": str(self.device), "gpu": name, "dtype": "float32",
                         "tf32": bool(torch.backends.cuda.matmul.allow_tf32)}
 
-    def _load(self, emb, rows):
+    def _load(self, side, rows):
+        from fastir.eval.stream import gather_rows
+
         n = len(rows)
-        host = np.ascontiguousarray(emb[np.asarray(rows)])
-        x = self.torch.from_numpy(host).to(self.device, non_blocking=False).float()
+        host = gather_rows(side.chunks, np.asarray(rows, np.int64), np.empty((n, side.chunks[0].shape[1]), np.float32))
+        x = self.torch.from_numpy(host).to(self.device)
         if n < 2:  # no single-row product (see fastir.eval.stream)
             x = self.torch.cat([x, x.new_zeros((2 - n, x.shape[1]))])
         return x, n
 
-    def tile(self, emb, rows):
-        return self._load(emb, rows)
+    def tile(self, side, rows):
+        return self._load(side, rows)
 
-    def scores(self, q_emb, q_rows, tile):
-        q, n = self._load(q_emb, q_rows)
+    def scores(self, q_side, q_rows, tile):
+        q, n = self._load(q_side, q_rows)
         c, m = tile
         return (q @ c.T)[:n, :m].contiguous()
 

@@ -55,11 +55,10 @@ def run_checksum(run) -> str:
     """
     h = hashlib.sha256(json.dumps(run.meta, sort_keys=True).encode())
     for side in (run.queries, run.candidates):
-        emb = np.ascontiguousarray(side.embeddings[:0])  # dtype and dim
-        h.update(f"{len(side)}:{emb.dtype}:{emb.shape[1]}".encode())
-        flat = side.embeddings.reshape(-1).view(np.uint8) if side.embeddings.size else np.zeros(0, np.uint8)
-        h.update(flat[:_EDGE].tobytes())
-        h.update(flat[-_EDGE:].tobytes())
+        first, last = side.chunks[0], side.chunks[-1]  # record batches: the pool is never joined
+        h.update(f"{len(side)}:{first.dtype}:{first.shape[1]}".encode())
+        h.update(np.ascontiguousarray(first[:max(1, _EDGE // max(1, first[:1].nbytes))]).tobytes())
+        h.update(np.ascontiguousarray(last[-max(1, _EDGE // max(1, last[:1].nbytes)):]).tobytes())
         ids = side.table.column("id")
         if len(ids):
             h.update(f"{ids[0].as_py()}\0{ids[len(ids) - 1].as_py()}".encode())

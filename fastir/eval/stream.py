@@ -147,11 +147,11 @@ def count_group(run, plan, mask, rows, cand_range, block_mb, engine, counts: Cou
         t_lang = cols.lang[t0:t1]
         lang0 = int(t_lang[0])
         lang_ptr = np.searchsorted(t_lang, np.arange(lang0, int(t_lang[-1]) + 2)).astype(np.int64)
-        tile = engine.tile(run.candidates.embeddings, cols.rows[t0:t1])
+        tile = engine.tile(run.candidates, cols.rows[t0:t1])
         for s in range(0, len(rows), bp.rows):
             e = min(s + bp.rows, len(rows))
             lo, hi = g_ptr[s], g_ptr[e]
-            scores = engine.scores(run.queries.embeddings, rows[s:e], tile)
+            scores = engine.scores(run.queries, rows[s:e], tile)
             engine.count(scores, lang_ptr, g_ptr[s:e + 1] - lo, g_pos[lo:hi], g_score[lo:hi], t0, lang0,
                          g_id[lo:hi], counts.cnt, take)
             if counts.top is not None:
@@ -175,12 +175,12 @@ def gold_scores(run, plan, rows, g_ptr, g_id, own, block_mb, engine, out) -> Non
     bp = block_plan(len(rows), len(uniq), run.dim, block_mb)
     for t0 in range(0, len(uniq), bp.cols):
         t1 = min(t0 + bp.cols, len(uniq))
-        tile = engine.tile(run.candidates.embeddings, uniq[t0:t1])
+        tile = engine.tile(run.candidates, uniq[t0:t1])
         for s in range(0, len(rows), bp.rows):
             e = min(s + bp.rows, len(rows))
             sel = (owner >= s) & (owner < e) & (inverse >= t0) & (inverse < t1)
             if sel.any():
-                scores = engine.host(engine.scores(run.queries.embeddings, rows[s:e], tile))
+                scores = engine.host(engine.scores(run.queries, rows[s:e], tile))
                 out[g_id[sel]] = scores[owner[sel] - s, inverse[sel] - t0]
 
 
@@ -191,6 +191,25 @@ def _keep_top(top, scores, t_lang, keys, want, q_group, b_rows) -> None:
     depth = top[0].shape[2]
     t_score, t_col, t_len = top_k_by_language(scores, t_lang, want, q_group, depth)
     merge_top(*top, t_score, keys[t_col], t_len, b_rows)
+
+
+def gather_rows(chunks: list[np.ndarray], rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out[i]`` = row ``rows[i]`` of the stacked ``chunks`` (record batches), upcast to float32,
+    without joining the chunks (a pool beyond RAM stays in its memory map)."""
+    from fastir.kernels.upcast import gather_float32
+
+    if len(chunks) == 1:
+        return gather_float32(chunks[0], rows, out)
+    ends = np.cumsum([len(c) for c in chunks])
+    which = np.searchsorted(ends, rows, side="right")
+    for k in np.unique(which):
+        sel = np.flatnonzero(which == k)
+        local = rows[sel] - (ends[k] - len(chunks[k]))
+        if sel[-1] - sel[0] + 1 == len(sel):  # a run of output rows: gather in place
+            gather_float32(chunks[k], local, out[sel[0]:sel[-1] + 1])
+        else:
+            out[sel] = gather_float32(chunks[k], local)
+    return out
 
 
 def check_counts_fit(cnt: np.ndarray) -> np.ndarray:
@@ -216,21 +235,21 @@ class NumpyEngine:
             self._buf[name] = np.empty(size, np.float32)
         return self._buf[name][:size].reshape(shape)
 
-    def _gather(self, name, emb, rows) -> tuple[np.ndarray, int]:
-        from fastir.kernels.upcast import gather_float32
-
+    def _gather(self, name, side, rows) -> tuple[np.ndarray, int]:
         n = len(rows)
-        out = self._view(name, (max(2, n), emb.shape[1]))
-        gather_float32(emb, rows, out[:n])
+        out = self._view(name, (max(2, n), side.chunks[0].shape[1]))
+        gather_rows(side.chunks, rows, out[:n])
         if n < 2:  # a second row keeps BLAS off its matrix-vector kernel (see the module docstring)
             out[n:] = 0
         return out, n
 
-    def tile(self, emb, rows):
-        return self._gather("tile", emb, rows)
+    def tile(self, side, rows):
+        """Candidate ``rows`` of ``side`` (an EmbeddingTable) as float32, with their count."""
+        return self._gather("tile", side, rows)
 
-    def scores(self, q_emb, q_rows, tile) -> np.ndarray:
-        q, n = self._gather("queries", q_emb, q_rows)
+    def scores(self, q_side, q_rows, tile) -> np.ndarray:
+        """float32 scores of query ``rows`` against a tile, C-contiguous (a reused buffer)."""
+        q, n = self._gather("queries", q_side, q_rows)
         c, m = tile
         out = self._view("scores", (q.shape[0], c.shape[0]))
         np.matmul(q, c.T, out=out)

@@ -86,3 +86,19 @@ def test_peak_memory_does_not_follow_the_pool(tmp_path, make_run):
     growth_per_candidate = (peaks[1] - peaks[0]) / n
     assert growth_per_candidate < 64, peaks
     assert peaks[1] < 1 * 2**20 + 2 * n * 64 + 4 * 2**20, peaks  # --block-mb + bookkeeping + small arrays
+
+
+def test_a_pool_of_many_record_batches_is_never_joined(tmp_path, make_run, monkeypatch):
+    """A run written in several record batches is read batch by batch (zero-copy views of the
+    memory map), scored without joining them into one matrix, and scores as the joined pool."""
+    import fastir.runs.writer as writer
+
+    cols = tied_columns(np.random.default_rng(4), n_cand=500, n_q=30, dim=8, integer=False)
+    joined = score_run(read_run(make_run(tmp_path, **cols, dtype="float16")), trec_depth=4)
+    monkeypatch.setattr(writer, "_BATCH_BYTES", 8 * 2 * 37)  # 37 candidates a batch
+    run = read_run(make_run(tmp_path, **cols, dtype="float16", name="batched"))
+    assert len(run.candidates.chunks) == 14 and all(not c.flags.owndata for c in run.candidates.chunks)
+    for block_mb in (256, 0.01):
+        batched = score_run(run, trec_depth=4, block_mb=block_mb)
+        assert same(batched, joined) and np.array_equal(batched.top.cand, joined.top.cand)
+    assert run.candidates._whole is None  # never joined
