@@ -196,19 +196,18 @@ def _keep_top(top, scores, t_lang, keys, want, q_group, b_rows) -> None:
 def gather_rows(chunks: list[np.ndarray], rows: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``out[i]`` = row ``rows[i]`` of the stacked ``chunks`` (record batches), upcast to float32,
     without joining the chunks (a pool beyond RAM stays in its memory map)."""
-    from fastir.kernels.upcast import gather_float32
+    from fastir.kernels.upcast import gather_float32, gather_float32_to
 
     if len(chunks) == 1:
         return gather_float32(chunks[0], rows, out)
     ends = np.cumsum([len(c) for c in chunks])
     which = np.searchsorted(ends, rows, side="right")
-    for k in np.unique(which):
-        sel = np.flatnonzero(which == k)
-        local = rows[sel] - (ends[k] - len(chunks[k]))
-        if sel[-1] - sel[0] + 1 == len(sel):  # a run of output rows: gather in place
-            gather_float32(chunks[k], local, out[sel[0]:sel[-1] + 1])
-        else:
-            out[sel] = gather_float32(chunks[k], local)
+    order = np.argsort(which, kind="stable")  # output rows grouped by record batch
+    bounds = np.searchsorted(which[order], np.arange(len(chunks) + 1))
+    for k in range(len(chunks)):
+        dest = order[bounds[k]:bounds[k + 1]]
+        if len(dest):
+            gather_float32_to(chunks[k], rows[dest] - (ends[k] - len(chunks[k])), out, dest)
     return out
 
 

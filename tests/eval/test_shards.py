@@ -170,3 +170,13 @@ def test_a_dead_rank_makes_the_other_fail_not_hang(run_dir, tmp_path):
     assert code1 == 3
     assert code0 == 2 and err0.count("\n") == 1 and "another rank died or did not answer" in err0, err0
     assert not out.exists() and not list(tmp_path.glob(".scores*"))
+
+
+def test_bad_options(run_dir, tmp_path, capsys):
+    out = tmp_path / "scores"
+    _error(capsys, main(["score", str(run_dir), "--timeout", "0", "--out", str(out)]), "--timeout", "positive")
+    _error(capsys, main(["score", str(run_dir), "--shard", "0/2", "--merge-shards", "--out", str(out)]), "--shard")
+    _error(capsys, main(["score", str(run_dir), "--shard", "0/2", "--trec", str(tmp_path / "t"),
+                         "--out", str(tmp_path / "s.npz")]), "--trec")
+    _error(capsys, main(["score", str(run_dir), "--device", "tpu", "--out", str(out)]), "--device")
+    assert not out.exists() and not (tmp_path / "s.npz").exists() and not (tmp_path / "t").exists()
