@@ -76,23 +76,8 @@ def score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_quer
     if shard is not None and merge_shards:
         raise InputError(None, "--shard", "give either --shard I/N or --merge-shards")
     if shard is not None:
-        from fastir.eval.shards import default_shard_file, parse_shard
-
-        index, count = parse_shard(shard)
-        if trec_dir is not None:
-            raise InputError(None, "--trec", "a shard writes counts only; give --trec to --merge-shards")
-        if precision != "fp32":
-            raise InputError(None, "--precision", f"sharded scoring adds counts of float32 scores: use --precision "
-                                                  f"fp32, not {precision}")
-        out_file = out_dir or default_shard_file(run_dir, index, count)
-        from fastir.eval.shards import check_shard_file
-        from fastir.eval.score import score_shard
-
-        check_shard_file(out_file, overwrite)
-        with claim_output(out_file):
-            score_shard(run_dir, index, count, out_file, pairs=pairs, ks=ks, block_mb=block_mb, metrics=chosen,
-                        device=device, trec_depth=trec_depth)
-        click.echo(f"wrote {out_file}")
+        _write_shard(run_dir, shard, out_dir, overwrite, trec_dir, precision, pairs=pairs, ks=ks, block_mb=block_mb,
+                     metrics=chosen, device=device, trec_depth=trec_depth)
         return
     if not (timeout > 0):
         raise InputError(None, "--timeout", f"must be positive, found {timeout}")
@@ -127,3 +112,23 @@ def score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_quer
     else:
         click.echo(format_table(result))
         click.echo(f"\nwrote {out_dir}" + (f" and {trec_dir}" if trec_dir else ""))
+
+
+def _write_shard(run_dir, shard, out_file, overwrite, trec_dir, precision, **options):
+    """``--shard I/N``: count one candidate shard and write its counts file."""
+    from fastir.errors import InputError
+    from fastir.eval.score import score_shard
+    from fastir.eval.shards import check_shard_file, default_shard_file, parse_shard
+    from fastir.lock import claim_output
+
+    index, count = parse_shard(shard)
+    if trec_dir is not None:
+        raise InputError(None, "--trec", "a shard writes counts only; give --trec to --merge-shards")
+    if precision != "fp32":
+        raise InputError(None, "--precision", f"sharded scoring adds counts of float32 scores: use --precision fp32, "
+                                              f"not {precision}")
+    out_file = out_file or default_shard_file(run_dir, index, count)
+    check_shard_file(out_file, overwrite)
+    with claim_output(out_file):
+        score_shard(run_dir, index, count, out_file, **options)
+    click.echo(f"wrote {out_file}")
