@@ -78,8 +78,10 @@ def score_run(
         if sharded:
             from fastir.eval.shards import distributed_counts
 
-            counts = distributed_counts(run, plan, dist, block_mb, trec_depth, engine,
-                                        settings(pairs, chosen, trec_depth, precision))
+            counts = distributed_counts(
+                run, dist, engine, settings(pairs, chosen, trec_depth, precision),
+                lambda own: group_gold_scores(run, plan, own, block_mb, engine),
+                lambda own, gold: count_range(run, plan, own, block_mb, trec_depth, engine, gold))
         else:
             counts = count_range(run, plan, (0, len(run.candidates)), block_mb, trec_depth, engine)
         values, top = finalise(plan, chosen, counts)

@@ -71,11 +71,14 @@ def run_checksum(run) -> str:
 # ----------------------------------------------------------------------------------------- torchrun
 
 
-def distributed_counts(run, plan, dist, block_mb, trec_depth, engine, settings: dict):
-    """This rank's shard counted, every rank's counts summed: the whole pool's counts (all ranks)."""
-    import torch
+def distributed_counts(run, dist, engine, settings: dict, gold_scores, count_range):
+    """This rank's shard counted, every rank's counts summed: the whole pool's counts (all ranks).
 
-    from fastir.eval.score import count_range, group_gold_scores
+    ``gold_scores(own)``: float32 scores of the golds in candidate rows ``own``, 0 elsewhere;
+    ``count_range(own, gold)``: the Counts of rows ``own`` given every gold score (both from
+    :mod:`fastir.eval.score`, passed in so that this module does not import it back).
+    """
+    import torch
 
     mine = (run_checksum(run), settings)
     seen = _collective(dist, lambda: dist.gather_objects(mine))
@@ -87,9 +90,9 @@ def distributed_counts(run, plan, dist, block_mb, trec_depth, engine, settings: 
             raise InputError(None, "settings", f"rank {rank} was started with other settings ({theirs}) than "
                                                f"rank 0 ({seen[0][1]}); give every rank the same options")
     own = shard_range(len(run.candidates), dist.rank, dist.world_size)
-    gold = torch.from_numpy(group_gold_scores(run, plan, own, block_mb, engine))
+    gold = torch.from_numpy(gold_scores(own))
     _collective(dist, lambda: _all_reduce(gold, engine))  # each gold lies in one shard: a sum of one value
-    counts = count_range(run, plan, own, block_mb, trec_depth, engine, gold.numpy())
+    counts = count_range(own, gold.numpy())
     cnt = torch.from_numpy(counts.cnt)
     _collective(dist, lambda: _all_reduce(cnt, engine))
     counts.cnt = cnt.numpy()
