@@ -194,7 +194,7 @@ def test_memory_error_anywhere_is_one_line(argv_of, tmp_path, capsys, monkeypatc
     def oom(*args, **kwargs):
         raise MemoryError("Unable to allocate 2.95 TiB for an array with shape (1000, 4, 1000000000)")
 
-    monkeypatch.setattr(score, "_score_blocks", oom)
+    monkeypatch.setattr(score, "count_range", oom)  # the fp32 pass
     assert main(argv_of("score", tmp_path / "out")) == 2
     _one_line_error(capsys.readouterr().err, "error: memory: out of memory (Unable to allocate 2.95 TiB")
     assert _listing(tmp_path) == []
@@ -223,7 +223,7 @@ def test_bugs_keep_their_traceback(argv_of, tmp_path, monkeypatch):
     def bug(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(score, "_score_blocks", bug)
+    monkeypatch.setattr(score, "count_range", bug)  # the fp32 pass
     with pytest.raises(ZeroDivisionError):
         main(argv_of("score", tmp_path / "out"))
     assert _listing(tmp_path) == []
