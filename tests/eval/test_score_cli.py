@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -68,6 +70,20 @@ def test_outputs_and_formats(small_run, tmp_path, capsys):
     for r in pairs:
         sel = per_query[(per_query.query_lang == r["query_lang"]) & (per_query.cand_lang == r["cand_lang"])]
         assert sel.ap.mean() == pytest.approx(r["map"])
+
+
+def test_score_process_imports_neither_pandas_nor_matplotlib(small_run, tmp_path):
+    """The whole command's fixed costs (docs/score.md#speed): pyarrow's pandas probe and matplotlib
+    took about a second of `fastir score` at XQuAD-R scale; every output is written without them."""
+    code = ("import sys; from fastir.cli import main; rc = main(sys.argv[1:]); "
+            "heavy = sorted(m for m in ('pandas', 'matplotlib') if m in sys.modules); "
+            "print('heavy:', heavy); sys.exit(rc)")
+    out = tmp_path / "scores"
+    proc = subprocess.run([sys.executable, "-c", code, "score", str(small_run), "--out", str(out), "--per-query",
+                           "--trec", str(tmp_path / "trec"), "--format", "csv"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("heavy: []"), proc.stdout[-200:]
+    assert (out / "heatmap.png").stat().st_size > 0 and (out / "per_query.parquet").stat().st_size > 0
 
 
 def test_table_and_csv_output(small_run, tmp_path, capsys):
