@@ -35,7 +35,7 @@ def score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, progr
     q_emb = run.queries.embeddings
     n_cols = c_block.shape[0]
     rows_per_block = score_block_rows(len(rows), n_cols, block_mb)
-    a_buf = np.empty((rows_per_block, n_cols), dtype=np.float32)
+    a_buf = np.empty((rows_per_block, n_cols), dtype=engine.out_dtype)
     q_buf = np.empty((rows_per_block, q_emb.shape[1]), dtype=np.float32)
     for s in range(0, len(rows), rows_per_block):
         e = min(s + rows_per_block, len(rows))

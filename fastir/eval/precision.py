@@ -106,54 +106,70 @@ class _Product:
     """One candidate block, prepared once; :meth:`block` scores query rows against it."""
 
     w = 0.0
+    out_dtype = np.float32  # of the approximations :meth:`block` writes
 
     def __init__(self, cand: np.ndarray):
         self.cand = cand  # (N, d) float32, column order
         self.d = cand.shape[1]
-        self.c_norm = _norms(cand)
+        self.c_norm = self._candidate_norms(cand)
         self.max_c = float(self.c_norm.max(initial=0.0))
         self.q_norm = None  # norms of the last block's rows
 
+    def _candidate_norms(self, cand):
+        return _norms(cand)
+
     def block(self, q: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Fill ``out`` (B, N) float32 with A(q, c); return bound(q) (B,) float64."""
-        nq = self.q_norm = _norms(q)
-        bound = self._fill(q, nq, out)
+        """Fill ``out`` (B, N) of :attr:`out_dtype` with A(q, c); return bound(q) (B,) float64."""
+        nq, bound = self._fill(q, out)
+        self.q_norm = nq
         bound = bound * _WIDEN + 2.0 ** -118 * (self.d + np.sqrt(self.d) * (nq + self.max_c))
         too_big = ~(nq * self.max_c <= _NO_OVERFLOW)
         if too_big.any():
-            out[too_big] = 0.0
+            out[too_big] = 0
             bound[too_big] = np.inf
         return bound
 
-    def _fill(self, q, nq, out):
+    def _fill(self, q, out):
+        """(‖q‖ per row, widened; bound before the underflow term) after writing A into ``out``."""
         raise NotImplementedError
 
 
 class _Float32(_Product):
-    def _fill(self, q, nq, out):
+    def _fill(self, q, out):
         np.matmul(q, self.cand.T, out=out)
-        return _gamma(self.d) * nq * self.max_c
+        nq = _norms(q)
+        return nq, _gamma(self.d) * nq * self.max_c
 
 
 class _BFloat16(_Product):
+    """bfloat16 inputs rounded here (fastir.kernels.bfloat16, with their norms in the same pass),
+    torch's product written straight into a bfloat16 block: the certified kernel reads its bit
+    patterns, so no float32 copy of the block is made."""
+
     w = 2.0 ** -8 + 2.0 ** -15
+    out_dtype = np.uint16
 
-    def __init__(self, cand):
-        super().__init__(cand)
+    def _candidate_norms(self, cand):
         import torch
 
-        self.c16 = torch.from_numpy(cand).to(torch.bfloat16)
-        c_round = self.c16.float().numpy()
-        self.max_rc = float(_norms(cand - c_round).max(initial=0.0))
-        self.max_cr = float(_norms(c_round).max(initial=0.0))
+        from fastir.kernels.bfloat16 import round_bf16
 
-    def _fill(self, q, nq, out):
+        bits, norm, resid, rounded = round_bf16(cand)
+        self.c16_t = torch.from_numpy(bits).view(torch.bfloat16).T
+        self.max_rc = float(resid.max(initial=0.0)) * _WIDEN
+        self.max_cr = float(rounded.max(initial=0.0)) * _WIDEN
+        return norm * _WIDEN
+
+    def _fill(self, q, out):
         import torch
 
-        q16 = torch.from_numpy(q).to(torch.bfloat16)
-        q_round = q16.float().numpy()
-        torch.from_numpy(out).copy_(q16 @ self.c16.T)
-        return nq * self.max_rc + (_norms(q - q_round) + _gamma(self.d) * _norms(q_round)) * self.max_cr
+        from fastir.kernels.bfloat16 import round_bf16
+
+        bits, nq, rq, q_round = round_bf16(q)
+        torch.mm(torch.from_numpy(bits).view(torch.bfloat16), self.c16_t,
+                 out=torch.from_numpy(out).view(torch.bfloat16))
+        nq *= _WIDEN
+        return nq, nq * self.max_rc + (rq + _gamma(self.d) * q_round) * _WIDEN * self.max_cr
 
 
 def _int8(x: np.ndarray):
@@ -183,15 +199,23 @@ class _Int8(_Product):
         self.max_rc = float(rc.max(initial=0.0))
         self.max_cr = float(cr.max(initial=0.0))
 
-    def _fill(self, q, nq, out):
+    def _fill(self, q, out):
         import torch
 
+        nq = _norms(q)
         qq, s_q, rq, _ = _int8(q)
         acc = torch._int_mm(torch.from_numpy(qq), self.cq_t)
         a = torch.from_numpy(out)
         torch.mul(acc, torch.from_numpy(s_q)[:, None], out=a)
         a.mul_(self.s_c)
-        return nq * self.max_rc + rq * self.max_cr
+        return nq, nq * self.max_rc + rq * self.max_cr
+
+
+def as_float32(out: np.ndarray) -> np.ndarray:
+    """The approximations an engine wrote, as float32 values (bfloat16 bit patterns widened exactly)."""
+    if out.dtype == np.uint16:
+        return (out.astype(np.uint32) << 16).view(np.float32)
+    return out
 
 
 ENGINES = {"exact": _Float32, "bf16": _BFloat16, "int8": _Int8}

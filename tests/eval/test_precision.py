@@ -37,8 +37,9 @@ def test_bound_holds_for_every_pair(name, d, log_scale, seed, half):
     q = (rng.standard_normal((n_q, d)) * scale * spread((n_q, 1))).astype(dtype).astype(np.float32)
     c = (rng.standard_normal((n_c, d)) * spread((n_c, d))).astype(dtype).astype(np.float32)
     engine = prec.product(name, c)
-    approx = np.empty((n_q, n_c), np.float32)
-    bound = engine.block(q, approx)
+    out = np.empty((n_q, n_c), engine.out_dtype)
+    bound = engine.block(q, out)
+    approx = prec.as_float32(out)
     for i in range(n_q):
         if np.isinf(bound[i]):  # ‖q‖ max‖c‖ > 2^100: no approximation, every candidate is recomputed
             assert (approx[i] == 0).all() and np.linalg.norm(q[i].astype(float)) * max(
