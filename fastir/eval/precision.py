@@ -72,6 +72,26 @@ def cpu_flags() -> frozenset[str] | None:
     return frozenset()
 
 
+def cuda_int8() -> tuple[bool, str | None]:
+    """(int8 runs on CUDA, why not or None): torch sees a CUDA device with the int8 tensor cores
+    that ``torch._int_mm`` uses (compute capability 8.0 or newer)."""
+    try:
+        import torch
+    except ImportError:
+        return False, None
+    if not torch.cuda.is_available():
+        return False, None
+    major, minor = torch.cuda.get_device_capability()
+    if (major, minor) < (8, 0):
+        return False, f"{torch.cuda.get_device_name()} (compute capability {major}.{minor}) has no int8 tensor cores"
+    return True, None
+
+
+def device_for(name: str) -> str:
+    """Where engine ``name`` runs: "cuda" for int8 where :func:`cuda_int8` allows, else "cpu"."""
+    return "cuda" if name == "int8" and cuda_int8()[0] else "cpu"
+
+
 def resolve(name: str) -> tuple[str, str | None]:
     """(precision that will run, note or None): ``name`` itself, or ``exact`` with the reason."""
     spec = PRECISIONS[name]
@@ -80,11 +100,19 @@ def resolve(name: str) -> tuple[str, str | None]:
             import torch  # noqa: F401
         except ImportError:
             return "exact", f"--precision {name}: torch is not importable; ran exact"
+    gpu_note = None
+    if name == "int8":
+        on_cuda, gpu_note = cuda_int8()
+        if on_cuda:
+            return name, None
     if spec.cpu_flags:
         flags = cpu_flags()
         if flags is not None and not flags.intersection(spec.cpu_flags):
             wanted = " or ".join(f.upper() for f in spec.cpu_flags)
-            return "exact", f"--precision {name}: this CPU has no {wanted}; ran exact"
+            return "exact", f"--precision {name}: {gpu_note + ', and ' if gpu_note else ''}this CPU has no {wanted}; " \
+                            "ran exact"
+    if gpu_note:
+        return name, f"--precision {name}: {gpu_note}; ran on the CPU"
     return name, None
 
 
@@ -187,15 +215,28 @@ def _int8(x: np.ndarray):
 
 
 class _Int8(_Product):
+    """int8 product by ``torch._int_mm`` on ``device`` ("cpu" or "cuda"): exact int32 sums, so the
+    bound does not depend on how the device accumulates. ``padded`` (the CUDA layout, default on
+    CUDA): candidates padded to a multiple of 8 and stored column-major, queries to more than 16
+    rows, as cuBLASLt's int8 kernels require; on the CPU it only exercises that branch in tests."""
+
     w = 2.0 ** -21
 
-    def __init__(self, cand):
+    def __init__(self, cand, device: str = "cpu", padded: bool | None = None):
         super().__init__(cand)
         import torch
 
+        self.device = device
+        self.padded = device != "cpu" if padded is None else padded
         cq, s, rc, cr = _int8(cand)
-        self.cq_t = torch.from_numpy(np.ascontiguousarray(cq.T))
-        self.s_c = torch.from_numpy(s)
+        if self.padded:
+            n8 = -(-len(cq) // 8) * 8
+            cq = np.concatenate([cq, np.zeros((n8 - len(cq), cq.shape[1]), np.int8)])
+            s = np.concatenate([s, np.ones(n8 - len(s), np.float32)])
+            self.cq_t = torch.from_numpy(cq).to(device).T  # column-major (K, N8)
+        else:
+            self.cq_t = torch.from_numpy(np.ascontiguousarray(cq.T))  # row-major: faster on the CPU
+        self.s_c = torch.from_numpy(s).to(device)
         self.max_rc = float(rc.max(initial=0.0))
         self.max_cr = float(cr.max(initial=0.0))
 
@@ -204,11 +245,29 @@ class _Int8(_Product):
 
         nq = _norms(q)
         qq, s_q, rq, _ = _int8(q)
-        acc = torch._int_mm(torch.from_numpy(qq), self.cq_t)
-        a = torch.from_numpy(out)
-        torch.mul(acc, torch.from_numpy(s_q)[:, None], out=a)
-        a.mul_(self.s_c)
+        n, n_cols = out.shape
+        if not self.padded:
+            _scale(torch._int_mm(torch.from_numpy(qq), self.cq_t), torch.from_numpy(s_q), self.s_c,
+                   torch.from_numpy(out))
+        else:
+            rows = np.zeros((max(n, _PADDED_MIN_ROWS), qq.shape[1]), np.int8)
+            rows[:n] = qq
+            acc = torch._int_mm(torch.from_numpy(rows).to(self.device), self.cq_t)[:n, :n_cols]
+            a = torch.empty((n, n_cols), dtype=torch.float32, device=self.device)
+            _scale(acc, torch.from_numpy(s_q).to(self.device), self.s_c[:n_cols], a)
+            torch.from_numpy(out).copy_(a)
         return nq, nq * self.max_rc + rq * self.max_cr
+
+
+_PADDED_MIN_ROWS = 32  # CUDA _int_mm wants more than 16 rows
+
+
+def _scale(acc, s_q, s_c, a):
+    """a = float32(acc) * s_q (per row) * s_c (per column): three float32 roundings (w = 2^-21)."""
+    import torch
+
+    torch.mul(acc, s_q[:, None], out=a)
+    a.mul_(s_c)
 
 
 def as_float32(out: np.ndarray) -> np.ndarray:
@@ -222,6 +281,10 @@ ENGINES = {"exact": _Float32, "bf16": _BFloat16, "int8": _Int8}
 
 
 def product(name: str, cand: np.ndarray) -> _Product:
-    """The certified product engine ``name`` prepared for candidate rows ``cand`` (N, d) float32."""
-    return ENGINES[name](np.ascontiguousarray(cand, dtype=np.float32))
+    """The certified product engine ``name`` prepared for candidate rows ``cand`` (N, d) float32, on
+    the device :func:`device_for` names."""
+    cand = np.ascontiguousarray(cand, dtype=np.float32)
+    if device_for(name) == "cuda":
+        return ENGINES[name](cand, device="cuda")
+    return ENGINES[name](cand)
 
