@@ -17,13 +17,15 @@ in three tiers:
    That gives each gold an interval [lo, hi] = [s64 - e, s64 + e] holding s(g).
 2. The bound alone: with T_hi(g) the least A for which A - B0 - w|A| >= hi, and T_lo(g) the
    least A for which A + B0 + w|A| >= lo (closed forms in :func:`_thresholds`, rounded outwards
-   to float32), a candidate with A >= T_hi is at or above the gold, one with A < T_lo is below;
-   both are decided by vectorised float32 compares, as in :mod:`fastir.kernels.ranking`.
-3. Undecided candidates (T_lo <= A < T_hi) are recomputed: first a float32 dot (vectorised, twice
+   to float32, or up to bfloat16 for bfloat16 A), a candidate with A >= T_hi is at or above the
+   gold, one with A < T_lo is below; both are decided by vectorised compares in pass 1
+   (:mod:`fastir.kernels.certified_scan`), which lists the undecided ones (T_lo <= A < T_hi).
+3. Undecided candidates are recomputed: first a float32 dot (pass 2) (vectorised, twice
    the lanes of float64) with |error| <= gamma_d ‖q‖ ‖c‖ + d 2^-149 (gamma_d = d 2^-24 / (1 - d
    2^-24): every product and sum rounds, in any order, gradual underflow adds at most 2^-150 per
    operation; used only where ‖q‖ ‖c‖ <= 2^100, so nothing overflows); where that interval overlaps
-   the gold's, a float64 interval (tier 1); where that overlaps too, the sign of s(c) - s(g) is computed exactly: the 2d products q_i c_i and
+   the gold's, a float64 interval (tier 1); where that overlaps too, the sign of s(c) - s(g) is
+   computed exactly (pass 3 does both): the 2d products q_i c_i and
    -q_i g_i are exact doubles, and Shewchuk's grow-expansion (``math.fsum``'s algorithm, two-sum
    with no rounding) keeps their sum as non-overlapping doubles whose largest non-zero one has
    the sign of the sum. A candidate that is the gold's own column, or bitwise equal to it, is a tie.
@@ -32,17 +34,18 @@ Counts are those of :func:`fastir.kernels.ranking.gold_rank_counts` on exact sco
 (candidates of each language at or above each gold), ``gcnt`` (golds likewise), plus ``undecided``
 (candidate-gold pairs of each language that tier 2 left open and tier 3 decided).
 
-Queries run in parallel, each over its whole row (column tiles sized to the cache were tried:
-slower on XQuAD-R shapes, the undecided candidates of a query are few).
-Kernels are array-in/array-out; no IO, no global thread settings.
+Passes 1 and 3 run the queries in parallel, each over its whole row; pass 2 runs candidate-major
+over slabs of query rows (a candidate row is read once per slab, the slab's query rows stay in
+L2), in parallel over candidates. Kernels are array-in/array-out; no IO, no global thread settings.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import boolean, float32, float64, int16, int32, int64, njit, prange, types, void
+from numba import float32, float64, int16, int32, int64, njit, prange, types, void
 
-CHUNK = 64  # candidates per vectorised count (see fastir.kernels.ranking.CHUNK)
+from fastir.kernels.certified_scan import _scan_block, _scan_block_bf16, bf16_ceiling_keys
+
 EXPANSION = 64  # scratch doubles for the exact sum: products of float32 need at most ~12
 SLAB = 256  # query rows per candidate-major slab of pass 2: 768 KiB of float32 rows at d = 768, in L2
 LIST_SHARE = 16  # undecided-candidate list per row: 1/16 of the candidates (>= LIST_MIN); longer rows redone
@@ -142,40 +145,6 @@ def _thresholds(lo, hi, b0, w):
     return f_lo, f_hi
 
 
-# A copy of kernels/ranking.py's counter on purpose: Numba's on-disk cache checks only the cached
-# function's own file, so a kernel calling across files can keep a stale compiled callee.
-@njit([int32(float32[::1], float32), int32(int16[::1], int16)], cache=True, nogil=True, inline="always")
-def _count_at_or_above(values, threshold):
-    k = np.int32(0)
-    for c in range(values.shape[0]):
-        k += np.int32(values[c] >= threshold)
-    return k
-
-
-@njit(void(int16[::1]), cache=True, nogil=True)
-def _bf16_keys(row):
-    """bfloat16 bit patterns (read as int16) to their order keys, in place: ±magnitude bits.
-
-    key(x) = bits(x) for x >= +0, -(bits(x) & 0x7FFF) for x <= -0: monotone in the value on finite
-    numbers and infinities, both zeros give 0, so x >= y ⇔ key(x) >= key(y).
-    """
-    for i in range(row.shape[0]):
-        x = np.int32(row[i])
-        s = x >> 15  # 0 or -1
-        row[i] = np.int16((x ^ (s & 0x7FFF)) - s)
-
-
-def bf16_ceiling_keys(t: np.ndarray) -> np.ndarray:
-    """Keys (:func:`_bf16_keys`) of the least bfloat16 values >= the float32 thresholds ``t``, so that
-    for a bfloat16 A: A >= t ⇔ key(A) >= key. Positive t with dropped bits round up in magnitude,
-    negative ones are truncated (their value goes up); ±inf stay."""
-    bits = np.ascontiguousarray(t, np.float32).view(np.uint32)
-    high = (bits >> 16).astype(np.int32)
-    up = ((bits & 0xFFFF) != 0) & (t > 0)
-    high += up
-    return np.where(high & 0x8000, -(high & 0x7FFF), high).astype(np.int16)
-
-
 # ------------------------------------------------------------------------------ per-query kernels
 
 
@@ -211,60 +180,6 @@ def _golds_query(b, q, cand, b0, w, gold_ptr, gold_col, gold_lang, gs, ge, order
                 above = _exact_sign(q[b], cand[gold_col[j]], cand[gold_col[i]], parts) >= 0
             if above:
                 gcnt[i, gold_lang[j]] += 1
-
-
-def _scan_sig(t):
-    return int64(int64, t[::1], int64[::1], int64[::1], int64[::1], t[::1], t[::1], boolean, int32[:, ::1],
-                 int32[::1])
-
-
-@njit([_scan_sig(float32), _scan_sig(int16)], cache=True, nogil=True)
-def _scan_query(b, row, lang_ptr, gold_ptr, order, t_lo, t_hi, count_sure, cnt, listed_cols):
-    """Pass 1 over block row b (approximations ``row``, thresholds of the same type): add the
-    candidates surely at or above each gold to ``cnt`` (when ``count_sure``), list the undecided ones
-    (between a gold's two thresholds) in ``listed_cols`` and return their number, which exceeds the
-    list's length when it overflowed (the caller redoes the row with a longer list).
-    Each approximation is read by one chunk count for most chunks (see fastir.kernels.ranking).
-    """
-    j0 = gold_ptr[b]
-    j1 = gold_ptr[b + 1]
-    n = 0
-    if j1 == j0:
-        return n
-    cap = listed_cols.shape[0]
-    listed = np.zeros(CHUNK, dtype=np.bool_)
-    first = order[j0]
-    for lang in range(lang_ptr.shape[0] - 1):
-        c0 = lang_ptr[lang]
-        end = lang_ptr[lang + 1]
-        while c0 < end:
-            c1 = min(c0 + CHUNK, end)
-            chunk = row[c0:c1]
-            k = _count_at_or_above(chunk, t_lo[first])  # candidates possibly at or above the lowest gold
-            p = j0
-            fresh = True
-            while k != 0:
-                j = order[p]
-                sure = _count_at_or_above(chunk, t_hi[j])
-                if count_sure:
-                    cnt[j, lang] += sure
-                if k > sure:
-                    if fresh:
-                        listed[:] = False
-                        fresh = False
-                    for i in range(c1 - c0):
-                        a = chunk[i]
-                        if a >= t_lo[j] and a < t_hi[j] and not listed[i]:
-                            listed[i] = True
-                            if n < cap:
-                                listed_cols[n] = c0 + i
-                            n += 1
-                p += 1
-                if p == j1:
-                    break
-                k = _count_at_or_above(chunk, t_lo[order[p]])  # t_lo ascending with p: counts only shrink
-            c0 = c1
-    return n
 
 
 @njit(void(int64[::1], _F32_ROWS, _F32_ROWS, float64[::1], float64[::1], int32[:, ::1], int64[::1],
@@ -369,28 +284,6 @@ def _decide_query(b, row, q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_col, g
 def _golds_block(q, cand, b0, w, gold_ptr, gold_col, gold_lang, gs, ge, order, t_lo, t_hi, gcnt):
     for b in prange(q.shape[0]):
         _golds_query(b, q, cand, b0, w, gold_ptr, gold_col, gold_lang, gs, ge, order, t_lo, t_hi, gcnt)
-
-
-def _scan_block_sig(t):
-    return void(int64[::1], t[:, ::1], int64[::1], int64[::1], int64[::1], t[::1], t[::1], boolean, int32[:, ::1],
-                int32[:, ::1], int64[::1])
-
-
-@njit([_scan_block_sig(float32), _scan_block_sig(int16)], cache=True, parallel=True)
-def _scan_block(rows, approx, lang_ptr, gold_ptr, order, t_lo, t_hi, count_sure, cnt, und_col, und_n):
-    for r in prange(rows.shape[0]):
-        b = rows[r]
-        und_n[r] = _scan_query(b, approx[b], lang_ptr, gold_ptr, order, t_lo, t_hi, count_sure, cnt, und_col[r])
-
-
-@njit(_scan_block_sig(int16), cache=True, parallel=True)
-def _scan_block_bf16(rows, approx, lang_ptr, gold_ptr, order, t_lo, t_hi, count_sure, cnt, und_col, und_n):
-    """:func:`_scan_block` over bfloat16 bit patterns, each row turned into order keys in place
-    just before its scan (while it is in cache)."""
-    for r in prange(rows.shape[0]):
-        b = rows[r]
-        _bf16_keys(approx[b])
-        und_n[r] = _scan_query(b, approx[b], lang_ptr, gold_ptr, order, t_lo, t_hi, count_sure, cnt, und_col[r])
 
 
 def _decide_block_sig(t):
