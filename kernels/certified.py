@@ -48,7 +48,7 @@ from fastir.kernels.certified_scan import _scan_block, _scan_block_bf16, bf16_ce
 
 EXPANSION = 64  # scratch doubles for the exact sum: products of float32 need at most ~12
 SLAB = 256  # query rows per candidate-major slab of pass 2: 768 KiB of float32 rows at d = 768, in L2
-LIST_SHARE = 16  # undecided-candidate list per row: 1/16 of the candidates (>= LIST_MIN); longer rows redone
+LIST_SHARE = 8  # undecided-candidate list per row: 1/8 of the candidates (>= LIST_MIN); longer rows redone
 LIST_MIN = 256
 REDO_BYTES = 1 << 26  # memory for the full-length lists of rows whose short list overflowed
 

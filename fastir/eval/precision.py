@@ -14,8 +14,9 @@ rounded copy x̃ of x, q·c - q̃·c̃ = q·r_c + r_q·c̃, so by Cauchy–Schwa
 ``|q·c - q̃·c̃| <= ‖q‖ ‖r_c‖ + ‖r_q‖ ‖c̃‖``; per query row the candidate norms are their maxima:
 
 * ``exact`` (float32 BLAS): bound = γ_d ‖q‖ max‖c‖, w = 0 (products of float32 summed in float32).
-* ``bf16`` (torch, bfloat16 inputs, float32 accumulation, bfloat16 output): inputs rounded to
-  8 significant bits: ‖q‖ max‖r_c‖ + (‖r_q‖ + γ_d ‖q̃‖) max‖c̃‖ (products of bfloat16 are exact in
+* ``bf16`` (inputs rounded to nearest-even bfloat16 by :mod:`fastir.kernels.bfloat16`, which
+  returns the norms below from the same pass; torch product, float32 accumulation, written into a
+  bfloat16 block that the certified kernel reads as bit patterns): 8 significant bits: ‖q‖ max‖r_c‖ + (‖r_q‖ + γ_d ‖q̃‖) max‖c̃‖ (products of bfloat16 are exact in
   float32); the output is rounded to nearest bfloat16: |acc - A| <= 2^-8 |acc| <= (2^-8 + 2^-15) |A|.
 * ``int8`` (``torch._int_mm``, symmetric per-row scales s = max|x| / 127, x̂ = round(x / s)):
   q̂·ĉ is exact in int32 (|q̂_i ĉ_i| <= 127², d < 133,000); with c̃ = s_c ĉ the bound is
@@ -26,8 +27,11 @@ flush-to-zero / denormals-are-zero in the vendor kernels (AMX), and assumes no o
 with ‖q‖ max‖c‖ > 2^100 gets A = 0 and an infinite bound (every candidate recomputed exactly).
 NaN / inf embeddings are refused when the run is read, before any product.
 
-A precision this CPU cannot run fast (no AVX512_BF16/AMX_BF16 for bf16, no AVX512_VNNI/AVX_VNNI/
-AMX_INT8 for int8) or without torch falls back to ``exact``, with a one-line note of what ran.
+``int8`` runs its product on CUDA where torch sees a GPU with int8 tensor cores
+(:func:`device_for`): integer sums are exact there too, so the bound is the same.
+A precision this machine cannot run fast (no AVX512_BF16/AMX_BF16 for bf16; no int8 GPU and no
+AVX512_VNNI/AVX_VNNI/AMX_INT8 for int8) or without torch falls back to ``exact``, with a one-line
+note of what ran.
 """
 
 from __future__ import annotations
