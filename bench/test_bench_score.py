@@ -11,12 +11,7 @@ Groups (ratios = T(fastir) / T(peer), same data, same run):
 
 * ``score-matmul``: whole ``score_run(RUN, pairs="all")`` (read + validate the run, every X→Y and
   X→all cell, summary) vs one numpy float32 matmul Q·Cᵀ (inputs already float32). Target <= 1.25x.
-* ``score-certified``: whole ``score_run(RUN, pairs="all", precision=P)`` for each ``--precision``
-  (fp32; the certified exact, bf16, int8: exact ranks from a low-precision product, see
-  fastir/eval/precision.py) vs one numpy float32 matmul Q·Cᵀ, side by side in one run. Target for
-  the fastest certified precision <= 0.6x; ``extra_info["undecided_fraction"]`` = candidate–gold
-  pairs the bound left undecided (recomputed exactly) / all pairs. The certified precisions must
-  give identical per-query metrics.
+* ``score-certified*``: in bench/test_bench_certified.py.
 * ``score-lareqa-reference``: LAReQA's reference as utils_lareqa.mean_avg_prec runs it: per query a
   numpy dot with the candidate matrix, then sklearn ``average_precision_score`` per setting (pooled +
   the 11 single-language candidate sets, sliced from the same row). Both sides score
@@ -55,12 +50,13 @@ QUESTIONS_PER_LANG, CANDIDATES, DIM = 1_190, 13_014, 768
 KS = (1, 5, 10, 20, 100)
 
 
-def xquad_r_like(scale: float, seed: int = 0, dim: int = DIM) -> dict:
-    """write_run keyword arguments for an XQuAD-R-shaped run at ``scale`` (seeded, float16)."""
+def xquad_r_like(scale: float, seed: int = 0, dim: int = DIM, pool: float = 1.0) -> dict:
+    """write_run keyword arguments for an XQuAD-R-shaped run at ``scale`` (seeded, float16); ``pool``
+    multiplies the candidates only (more sentences per language, same questions)."""
     rng = np.random.default_rng(seed)
     n_lang = len(LANGS)
     n_q = max(4, round(QUESTIONS_PER_LANG * scale))
-    n_c = max(5 * n_lang, round(CANDIDATES * scale))
+    n_c = max(5 * n_lang, round(CANDIDATES * scale * pool))
     per_lang = [n_c // n_lang + (1 if i < n_c % n_lang else 0) for i in range(n_lang)]
     n_units = max(3, min(per_lang) * 5 // 6)  # answer units; a few sentences per language are extra
     topics = rng.standard_normal((n_units, dim), dtype=np.float32)
@@ -255,38 +251,6 @@ def test_numpy_matmul(benchmark, xquad_columns, bench_scale, pinned_threads):
     q = xquad_columns["query_embeddings"].astype(np.float32)
     c = xquad_columns["candidate_embeddings"].astype(np.float32)
     rounds = MATMUL_GROUP_ROUNDS if bench_scale <= 1 else _rounds(bench_scale)
-    out = benchmark.pedantic(np.matmul, args=(q, c.T), warmup_rounds=1, rounds=rounds)
-    assert out.shape == (len(q), len(c))
-
-
-@pytest.fixture(scope="module")
-def exact_metrics(xquad_run):
-    return score_run(xquad_run, precision="exact").metrics
-
-
-@pytest.mark.benchmark(group="score-certified")
-@pytest.mark.parametrize("precision", ["fp32", "exact", "bf16", "int8"])
-def test_score_certified(benchmark, xquad_run, exact_metrics, bench_scale, pinned_threads, precision):
-    benchmark.extra_info.update(role="fastir", target="<= 0.6x numpy fp32 matmul Q·Cᵀ (certified bf16/int8)",
-                                scale=bench_scale, precision=precision,
-                                what=f"score_run(RUN, pairs='all', precision={precision!r}): read+validate, all cells")
-    rounds = MATMUL_GROUP_ROUNDS // 2 if bench_scale <= 1 else _rounds(bench_scale)
-    result = benchmark.pedantic(score_run, args=(xquad_run,), kwargs={"precision": precision}, warmup_rounds=1,
-                                rounds=rounds)
-    if result.precision is not None:
-        benchmark.extra_info.update(ran=result.precision["ran"],
-                                    undecided_fraction=result.precision["undecided_fraction"],
-                                    recomputed_candidates=result.precision["recomputed_candidates"])
-        np.testing.assert_array_equal(result.metrics.values, exact_metrics.values)
-
-
-@pytest.mark.benchmark(group="score-certified")
-def test_numpy_matmul_certified_floor(benchmark, xquad_columns, bench_scale, pinned_threads):
-    benchmark.extra_info.update(role="peer", peer="numpy fp32 matmul", scale=bench_scale,
-                                what="Q32 @ C32.T, inputs already float32 (upcast not timed)")
-    q = xquad_columns["query_embeddings"].astype(np.float32)
-    c = xquad_columns["candidate_embeddings"].astype(np.float32)
-    rounds = MATMUL_GROUP_ROUNDS // 2 if bench_scale <= 1 else _rounds(bench_scale)
     out = benchmark.pedantic(np.matmul, args=(q, c.T), warmup_rounds=1, rounds=rounds)
     assert out.shape == (len(q), len(c))
 

@@ -78,7 +78,7 @@ def score_run(
     if certified:
         from fastir.eval.certified import cell_counters
 
-        result.precision = {"requested": precision, "ran": ran, "note": note, **cell_counters(result, counters[1]),
+        result.precision = {"requested": precision, "ran": ran, "note": note, **cell_counters(result, counters[1], ran),
                             "recomputed_candidates": int(counters[2].sum())}
     if per_query:
         from fastir.eval.report import per_query_table
