@@ -40,54 +40,73 @@ def _lareqa_dir(root: Path, make_train_rows) -> Path:
     return root
 
 
+def _argv(table, model, out, lareqa, *extra):
+    return ["experiment", "--data", table, "--model", model, "--out", str(out), "--eval", str(lareqa),
+            "--batch-size", "16", "--lr", "2e-3", "--pooling", "mean", "--device", "cpu", "--no-progress",
+            "--max-length", "12", "--allow-overlap", "--samples", "200", "--store", "fp32", *extra]  # synthetic eval shares the ids
+
+
 @pytest.mark.slow
-def test_experiment_trains_embeds_scores_and_prints_tables(train_tiny_bert, train_table_arrow, train_rows, tmp_path,
-                                                          capsys):
+def test_experiment_seeds_layout_results_and_resume(train_tiny_bert, train_table_arrow, train_rows, tmp_path, capsys):
+    import pyarrow.parquet as pq
+
     from fastir.runs.rundir import read_run
 
     make_train_rows, _ = train_rows
     lareqa = _lareqa_dir(tmp_path / "synth-lareqa", make_train_rows)
     out = tmp_path / "exp"
-    argv = ["experiment", "--data", train_table_arrow, "--model", train_tiny_bert, "--out", str(out),
-            "--strategies", "x-x-mono,hybrid", "--eval", str(lareqa), "--include-base", "--batch-size", "16",
-            "--steps", "30", "--lr", "2e-3", "--pooling", "mean", "--seed", "1", "--device", "cpu", "--no-progress",
-            "--max-length", "12", "--allow-overlap"]  # the synthetic eval set shares the training xling_ids
+    argv = _argv(train_table_arrow, train_tiny_bert, out, lareqa, "--strategies", "x-x-mono,hybrid", "--seeds", "0,1",
+                 "--include-base", "--steps", "12", "--eval-every", "6", "--alpha-mode", "exact")
     assert main(argv) == 0
-    printed = capsys.readouterr().out
-    assert "Table 1: mAP" in printed and "Table 2: R@1" in printed
-    for name in ("base", "x-x-mono", "hybrid"):
-        assert f"| {name} |" in printed
-
+    capsys.readouterr()
     results = json.loads((out / "results.json").read_text())
-    assert results["strategies"] == ["base", "x-x-mono", "hybrid"]
+    assert results["format"] == "fastir-experiment/2"
+    assert results["names"] == ["base", "x-x-mono@0", "hybrid@0", "x-x-mono@1", "hybrid@1"]
     assert results["overlap"] == {"allowed": True, "datasets": {"synth-lareqa": {
         "train_rows": 144, "rows": 144, "by_key": {"xling_id": 144, "query": 0, "passage": 0, "negative": 0}}}}
-    # evaluation embeds at the model's own length (64 positions), not training's --max-length 12
-    assert results["eval_max_length"] == 64
-    for name in results["strategies"]:
-        assert read_run(out / name / "runs" / "synth-lareqa").meta["max_length"] == 64
-    rows = {name: results["results"][name]["synth-lareqa"] for name in results["strategies"]}
-    for name, row in rows.items():
-        for key in ("mono_map", "cross_map", "multi_map", "mono_r1", "cross_r1", "multi_r1", "rank_distance"):
+    s = results["settings"]
+    assert s["seeds"] == [0, 1] and s["baselines"] == ["x-x-mono"] and s["heldout"] == str(lareqa)
+    assert s["eval_every"] == 6 and s["train"]["steps"] == 12 and s["eval_max_length"] == 64
+    for name, run in results["runs"].items():
+        root = out / run["dir"]
+        assert root == (out / "base" if name == "base" else out / run["strategy"] / f"seed-{run['seed']}")
+        # evaluation embeds at the model's own length (64 positions), not training's --max-length 12
+        assert read_run(root / "runs" / "synth-lareqa").meta["max_length"] == 64
+        columns = pq.read_schema(root / "scores" / "synth-lareqa" / "per_query.parquet").names
+        assert {"ap", "rr", "recall@1", "recall@10", "rank_distance"} <= set(columns)
+        row = run["results"]["synth-lareqa"]
+        for key in ("mono_map", "cross_map", "multi_map", "multi_recall@1", "multi_recall@10", "rank_distance"):
             assert row[key] is not None and np.isfinite(row[key]), (name, key)
-        # the micro pooled mAP of fastir score agrees with an independent numpy computation on the run
-        run = read_run(out / name / "runs" / "synth-lareqa")
-        qrow, crow = run.qrels_index()
-        relevant = [np.sort(crow[qrow == q]) for q in range(len(run.queries))]
-        # (dot products of the stored, already normalised embeddings, as fastir score ranks them)
-        scores = np.asarray(run.queries.embeddings, np.float32) @ np.asarray(run.candidates.embeddings, np.float32).T
-        mine = np.mean([average_precision(scores[q], relevant[q]) for q in range(len(relevant))])
-        assert row["micro_multi_map"] == pytest.approx(mine, abs=1e-6)
-    # training helps on this learnable data, whatever the strategy
-    assert rows["hybrid"]["multi_map"] > rows["base"]["multi_map"] + 0.1
-    assert rows["x-x-mono"]["multi_map"] > rows["base"]["multi_map"] + 0.1
-    assert (out / "tables.md").read_text().startswith("**Table 1")
+        assert set(run["stages_s"]) == ({"embed:synth-lareqa", "score:synth-lareqa"} | ({"train"} if run["seed"] is not None else set()))
+        if name == "base":
+            continue
+        assert (root / "model" / "final").is_dir()
+        # the realised batch kinds come from train.jsonl; exact alpha: 6 mono and 6 cross batches of 12
+        assert run["batches"]["steps"] == 12
+        if run["strategy"] == "hybrid":
+            assert run["batches"]["kinds"] == {"mono": 6, "cross": 6}
+        curve = run["curve"]
+        assert curve["step"] == list(range(1, 13)) and len(curve["loss"]) == 12
+        assert [e["step"] for e in curve["eval"]] == [0, 6, 12]
+        # the held-out set is the evaluation dataset: the curve's last point is the table's pooled mAP
+        assert curve["eval"][-1]["eval_pooled_map"] == pytest.approx(row["micro_multi_map"], abs=1e-6)
+    # the two seeds are two different training runs
+    assert results["runs"]["hybrid@0"]["results"] != results["runs"]["hybrid@1"]["results"]
+    # training helps on this learnable data
+    assert results["runs"]["hybrid@0"]["results"]["synth-lareqa"]["multi_map"] > \
+        results["runs"]["base"]["results"]["synth-lareqa"]["multi_map"] + 0.05
 
-    # re-running resumes: nothing is retrained (the train logs are unchanged)
-    log = (out / "hybrid" / "model" / "train.jsonl").read_text()
-    assert main(argv) == 0
-    assert (out / "hybrid" / "model" / "train.jsonl").read_text() == log
-    assert json.loads((out / "results.json").read_text())["results"] == results["results"]
+    # re-running resumes: nothing is retrained, re-embedded or re-scored; adding a seed trains only it
+    logs = {p: p.read_text() for p in out.glob("*/seed-*/model/train.jsonl")}
+    stages = {p: p.read_text() for p in out.glob("**/stages.json")}
+    assert len(logs) == 4 and len(stages) == 5
+    assert main(argv[:argv.index("0,1")] + ["0,1,2"] + argv[argv.index("0,1") + 1:]) == 0
+    assert {p: p.read_text() for p in logs} == logs
+    assert {p: p.read_text() for p in stages} == stages
+    again = json.loads((out / "results.json").read_text())
+    assert again["names"][-2:] == ["x-x-mono@2", "hybrid@2"]
+    for name in results["names"]:
+        assert again["runs"][name]["results"] == results["runs"][name]["results"]
 
 
 def test_experiment_rejects_unknown_strategy(train_tiny_bert, train_table_arrow, tmp_path, capsys):
@@ -135,6 +154,33 @@ def test_experiment_bad_eval_settings(train_tiny_bert, train_table_arrow, tmp_pa
     out = tmp_path / "e"
     code = main(["experiment", "--data", train_table_arrow, "--model", train_tiny_bert, "--out", str(out),
                  "--strategies", "x-x-mono", "--batch-size", "16", "--steps", "2", "--device", "cpu",
+                 "--no-progress", *args])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seeds", ""], "error: --seeds: no seed given"),
+    (["--seeds", "0,1,0"], "error: --seeds: seed 0 is listed twice"),
+    (["--seeds", "0,-1"], "error: --seeds: '-1' is not a non-negative integer"),
+    (["--seeds", "0,1.5"], "error: --seeds: '1.5' is not a non-negative integer"),
+    (["--seeds", "0,1", "--seed", "3"], "error: --seeds: give --seed or --seeds, not both"),
+    (["--baselines", "x-y"], "error: --baselines: 'x-y' is not among the strategies x-x-mono, hybrid"),
+    (["--baselines", "base"], "error: --baselines: 'base' is not among the strategies x-x-mono, hybrid (add --include-base"),
+    (["--baselines", "hybrid,hybrid"], "error: --baselines: a baseline is listed twice"),
+    (["--baselines", ","], "error: --baselines: no baseline given"),
+    (["--eval-every", "-1"], "error: --eval-every: must be non-negative, found -1"),
+    (["--heldout", "xquad-r"], "error: --heldout: needs --eval-every N"),
+    (["--eval-every", "2", "--heldout", "no-such-heldout"], "no-such-heldout: dataset: unknown dataset"),
+    (["--eval-every", "2", "--heldout-max-queries", "-1"], "error: --heldout-max-queries: must be non-negative"),
+    (["--samples", "0"], "error: --samples: must be positive, found 0"),
+])
+def test_experiment_bad_seeds_baselines_and_curves(train_tiny_bert, train_table_arrow, tmp_path, capsys, args,
+                                                   message):
+    out = tmp_path / "e"
+    code = main(["experiment", "--data", train_table_arrow, "--model", train_tiny_bert, "--out", str(out),
+                 "--strategies", "x-x-mono,hybrid", "--batch-size", "16", "--steps", "2", "--device", "cpu",
                  "--no-progress", *args])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and message in err, err
