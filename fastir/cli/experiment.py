@@ -61,7 +61,8 @@ from fastir.train.choices import ALPHA_MODES, PRECISIONS, STRATEGIES
               help="Run even if a training row shares an xling_id, question or passage with an --eval dataset.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def experiment(data, model, out, strategies, eval_datasets, eval_langs, seeds, baselines, include_base, candidates,
-               store, eval_max_length, eval_every, heldout, heldout_max_queries, samples, allow_overlap, progress, **train):
+               store, eval_max_length, eval_every, heldout, heldout_max_queries, samples, allow_overlap, progress,
+               **train):
     """Train each strategy with the same settings from each seed, then embed, score and compare them.
 
     Writes OUT/results.json, OUT/report.md (Tables 1-2 with intervals and significance markers,

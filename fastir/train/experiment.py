@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -213,9 +212,12 @@ def run_experiment(cfg: ExperimentConfig) -> dict:
         for ds in cfg.eval_datasets:
             embed_stage(spec, ds, ds_key(ds), _embed_options(cfg, spec, model, plan))
             summaries[spec.name][ds_key(ds)] = score_stage(spec, ds_key(ds))
-    results = _results(cfg, plan, summaries)
-    from fastir.train.experiment_report import write_report
+    from fastir.train.experiment_report import run_comparisons, write_report
 
+    results = _results(cfg, plan, summaries)
+    results["compare"], results["compare_s"] = run_comparisons(
+        plan.specs, [ds_key(d) for d in cfg.eval_datasets], plan.baselines, samples=cfg.samples,
+        seed=cfg.compare_seed)
     write_report(results, Path(cfg.out))
     return results
 
@@ -225,7 +227,8 @@ def _embed_options(cfg: ExperimentConfig, spec: RunSpec, model: str, plan: Plan)
     return dict(model=model, langs=cfg.eval_langs,
                 pooling=t.pooling,  # None: the base folder's default, which training recorded too
                 query_prefix=t.query_prefix, passage_prefix=t.passage_prefix, candidates=cfg.candidates,
-                max_length=plan.eval_max_length, device=t.device, dtype=cfg.embed_dtype, store=cfg.store, progress=cfg.progress)
+                max_length=plan.eval_max_length, device=t.device, dtype=cfg.embed_dtype, store=cfg.store,
+                progress=cfg.progress)
 
 
 def _results(cfg: ExperimentConfig, plan: Plan, summaries: dict) -> dict:
