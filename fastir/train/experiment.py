@@ -106,7 +106,7 @@ def resolved_seeds(cfg: ExperimentConfig) -> list[int]:
 def resolved_baselines(cfg: ExperimentConfig) -> list[str]:
     """``baselines`` checked against the strategies (``base`` only with ``include_base``)."""
     if cfg.baselines is None:
-        return [BASE] if cfg.include_base and not cfg.strategies else list(cfg.strategies[:1])
+        return list(cfg.strategies[:1])
     if not cfg.baselines:
         raise InputError(None, "--baselines", "no baseline given")
     known = list(cfg.strategies) + ([BASE] if cfg.include_base else [])

@@ -14,7 +14,7 @@ import json
 import time
 from pathlib import Path
 
-from fastir.compare.report import SETTING_LABEL, metric_label
+from fastir.compare.report import SETTING_LABEL, SUPERSCRIPT, metric_label
 
 REPORT_MD = "report.md"
 FIGURES = "figures"
@@ -69,8 +69,9 @@ def fmt_value(x, metric: str) -> str:
 
 
 def fmt_cell(rec: dict | None, baselines: list[str]) -> str:
-    """``value ±sd [lo, hi] ▲1▼2``: the mean over seeds, the sd across seeds (several seeds only),
-    the interval, and a marker per baseline k the difference to which is significant (Holm)."""
+    """``value ±sd [lo, hi] ▲¹▼²``: the mean over seeds, the sd across seeds (several seeds only),
+    the interval, and a marker per baseline k the difference to which is significant (Holm), written
+    as ``fastir compare`` writes it (no number with a single baseline)."""
     if rec is None:
         return "–"
     m = rec["metric"]
@@ -81,11 +82,15 @@ def fmt_cell(rec: dict | None, baselines: list[str]) -> str:
     if lo is not None and hi is not None:
         text += f" [{fmt_value(lo, m)}, {fmt_value(hi, m)}]"
     marks = ""
-    for k, b in enumerate(baselines, 1):
+    for k, b in enumerate(baselines):
         vs = rec.get("vs", {}).get(b)
         if vs and vs["significant"]:
-            marks += ("▲" if vs["better"] else "▼") + str(k)
+            marks += ("▲" if vs["better"] else "▼") + (_sup(k) if len(baselines) > 1 else "")
     return text + (" " + marks if marks else "")
+
+
+def _sup(k: int) -> str:
+    return SUPERSCRIPT[k] if k < len(SUPERSCRIPT) else f"^{k + 1}"
 
 
 def index_records(cmp: dict) -> dict:
@@ -102,7 +107,9 @@ def _md(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _system_label(name: str, baselines: list[str]) -> str:
-    return f"{name} (baseline {baselines.index(name) + 1})" if name in baselines else name
+    if name not in baselines:
+        return name
+    return name + (" (baseline)" if len(baselines) == 1 else f" (baseline{_sup(baselines.index(name))})")
 
 
 def summary_table(cmp: dict, columns: list[tuple[str, str]]) -> list[str]:
@@ -147,7 +154,9 @@ def format_summary(results: dict) -> str:
 
 def _interval_text(cmp: dict) -> str:
     return (f"mean over seeds ±sd across seeds [{cmp['confidence']:.0%} interval, {cmp['interval']}]; "
-            f"▲k/▼k: significantly better/worse than baseline k ({cmp['test']} test, Holm, α = {cmp['alpha']})")
+            f"▲/▼: significantly better/worse than the baseline"
+            + (" whose number follows" if len(cmp["baselines"]) > 1 else "")
+            + f" ({cmp['test']} test, Holm per table, α = {cmp['alpha']})")
 
 
 def _header(results: dict) -> list[str]:
@@ -160,7 +169,7 @@ def _header(results: dict) -> list[str]:
             f"- model `{s['model']}`, trained on {', '.join(f'`{d}`' for d in s['data'])}",
             f"- strategies {', '.join(s['strategies'])}" + (" and the untrained `base`" if s["include_base"] else "")
             + f"; seeds {', '.join(map(str, s['seeds']))}; baselines "
-            + ", ".join(f"{k} = {b}" for k, b in enumerate(s["baselines"], 1)),
+            + ", ".join(f"{_sup(k)} {b}" for k, b in enumerate(s["baselines"])),
             f"- training: {train or 'defaults'} (every setting: `results.json` → `settings`)",
             f"- evaluation: {', '.join(s['eval_datasets'])}"
             + (f" ({', '.join(s['eval_langs'])})" if s["eval_langs"] else "")

@@ -143,7 +143,7 @@ def test_report_numbers_are_the_comparison_and_figures_are_written(experiment):
     md = (out / "report.md").read_text()
     records = {(r["level"], r["setting"], r["metric"], r["lang"], r["run"]): r for r in cmp["results"]}
     table1 = _table(md, "**Table 1: mAP**")
-    assert [row[0] for row in table1] == ["base (baseline 2)", "x-x-mono (baseline 1)", "hybrid"]
+    assert [row[0] for row in table1] == ["base (baseline²)", "x-x-mono (baseline¹)", "hybrid"]
     for row, system in zip(table1, ("base", "x-x-mono", "hybrid")):
         for cell, setting in zip(row[1:], ("mono", "cross", "multi")):
             rec = records[("summary", setting, "map", None, system)]
@@ -153,15 +153,15 @@ def test_report_numbers_are_the_comparison_and_figures_are_written(experiment):
                 assert f"±{rec['seed_sd']:.3f} [{rec['ci'][0]:.3f}, {rec['ci'][1]:.3f}]" in cell
             vs = rec["vs"].get("base")
             if vs is not None:  # a marker exactly where the comparison says significant
-                assert (("▲2" if vs["better"] else "▼2") in cell) == vs["significant"]
-                assert vs["significant"] or "2" not in cell.split("]")[-1]
+                assert (("▲²" if vs["better"] else "▼²") in cell) == vs["significant"]
+                assert vs["significant"] or "²" not in cell
     table2 = _table(md, "**Table 2: R@1, R@10 and rank distance**")
     rd = records[("summary", "multi", "rank_distance", None, "hybrid")]
     assert table2[2][-1].startswith(f"{rd['value']:.2f} ±{rd['seed_sd']:.2f}")
     de = _table(md, "**Mul. mAP by query language**")
     assert de[2][1].startswith(f"{records[('language', 'multi', 'map', 'aa', 'hybrid')]['value']:.3f}")
     # trained hybrid is significantly better than the untrained base somewhere in Table 1
-    assert any("▲2" in cell for cell in table1[2][1:])
+    assert any("▲²" in cell for cell in table1[2][1:])
     assert "not used" in md or "never used" in md or "no checkpoint is chosen" in md
     for name in ("synth-lareqa-heatmap.png", "synth-lareqa-languages.png", "synth-lareqa-rank-distance.png",
                  "curves.png"):
