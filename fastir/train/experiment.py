@@ -238,6 +238,7 @@ def _results(cfg: ExperimentConfig, plan: Plan, summaries: dict) -> dict:
         read_stages,
         read_train_log,
         train_seconds,
+        train_settings,
     )
 
     runs = {}
@@ -246,6 +247,7 @@ def _results(cfg: ExperimentConfig, plan: Plan, summaries: dict) -> dict:
         runs[spec.name] = {
             "strategy": spec.strategy, "seed": spec.seed, "dir": str(spec.root.relative_to(Path(cfg.out))),
             "stages_s": read_stages(spec), "train_log_s": train_seconds(log),
+            "train_settings": train_settings(spec),
             "batches": batch_shares(log) if spec.train is not None else None,
             "curve": learning_curve(log) if spec.train is not None else None,
             "results": {ds: numbers(summary["summary"]) for ds, summary in summaries[spec.name].items()},

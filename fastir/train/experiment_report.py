@@ -215,7 +215,35 @@ def _curves_section(results: dict, figure: str | None) -> list[str]:
               "the tables).", ""]
     if figure:
         lines += [f"![Learning curves]({figure})", ""]
+    table = heldout_table(results)
+    if table:
+        lines += ["Held-out pooled mAP by step (mean over seeds ±sd across seeds):", "", *table, ""]
     return lines
+
+
+def heldout_table(results: dict, max_columns: int = 11) -> list[str]:
+    """Per strategy, the held-out pooled mAP at (up to ``max_columns`` evenly spread) evaluation steps."""
+    import numpy as np
+
+    by_strategy: dict[str, list[dict[int, float]]] = {}
+    for run in results["runs"].values():
+        if run["curve"] and run["curve"]["eval"]:
+            by_strategy.setdefault(run["strategy"], []).append(
+                {e["step"]: e["eval_pooled_map"] for e in run["curve"]["eval"]})
+    if not by_strategy:
+        return []
+    steps = sorted({s for runs in by_strategy.values() for r in runs for s in r})
+    if len(steps) > max_columns:
+        steps = [steps[round(i)] for i in np.linspace(0, len(steps) - 1, max_columns)]
+    rows = []
+    for strategy, runs in by_strategy.items():
+        cells = []
+        for step in steps:
+            vals = [r[step] for r in runs if step in r and r[step] is not None]
+            cell = "–" if not vals else f"{np.mean(vals):.3f}"
+            cells.append(cell + (f" ±{np.std(vals, ddof=1):.3f}" if len(vals) > 1 else ""))
+        rows.append([strategy, *cells])
+    return _md(["strategy", *(f"step {s}" for s in steps)], rows)
 
 
 def _runs_section(results: dict) -> list[str]:

@@ -141,6 +141,16 @@ def read_train_log(spec: RunSpec) -> list[dict]:
     return lines
 
 
+def train_settings(spec: RunSpec) -> dict | None:
+    """The run's training settings as its final checkpoint recorded them (defaults resolved)."""
+    from fastir.train.checkpoint import FINAL, TRAIN_JSON
+
+    path = spec.model_dir / FINAL / TRAIN_JSON
+    if spec.train is None or not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")).get("settings")
+
+
 def batch_shares(log: list[dict]) -> dict:
     """The realised batch kinds of the run (one ``train`` line per step): counts and shares."""
     kinds: dict[str, int] = {}

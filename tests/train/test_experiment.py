@@ -93,6 +93,8 @@ def test_experiment_seeds_layout_and_results(experiment, capsys):
         if name == "base":
             continue
         assert (root / "model" / "final").is_dir()
+        recorded = run["train_settings"]  # resolved by the training run itself
+        assert (recorded["strategy"], recorded["seed"], recorded["eval_every"]) == (run["strategy"], run["seed"], 4)
         # the realised batch kinds come from train.jsonl; exact alpha: 4 mono and 4 cross batches of 8
         assert run["batches"]["steps"] == 8
         if run["strategy"] == "hybrid":

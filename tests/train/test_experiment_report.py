@@ -62,6 +62,21 @@ def _results(compare):
             "names": ["hybrid@0"], "runs": {"hybrid@0": run}, "compare": {"ds": compare}, "compare_s": {}}
 
 
+def test_heldout_table_means_and_spreads_over_seeds():
+    from fastir.train.experiment_report import heldout_table
+
+    def run(strategy, maps):
+        return {"strategy": strategy, "curve": {"eval": [{"step": s, "eval_pooled_map": m} for s, m in maps]}}
+
+    results = {"runs": {"base": {"strategy": "base", "curve": None},
+                        "x-y@0": run("x-y", [(0, 0.1), (5, 0.3)]), "x-y@1": run("x-y", [(0, 0.1), (5, 0.5)]),
+                        "hybrid@0": run("hybrid", [(0, 0.1), (5, 0.6)])}}
+    assert heldout_table(results) == ["| strategy | step 0 | step 5 |", "|---|---|---|",
+                                      "| x-y | 0.100 ±0.000 | 0.400 ±0.141 |", "| hybrid | 0.100 | 0.600 |"]
+    many = {"runs": {"x-y@0": run("x-y", [(s, s / 100) for s in range(0, 101, 5)])}}
+    assert heldout_table(many)[0] == "| strategy | " + " | ".join(f"step {s}" for s in range(0, 101, 10)) + " |"
+
+
 def test_report_of_one_system_lists_the_runs_and_says_nothing_was_compared():
     md = format_report(_results(None))
     assert "One system: nothing to compare." in md
