@@ -285,8 +285,11 @@ def _encode_sides(enc, ds, queries, work: Path, meta: dict, normalize: bool, dis
             chunks = [queries] if side == "queries" else ds.iter_candidates(min(READ_CHUNK, opts.window))
             windows[side], side_start = 0, job
             for win in iter_windows(side, chunks, opts.window):
-                done, job = _encode_window(enc, win, work, meta["dtype"], normalize, dist, opts, bar,
-                                           lambda j: on_batch(side, j - side_start) if on_batch else None, job)
+                def committed(j, side=side, start=side_start):  # on_batch numbers a side's batches from 0
+                    if on_batch is not None:
+                        on_batch(side, j - start)
+
+                done, job = _encode_window(enc, win, work, meta["dtype"], normalize, dist, opts, bar, committed, job)
                 encoded += done
                 windows[side] += 1
     return encoded, windows
