@@ -66,6 +66,7 @@ class ScoreResult:
     gold_cand: np.ndarray
     top: TopK | None = None
     gold_grade: np.ndarray | None = None  # int64 grade of each gold, aligned with gold_cand (None: all 1)
+    relevance_threshold: int = 1  # golds of grade >= it are relevant (all golds have grade >= 1)
     per_query: object | None = None  # pyarrow.Table when per_query=True
     precision: dict | None = None  # certified precisions: what ran and the undecided counters
     elapsed_s: dict = field(default_factory=dict)
