@@ -290,6 +290,18 @@ def test_relevance_threshold_equals_pytrec_eval_relevance_level(tmp_path, make_r
     assert np.array_equal(strict.metrics.nrel, result.metrics.nrel)
 
 
+def test_relevance_threshold_on_the_certified_path(tmp_path, make_run):
+    """--precision exact applies the threshold as fp32 does (integer embeddings: identical ranks)."""
+    rng = np.random.default_rng(29)
+    cols = parallel_run_columns(rng)
+    grades = [int(g) for g in rng.integers(1, 4, len(cols["qrels"]))]
+    path = make_run(tmp_path, relevance=grades, **cols)
+    fp32 = score_run(path, metrics="map,ndcg@10", relevance_threshold=3)
+    exact = score_run(path, metrics="map,ndcg@10", relevance_threshold=3, precision="exact")
+    assert np.array_equal(fp32.metrics.nrel, exact.metrics.nrel) and (fp32.metrics.nrel[:, -1] < 3).any()
+    assert np.allclose(fp32.metrics.values, exact.metrics.values, rtol=0, atol=1e-12, equal_nan=True)
+
+
 def test_relevance_threshold_one_is_the_default_and_bad_values_are_refused(tmp_path, make_run):
     cols = parallel_run_columns(np.random.default_rng(6))
     path = make_run(tmp_path, **cols)

@@ -131,9 +131,11 @@ def test_trec_export_matches_pytrec_eval(small_run, tmp_path):
             assert mine["recall@5"] == pytest.approx(values["recall_5"], abs=1e-9)
 
 
-def test_graded_trec_export_matches_pytrec_eval(tmp_path, make_run):
-    """Graded qrels (0..3): the exported .qrels carry the grades of the relevant pairs (grade >= 1),
-    and pytrec_eval's ndcg_cut / map on the exported files equal fastir's per-query values."""
+@pytest.mark.parametrize("threshold", [1, 2])
+def test_graded_trec_export_matches_pytrec_eval(tmp_path, make_run, threshold):
+    """Graded qrels (0..3): the exported .qrels carry the grades of the judged pairs (grade >= 1),
+    and pytrec_eval's ndcg_cut / map on the exported files, at relevance_level = --relevance-threshold,
+    equal fastir's per-query values."""
     pytrec_eval = pytest.importorskip("pytrec_eval")
     rng = np.random.default_rng(12)
     q_langs, c_langs, qrels = [], [], []
@@ -148,7 +150,7 @@ def test_graded_trec_export_matches_pytrec_eval(tmp_path, make_run):
                        c_emb=rng.standard_normal((len(c_langs), 8)), c_langs=c_langs, qrels=qrels, relevance=grades)
     trec, out = tmp_path / "trec", tmp_path / "scores"
     assert main(["score", str(run_dir), "--out", str(out), "--per-query", "--trec", str(trec), "--trec-depth", "30",
-                 "--metrics", "map,ndcg@10"]) == 0
+                 "--metrics", "map,ndcg@10", "--relevance-threshold", str(threshold)]) == 0
     per_query = pq.read_table(out / "per_query.parquet").to_pandas().set_index(["query_id", "cand_lang"])
     graded = {(f"q{qi}", f"c{cj}"): g for (qi, cj), g in zip(qrels, grades)}
     seen_grades = set()
@@ -162,7 +164,8 @@ def test_graded_trec_export_matches_pytrec_eval(tmp_path, make_run):
         for line in (trec / f"{name}.run").read_text().splitlines():
             qid, _, doc, _, score, _ = line.split()
             run.setdefault(qid, {})[doc] = float(score)
-        evaluated = pytrec_eval.RelevanceEvaluator(exported, {"map", "ndcg_cut.10"}).evaluate(run)
+        evaluated = pytrec_eval.RelevanceEvaluator(exported, {"map", "ndcg_cut.10"},
+                                                   relevance_level=threshold).evaluate(run)
         assert evaluated
         for qid, values in evaluated.items():
             mine = per_query.loc[(qid, name.split("-")[1])]
