@@ -299,9 +299,10 @@ def finalise(code, top_lang, top_rel, rel_lang, rel_pos, q_lang, n_langs):
 
 
 @njit(void(float32[:, ::1], int64, int64[::1], int32[::1], int64[::1], int64[::1], int64[::1], int64, int64,
-           int64[::1], int64[::1], int64[::1], int64, int64, float64[:, :, ::1]), cache=True, nogil=True)
+           int64[::1], int64[::1], int64[::1], int64[::1], int64, int64, float64[:, :, ::1], float64[:, :, ::1]),
+      cache=True, nogil=True)
 def _query_bias(scores, b, col_row, c_lang, gold_ptr, gold_col, gold_grade, row, q_lang, codes, cutoffs, index,
-                threshold, kmax, values):
+                slots, threshold, kmax, values, shares):
     n_langs = values.shape[1] - 1
     top_col = np.empty(min(kmax, scores.shape[1]), dtype=np.int64)
     size = _top_columns(scores[b], col_row, top_col)
@@ -331,24 +332,27 @@ def _query_bias(scores, b, col_row, c_lang, gold_ptr, gold_col, gold_grade, row,
         n = min(cutoffs[m], size)
         values[row, n_langs, index[m]] = finalise(codes[m], top_lang[:n], top_rel[:n], rel_lang, rel_pos, q_lang,
                                                   n_langs)
+        if slots[m] >= 0:
+            shares[row, slots[m]] = exposure(top_lang[:n], n_langs)
 
 
 @njit(void(float32[:, ::1], int64[::1], int32[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1],
-           boolean[::1], int64[::1], int64[::1], int64[::1], int64, float64[:, :, ::1]), cache=True, parallel=True)
+           boolean[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64, float64[:, :, ::1], float64[:, :, ::1]),
+      cache=True, parallel=True)
 def _bias_block(scores, col_row, c_lang, gold_ptr, gold_col, gold_grade, rows, q_lang, active, codes, cutoffs, index,
-                threshold, values):
+                slots, threshold, values, shares):
     kmax = cutoffs.max()
     for b in prange(scores.shape[0]):
         if active[b]:
             _query_bias(scores, b, col_row, c_lang, gold_ptr, gold_col, gold_grade, rows[b], q_lang[b], codes,
-                        cutoffs, index, threshold, kmax, values)
+                        cutoffs, index, slots, threshold, kmax, values, shares)
 
 
 # ------------------------------------------------------------------------------- public functions
 
 
 def bias_block(scores, col_row, c_lang, gold_ptr, gold_col, gold_grade, rows, q_lang, active, program, threshold,
-               values):
+               values, shares=None):
     """Language-bias metrics of the pooled set for the active rows of one block of score rows.
 
     ``scores`` (B, N) float32 C-contiguous: every candidate (any column order); ``col_row`` (N,) the
@@ -357,16 +361,23 @@ def bias_block(scores, col_row, c_lang, gold_ptr, gold_col, gold_grade, rows, q_
     (relevant: grade >= ``threshold``); ``q_lang[b]`` the query's language as a candidate language
     id (-1: none). ``program`` = (codes, cutoffs, index): metric m is finaliser ``codes[m]``
     (:data:`FINALISERS`) at cutoff ``cutoffs[m]``, written to ``values[rows[b], L, index[m]]`` for
-    every b with ``active[b]`` (``values`` float64 (n_rows, L + 1, n_metrics)).
+    every b with ``active[b]`` (``values`` float64 (n_rows, L + 1, n_metrics)). ``program`` may carry
+    a fourth array, ``slots``: where ``slots[m] >= 0``, the exposure distribution e of metric m's top
+    n is also written to ``shares[rows[b], slots[m]]`` (``shares`` float64 (n_rows, n_slots, L)).
     """
-    codes, cutoffs, index = (np.ascontiguousarray(a, dtype=np.int64) for a in program)
+    codes, cutoffs, index = (np.ascontiguousarray(a, dtype=np.int64) for a in program[:3])
     if len(codes) == 0:
         return
+    slots = np.full(len(codes), -1, np.int64) if len(program) < 4 else np.ascontiguousarray(program[3], np.int64)
+    if shares is None:
+        shares = np.zeros((values.shape[0], 0, values.shape[1] - 1))
+        slots = np.full(len(codes), -1, np.int64)
     _bias_block(np.ascontiguousarray(scores, dtype=np.float32), np.ascontiguousarray(col_row, dtype=np.int64),
                 np.ascontiguousarray(c_lang, dtype=np.int32), np.ascontiguousarray(gold_ptr, dtype=np.int64),
                 np.ascontiguousarray(gold_col, dtype=np.int64), np.ascontiguousarray(gold_grade, dtype=np.int64),
                 np.ascontiguousarray(rows, dtype=np.int64), np.ascontiguousarray(q_lang, dtype=np.int64),
-                np.ascontiguousarray(active, dtype=np.bool_), codes, cutoffs, index, int(threshold), values)
+                np.ascontiguousarray(active, dtype=np.bool_), codes, cutoffs, index, slots, int(threshold), values,
+                shares)
 
 
 def pooled_top_k(scores, col_row, k):

@@ -205,14 +205,25 @@ def bias_metrics(metrics) -> list[Metric]:
     return [m for m in metrics if m.measure.kernel == "bias"]
 
 
+EXPOSURE_MEASURES = ("lang_jsd", "lang_jsd_rel")  # their exposure distribution is also reported (summary.json)
+
+
+def exposure_cutoffs(metrics) -> list[int]:
+    """The cutoffs k whose exposure distribution is reported: those of ``lang_jsd@k`` / ``lang_jsd_rel@k``."""
+    return sorted({m.k for m in metrics if m.measure.name in EXPOSURE_MEASURES})
+
+
 def bias_program(metrics):
-    """(codes, cutoffs, index) arrays for :func:`fastir.kernels.bias.bias_block`: index = position in ``metrics``."""
+    """(codes, cutoffs, index, slots) arrays for :func:`fastir.kernels.bias.bias_block`: index =
+    position in ``metrics``; slots = position of the metric's cutoff in :func:`exposure_cutoffs`, or -1."""
     import numpy as np
 
     from fastir.kernels.bias import FINALISERS
 
     chosen = [(i, m) for i, m in enumerate(metrics) if m.measure.kernel == "bias"]
+    ks = exposure_cutoffs(metrics)
     codes = np.array([FINALISERS[m.measure.finaliser] for _, m in chosen], dtype=np.int64)
     cutoffs = np.array([m.k for _, m in chosen], dtype=np.int64)
     index = np.array([i for i, _ in chosen], dtype=np.int64)
-    return codes, cutoffs, index
+    slots = np.array([ks.index(m.k) if m.measure.name in EXPOSURE_MEASURES else -1 for _, m in chosen], dtype=np.int64)
+    return codes, cutoffs, index, slots

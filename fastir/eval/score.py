@@ -6,7 +6,8 @@ The metrics are defined in docs/score.md, the one place they are written down; t
 Computation: Q·Cᵀ block by block (float32 BLAS into a reused buffer of ``block_mb`` MiB, never the
 whole matrix), each block handed to one parallel Numba pass (:mod:`fastir.kernels.ranking`) that
 counts, per query, the candidates of every language scoring at or above each gold. One pass yields
-every X→Y cell, the pooled cell and the rank distance.
+every X→Y cell, the pooled cell and the rank distance; the language-bias suite, when asked for,
+reads the pooled top k of the same block (:mod:`fastir.kernels.bias`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from fastir.eval.metrics import (
     bias_metrics,
     bias_program,
     default_metrics,
+    exposure_cutoffs,
     kernel_program,
     parse_metrics,
     with_rank_distance,
@@ -67,14 +69,8 @@ def score_run(
     """
     t0 = time.perf_counter()
     run = run_or_path if isinstance(run_or_path, Run) else read_run(run_or_path)
-    chosen = default_metrics(parse_ks(ks)) if metrics is None else parse_metrics(metrics)
+    chosen = _chosen_metrics(ks, metrics)
     ks = tuple(m.k for m in chosen if m.measure.name == "recall")
-    if all(m == RANK_DISTANCE for m in chosen):
-        raise InputError(None, "--metrics", "rank distance is always reported; name a metric besides it")
-    if all(m.pooled_only for m in chosen):
-        raise InputError(None, "--metrics", "pooled-only metrics need a metric of every cell beside them "
-                                            "(map, mrr, recall@K, ndcg@K)")
-    chosen = with_rank_distance(chosen)
     threshold = parse_threshold(relevance_threshold)
     trec_depth, certified, ran, note = _check_options(run, block_mb, trec_depth, precision)
     if certified and bias_metrics(chosen):
@@ -107,6 +103,17 @@ def score_run(
         result.per_query = per_query_table(result)
     result.elapsed_s = {"read": t_plan - t0, "score": t_scored - t_plan, "total": time.perf_counter() - t0}
     return result
+
+
+def _chosen_metrics(ks, metrics):
+    """The metrics to score (default map, mrr, recall@k for each k of ``ks``), rank distance last."""
+    chosen = default_metrics(parse_ks(ks)) if metrics is None else parse_metrics(metrics)
+    if all(m == RANK_DISTANCE for m in chosen):
+        raise InputError(None, "--metrics", "rank distance is always reported; name a metric besides it")
+    if all(m.pooled_only for m in chosen):
+        raise InputError(None, "--metrics", "pooled-only metrics need a metric of every cell beside them "
+                                            "(map, mrr, recall@K, ndcg@K)")
+    return with_rank_distance(chosen)
 
 
 def parse_threshold(value) -> int:
@@ -230,6 +237,8 @@ def _score_blocks(run: Run, plan: _Plan, metrics, block_mb: float, trec_depth: i
     lang_sorted = np.ascontiguousarray(plan.cand_lang_id[perm])
     program = kernel_program(metrics)
     bias = bias_program(metrics) if bias_metrics(metrics) else None
+    exposure_ks = exposure_cutoffs(metrics)
+    shares = np.full((n_queries, len(exposure_ks), n_langs), np.nan)
     for cand_mask, rows in _groups(plan):
         cols = None if cand_mask.all() else np.flatnonzero(cand_mask[lang_sorted])
         cand_rows = perm if cols is None else perm[cols]  # candidate row of each block column
@@ -243,16 +252,16 @@ def _score_blocks(run: Run, plan: _Plan, metrics, block_mb: float, trec_depth: i
             continue
         group_bias = bias if cols is None else None  # the pooled set needs every candidate
         _score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, program, block_mb, out, top, threshold,
-                     group_bias)
+                     group_bias, shares)
     nrel, values = out
-    return QueryMetrics(tuple(metrics), nrel, values), top
+    return QueryMetrics(tuple(metrics), nrel, values, {k: shares[:, i] for i, k in enumerate(exposure_ks)}), top
 
 
 def _score_group(run: Run, plan: _Plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, program, block_mb, out,
-                 top, threshold, bias=None):
+                 top, threshold, bias=None, shares=None):
     """Score the query ``rows`` of one group against its candidates (``cand_rows``), block by block;
     ``bias``: the language-bias program (:func:`fastir.eval.metrics.bias_program`) when the group
-    holds every candidate, computed on the same score block."""
+    holds every candidate, computed on the same score block (exposure distributions into ``shares``)."""
     from fastir.kernels.ranking import score_block
     from fastir.kernels.upcast import gather_float32
 
@@ -281,7 +290,7 @@ def _score_group(run: Run, plan: _Plan, rows, cand_rows, c_lang, g_ptr, g_col, g
 
             active = plan.want[q_group, n_langs] & (plan.nrel[b_rows, n_langs] > 0)
             bias_block(scores, cand_rows, c_lang, g_ptr[s:e + 1] - lo, g_col[lo:hi], g_grade[lo:hi], b_rows,
-                       plan.query_cand_lang[q_group], active, bias, threshold, out[1])
+                       plan.query_cand_lang[q_group], active, bias, threshold, out[1], shares)
         if top is not None:
             _keep_top(top, scores, c_lang, plan.want, q_group, b_rows, cand_rows)
 

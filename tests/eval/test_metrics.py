@@ -87,16 +87,20 @@ def test_kernel_program_arrays():
 
 
 def test_bias_program_and_the_ranking_program_skip_each_other():
-    from fastir.eval.metrics import bias_metrics, bias_program
+    from fastir.eval.metrics import bias_metrics, bias_program, exposure_cutoffs
     from fastir.kernels.bias import FINALISERS
 
-    chosen = with_rank_distance(parse_metrics("map,peer@10,same_lang@5,20"))
-    assert [m.name for m in bias_metrics(chosen)] == ["peer@10", "same_lang@5", "same_lang@20"]
-    codes, cutoffs, index = bias_program(chosen)
-    assert codes.tolist() == [FINALISERS["peer"], FINALISERS["same_language_share"]] + [FINALISERS["same_language_share"]]
-    assert cutoffs.tolist() == [10, 5, 20] and index.tolist() == [1, 2, 3]
+    chosen = with_rank_distance(parse_metrics("map,peer@10,same_lang@5,20,lang_jsd_rel@20,lang_jsd@3,20"))
+    assert [m.name for m in bias_metrics(chosen)] == ["peer@10", "same_lang@5", "same_lang@20", "lang_jsd_rel@20",
+                                                      "lang_jsd@3", "lang_jsd@20"]
+    codes, cutoffs, index, slots = bias_program(chosen)
+    assert codes.tolist() == [FINALISERS[f] for f in ("peer", "same_language_share", "same_language_share",
+                                                      "exposure_jsd_relevant", "exposure_jsd_uniform",
+                                                      "exposure_jsd_uniform")]
+    assert cutoffs.tolist() == [10, 5, 20, 20, 3, 20] and index.tolist() == [1, 2, 3, 4, 5, 6]
+    assert exposure_cutoffs(chosen) == [3, 20] and slots.tolist() == [-1, -1, -1, 1, 0, 1]
     ranking_codes, _, pooled = kernel_program(chosen)
-    assert ranking_codes.tolist()[1:4] == [-1, -1, -1] and pooled.tolist() == [False, True, True, True, True]
+    assert ranking_codes.tolist()[1:7] == [-1] * 6 and pooled.tolist() == [False] + [True] * 7
     assert from_column("lang_jsd_rel@10") == metric("lang_jsd_rel@10") and metric("PEER@3").label == "PEER@3"
 
 

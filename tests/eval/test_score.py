@@ -363,6 +363,17 @@ def test_language_bias_suite_end_to_end_with_ties(tmp_path, make_run):
     # (the run codes languages in its own order: sums over groups may differ in the last bit)
     assert result.metrics["peer@5"][:, n] == pytest.approx(values[:, n, 0], abs=1e-12, nan_ok=True)
     assert result.metrics["peer_nonrel@10"][:, n] == pytest.approx(values[:, n, 1], abs=1e-12, nan_ok=True)
+    # The exposure distribution of lang_jsd@5: per query, and its mean per query language in summary.json.
+    shares = np.stack([np.bincount(c_lang[np.lexsort((np.arange(len(c_lang)), -scores[q]))[:5]],
+                                   weights=1 / np.log2(np.arange(5) + 2), minlength=n) for q in range(len(scores))])
+    shares /= shares.sum(axis=1, keepdims=True)
+    code = {lang: result.cand_langs.index(lang) for lang in LANGS}
+    assert result.metrics.exposure[5][:, [code[x] for x in LANGS]] == pytest.approx(shares, abs=1e-12)
+    q_langs = np.asarray(cols["q_langs"])
+    for x in LANGS:
+        mean = shares[q_langs == x].mean(axis=0)
+        assert [result.summary["lang_exposure@5"][x][y] for y in LANGS] == pytest.approx(mean, abs=1e-12)
+    assert list(result.metrics.exposure) == [5] and "lang_exposure@10" not in result.summary
     # Aggregated like rank distance: multi cells and a macro mean per query language.
     assert set(result.summary["same_lang@5"]) == {"macro", "per_language"}
     assert result.cell_stats[Cell("aa", "all")]["peer@5"] == pytest.approx(
@@ -376,5 +387,7 @@ def test_bias_metrics_need_fp32_and_a_cell_metric(tmp_path, make_run):
         score_run(path, metrics="map,peer@10", precision="exact")
     with pytest.raises(InputError, match="pooled-only metrics need a metric of every cell"):
         score_run(path, metrics="same_lang@10")
-    mono = score_run(path, metrics="map,same_lang@10", pairs="mono")  # no pooled cell: nothing to compute
+    mono = score_run(path, metrics="map,same_lang@10,lang_jsd@10", pairs="mono")  # no pooled cell: nothing to compute
     assert np.isnan(mono.metrics["same_lang@10"]).all() and mono.summary["same_lang@10"] is None
+    assert mono.summary["lang_exposure@10"] is None and np.isnan(mono.metrics.exposure[10]).all()
+    assert "lang_exposure@10" not in score_run(path).summary
