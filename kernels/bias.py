@@ -14,7 +14,8 @@ row); every cutoff is a prefix of it. The finalisers take the languages and rele
 prefix and the languages and positions of R_q.
 
 Kernels are array-in/array-out: a private per-query ``@njit`` function and a ``prange`` wrapper
-over the queries of a block, under thin public functions. No IO, no global thread settings. The
+(declared signature, compiled at its first call: :mod:`fastir.kernels.lazy`; the helpers are typed
+by it) over the queries of a block, under thin public functions. No IO, no global thread settings. The
 heap is a copy of :mod:`fastir.kernels.topk`'s with a different key: Numba's cache tracks only a
 cached function's own file, so sharing it would leave these kernels stale when that file changes.
 """
@@ -26,6 +27,8 @@ import math
 import numpy as np
 from numba import boolean, float32, float64, int32, int64, njit, prange, void
 
+from fastir.kernels.lazy import lazy_njit
+
 # ------------------------------------------------------------------------------------ top k
 
 
@@ -35,7 +38,7 @@ def _worse(v1, r1, v2, r2):
     return v1 < v2 or (v1 == v2 and r1 > r2)
 
 
-@njit(void(float32[::1], int64[::1], int64[::1], int64, float32, int64, int64), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _sift_down(vals, rows, cols, size, v, r, c):
     """Put (v, r, c) at the root of the min-heap vals[:size] (root = ranked last) and sift down."""
     pos = 0
@@ -59,7 +62,7 @@ def _sift_down(vals, rows, cols, size, v, r, c):
     cols[pos] = c
 
 
-@njit(void(float32[::1], int64[::1], int64[::1], int64, float32, int64, int64), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _sift_up(vals, rows, cols, size, v, r, c):
     """Append (v, r, c) at position ``size`` of the min-heap and sift up."""
     pos = size
@@ -82,7 +85,7 @@ def _sift_up(vals, rows, cols, size, v, r, c):
 CHUNK = 64
 
 
-@njit(int32(float32[::1], float32), cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _count_at_or_above(values, threshold):
     # Indexed from 0 over a slice so that LLVM vectorises it (see fastir.kernels.ranking).
     n = np.int32(0)
@@ -91,7 +94,7 @@ def _count_at_or_above(values, threshold):
     return n
 
 
-@njit(int64(float32[::1], int64[::1], int64[::1]), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _top_columns(row, col_row, top_col):
     """Fill ``top_col`` with the best len(top_col) columns of ``row``, best first; returns how many."""
     k = top_col.shape[0]
@@ -124,7 +127,7 @@ def _top_columns(row, col_row, top_col):
 # ------------------------------------------------------------------------------ chi-squared tail
 
 
-@njit(float64(float64, int64), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def chi2_sf(x, df):
     """P(X >= x) for X ~ chi-squared with integer ``df`` >= 1 (= scipy.stats.chi2.sf), NaN for NaN x.
 
@@ -149,7 +152,7 @@ def chi2_sf(x, df):
     return min(total, 1.0)
 
 
-@njit(float64(int32[::1], float64[::1], int64), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def kruskal_p(lang, value, n_langs):
     """p-value of PEER's Kruskal-Wallis test of ``value`` grouped by ``lang`` (hltcoe/peer_measure).
 
@@ -201,10 +204,7 @@ def kruskal_p(lang, value, n_langs):
 # outside the top n) of each member of R_q, the query's language as a candidate language ``q_lang``
 # (-1 if no candidate has it) and L = ``n_langs``. One FINALISERS code each.
 
-_SIG = float64(int32[::1], boolean[::1], int32[::1], int64[::1], int64, int64)
-
-
-@njit(_SIG, cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def same_language_share(top_lang, top_rel, rel_lang, rel_pos, q_lang, n_langs):
     """SameLang@k = |{i <= n : lang(top_i) = lang(q)}| / n  (n = min(k, N))."""
     same = 0
@@ -214,7 +214,7 @@ def same_language_share(top_lang, top_rel, rel_lang, rel_pos, q_lang, n_langs):
     return same / top_lang.shape[0]
 
 
-@njit(float64[::1](int32[::1], int64), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def exposure(top_lang, n_langs):
     """E_L = sum_{i <= n, lang(top_i) = L} 1 / log2(i + 1), normalised: e_L = E_L / sum_L' E_L'."""
     e = np.zeros(n_langs, dtype=np.float64)
@@ -223,7 +223,7 @@ def exposure(top_lang, n_langs):
     return e / e.sum()
 
 
-@njit(float64(float64[::1], float64[::1]), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def js_divergence(p, t):
     """JSD(p, t) = 1/2 sum_L p_L log2(p_L / m_L) + 1/2 sum_L t_L log2(t_L / m_L), m = (p + t) / 2; in [0, 1]."""
     d = 0.0
@@ -236,13 +236,13 @@ def js_divergence(p, t):
     return max(d, 0.0)
 
 
-@njit(_SIG, cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def exposure_jsd_uniform(top_lang, top_rel, rel_lang, rel_pos, q_lang, n_langs):
     """JSD-U@k = JSD(e, u): exposure e over languages in the top n vs the uniform u_L = 1/L over the pool's L languages."""
     return js_divergence(exposure(top_lang, n_langs), np.full(n_langs, 1.0 / n_langs))
 
 
-@njit(_SIG, cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def exposure_jsd_relevant(top_lang, top_rel, rel_lang, rel_pos, q_lang, n_langs):
     """JSD-R@k = JSD(e, r): exposure e in the top n vs r_L = |{d in R_q : lang(d) = L}| / |R_q|."""
     r = np.zeros(n_langs, dtype=np.float64)
@@ -251,7 +251,7 @@ def exposure_jsd_relevant(top_lang, top_rel, rel_lang, rel_pos, q_lang, n_langs)
     return js_divergence(exposure(top_lang, n_langs), r / rel_lang.shape[0])
 
 
-@njit(float64(int32[::1], boolean[::1], int64), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _p_nonrelevant(top_lang, top_rel, n_langs):
     n_non = 0
     for i in range(top_lang.shape[0]):
@@ -268,7 +268,7 @@ def _p_nonrelevant(top_lang, top_rel, n_langs):
     return kruskal_p(lang, pos, n_langs)
 
 
-@njit(float64(int32[::1], int64[::1], int64, int64), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _p_relevant(rel_lang, rel_pos, n, n_langs):
     pos = np.empty(rel_pos.shape[0], dtype=np.float64)
     for j in range(rel_pos.shape[0]):
@@ -276,7 +276,7 @@ def _p_relevant(rel_lang, rel_pos, n, n_langs):
     return kruskal_p(rel_lang, pos, n_langs)
 
 
-@njit(_SIG, cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def peer(top_lang, top_rel, rel_lang, rel_pos, q_lang, n_langs):
     """PEER@k = 1/2 p_0 + 1/2 p_1 (Yang et al., SIGIR 2024; hltcoe/peer_measure with weights {0: 1/2, 1: 1/2}
     on relevance binarised at the threshold).
@@ -288,7 +288,7 @@ def peer(top_lang, top_rel, rel_lang, rel_pos, q_lang, n_langs):
     return 0.5 * _p_nonrelevant(top_lang, top_rel, n_langs) + 0.5 * _p_relevant(rel_lang, rel_pos, n, n_langs)
 
 
-@njit(_SIG, cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def peer_nonrelevant(top_lang, top_rel, rel_lang, rel_pos, q_lang, n_langs):
     """PEER-N@k = p_0, PEER's non-relevant term alone (weights {0: 1}): equal expected rank of the
     non-relevant candidates of every language in the top n."""
@@ -301,7 +301,7 @@ FINALISERS = {"same_language_share": SAME_LANG, "exposure_jsd_uniform": JSD_UNIF
               "exposure_jsd_relevant": JSD_RELEVANT, "peer": PEER, "peer_nonrelevant": PEER_NONREL}
 
 
-@njit(float64(int64, int32[::1], boolean[::1], int32[::1], int64[::1], int64, int64), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def finalise(code, top_lang, top_rel, rel_lang, rel_pos, q_lang, n_langs):
     """The value of finaliser ``code`` (a :data:`FINALISERS` value); NaN for an unknown code."""
     if code == SAME_LANG:
@@ -320,9 +320,7 @@ def finalise(code, top_lang, top_rel, rel_lang, rel_pos, q_lang, n_langs):
 # ---------------------------------------------------------------------------- per query, per block
 
 
-@njit(void(float32[:, ::1], int64, int64[::1], int32[::1], int64[::1], int64[::1], int64[::1], int64, int64,
-           int64[::1], int64[::1], int64[::1], int64[::1], int64, int64, float64[:, :, ::1], float64[:, :, ::1]),
-      cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _query_bias(scores, b, col_row, c_lang, gold_ptr, gold_col, gold_grade, row, q_lang, codes, cutoffs, index,
                 slots, threshold, kmax, values, shares):
     n_langs = values.shape[1] - 1
@@ -358,9 +356,9 @@ def _query_bias(scores, b, col_row, c_lang, gold_ptr, gold_col, gold_grade, row,
             shares[row, slots[m]] = exposure(top_lang[:n], n_langs)
 
 
-@njit(void(float32[:, ::1], int64[::1], int32[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1],
-           boolean[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64, float64[:, :, ::1], float64[:, :, ::1]),
-      cache=True, parallel=True)
+@lazy_njit(void(float32[:, ::1], int64[::1], int32[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1],
+                boolean[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64, float64[:, :, ::1],
+                float64[:, :, ::1]), cache=True, parallel=True)
 def _bias_block(scores, col_row, c_lang, gold_ptr, gold_col, gold_grade, rows, q_lang, active, codes, cutoffs, index,
                 slots, threshold, values, shares):
     kmax = cutoffs.max()
