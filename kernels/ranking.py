@@ -106,8 +106,8 @@ def _count_gold_hits(scores, b, gold_ptr, gold_col, gold_lang, gcnt):
 
 
 # ------------------------------------------------------------------------------------ finalisers
-# Per-query values from ``rank`` and ``grade`` (qrels relevance, today 1) of each gold of q in S;
-# relevant = grade >= threshold, R = the relevant golds, NaN when R is empty. Rank is monotone in
+# Per-query values from ``rank`` and ``grade`` (qrels grade >= 1) of each judged-positive gold of q
+# in S; relevant = grade >= threshold, R = the relevant golds, NaN when R is empty. Rank is monotone in
 # score, so hits(d) = |{g in R : rank(g) <= rank(d)}|: ranks carry every rank-based metric, binary
 # or graded. Signature float64(rank int64[::1], grade int64[::1], threshold, cutoff), one FINALISERS
 # code each. Kept in this file: Numba's cache tracks only a cached function's own file, so a
@@ -167,19 +167,20 @@ def recall_at(rank, grade, threshold, cutoff):
 def ndcg_at(rank, grade, threshold, cutoff):
     """nDCG@k = DCG@k / IDCG@k, gain = grade (trec_eval ``ndcg_cut``, ties against the gold)::
 
-        DCG@k  = sum_{d in R, rank(d) <= k} grade(d) / log2(rank(d) + 1)
-        IDCG@k = sum_{i=1}^{min(k, |R|)} g_(i) / log2(i + 1)     (g_(1) >= g_(2) >= ...: R's grades, sorted)
+        DCG@k  = sum_{d in P, rank(d) <= k} grade(d) / log2(rank(d) + 1)
+        IDCG@k = sum_{i=1}^{min(k, |P|)} g_(i) / log2(i + 1)     (g_(1) >= g_(2) >= ...: P's grades, sorted)
 
-    With binary relevance every grade is 1.
+    P = every gold with grade >= 1, whatever the threshold (trec_eval's ndcg_cut ignores
+    relevance_level); NaN when R (grade >= threshold) is empty. Binary relevance: every grade is 1.
     """
-    n = _num_relevant(grade, threshold)
-    if n == 0:
+    if _num_relevant(grade, threshold) == 0:
         return np.nan
+    n = _num_relevant(grade, 1)
     gains = np.empty(n, dtype=np.float64)
     dcg = 0.0
     j = 0
     for i in range(rank.shape[0]):
-        if grade[i] >= threshold:
+        if grade[i] >= 1:
             gains[j] = grade[i]
             j += 1
             if rank[i] <= cutoff:
@@ -253,9 +254,10 @@ def _query_metrics(b, row, n_langs, gold_ptr, gold_lang, gold_grade, cnt, want, 
             rank[n] = r
             grade[n] = gold_grade[j]
             n += 1
-        nrel[row, s] = n
+        n_relevant = _num_relevant(grade[:n], threshold)
+        nrel[row, s] = n_relevant
         for i in range(codes.shape[0]):
-            if n == 0 or (pooled_only[i] and s != n_langs):
+            if n_relevant == 0 or (pooled_only[i] and s != n_langs):
                 values[row, s, i] = np.nan
             else:
                 values[row, s, i] = finalise(codes[i], rank[:n], grade[:n], threshold, cutoffs[i])
@@ -343,7 +345,7 @@ def gold_rank_counts(scores, cand_lang, gold_ptr, gold_col, n_langs):
 
 
 def metrics_from_counts(gold_ptr, gold_lang, cnt, want, program, gold_grade=None, threshold=1):
-    """Per-query metric values and |G ∩ S| for every candidate set S, from the per-gold counts.
+    """Per-query metric values and |R ∩ S| (golds of grade >= ``threshold``) for every candidate set S, from the per-gold counts.
 
     ``want`` (B, n_langs + 1) bool selects the sets (column n_langs = pooled). With
     ``rank_S(d) = sum_{L in S} cnt[d, L]``, metric i of ``program`` = (codes, cutoffs, pooled_only)

@@ -94,6 +94,7 @@ def per_query_table(result):
         "model": result.run.meta.get("model"),
         "run": str(result.run.path),
         "ks": list(result.ks),
+        **_threshold(result),
     }
     table = pa.table(cols)
     return table.replace_schema_metadata({b"fastir": json.dumps(meta).encode()})
@@ -107,6 +108,7 @@ def summary_json(result) -> dict:
         "run_dir": str(result.run.path),
         "dataset_checksum": result.run.meta.get("dataset_checksum"),
         "ks": list(result.ks),
+        **_threshold(result),
         "pairs": result.pairs,
         "queries": len(result.run.queries),
         "candidates": len(result.run.candidates),
@@ -116,6 +118,12 @@ def summary_json(result) -> dict:
         "per_language": result.per_language,
         **precision,
     })
+
+
+def _threshold(result) -> dict:
+    """``relevance_threshold`` when not the default 1 (outputs at the default stay as they were)."""
+    threshold = getattr(result, "relevance_threshold", 1)
+    return {} if threshold == 1 else {"relevance_threshold": threshold}
 
 
 def _clean(obj):

@@ -6,7 +6,8 @@ The metrics are defined in docs/score.md, the one place they are written down; t
 Computation: Q·Cᵀ block by block (float32 BLAS into a reused buffer of ``block_mb`` MiB, never the
 whole matrix), each block handed to one parallel Numba pass (:mod:`fastir.kernels.ranking`) that
 counts, per query, the candidates of every language scoring at or above each gold. One pass yields
-every X→Y cell, the pooled cell and the rank distance.
+every X→Y cell, the pooled cell and the rank distance; the language-bias suite, when asked for,
+reads the pooled top k of the same block (:mod:`fastir.kernels.bias`).
 """
 
 from __future__ import annotations
@@ -22,13 +23,24 @@ from fastir.errors import InputError
 from fastir.resources import require_memory, score_block_rows
 from fastir.eval.aggregate import aggregate
 from fastir.eval.cells import DEFAULT_BLOCK_MB, DEFAULT_KS, POOLED, Cell, parse_ks, parse_pairs
-from fastir.eval.metrics import default_metrics, kernel_program, parse_metrics, with_rank_distance
+from fastir.eval.metrics import (
+    RANK_DISTANCE,
+    bias_metrics,
+    bias_program,
+    default_metrics,
+    exposure_cutoffs,
+    kernel_program,
+    parse_metrics,
+    with_rank_distance,
+)
 from fastir.eval.result import QueryMetrics, ScoreResult, TopK, concat_ranges
 from fastir.runs.rundir import QRELS, Run, read_run
 
-# A judged candidate is relevant (a gold) at grade >= RELEVANCE_THRESHOLD, as trec_eval's default;
-# the golds' grades are the gains of nDCG (binary runs: every grade is 1).
+# A judged candidate is relevant at grade >= the relevance threshold (default 1, trec_eval's
+# relevance_level); every candidate judged >= 1 is passed to the kernels with its grade, the gain
+# of nDCG whatever the threshold, as trec_eval's ndcg_cut (binary runs: every grade is 1).
 RELEVANCE_THRESHOLD = 1
+THRESHOLD_OPTION = "--relevance-threshold"
 
 
 def score_run(
@@ -40,6 +52,7 @@ def score_run(
     trec_depth: int | None = None,
     metrics=None,
     precision: str = "fp32",
+    relevance_threshold: int = RELEVANCE_THRESHOLD,
 ) -> ScoreResult:
     """Score a run dir (path or :class:`fastir.runs.rundir.Run`) on the cells selected by ``pairs``.
 
@@ -49,30 +62,34 @@ def score_run(
     ``trec_depth``: also keep the top ``trec_depth`` candidates per query and cell for
     :func:`fastir.runs.trec.write_trec`. ``precision``: ``fp32`` (float32 scores) or a certified one
     (``exact``, ``bf16``, ``int8``: exact ranks, see :mod:`fastir.eval.precision`; one the CPU cannot
-    run falls back to ``exact`` and ``result.precision["note"]`` says so). Bad input (invalid run, unknown language or metric,
-    k <= 0, a cell without any scorable query) raises :class:`InputError` before any heavy work.
+    run falls back to ``exact`` and ``result.precision["note"]`` says so). ``relevance_threshold``: a
+    judged candidate is relevant at grade >= it (integer >= 1; nDCG's gains are every grade >= 1).
+    Bad input (invalid run, unknown language or metric, k <= 0, a threshold < 1, a cell without any
+    scorable query) raises :class:`InputError` before any heavy work.
     """
     t0 = time.perf_counter()
     run = run_or_path if isinstance(run_or_path, Run) else read_run(run_or_path)
-    chosen = default_metrics(parse_ks(ks)) if metrics is None else parse_metrics(metrics)
+    chosen = _chosen_metrics(ks, metrics)
     ks = tuple(m.k for m in chosen if m.measure.name == "recall")
-    if all(m.pooled_only for m in chosen):
-        raise InputError(None, "--metrics", "rank distance is always reported; name a metric besides it")
-    chosen = with_rank_distance(chosen)
+    threshold = parse_threshold(relevance_threshold)
     trec_depth, certified, ran, note = _check_options(run, block_mb, trec_depth, precision)
-    plan = _plan(run, pairs)
+    if certified and bias_metrics(chosen):
+        raise InputError(None, "--precision", f"{bias_metrics(chosen)[0].name} ranks the top k by float32 scores: "
+                                              f"use --precision fp32, not {precision}")
+    plan = _plan(run, pairs, threshold)
     t_plan = time.perf_counter()
     counters = None
     if certified:
         counters = (ran, np.zeros((len(run.queries), len(plan.cand_langs) + 1), np.int64),
                     np.zeros(len(run.queries), np.int64))
-    values, top = _score_blocks(run, plan, chosen, block_mb, trec_depth, counters)
+    values, top = _score_blocks(run, plan, chosen, block_mb, trec_depth, counters, threshold)
     t_scored = time.perf_counter()
 
     result = ScoreResult(
         run=run, ks=ks, pairs=str(pairs), query_langs=plan.query_langs, cand_langs=plan.cand_langs,
         query_lang_id=plan.query_lang_id, cells=plan.cells, cell_stats={}, summary={}, per_language={},
         metrics=values, gold_ptr=plan.gold_ptr, gold_cand=plan.gold_cand, top=top, gold_grade=plan.gold_grade,
+        relevance_threshold=threshold,
     )
     aggregate(result)
     if certified:
@@ -86,6 +103,27 @@ def score_run(
         result.per_query = per_query_table(result)
     result.elapsed_s = {"read": t_plan - t0, "score": t_scored - t_plan, "total": time.perf_counter() - t0}
     return result
+
+
+def _chosen_metrics(ks, metrics):
+    """The metrics to score (default map, mrr, recall@k for each k of ``ks``), rank distance last."""
+    chosen = default_metrics(parse_ks(ks)) if metrics is None else parse_metrics(metrics)
+    if all(m == RANK_DISTANCE for m in chosen):
+        raise InputError(None, "--metrics", "rank distance is always reported; name a metric besides it")
+    if all(m.pooled_only for m in chosen):
+        raise InputError(None, "--metrics", "pooled-only metrics need a metric of every cell beside them "
+                                            "(map, mrr, recall@K, ndcg@K)")
+    return with_rank_distance(chosen)
+
+
+def parse_threshold(value) -> int:
+    """The relevance threshold as an int >= 1 (``value``: int or the option's text), else InputError."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not (isinstance(value, int) or text.lstrip("+-").isdigit()):
+        raise InputError(None, THRESHOLD_OPTION, f"must be an integer grade >= 1, found {value!r}")
+    if int(text) < 1:
+        raise InputError(None, THRESHOLD_OPTION, f"must be >= 1 (grade-0 judgments are never relevant), found {text}")
+    return int(text)
 
 
 def _check_options(run: Run, block_mb, trec_depth, precision: str):
@@ -119,13 +157,14 @@ class _Plan:
     cand_lang_id: np.ndarray  # int32 (n_candidates,)
     cells: list[Cell]
     want: np.ndarray  # bool (n_query_langs, n_langs + 1): sets to score per query language
+    query_cand_lang: np.ndarray  # int64 (n_query_langs,): each query language as a candidate language id, -1: none
     gold_ptr: np.ndarray  # int64 (n_queries + 1,)
     gold_cand: np.ndarray  # int64 candidate rows, grouped by query row
     gold_grade: np.ndarray  # int64 grade of each gold, aligned with gold_cand
     nrel: np.ndarray  # int64 (n_queries, n_langs + 1) relevant candidates per set, from the qrels
 
 
-def _plan(run: Run, pairs: str) -> _Plan:
+def _plan(run: Run, pairs: str, threshold: int = RELEVANCE_THRESHOLD) -> _Plan:
     query_langs, q_lang_id = run.queries.lang_codes()
     cand_langs, c_lang_id = run.candidates.lang_codes()
     for side, langs in (("queries", query_langs), ("candidates", cand_langs)):
@@ -137,18 +176,20 @@ def _plan(run: Run, pairs: str) -> _Plan:
     n_queries, n_langs = len(run.queries), len(cand_langs)
 
     q_rows, c_rows, grades = run.qrels_graded()
-    relevant = grades >= RELEVANCE_THRESHOLD
-    if not relevant.all():
-        q_rows, c_rows, grades = q_rows[relevant], c_rows[relevant], grades[relevant]
-    if len(q_rows) == 0:
-        raise InputError(run.path / QRELS, "query_id", "empty qrels: no query has a relevant candidate")
+    positive = grades >= 1  # the kernels' golds: gains of nDCG; relevant = grade >= threshold
+    if not positive.all():
+        q_rows, c_rows, grades = q_rows[positive], c_rows[positive], grades[positive]
+    if not (grades >= threshold).any():
+        at = "" if threshold == RELEVANCE_THRESHOLD else f" at {THRESHOLD_OPTION} {threshold}"
+        raise InputError(run.path / QRELS, "query_id", f"empty qrels: no query has a relevant candidate{at}")
     order = np.argsort(q_rows, kind="stable")
     gold_cand = np.ascontiguousarray(c_rows[order], dtype=np.int64)
     gold_grade = np.ascontiguousarray(grades[order], dtype=np.int64)
     gold_ptr = np.zeros(n_queries + 1, dtype=np.int64)
     np.cumsum(np.bincount(q_rows, minlength=n_queries), out=gold_ptr[1:])
     nrel = np.zeros((n_queries, n_langs + 1), dtype=np.int64)
-    nrel[:, :n_langs] = np.bincount(q_rows * n_langs + c_lang_id[c_rows],
+    rel = grades >= threshold
+    nrel[:, :n_langs] = np.bincount(q_rows[rel] * n_langs + c_lang_id[c_rows[rel]],
                                     minlength=n_queries * n_langs).reshape(n_queries, n_langs)
     nrel[:, n_langs] = nrel[:, :n_langs].sum(axis=1)
 
@@ -167,14 +208,16 @@ def _plan(run: Run, pairs: str) -> _Plan:
                              f"{'the pooled set' if s == n_langs else repr(cell.cand_lang)}; "
                              "choose other --pairs")
         want[x, s] = True
-    return _Plan(query_langs, cand_langs, q_lang_id, c_lang_id, cells, want, gold_ptr, gold_cand, gold_grade,
-                 nrel)
+    as_cand = np.array([c_index.get(x, -1) if x != POOLED else -1 for x in query_langs], dtype=np.int64)
+    return _Plan(query_langs, cand_langs, q_lang_id, c_lang_id, cells, want, as_cand, gold_ptr, gold_cand,
+                 gold_grade, nrel)
 
 
 # --------------------------------------------------------------------------------------- scoring
 
 
-def _score_blocks(run: Run, plan: _Plan, metrics, block_mb: float, trec_depth: int | None, certified=None):
+def _score_blocks(run: Run, plan: _Plan, metrics, block_mb: float, trec_depth: int | None, certified=None,
+                  threshold: int = RELEVANCE_THRESHOLD):
     from fastir.kernels.ranking import empty_outputs, language_columns
 
     n_queries, n_langs = len(run.queries), len(plan.cand_langs)
@@ -193,6 +236,9 @@ def _score_blocks(run: Run, plan: _Plan, metrics, block_mb: float, trec_depth: i
     position[perm] = np.arange(len(perm))
     lang_sorted = np.ascontiguousarray(plan.cand_lang_id[perm])
     program = kernel_program(metrics)
+    bias = bias_program(metrics) if bias_metrics(metrics) else None
+    exposure_ks = exposure_cutoffs(metrics)
+    shares = np.full((n_queries, len(exposure_ks), n_langs), np.nan)
     for cand_mask, rows in _groups(plan):
         cols = None if cand_mask.all() else np.flatnonzero(cand_mask[lang_sorted])
         cand_rows = perm if cols is None else perm[cols]  # candidate row of each block column
@@ -202,16 +248,20 @@ def _score_blocks(run: Run, plan: _Plan, metrics, block_mb: float, trec_depth: i
             from fastir.eval.certified import score_group
 
             score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, program, block_mb, out, *certified,
-                        RELEVANCE_THRESHOLD)
+                        threshold)
             continue
-        _score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, program, block_mb, out, top)
+        group_bias = bias if cols is None else None  # the pooled set needs every candidate
+        _score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, program, block_mb, out, top, threshold,
+                     group_bias, shares)
     nrel, values = out
-    return QueryMetrics(tuple(metrics), nrel, values), top
+    return QueryMetrics(tuple(metrics), nrel, values, {k: shares[:, i] for i, k in enumerate(exposure_ks)}), top
 
 
 def _score_group(run: Run, plan: _Plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, program, block_mb, out,
-                 top):
-    """Score the query ``rows`` of one group against its candidates (``cand_rows``), block by block."""
+                 top, threshold, bias=None, shares=None):
+    """Score the query ``rows`` of one group against its candidates (``cand_rows``), block by block;
+    ``bias``: the language-bias program (:func:`fastir.eval.metrics.bias_program`) when the group
+    holds every candidate, computed on the same score block (exposure distributions into ``shares``)."""
     from fastir.kernels.ranking import score_block
     from fastir.kernels.upcast import gather_float32
 
@@ -234,7 +284,13 @@ def _score_group(run: Run, plan: _Plan, rows, cand_rows, c_lang, g_ptr, g_col, g
         q_group = plan.query_lang_id[b_rows]
         lo, hi = g_ptr[s], g_ptr[e]
         score_block(scores, lang_ptr, g_ptr[s:e + 1] - lo, g_col[lo:hi], g_lang[lo:hi], g_grade[lo:hi], b_rows,
-                    q_group, plan.want, program, RELEVANCE_THRESHOLD, out)
+                    q_group, plan.want, program, threshold, out)
+        if bias is not None:
+            from fastir.kernels.bias import bias_block
+
+            active = plan.want[q_group, n_langs] & (plan.nrel[b_rows, n_langs] > 0)
+            bias_block(scores, cand_rows, c_lang, g_ptr[s:e + 1] - lo, g_col[lo:hi], g_grade[lo:hi], b_rows,
+                       plan.query_cand_lang[q_group], active, bias, threshold, out[1], shares)
         if top is not None:
             _keep_top(top, scores, c_lang, plan.want, q_group, b_rows, cand_rows)
 
