@@ -55,14 +55,16 @@ from fastir.train.choices import ALPHA_MODES, PRECISIONS, STRATEGIES
               help="Held-out data of the curves: a dataset or train table [default: the first --eval dataset].")
 @click.option("--heldout-max-queries", type=int, default=0, show_default=True,
               help="Random subset of held-out queries, seeded by the training seed (0: all).")
+@click.option("--metrics", default=None,
+              help="More registry metrics to score, compare and report, e.g. ndcg@10,same_lang@10,lang_jsd@10.")
 @click.option("--samples", type=int, default=10000, show_default=True,
               help="Resamples of the comparison's bootstrap intervals and tests.")
 @click.option("--allow-overlap", is_flag=True,
               help="Run even if a training row shares an xling_id, question or passage with an --eval dataset.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def experiment(data, model, out, strategies, eval_datasets, eval_langs, seeds, baselines, include_base, candidates,
-               store, eval_max_length, eval_every, heldout, heldout_max_queries, samples, allow_overlap, progress,
-               **train):
+               store, eval_max_length, eval_every, heldout, heldout_max_queries, metrics, samples, allow_overlap,
+               progress, **train):
     """Train each strategy with the same settings from each seed, then embed, score and compare them.
 
     Writes OUT/results.json, OUT/report.md (Tables 1-2 with intervals and significance markers,
@@ -78,6 +80,6 @@ def experiment(data, model, out, strategies, eval_datasets, eval_langs, seeds, b
         baselines=split_list(baselines), eval_datasets=split_list(eval_datasets) or [],
         eval_langs=split_list(eval_langs), include_base=include_base, candidates=candidates, store=store,
         eval_max_length=eval_max_length, eval_every=eval_every, heldout=heldout,
-        heldout_max_queries=heldout_max_queries, samples=samples, allow_overlap=allow_overlap, train=train,
+        heldout_max_queries=heldout_max_queries, metrics=split_list(metrics) or [], samples=samples, allow_overlap=allow_overlap, train=train,
         progress=progress))
     click.echo(format_summary(results))

@@ -62,6 +62,7 @@ class ExperimentConfig:
     heldout_max_queries: int = 0  # 0: every held-out query
     allow_overlap: bool = False  # run even if the training tables overlap an evaluation dataset
     samples: int = 10000  # compare's bootstrap / randomization resamples
+    metrics: list[str] = field(default_factory=list)  # registry metrics scored and compared beside the report's
     compare_seed: int = 0
     train: dict = field(default_factory=dict)  # any other TrainConfig field (steps, lr, ...)
     progress: bool = True
@@ -171,6 +172,7 @@ def plan_experiment(cfg: ExperimentConfig) -> Plan:
     seeds = resolved_seeds(cfg)
     baselines = resolved_baselines(cfg)
     heldout = _check_heldout(cfg)
+    extra_metrics(cfg)
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise InputError(out, None, "output path exists and is not a directory")
@@ -199,6 +201,17 @@ def plan_experiment(cfg: ExperimentConfig) -> Plan:
     return Plan(specs, seeds, baselines, heldout, eval_max_length, overlap)
 
 
+def extra_metrics(cfg: ExperimentConfig) -> list[str]:
+    """``--metrics``: registry names (e.g. ``ndcg@10,same_lang@10,lang_jsd@10``) scored, compared and
+    reported beside the report's own (map, mrr, R@1/5/10, rank distance); checked before any work."""
+    if not cfg.metrics:
+        return []
+    from fastir.eval.metrics import parse_metrics
+    from fastir.train.experiment_runs import SCORE_METRICS
+
+    return [m.name for m in parse_metrics(cfg.metrics, option="--metrics") if m.name not in SCORE_METRICS]
+
+
 def run_experiment(cfg: ExperimentConfig) -> dict:
     """Train, embed and score every strategy and seed, compare, report; returns (and writes)
     ``results.json``'s content."""
@@ -211,13 +224,13 @@ def run_experiment(cfg: ExperimentConfig) -> dict:
         summaries[spec.name] = {}
         for ds in cfg.eval_datasets:
             embed_stage(spec, ds, ds_key(ds), _embed_options(cfg, spec, model, plan))
-            summaries[spec.name][ds_key(ds)] = score_stage(spec, ds_key(ds))
+            summaries[spec.name][ds_key(ds)] = score_stage(spec, ds_key(ds), extra_metrics(cfg))
     from fastir.train.experiment_report import run_comparisons, write_report
 
     results = _results(cfg, plan, summaries)
     results["compare"], results["compare_s"] = run_comparisons(
         plan.specs, [ds_key(d) for d in cfg.eval_datasets], plan.baselines, samples=cfg.samples,
-        seed=cfg.compare_seed)
+        seed=cfg.compare_seed, extra=extra_metrics(cfg))
     write_report(results, Path(cfg.out))
     return results
 
@@ -260,7 +273,7 @@ def _settings(cfg: ExperimentConfig, plan: Plan) -> dict:
     """Every setting of the experiment, resolved, plus each strategy's recorded training settings."""
     s = dataclasses.asdict(cfg)
     s.pop("progress")
-    s.update(seeds=plan.seeds, baselines=plan.baselines, heldout=plan.heldout,
+    s.update(seeds=plan.seeds, baselines=plan.baselines, heldout=plan.heldout, metrics=extra_metrics(cfg),
              eval_max_length=plan.eval_max_length, eval_datasets=[ds_key(d) for d in cfg.eval_datasets])
     return s
 

@@ -27,7 +27,8 @@ TABLE_2 = [("recall@1", s) for s in SETTINGS] + [("recall@10", s) for s in SETTI
 LANGUAGE_TABLES = [("map", s) for s in SETTINGS] + [("recall@1", s) for s in SETTINGS] + [(RANK_DISTANCE, "multi")]
 
 
-def run_comparisons(specs, datasets: list[str], baselines: list[str], *, samples: int, seed: int) -> tuple[dict, dict]:
+def run_comparisons(specs, datasets: list[str], baselines: list[str], *, samples: int, seed: int,
+                    extra: list[str] = ()) -> tuple[dict, dict]:
     """``fastir compare`` of every run on each dataset: (compare JSON per dataset, seconds per
     dataset). A single system (one strategy, no base) has nothing to be compared with: None."""
     from fastir.compare.comparison import compare
@@ -40,7 +41,7 @@ def run_comparisons(specs, datasets: list[str], baselines: list[str], *, samples
     for ds in datasets:
         t0 = time.perf_counter()
         cmp = compare([spec.scores_dir(ds) for spec in specs], names=names, baselines=baselines,
-                      samples=samples, seed=seed, metrics=COMPARE_METRICS)
+                      samples=samples, seed=seed, metrics=[*COMPARE_METRICS, *extra])
         out[ds] = cmp.to_json()
         seconds[ds] = round(time.perf_counter() - t0, 3)
     return out, seconds
@@ -179,6 +180,16 @@ def _header(results: dict) -> list[str]:
             "lower is better", ""]
 
 
+def extra_columns(metrics: list[str]) -> list[tuple[str, str]]:
+    """(metric, setting) columns of ``--metrics``: every setting, or the pooled one (multi) for a
+    pooled-only metric such as the language-bias suite."""
+    from fastir.eval.metrics import parse_metrics
+
+    if not metrics:
+        return []
+    return [(m.name, s) for m in parse_metrics(metrics) for s in (("multi",) if m.pooled_only else SETTINGS)]
+
+
 def _dataset_section(results: dict, ds: str, figures: dict) -> list[str]:
     cmp = results["compare"].get(ds)
     lines = [f"## {ds}", ""]
@@ -187,6 +198,9 @@ def _dataset_section(results: dict, ds: str, figures: dict) -> list[str]:
     lines += [_interval_text(cmp) + f"; {cmp['paired']['queries']} queries, {cmp['samples']} resamples.", "",
               "**Table 1: mAP**", "", *summary_table(cmp, TABLE_1), "",
               "**Table 2: R@1, R@10 and rank distance**", "", *summary_table(cmp, TABLE_2), ""]
+    extra = extra_columns(results["settings"].get("metrics") or [])
+    if extra:
+        lines += ["**Other metrics** (`--metrics`; definitions in docs/score.md)", "", *summary_table(cmp, extra), ""]
     for key, caption in (("heatmap", "X→Y mAP difference, strategy − baseline (mean over seeds)"),
                          ("languages", "mAP by query language with intervals"),
                          ("rank_distance", "Rank distance per query (pooled over seeds)")):

@@ -24,6 +24,7 @@ from fastir.train.config import TrainConfig
 BASE = "base"
 STAGES_JSON = "stages.json"
 SCORE_KS = (1, 5, 10)  # map, mrr, recall@1/5/10 and rank distance: every metric the report shows
+SCORE_METRICS = ("map", "mrr", "recall@1", "recall@5", "recall@10", "rank_distance")  # what SCORE_KS scores
 
 
 @dataclass
@@ -102,9 +103,11 @@ def embed_stage(spec: RunSpec, ds: str, ds_key: str, opts: dict) -> Path:
     return run_dir
 
 
-def score_stage(spec: RunSpec, ds_key: str) -> dict:
-    """Score ``runs/<ds_key>/`` into ``scores/<ds_key>/`` with per_query.parquet; reused when the
-    scores were computed from this very run dir. Returns summary.json's content."""
+def score_stage(spec: RunSpec, ds_key: str, extra: list[str] = ()) -> dict:
+    """Score ``runs/<ds_key>/`` into ``scores/<ds_key>/`` with per_query.parquet (the report's
+    metrics plus ``extra``); reused when the scores were computed from this very run dir and hold every
+    metric asked. Returns summary.json's content."""
+    from fastir.compare.inputs import held_metrics
     from fastir.eval.report import summary_json, write_scores
     from fastir.eval.result import PER_QUERY_PARQUET, SUMMARY_JSON
     from fastir.eval.score import score_run
@@ -114,10 +117,12 @@ def score_stage(spec: RunSpec, ds_key: str) -> dict:
     scores = spec.scores_dir(ds_key)
     if (scores / PER_QUERY_PARQUET).is_file() and (scores / SUMMARY_JSON).is_file():
         old = json.loads((scores / SUMMARY_JSON).read_text(encoding="utf-8"))
-        if old.get("run") == run.meta:  # run.json is plain JSON: no NaN to clean
-            return old
+        if old.get("run") == run.meta and set(extra) <= set(held_metrics(scores / PER_QUERY_PARQUET)):
+            return old  # run.json is plain JSON: no NaN to clean
     t0 = time.perf_counter()
-    scored = score_run(run, ks=SCORE_KS, per_query=True)
+    # Without extra metrics, exactly fastir score's default call (its outputs byte for byte).
+    metrics = [*SCORE_METRICS[:-1], *extra] if extra else None
+    scored = score_run(run, ks=SCORE_KS, per_query=True, metrics=metrics)
     write_scores(scored, scores, overwrite=True)
     _record_stage(spec, f"score:{ds_key}", time.perf_counter() - t0)
     return summary_json(scored)

@@ -192,6 +192,30 @@ def test_rerun_reuses_every_stage_and_a_new_seed_trains_only_itself(experiment, 
         assert again["runs"][name]["stages_s"] == results["runs"][name]["stages_s"]
 
 
+def test_rerun_with_more_metrics_rescores_compares_and_reports_them(experiment, capsys):
+    """--metrics adds registry metrics (here the pooled-only language-bias share and nDCG): every run is
+    rescored from its run dir (training untouched), compared, and reported in its own table."""
+    import pyarrow.parquet as pq
+
+    out, _, argv = experiment
+    i = argv.index("0,1")
+    argv = argv[:i] + ["0,1,2"] + argv[i + 1:]
+    logs = {p: p.read_text() for p in out.glob("*/seed-*/model/train.jsonl")}
+    assert main(argv + ["--metrics", "ndcg@10,same_lang@3,map"]) == 0
+    capsys.readouterr()
+    assert {p: p.read_text() for p in logs} == logs
+    results = json.loads((out / "results.json").read_text())
+    assert results["settings"]["metrics"] == ["ndcg@10", "same_lang@3"]  # map is reported anyway
+    columns = pq.read_schema(out / "hybrid" / "seed-2" / "scores" / "synth-lareqa" / "per_query.parquet").names
+    assert {"ndcg@10", "same_lang@3"} <= set(columns), columns
+    records = results["compare"]["synth-lareqa"]["results"]
+    shares = [r for r in records if r["metric"] == "same_lang@3" and r["level"] == "summary"]
+    assert {r["setting"] for r in shares} == {"multi"} and len(shares) == 3  # base, x-x-mono, hybrid
+    assert all(0.0 <= r["value"] <= 1.0 for r in shares)
+    report = (out / "report.md").read_text()
+    assert "**Other metrics**" in report and "nDCG@10" in report
+
+
 def test_experiment_rejects_unknown_strategy(train_tiny_bert, train_table_arrow, tmp_path, capsys):
     code = main(["experiment", "--data", train_table_arrow, "--model", train_tiny_bert, "--out", str(tmp_path / "e"),
                  "--strategies", "x-x-mono,bogus"])
@@ -259,6 +283,7 @@ def test_experiment_bad_eval_settings(train_tiny_bert, train_table_arrow, tmp_pa
     (["--eval-every", "2", "--heldout", "no-such-heldout"], "no-such-heldout: dataset: unknown dataset"),
     (["--eval-every", "2", "--heldout-max-queries", "-1"], "error: --heldout-max-queries: must be non-negative"),
     (["--samples", "0"], "error: --samples: must be positive, found 0"),
+    (["--metrics", "map,nope@3"], "error: --metrics: "),
 ])
 def test_experiment_bad_seeds_baselines_and_curves(train_tiny_bert, train_table_arrow, tmp_path, capsys, args,
                                                    message):
