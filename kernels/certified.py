@@ -17,13 +17,15 @@ in three tiers:
    That gives each gold an interval [lo, hi] = [s64 - e, s64 + e] holding s(g).
 2. The bound alone: with T_hi(g) the least A for which A - B0 - w|A| >= hi, and T_lo(g) the
    least A for which A + B0 + w|A| >= lo (closed forms in :func:`_thresholds`, rounded outwards
-   to float32), a candidate with A >= T_hi is at or above the gold, one with A < T_lo is below;
-   both are decided by vectorised float32 compares, as in :mod:`fastir.kernels.ranking`.
-3. Undecided candidates (T_lo <= A < T_hi) are recomputed: first a float32 dot (vectorised, twice
+   to float32, or up to bfloat16 for bfloat16 A), a candidate with A >= T_hi is at or above the
+   gold, one with A < T_lo is below; both are decided by vectorised compares in pass 1
+   (:mod:`fastir.kernels.certified_scan`), which lists the undecided ones (T_lo <= A < T_hi).
+3. Undecided candidates are recomputed: first a float32 dot (pass 2) (vectorised, twice
    the lanes of float64) with |error| <= gamma_d ‖q‖ ‖c‖ + d 2^-149 (gamma_d = d 2^-24 / (1 - d
    2^-24): every product and sum rounds, in any order, gradual underflow adds at most 2^-150 per
    operation; used only where ‖q‖ ‖c‖ <= 2^100, so nothing overflows); where that interval overlaps
-   the gold's, a float64 interval (tier 1); where that overlaps too, the sign of s(c) - s(g) is computed exactly: the 2d products q_i c_i and
+   the gold's, a float64 interval (tier 1); where that overlaps too, the sign of s(c) - s(g) is
+   computed exactly (pass 3 does both): the 2d products q_i c_i and
    -q_i g_i are exact doubles, and Shewchuk's grow-expansion (``math.fsum``'s algorithm, two-sum
    with no rounding) keeps their sum as non-overlapping doubles whose largest non-zero one has
    the sign of the sum. A candidate that is the gold's own column, or bitwise equal to it, is a tie.
@@ -32,18 +34,23 @@ Counts are those of :func:`fastir.kernels.ranking.gold_rank_counts` on exact sco
 (candidates of each language at or above each gold), ``gcnt`` (golds likewise), plus ``undecided``
 (candidate-gold pairs of each language that tier 2 left open and tier 3 decided).
 
-Queries run in parallel, each over its whole row (column tiles sized to the cache were tried:
-slower on XQuAD-R shapes, the undecided candidates of a query are few).
-Kernels are array-in/array-out; no IO, no global thread settings.
+Passes 1 and 3 run the queries in parallel, each over its whole row; pass 2 runs candidate-major
+over slabs of query rows (a candidate row is read once per slab, the slab's query rows stay in
+L2), in parallel over candidates. Kernels are array-in/array-out; no IO, no global thread settings.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import boolean, float32, float64, int32, int64, njit, prange, types, void
+from numba import float32, float64, int16, int32, int64, njit, prange, types, void
 
-CHUNK = 64  # candidates per vectorised count (see fastir.kernels.ranking.CHUNK)
+from fastir.kernels.certified_scan import _scan_block, _scan_block_bf16, bf16_ceiling_keys
+
 EXPANSION = 64  # scratch doubles for the exact sum: products of float32 need at most ~12
+SLAB = 256  # query rows per candidate-major slab of pass 2: 768 KiB of float32 rows at d = 768, in L2
+LIST_SHARE = 8  # undecided-candidate list per row: 1/8 of the candidates (>= LIST_MIN); longer rows redone
+LIST_MIN = 256
+REDO_BYTES = 1 << 26  # memory for the full-length lists of rows whose short list overflowed
 
 _F32_ROWS = types.Array(float32, 2, "C", readonly=True)
 _F32_ROW = types.Array(float32, 1, "C", readonly=True)
@@ -138,16 +145,6 @@ def _thresholds(lo, hi, b0, w):
     return f_lo, f_hi
 
 
-# A copy of kernels/ranking.py's counter on purpose: Numba's on-disk cache checks only the cached
-# function's own file, so a kernel calling across files can keep a stale compiled callee.
-@njit(int32(float32[::1], float32), cache=True, nogil=True, inline="always")
-def _count_at_or_above(values, threshold):
-    k = np.int32(0)
-    for c in range(values.shape[0]):
-        k += np.int32(values[c] >= threshold)
-    return k
-
-
 # ------------------------------------------------------------------------------ per-query kernels
 
 
@@ -185,95 +182,94 @@ def _golds_query(b, q, cand, b0, w, gold_ptr, gold_col, gold_lang, gs, ge, order
                 gcnt[i, gold_lang[j]] += 1
 
 
-@njit(
-    void(int64, int64, int64, float32[:, ::1], _F32_ROWS, _F32_ROWS, float64[::1], float64[::1], int64[::1],
-         int64[::1], int64[::1], float64[::1], float64[::1], int64[::1], float32[::1], float32[::1], int32[:, ::1],
-         int32[:, ::1], int64[::1]),
-    cache=True,
-    nogil=True,
-)
-def _tile_query(b, c_start, c_end, approx, q, cand, q_norm, c_norm, lang_ptr, gold_ptr, gold_col, gs, ge, order,
-                t_lo, t_hi, cnt, undecided, recomputed):
-    """Add block row b's counts over candidate columns c_start:c_end (see the module docstring).
+@njit(void(int64[::1], _F32_ROWS, _F32_ROWS, float64[::1], float64[::1], int32[:, ::1], int64[::1],
+           float32[:, ::1]), cache=True, parallel=True)
+def _dots_block(rows, q, cand, q_norm, c_norm, und_col, und_n, und_s):
+    """Pass 2: ``und_s[r, k]`` = float32 dot of row ``rows[r]`` and its k-th listed candidate (NaN where
+    ‖q‖ ‖c‖ > 2^100 could overflow float32: pass 3 goes to float64 there).
 
-    One loop nest on purpose (over 60 lines): the tiers sit inside the per-candidate loop, where a
-    helper call costs more than the work it would hide.
+    Candidate-major in slabs of SLAB rows, so a candidate row is read once per slab and dotted with
+    every row of the slab that listed it while the slab's query rows stay in cache.
     """
+    n_cand = cand.shape[0]
+    for r0 in range(0, rows.shape[0], SLAB):
+        r1 = min(r0 + SLAB, rows.shape[0])
+        start = np.zeros(n_cand + 1, dtype=np.int64)
+        for r in range(r0, r1):
+            for k in range(und_n[r]):
+                start[und_col[r, k] + 1] += 1
+        for c in range(n_cand):
+            start[c + 1] += start[c]
+        pair_row = np.empty(start[n_cand], dtype=np.int64)
+        pair_k = np.empty(start[n_cand], dtype=np.int64)
+        fill = start[:n_cand].copy()
+        for r in range(r0, r1):
+            for k in range(und_n[r]):
+                c = und_col[r, k]
+                pair_row[fill[c]] = r
+                pair_k[fill[c]] = k
+                fill[c] += 1
+        for c in prange(n_cand):
+            for p in range(start[c], start[c + 1]):
+                r = pair_row[p]
+                b = rows[r]
+                if q_norm[b] * c_norm[c] <= 2.0 ** 100:
+                    und_s[r, pair_k[p]] = _dot32(q[b], cand[c])
+                else:
+                    und_s[r, pair_k[p]] = np.nan
+
+
+def _decide_sig(t):
+    return void(int64, t[::1], _F32_ROWS, _F32_ROWS, float64[::1], float64[::1], int32[::1], int64[::1],
+                int64[::1], float64[::1], float64[::1], t[::1], t[::1], int32[::1], float32[::1],
+                int32[:, ::1], int32[:, ::1], int64[::1])
+
+
+@njit([_decide_sig(float32), _decide_sig(int16)], cache=True, nogil=True)
+def _decide_query(b, row, q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi, listed_cols,
+                  listed_s, cnt, undecided, recomputed):
+    """Pass 3 over block row b: each listed candidate (``listed_cols``, float32 dots ``listed_s``) against each gold whose thresholds leave it
+    open, decided on its float32 enclosure, else a float64 one, else the exact sign (module
+    docstring); a gold's own column is a tie. Counts into ``cnt``, ``undecided``, ``recomputed``."""
     j0 = gold_ptr[b]
     j1 = gold_ptr[b + 1]
-    if j1 == j0:
-        return
-    n_langs = lang_ptr.shape[0] - 1
-    row = approx[b]
-    qb = q[b]
-    ex_s = np.empty(CHUNK)
-    ex_e = np.empty(CHUNK)
-    level = np.zeros(CHUNK, dtype=np.int8)  # enclosure held: 0 none, 1 float32, 2 float64
     parts = np.empty(EXPANSION)
-    first = order[j0]
-    d = qb.shape[0]
-    # float32 recomputation bound per candidate: e32_scale * ‖c‖ + e32_tiny; skipped (level 1 not
-    # used) where ‖q‖ ‖c‖ > 2^100 could overflow float32.
-    nu = d * 2.0 ** -24
+    qb = q[b]
+    nu = qb.shape[0] * 2.0 ** -24
     e32_scale = nu / (1.0 - nu) * (1.0 + 2.0 ** -30) * q_norm[b]
-    e32_tiny = d * 2.0 ** -148
-    for lang in range(n_langs):
-        c0 = max(lang_ptr[lang], c_start)
-        end = min(lang_ptr[lang + 1], c_end)
-        while c0 < end:
-            c1 = min(c0 + CHUNK, end)
-            chunk = row[c0:c1]
-            k = _count_at_or_above(chunk, t_lo[first])  # candidates possibly at or above the lowest gold
-            p = j0
-            fresh = True
-            while k != 0:
-                j = order[p]
-                sure = _count_at_or_above(chunk, t_hi[j])
-                cnt[j, lang] += sure
-                if k > sure:
-                    if fresh:
-                        level[:c1 - c0] = 0
-                        fresh = False
-                    g = cand[gold_col[j]]
-                    for i in range(c1 - c0):
-                        a = chunk[i]
-                        if a < t_lo[j] or a >= t_hi[j]:
-                            continue
-                        c = c0 + i
-                        if c == gold_col[j]:
-                            cnt[j, lang] += 1
-                            continue
-                        undecided[j, lang] += 1
-                        if level[i] == 0:
-                            recomputed[b] += 1
-                            if q_norm[b] * c_norm[c] <= 2.0 ** 100:
-                                ex_s[i] = _dot32(qb, cand[c])
-                                ex_e[i] = e32_scale * c_norm[c] + e32_tiny
-                                level[i] = 1
-                            else:
-                                ex_s[i], ex_e[i] = _dot64(qb, cand[c])
-                                level[i] = 2
-                        # Enclosures first, each tier only where the previous one overlaps the gold's
-                        # (tests written out: a call here costs more than the test).
-                        while True:
-                            if ex_s[i] - ex_e[i] > gs[j] + ge[j]:
-                                above = True
-                            elif ex_s[i] + ex_e[i] < gs[j] - ge[j]:
-                                above = False
-                            elif level[i] == 1:
-                                ex_s[i], ex_e[i] = _dot64(qb, cand[c])
-                                level[i] = 2
-                                continue
-                            else:
-                                above = _exact_sign(qb, cand[c], g, parts) >= 0
-                            break
-                        if above:
-                            cnt[j, lang] += 1
-                p += 1
-                if p == j1:
-                    break
-                k = _count_at_or_above(chunk, t_lo[order[p]])  # t_lo ascending with p: counts only shrink
-            c0 = c1
+    e32_tiny = qb.shape[0] * 2.0 ** -148
+    for k in range(listed_cols.shape[0]):
+        c = listed_cols[k]
+        a = row[c]
+        lang = c_lang[c]
+        s = np.float64(listed_s[k])
+        e = e32_scale * c_norm[c] + e32_tiny
+        level = 1 if s == s else 0  # enclosure held: 0 none (NaN: overflow guard), 1 float32, 2 float64
+        opened = False
+        for j in range(j0, j1):
+            if a < t_lo[j] or a >= t_hi[j]:
+                continue
+            if c == gold_col[j]:
+                cnt[j, lang] += 1
+                continue
+            undecided[j, lang] += 1
+            opened = True
+            while True:  # tests written out: a call here costs more than the test
+                if level > 0 and s - e > gs[j] + ge[j]:
+                    above = True
+                elif level > 0 and s + e < gs[j] - ge[j]:
+                    above = False
+                elif level < 2:
+                    s, e = _dot64(qb, cand[c])
+                    level = 2
+                    continue
+                else:
+                    above = _exact_sign(qb, cand[c], cand[gold_col[j]], parts) >= 0
+                break
+            if above:
+                cnt[j, lang] += 1
+        if opened:
+            recomputed[b] += 1
 
 
 # --------------------------------------------------------------------------------- prange wrappers
@@ -290,18 +286,20 @@ def _golds_block(q, cand, b0, w, gold_ptr, gold_col, gold_lang, gs, ge, order, t
         _golds_query(b, q, cand, b0, w, gold_ptr, gold_col, gold_lang, gs, ge, order, t_lo, t_hi, gcnt)
 
 
-@njit(
-    void(int64, int64, float32[:, ::1], _F32_ROWS, _F32_ROWS, float64[::1], float64[::1], int64[::1], int64[::1],
-         int64[::1], float64[::1], float64[::1], int64[::1], float32[::1], float32[::1], int32[:, ::1], int32[:, ::1],
-         int64[::1]),
-    cache=True,
-    parallel=True,
-)
-def _tile_block(c_start, c_end, approx, q, cand, q_norm, c_norm, lang_ptr, gold_ptr, gold_col, gs, ge, order,
-                t_lo, t_hi, cnt, undecided, recomputed):
-    for b in prange(approx.shape[0]):
-        _tile_query(b, c_start, c_end, approx, q, cand, q_norm, c_norm, lang_ptr, gold_ptr, gold_col, gs, ge,
-                    order, t_lo, t_hi, cnt, undecided, recomputed)
+def _decide_block_sig(t):
+    return void(int64[::1], t[:, ::1], _F32_ROWS, _F32_ROWS, float64[::1], float64[::1], int32[::1], int64[::1],
+                int64[::1], float64[::1], float64[::1], t[::1], t[::1], int32[:, ::1], int64[::1], float32[:, ::1],
+                int32[:, ::1], int32[:, ::1], int64[::1])
+
+
+@njit([_decide_block_sig(float32), _decide_block_sig(int16)], cache=True, parallel=True)
+def _decide_block(rows, approx, q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi, und_col,
+                  und_n, und_s, cnt, undecided, recomputed):
+    for r in prange(rows.shape[0]):
+        b = rows[r]
+        n = und_n[r]
+        _decide_query(b, approx[b], q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi,
+                      und_col[r, :n], und_s[r, :n], cnt, undecided, recomputed)
 
 
 # ------------------------------------------------------------------------------- public functions
@@ -310,12 +308,13 @@ def _tile_block(c_start, c_end, approx, q, cand, q_norm, c_norm, lang_ptr, gold_
 def certified_counts(approx, bound, w, q, cand, lang_ptr, gold_ptr, gold_col, gold_lang, q_norm=None, c_norm=None):
     """Exact ``(cnt, gcnt, undecided, recomputed)`` of one block from approximate scores.
 
-    ``approx`` (B, N) float32: approximate scores, columns grouped by language (language L owns
-    columns ``lang_ptr[L]:lang_ptr[L+1]``); ``bound`` (B,) float64 and ``w`` (float) such that
-    ``|approx[b, c] - q[b].cand[c]| <= bound[b] + w * |approx[b, c]|`` for every pair (NaN/inf
-    approximations are allowed: nothing is decided by them); ``q`` (B, d) and ``cand`` (N, d)
-    float32: the stored vectors, ``cand`` in column order; golds of row b are columns
-    ``gold_col[gold_ptr[b]:gold_ptr[b+1]]`` with languages ``gold_lang``.
+    ``approx`` (B, N): approximate scores, float32, or bfloat16 bit patterns as uint16 (a
+    C-contiguous, writable array, turned into order keys in place); columns grouped by language
+    (language L owns columns ``lang_ptr[L]:lang_ptr[L+1]``). ``bound`` (B,) float64 and ``w``
+    (float) such that ``|approx[b, c] - q[b].cand[c]| <= bound[b] + w * |approx[b, c]|`` for every
+    pair, approximations finite; ``q`` (B, d) and ``cand`` (N, d) float32: the stored vectors,
+    ``cand`` in column order; golds of row b are columns ``gold_col[gold_ptr[b]:gold_ptr[b+1]]``
+    with languages ``gold_lang``.
 
     With s(c) = q[b].cand[c] exactly: ``cnt[j, L] = |{c : lang(c) = L, s(c) >= s(gold j)}|``,
     ``gcnt[j, L]`` the same over the golds of row b (int32, (n_golds, n_langs)), ``undecided[j,
@@ -323,9 +322,11 @@ def certified_counts(approx, bound, w, q, cand, lang_ptr, gold_ptr, gold_col, go
     the candidates of row b whose score was recomputed (int64, (B,)). ``q_norm`` / ``c_norm``:
     upper bounds on the rows' Euclidean norms (computed here when not given).
     """
-    approx = np.ascontiguousarray(approx, dtype=np.float32)
+    bf16 = approx.dtype == np.uint16
+    approx = approx.view(np.int16) if bf16 else np.ascontiguousarray(approx, dtype=np.float32)
     n_rows, n_cols = approx.shape
     n_langs = len(lang_ptr) - 1
+    lang_ptr = np.ascontiguousarray(lang_ptr, dtype=np.int64)
     gold_ptr = np.ascontiguousarray(gold_ptr, dtype=np.int64)
     gold_col = np.ascontiguousarray(gold_col, dtype=np.int64)
     q = np.ascontiguousarray(q, dtype=np.float32)
@@ -334,17 +335,43 @@ def certified_counts(approx, bound, w, q, cand, lang_ptr, gold_ptr, gold_col, go
     gs, ge = np.empty(n_golds), np.empty(n_golds)
     order = np.empty(n_golds, dtype=np.int64)
     t_lo, t_hi = np.empty(n_golds, np.float32), np.empty(n_golds, np.float32)
-    cnt = np.zeros((n_golds, n_langs), dtype=np.int32)
-    gcnt = np.zeros((n_golds, n_langs), dtype=np.int32)
-    undecided = np.zeros((n_golds, n_langs), dtype=np.int32)
+    cnt, gcnt, undecided = (np.zeros((n_golds, n_langs), dtype=np.int32) for _ in range(3))
     recomputed = np.zeros(n_rows, dtype=np.int64)
     _golds_block(q, cand, np.ascontiguousarray(bound, dtype=np.float64), float(w), gold_ptr, gold_col,
                  np.ascontiguousarray(gold_lang, dtype=np.int32), gs, ge, order, t_lo, t_hi, gcnt)
-    q_norm = row_norms(q) if q_norm is None else np.ascontiguousarray(q_norm, dtype=np.float64)
-    c_norm = row_norms(cand) if c_norm is None else np.ascontiguousarray(c_norm, dtype=np.float64)
-    _tile_block(0, n_cols, approx, q, cand, q_norm, c_norm, np.ascontiguousarray(lang_ptr, dtype=np.int64),
-                gold_ptr, gold_col, gs, ge, order, t_lo, t_hi, cnt, undecided, recomputed)
+    if bf16:
+        t_lo, t_hi = bf16_ceiling_keys(t_lo), bf16_ceiling_keys(t_hi)
+    norms = (row_norms(q) if q_norm is None else np.ascontiguousarray(q_norm, dtype=np.float64),
+             row_norms(cand) if c_norm is None else np.ascontiguousarray(c_norm, dtype=np.float64))
+    c_lang = np.repeat(np.arange(n_langs, dtype=np.int32), np.diff(lang_ptr))
+    golds = (gold_ptr, gold_col, gs, ge, t_lo, t_hi)
+    counts = (cnt, undecided, recomputed)
+    rows = np.arange(n_rows, dtype=np.int64)
+    cap = min(n_cols, max(LIST_MIN, n_cols // LIST_SHARE))
+    und_col = np.empty((n_rows, cap), np.int32)
+    und_n = np.empty(n_rows, np.int64)
+    scan = _scan_block_bf16 if bf16 else _scan_block
+    scan(rows, approx, lang_ptr, gold_ptr, order, t_lo, t_hi, True, cnt, und_col, und_n)
+    over = und_n > cap
+    _recount(rows[~over], und_col[~over], und_n[~over], approx, q, cand, norms, c_lang, golds, counts)
+    batch = max(1, REDO_BYTES // (8 * n_cols))
+    for s in range(0, int(over.sum()), batch):  # rows whose list overflowed: again with room for every column
+        redo = rows[over][s:s + batch]
+        und_col = np.empty((len(redo), n_cols), np.int32)
+        und_n = np.empty(len(redo), np.int64)
+        _scan_block(redo, approx, lang_ptr, gold_ptr, order, t_lo, t_hi, False, cnt, und_col, und_n)
+        _recount(redo, und_col, und_n, approx, q, cand, norms, c_lang, golds, counts)
     return cnt, gcnt, undecided, recomputed
+
+
+def _recount(rows, und_col, und_n, approx, q, cand, norms, c_lang, golds, counts):
+    """Passes 2 and 3 over ``rows`` with their lists of undecided candidates."""
+    und_col = np.ascontiguousarray(und_col)
+    und_s = np.empty(und_col.shape, np.float32)
+    _dots_block(rows, q, cand, *norms, und_col, und_n, und_s)
+    gold_ptr, gold_col, gs, ge, t_lo, t_hi = golds
+    _decide_block(rows, approx, q, cand, *norms, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi, und_col, und_n,
+                  und_s, *counts)
 
 
 def row_norms(x) -> np.ndarray:

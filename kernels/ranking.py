@@ -19,13 +19,18 @@ mispredictions cost more than the compares. :func:`gold_rank_counts` also return
 same count over the golds themselves (hits), for tests and inspection.
 
 Kernels are array-in/array-out: a private per-query ``@njit`` function and a ``prange`` wrapper
-over the queries of a block, under thin public functions. No IO, no global thread settings.
+over the queries of a block, under thin public functions. No IO, no global thread settings. The
+``prange`` wrappers declare their signatures and compile at their first call
+(:mod:`fastir.kernels.lazy`); the per-query functions and finalisers are typed by them, so that a
+command loads from the cache only the wrapper it runs.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import boolean, float32, float64, int32, int64, njit, prange, void
+
+from fastir.kernels.lazy import lazy_njit
 
 # ------------------------------------------------------------------------------ per-query kernels
 
@@ -35,7 +40,7 @@ from numba import boolean, float32, float64, int32, int64, njit, prange, void
 CHUNK = 64
 
 
-@njit(int32(float32[::1], float32), cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _count_at_or_above(values, threshold):
     # Indexing from 0 over a slice lets LLVM prove indices non-negative and vectorise the loop
     # (``range(c0, c1)`` on the full row keeps Numba's wraparound check and runs ~4x slower).
@@ -46,11 +51,7 @@ def _count_at_or_above(values, threshold):
     return k
 
 
-@njit(
-    void(float32[:, ::1], int64, int64[::1], int64[::1], int64[::1], int32[:, ::1]),
-    cache=True,
-    nogil=True,
-)
+@njit(cache=True, nogil=True)
 def _count_query(scores, b, lang_ptr, gold_ptr, gold_col, cnt):
     """Fill ``cnt`` rows gold_ptr[b]:gold_ptr[b+1] for block row ``b``.
 
@@ -92,7 +93,7 @@ def _count_query(scores, b, lang_ptr, gold_ptr, gold_col, cnt):
             cnt[j0 + order[p], lang] = above[p, lang]
 
 
-@njit(void(float32[:, ::1], int64, int64[::1], int64[::1], int32[::1], int32[:, ::1]), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _count_gold_hits(scores, b, gold_ptr, gold_col, gold_lang, gcnt):
     """Fill ``gcnt`` rows of block row ``b``: golds of each language scoring at or above each gold."""
     j0 = gold_ptr[b]
@@ -105,17 +106,14 @@ def _count_gold_hits(scores, b, gold_ptr, gold_col, gold_lang, gcnt):
 
 
 # ------------------------------------------------------------------------------------ finalisers
-# Per-query values from ``rank`` and ``grade`` (qrels relevance, today 1) of each gold of q in S;
-# relevant = grade >= threshold, R = the relevant golds, NaN when R is empty. Rank is monotone in
+# Per-query values from ``rank`` and ``grade`` (qrels grade >= 1) of each judged-positive gold of q
+# in S; relevant = grade >= threshold, R = the relevant golds, NaN when R is empty. Rank is monotone in
 # score, so hits(d) = |{g in R : rank(g) <= rank(d)}|: ranks carry every rank-based metric, binary
 # or graded. Signature float64(rank int64[::1], grade int64[::1], threshold, cutoff), one FINALISERS
 # code each. Kept in this file: Numba's cache tracks only a cached function's own file, so a
 # finaliser elsewhere would leave the fused kernel's cache stale when it changes.
 
-_SIG = float64(int64[::1], int64[::1], int64, int64)
-
-
-@njit(int64(int64[::1], int64), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _num_relevant(grade, threshold):
     n = 0
     for i in range(grade.shape[0]):
@@ -124,7 +122,7 @@ def _num_relevant(grade, threshold):
     return n
 
 
-@njit(_SIG, cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def average_precision(rank, grade, threshold, cutoff):
     """AP = (1/|R|) sum_{d in R} hits(d) / rank(d)  (= sklearn average_precision_score, ties included)."""
     n = _num_relevant(grade, threshold)
@@ -142,7 +140,7 @@ def average_precision(rank, grade, threshold, cutoff):
     return total / n
 
 
-@njit(_SIG, cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def reciprocal_rank(rank, grade, threshold, cutoff):
     """RR = 1 / min_{d in R} rank(d)."""
     best = np.int64(1) << 62
@@ -152,7 +150,7 @@ def reciprocal_rank(rank, grade, threshold, cutoff):
     return np.nan if best == np.int64(1) << 62 else 1.0 / best
 
 
-@njit(_SIG, cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def recall_at(rank, grade, threshold, cutoff):
     """Recall@k = |{d in R : rank(d) <= k}| / |R|."""
     n = _num_relevant(grade, threshold)
@@ -165,23 +163,24 @@ def recall_at(rank, grade, threshold, cutoff):
     return found / n
 
 
-@njit(_SIG, cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def ndcg_at(rank, grade, threshold, cutoff):
     """nDCG@k = DCG@k / IDCG@k, gain = grade (trec_eval ``ndcg_cut``, ties against the gold)::
 
-        DCG@k  = sum_{d in R, rank(d) <= k} grade(d) / log2(rank(d) + 1)
-        IDCG@k = sum_{i=1}^{min(k, |R|)} g_(i) / log2(i + 1)     (g_(1) >= g_(2) >= ...: R's grades, sorted)
+        DCG@k  = sum_{d in P, rank(d) <= k} grade(d) / log2(rank(d) + 1)
+        IDCG@k = sum_{i=1}^{min(k, |P|)} g_(i) / log2(i + 1)     (g_(1) >= g_(2) >= ...: P's grades, sorted)
 
-    With binary relevance every grade is 1.
+    P = every gold with grade >= 1, whatever the threshold (trec_eval's ndcg_cut ignores
+    relevance_level); NaN when R (grade >= threshold) is empty. Binary relevance: every grade is 1.
     """
-    n = _num_relevant(grade, threshold)
-    if n == 0:
+    if _num_relevant(grade, threshold) == 0:
         return np.nan
+    n = _num_relevant(grade, 1)
     gains = np.empty(n, dtype=np.float64)
     dcg = 0.0
     j = 0
     for i in range(rank.shape[0]):
-        if grade[i] >= threshold:
+        if grade[i] >= 1:
             gains[j] = grade[i]
             j += 1
             if rank[i] <= cutoff:
@@ -193,7 +192,7 @@ def ndcg_at(rank, grade, threshold, cutoff):
     return dcg / ideal
 
 
-@njit(_SIG, cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def rank_distance(rank, grade, threshold, cutoff):
     """RD = max_{d in R} rank(d) - min_{d in R} rank(d), defined for |R| >= 2 (else NaN)."""
     n, lo, hi = 0, np.int64(1) << 62, np.int64(0)
@@ -211,7 +210,7 @@ FINALISERS = {"average_precision": AP, "reciprocal_rank": RR, "recall_at": RECAL
               "ndcg_at": NDCG}  # keys: the finalisers' function names
 
 
-@njit(float64(int64, int64[::1], int64[::1], int64, int64), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def finalise(code, rank, grade, threshold, cutoff):
     """The value of finaliser ``code`` (a :data:`FINALISERS` value); NaN for an unknown code."""
     if code == AP:
@@ -227,12 +226,7 @@ def finalise(code, rank, grade, threshold, cutoff):
     return np.nan
 
 
-@njit(
-    void(int64, int64, int64, int64[::1], int32[::1], int64[::1], int32[:, ::1], boolean[::1], int64[::1],
-         int64[::1], boolean[::1], int64, int32[:, ::1], float64[:, :, ::1]),
-    cache=True,
-    nogil=True,
-)
+@njit(cache=True, nogil=True)
 def _query_metrics(b, row, n_langs, gold_ptr, gold_lang, gold_grade, cnt, want, codes, cutoffs, pooled_only,
                    threshold, nrel, values):
     """Metrics of block row ``b`` for every wanted candidate set; written to output row ``row``.
@@ -260,9 +254,10 @@ def _query_metrics(b, row, n_langs, gold_ptr, gold_lang, gold_grade, cnt, want, 
             rank[n] = r
             grade[n] = gold_grade[j]
             n += 1
-        nrel[row, s] = n
+        n_relevant = _num_relevant(grade[:n], threshold)
+        nrel[row, s] = n_relevant
         for i in range(codes.shape[0]):
-            if n == 0 or (pooled_only[i] and s != n_langs):
+            if n_relevant == 0 or (pooled_only[i] and s != n_langs):
                 values[row, s, i] = np.nan
             else:
                 values[row, s, i] = finalise(codes[i], rank[:n], grade[:n], threshold, cutoffs[i])
@@ -271,7 +266,7 @@ def _query_metrics(b, row, n_langs, gold_ptr, gold_lang, gold_grade, cnt, want, 
 # --------------------------------------------------------------------------------- prange wrappers
 
 
-@njit(
+@lazy_njit(
     void(float32[:, ::1], int64[::1], int64[::1], int64[::1], int32[::1], int32[:, ::1], int32[:, ::1]),
     cache=True,
     parallel=True,
@@ -282,7 +277,7 @@ def _count_block(scores, lang_ptr, gold_ptr, gold_col, gold_lang, cnt, gcnt):
         _count_gold_hits(scores, b, gold_ptr, gold_col, gold_lang, gcnt)
 
 
-@njit(
+@lazy_njit(
     void(int64, int64[::1], int32[::1], int64[::1], int32[:, ::1], int64[::1], int32[::1], boolean[:, ::1],
          int64[::1], int64[::1], boolean[::1], int64, int32[:, ::1], float64[:, :, ::1]),
     cache=True,
@@ -295,7 +290,7 @@ def _metrics_block(n_langs, gold_ptr, gold_lang, gold_grade, cnt, rows, query_gr
                        cutoffs, pooled_only, threshold, nrel, values)
 
 
-@njit(
+@lazy_njit(
     void(float32[:, ::1], int64[::1], int64[::1], int64[::1], int32[::1], int64[::1], int64[::1], int32[::1],
          boolean[:, ::1], int64[::1], int64[::1], boolean[::1], int64, int32[:, ::1], float64[:, :, ::1]),
     cache=True,
@@ -350,7 +345,7 @@ def gold_rank_counts(scores, cand_lang, gold_ptr, gold_col, n_langs):
 
 
 def metrics_from_counts(gold_ptr, gold_lang, cnt, want, program, gold_grade=None, threshold=1):
-    """Per-query metric values and |G ∩ S| for every candidate set S, from the per-gold counts.
+    """Per-query metric values and |R ∩ S| (golds of grade >= ``threshold``) for every candidate set S, from the per-gold counts.
 
     ``want`` (B, n_langs + 1) bool selects the sets (column n_langs = pooled). With
     ``rank_S(d) = sum_{L in S} cnt[d, L]``, metric i of ``program`` = (codes, cutoffs, pooled_only)

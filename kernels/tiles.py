@@ -19,12 +19,14 @@ from __future__ import annotations
 import numpy as np
 from numba import boolean, float32, int32, int64, njit, prange, void
 
+from fastir.kernels.lazy import lazy_njit
+
 # Candidates per vectorised count (as in fastir.kernels.ranking; a copy: Numba's cache tracks only
 # a cached function's own file).
 CHUNK = 64
 
 
-@njit(int32(float32[::1], float32), cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _count_at_or_above(values, threshold):
     k = np.int32(0)
     for c in range(values.shape[0]):
@@ -32,8 +34,7 @@ def _count_at_or_above(values, threshold):
     return k
 
 
-@njit(void(float32[:, ::1], int64, int64[::1], int64[::1], int64[::1], float32[::1], boolean, int64, int64,
-           int64[::1], int64[:, ::1]), cache=True, nogil=True)
+@njit(cache=True, nogil=True)  # typed by its caller, _count_tile
 def _count_tile_row(scores, b, lang_ptr, gold_ptr, gold_pos, gold_score, take, t0, lang0, gold_id, cnt):
     j0 = gold_ptr[b]
     m = gold_ptr[b + 1] - j0
@@ -76,8 +77,8 @@ def _count_tile_row(scores, b, lang_ptr, gold_ptr, gold_pos, gold_score, take, t
             cnt[d, lang0 + lang] += above[p, lang]
 
 
-@njit(void(float32[:, ::1], int64[::1], int64[::1], int64[::1], float32[::1], boolean, int64, int64, int64[::1],
-           int64[:, ::1]), cache=True, parallel=True)
+@lazy_njit(void(float32[:, ::1], int64[::1], int64[::1], int64[::1], float32[::1], boolean, int64, int64,
+                int64[::1], int64[:, ::1]), cache=True, parallel=True)
 def _count_tile(scores, lang_ptr, gold_ptr, gold_pos, gold_score, take, t0, lang0, gold_id, cnt):
     for b in prange(scores.shape[0]):
         _count_tile_row(scores, b, lang_ptr, gold_ptr, gold_pos, gold_score, take, t0, lang0, gold_id, cnt)
@@ -101,8 +102,8 @@ def _before(v1, k1, v2, k2):
     return v1 > v2 or (v1 == v2 and k1 < k2)
 
 
-@njit(void(float32[:, :, ::1], int64[:, :, ::1], int32[:, ::1], float32[:, :, ::1], int64[:, :, ::1],
-           int32[:, ::1], int64[::1]), cache=True, parallel=True)
+@lazy_njit(void(float32[:, :, ::1], int64[:, :, ::1], int32[:, ::1], float32[:, :, ::1], int64[:, :, ::1],
+                int32[:, ::1], int64[::1]), cache=True, parallel=True)
 def _merge_top(score, key, length, new_score, new_key, new_len, rows):
     depth = score.shape[2]
     for i in prange(rows.shape[0]):

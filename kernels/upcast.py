@@ -11,21 +11,23 @@ numpy's single-threaded cast; the scans are two-core passes over the bits, with 
 boolean array of the whole matrix.
 
 Kernels are array-in/array-out: a private per-row ``@njit`` function and a ``prange`` wrapper
-over the rows, under thin public functions. No IO, no global thread settings.
+over the rows, under thin public functions. No IO, no global thread settings. The kernels that
+Python calls declare their signatures and compile at their first call (:mod:`fastir.kernels.lazy`),
+so a float16 run does not load the float32 gather; the per-row helpers are typed by them.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import boolean, float32, int64, njit, prange, types, uint16, uint32, void
+from numba import float32, int64, njit, prange, types, uint16, uint32, void
+
+from fastir.kernels.lazy import lazy_njit
 
 # float16 bit pattern -> float32 value, for every pattern (NaN payloads and signed zeros included).
 HALF_TO_FLOAT = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)
 
 # Inputs are often read-only memory maps; a read-only signature accepts writable arrays too.
-_U16_ROW = types.Array(uint16, 1, "C", readonly=True)
 _U16_ROWS = types.Array(uint16, 2, "C", readonly=True)
-_U32_ROW = types.Array(uint32, 1, "C", readonly=True)
 _U32_ROWS = types.Array(uint32, 2, "C", readonly=True)
 _F32_ROWS = types.Array(float32, 2, "C", readonly=True)
 _F32_TABLE = types.Array(float32, 1, "C", readonly=True)
@@ -36,7 +38,7 @@ _FLOAT_EXPONENT = np.uint32(0x7F800000)
 # ------------------------------------------------------------------------------- per-row kernels
 
 
-@njit([boolean(_U16_ROW, uint16), boolean(_U32_ROW, uint32)], cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _row_finite(bits, exponent):
     # Count instead of returning early: the branch-free loop vectorises.
     bad = 0
@@ -45,7 +47,7 @@ def _row_finite(bits, exponent):
     return bad == 0
 
 
-@njit(void(_U16_ROW, _F32_TABLE, float32[::1]), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _half_row_to_float(bits, table, out):
     for j in range(bits.shape[0]):
         out[j] = table[bits[j]]
@@ -54,7 +56,7 @@ def _half_row_to_float(bits, table, out):
 # --------------------------------------------------------------------------------- prange wrappers
 
 
-@njit([int64(_U16_ROWS, uint16), int64(_U32_ROWS, uint32)], cache=True, parallel=True)
+@lazy_njit([int64(_U16_ROWS, uint16), int64(_U32_ROWS, uint32)], cache=True, parallel=True)
 def _first_nonfinite(bits, exponent):
     n = bits.shape[0]
     finite = np.empty(n, dtype=np.bool_)
@@ -66,25 +68,25 @@ def _first_nonfinite(bits, exponent):
     return -1
 
 
-@njit(void(_U16_ROWS, int64[::1], _F32_TABLE, float32[:, ::1]), cache=True, parallel=True)
+@lazy_njit(void(_U16_ROWS, int64[::1], _F32_TABLE, float32[:, ::1]), cache=True, parallel=True)
 def _half_gather(bits, rows, table, out):
     for i in prange(rows.shape[0]):
         _half_row_to_float(bits[rows[i]], table, out[i])
 
 
-@njit(void(_U16_ROWS, int64[::1], int64[::1], _F32_TABLE, float32[:, ::1]), cache=True, parallel=True)
+@lazy_njit(void(_U16_ROWS, int64[::1], int64[::1], _F32_TABLE, float32[:, ::1]), cache=True, parallel=True)
 def _half_gather_to(bits, rows, dest, table, out):
     for i in prange(rows.shape[0]):
         _half_row_to_float(bits[rows[i]], table, out[dest[i]])
 
 
-@njit(void(_F32_ROWS, int64[::1], int64[::1], float32[:, ::1]), cache=True, parallel=True)
+@lazy_njit(void(_F32_ROWS, int64[::1], int64[::1], float32[:, ::1]), cache=True, parallel=True)
 def _float_gather_to(src, rows, dest, out):
     for i in prange(rows.shape[0]):
         out[dest[i], :] = src[rows[i]]
 
 
-@njit(void(_F32_ROWS, int64[::1], float32[:, ::1]), cache=True, parallel=True)
+@lazy_njit(void(_F32_ROWS, int64[::1], float32[:, ::1]), cache=True, parallel=True)
 def _float_gather(src, rows, out):
     for i in prange(rows.shape[0]):
         out[i, :] = src[rows[i]]

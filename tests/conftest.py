@@ -220,3 +220,54 @@ def write_test_run(directory, *, q_emb, q_langs, c_emb, c_langs, qrels, q_xling=
 def make_run():
     """``make_run(tmp_path, q_emb=..., q_langs=..., c_emb=..., c_langs=..., qrels=[(qi, cj), ...])``."""
     return write_test_run
+
+
+# ---------------------------------------------------------------- MIRACL's release layout (docs/miracl.md)
+
+MIRACL_LANGS = ("sw", "te", "yo")
+
+
+def make_miracl_release(root, langs=MIRACL_LANGS, articles: int = 6, queries: int = 5, seed: int = 0):
+    """MIRACL's dev set as its release lays it out, over the tiny vocabulary: ``ROOT/miracl/miracl-v1.0-{lang}/
+    topics/topics.miracl-v1.0-{lang}-{split}.tsv`` (qid TAB query), ``.../qrels/qrels.miracl-v1.0-{lang}-{split}.tsv``
+    (TREC: qid Q0 docid grade; here graded 0/1/2, with a train split that must not be used) and
+    ``ROOT/miracl-corpus/miracl-corpus-v1.0-{lang}/docs-{n}.jsonl.gz`` (docid ``{article}#{passage}``, title,
+    text; two shards). Query and document ids repeat across languages, as in MIRACL."""
+    import gzip
+    from pathlib import Path
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    words = [f"w{k}" for k in range(EMBED_WORDS)]
+    root = Path(root)
+
+    def sentence(n):
+        return " ".join(rng.choice(words, size=n))
+
+    for lang in langs:
+        corpus = root / "miracl-corpus" / f"miracl-corpus-v1.0-{lang}"
+        corpus.mkdir(parents=True)
+        docs = [{"docid": f"{a}#{p}", "title": f"w{a} w{a + 1}", "text": sentence(int(rng.integers(4, 20)))}
+                for a in range(articles) for p in range(3)]
+        for shard in range(2):
+            with gzip.open(corpus / f"docs-{shard}.jsonl.gz", "wt", encoding="utf-8") as fh:
+                for doc in docs[shard::2]:
+                    fh.write(json.dumps(doc, ensure_ascii=False) + "\n")
+        release = root / "miracl" / f"miracl-v1.0-{lang}"
+        (release / "topics").mkdir(parents=True)
+        (release / "qrels").mkdir()
+        for split, qids in (("dev", range(queries)), ("train", range(queries, queries + 2))):
+            (release / "topics" / f"topics.miracl-v1.0-{lang}-{split}.tsv").write_text(
+                "".join(f"{q}\t{sentence(3)} ?\n" for q in qids), encoding="utf-8")
+            rows = []
+            for q in qids:
+                a = q % articles
+                rows += [f"{q} Q0 {a}#0 2\n", f"{q} Q0 {a}#1 1\n", f"{q} Q0 {(a + 1) % articles}#2 0\n"]
+            (release / "qrels" / f"qrels.miracl-v1.0-{lang}-{split}.tsv").write_text("".join(rows), encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def miracl_release(tmp_path):
+    return make_miracl_release(tmp_path / "release")

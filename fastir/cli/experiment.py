@@ -1,4 +1,4 @@
-"""``fastir experiment``: train strategies from one seed, embed, score, print Tables 1 and 2."""
+"""``fastir experiment``: train strategies from several seeds, embed, score, compare, write the report."""
 
 from __future__ import annotations
 
@@ -19,9 +19,16 @@ from fastir.train.choices import ALPHA_MODES, PRECISIONS, STRATEGIES
 @click.option("--eval", "eval_datasets", default="xquad-r", show_default=True,
               help=f"Comma-separated evaluation datasets: {choices_text()}.")
 @click.option("--eval-langs", default=None, help="Comma-separated languages of the evaluation datasets.")
+@click.option("--seeds", default=None,
+              help="Comma-separated training seeds; every strategy is trained from each [default: --seed].")
+@click.option("--baselines", default=None,
+              help="Comma-separated strategies (or base, with --include-base) the others are tested against "
+                   "[default: the first strategy].")
 @click.option("--include-base", is_flag=True, help="Also embed and score the untrained model (row 'base').")
 @click.option("--candidates", type=click.Choice(["sentence", "sentence+context"]), default="sentence",
               show_default=True, help="How fastir embed encodes candidates.")
+@click.option("--store", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True,
+              help="dtype of the stored embeddings (fastir embed --store).")
 @click.option("--alpha", type=float, default=0.5, show_default=True)
 @click.option("--alpha-mode", type=click.Choice(ALPHA_MODES), default="random", show_default=True,
               help="random: each step is mono with probability alpha (seeded); exact: mono and cross interleaved so the mono share is within one batch of alpha at every step.")
@@ -30,7 +37,9 @@ from fastir.train.choices import ALPHA_MODES, PRECISIONS, STRATEGIES
 @click.option("--lr", type=float, default=3e-5, show_default=True)
 @click.option("--temperature", type=float, default=0.05, show_default=True)
 @click.option("--warmup-steps", type=int, default=None)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--weight-decay", type=float, default=0.01, show_default=True)
+@click.option("--max-grad-norm", type=float, default=1.0, show_default=True, help="0 disables clipping.")
+@click.option("--seed", type=int, default=None, help="One training seed [default: 0]; --seeds for several.")
 @click.option("--pooling", type=click.Choice(["cls", "mean", "pooler"]), default=None)
 @click.option("--max-length", type=int, default=None)
 @click.option("--query-prefix", default="")
@@ -40,21 +49,37 @@ from fastir.train.choices import ALPHA_MODES, PRECISIONS, STRATEGIES
 @click.option("--save-steps", type=int, default=0, show_default=True)
 @click.option("--eval-max-length", type=int, default=None,
               help="Truncate evaluation texts to this many tokens [default: the base model's own length, not --max-length].")
+@click.option("--eval-every", type=int, default=0, show_default=True,
+              help="Learning curves: held-out pooled mAP every N training steps (0: loss only).")
+@click.option("--heldout", default=None,
+              help="Held-out data of the curves: a dataset or train table [default: the first --eval dataset].")
+@click.option("--heldout-max-queries", type=int, default=0, show_default=True,
+              help="Random subset of held-out queries, seeded by the training seed (0: all).")
+@click.option("--metrics", default=None,
+              help="More registry metrics to score, compare and report, e.g. ndcg@10,same_lang@10,lang_jsd@10.")
+@click.option("--samples", type=int, default=10000, show_default=True,
+              help="Resamples of the comparison's bootstrap intervals and tests.")
 @click.option("--allow-overlap", is_flag=True,
               help="Run even if a training row shares an xling_id, question or passage with an --eval dataset.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def experiment(data, model, out, strategies, eval_datasets, eval_langs, include_base, candidates, eval_max_length,
-               allow_overlap, progress, **train):
-    """Train each strategy with the same settings and seed, then embed, score and compare them.
+def experiment(data, model, out, strategies, eval_datasets, eval_langs, seeds, baselines, include_base, candidates,
+               store, eval_max_length, eval_every, heldout, heldout_max_queries, metrics, samples, allow_overlap,
+               progress, **train):
+    """Train each strategy with the same settings from each seed, then embed, score and compare them.
 
-    Prints Table 1 (Mo./Cr./Mul. mAP) and Table 2 (R@1, rank distance) per evaluation dataset and
-    writes OUT/results.json and OUT/tables.md.
+    Writes OUT/results.json, OUT/report.md (Tables 1-2 with intervals and significance markers,
+    per-language tables) and OUT/figures/, and prints the report's summary tables.
     """
-    from fastir.train.experiment import ExperimentConfig, format_tables, run_experiment
+    from fastir.train.experiment import ExperimentConfig, parse_seeds, run_experiment
+    from fastir.train.experiment_report import format_summary
 
+    if train["seed"] is None:
+        del train["seed"]
     results = run_experiment(ExperimentConfig(
-        data=list(data), model=model, out=out, strategies=split_list(strategies) or [],
-        eval_datasets=split_list(eval_datasets) or [], eval_langs=split_list(eval_langs), include_base=include_base,
-        candidates=candidates, eval_max_length=eval_max_length, allow_overlap=allow_overlap, train=train,
+        data=list(data), model=model, out=out, strategies=split_list(strategies) or [], seeds=parse_seeds(seeds),
+        baselines=split_list(baselines), eval_datasets=split_list(eval_datasets) or [],
+        eval_langs=split_list(eval_langs), include_base=include_base, candidates=candidates, store=store,
+        eval_max_length=eval_max_length, eval_every=eval_every, heldout=heldout,
+        heldout_max_queries=heldout_max_queries, metrics=split_list(metrics) or [], samples=samples, allow_overlap=allow_overlap, train=train,
         progress=progress))
-    click.echo(format_tables(results))
+    click.echo(format_summary(results))

@@ -34,6 +34,9 @@ DEFAULT_PRECISION = "fp32"
               help="What to print: summary table, summary.json content, or pairs.csv content.")
 @click.option("--block-mb", type=float, default=DEFAULT_BLOCK_MB, show_default=True,
               help="Memory budget of one float32 score block (MiB).")
+@click.option("--relevance-threshold", "relevance_threshold", default="1", show_default=True,
+              help="A judged candidate is relevant at grade >= N (trec_eval's relevance_level); nDCG's gains are "
+                   "every grade >= 1.")
 @click.option("--precision", type=click.Choice(list(PRECISION_CHOICES)), default=DEFAULT_PRECISION, show_default=True,
               help="Product precision: fp32 = ranks of float32 scores; exact|bf16|int8 = exact ranks from a "
                    "certified product (bf16/int8 faster where the CPU has BF16/VNNI; pairs left undecided "
@@ -48,7 +51,7 @@ DEFAULT_PRECISION = "fp32"
 @click.option("--timeout", type=float, default=1800.0, show_default=True,
               help="Under torchrun: seconds a rank waits for the others before failing.")
 def score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_query, trec_dir, trec_depth, fmt,
-          block_mb, precision, device, shard, merge_shards, timeout):
+          block_mb, relevance_threshold, precision, device, shard, merge_shards, timeout):
     """Score every language pair of RUN (a `fastir embed` run dir) exactly, over the full ranking.
 
     Writes pairs.csv, pairs.parquet, summary.json, heatmap.png (and per_query.parquet, TREC files)
@@ -60,7 +63,7 @@ def score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_quer
     from fastir.errors import InputError
     from fastir.lock import claim_output
     from fastir.runs.rundir import check_output_dir, read_run
-    from fastir.eval.score import default_out_dir, score_run
+    from fastir.eval.score import default_out_dir, parse_threshold, score_run
     from fastir.eval.report import format_table, pairs_csv, summary_json, write_scores
     from fastir.eval.cells import parse_ks
     from fastir.eval.metrics import parse_metrics
@@ -69,6 +72,7 @@ def score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_quer
         raise InputError(None, "--k", "give either --k or --metrics (write the cutoffs as recall@1,5,10)")
     ks = parse_ks(DEFAULT_KS if ks is None else ks)
     chosen = None if metrics is None else parse_metrics(metrics)
+    threshold = parse_threshold(relevance_threshold)
     if trec_depth is not None and trec_dir is None and shard is None:
         raise InputError(None, "--trec-depth", "needs --trec DIR")
     if shard_files and not merge_shards:
@@ -77,7 +81,7 @@ def score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_quer
         raise InputError(None, "--shard", "give either --shard I/N or --merge-shards")
     if shard is not None:
         _write_shard(run_dir, shard, out_dir, overwrite, trec_dir, precision, pairs=pairs, ks=ks, block_mb=block_mb,
-                     metrics=chosen, device=device, trec_depth=trec_depth)
+                     metrics=chosen, device=device, trec_depth=trec_depth, relevance_threshold=threshold)
         return
     if not (timeout > 0):
         raise InputError(None, "--timeout", f"must be positive, found {timeout}")
@@ -94,12 +98,13 @@ def score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_quer
     try:
         if dist.rank != 0:  # rank 0 writes; the others count their shard and leave
             score_run(run, pairs=pairs, ks=ks, block_mb=block_mb, trec_depth=trec_depth, metrics=chosen,
-                      precision=precision, device=device, dist=dist)
+                      precision=precision, device=device, dist=dist, relevance_threshold=threshold)
             return
         with claim_output(out_dir, trec_dir):
             result = score_run(run, pairs=pairs, ks=ks, per_query=per_query, block_mb=block_mb,
                                trec_depth=trec_depth, metrics=chosen, precision=precision, device=device, dist=dist,
-                               shard_files=list(shard_files) if merge_shards else None)
+                               shard_files=list(shard_files) if merge_shards else None,
+                               relevance_threshold=threshold)
             if result.precision and result.precision["note"]:
                 click.echo(f"warning: {result.precision['note']}", err=True)
             write_scores(result, out_dir, overwrite=overwrite, trec_dir=trec_dir)

@@ -112,6 +112,11 @@ class BeirDataset:
     skipped_queries: int = 0  # queries of kept languages without a judgement in the split
     file_sha256: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def num_candidates(self) -> int:
+        """Candidates in the kept languages (counted when the collection was opened)."""
+        return sum(self.candidate_counts.values())
+
     def queries(self) -> Queries:
         return self._queries
 

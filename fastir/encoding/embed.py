@@ -7,19 +7,23 @@ How a run proceeds, and why:
 
 1. Everything that can be checked cheaply (options, OUT, dataset, model folder) is checked
    before any file is written, so bad input leaves nothing behind.
-2. Questions and candidates are tokenized once, sorted by length and cut into batches of at most
-   ``batch_tokens`` padded tokens (:func:`fastir.encoding.encoder.plan_batches`). The plan depends only on
-   the data and the options, so an interrupted run re-creates it exactly.
-3. Each batch's embeddings go to their own Arrow file (``part-<side>-<batch>.arrow``, row indices +
-   embeddings, written under a temporary name then renamed) in a work dir beside OUT
-   (``.<OUT>.fastir-embed/``). Memory stays flat; a part either exists whole or not at all.
+2. Each side is read in windows of at most ``window`` rows (:mod:`fastir.encoding.windows`;
+   candidates stream from :meth:`~fastir.data.dataset.Dataset.iter_candidates`, so a corpus's
+   text is never held whole). Each window is tokenized, sorted by length and cut into batches of
+   at most ``batch_tokens`` padded tokens (:func:`fastir.encoding.encoder.plan_batches`). The plan
+   depends only on the data and the options, so an interrupted run re-creates it exactly.
+3. Each batch's embeddings go to their own Arrow file (``part-<side>-<window>-<batch>.arrow``, row
+   indices + embeddings, written under a temporary name then renamed) in a work dir beside OUT
+   (``.<OUT>.fastir-embed/``), beside one ``window-<side>-<window>.arrow`` of ids per window.
+   Memory stays flat; a part either exists whole or not at all.
    Rank 0 holds OUT's lock (:mod:`fastir.lock`) for the whole run: a second embed to OUT fails.
    ``--resume`` skips the parts that exist; ``plan.json`` refuses a resume with other options.
-4. Under torchrun, rank r encodes batches r, r + W, ...; after a barrier rank 0 merges.
-5. Rank 0 scatters the parts into dataset order (through a memory-mapped scratch array), writes
-   the three tables and run.json into a temporary directory and renames it onto OUT; the work dir
-   is removed last. The tables depend only on the parts, so a resumed run is byte-identical to an
-   uninterrupted one.
+4. Under torchrun, rank r encodes batches r, r + W, ... (numbered across windows and sides);
+   after a barrier rank 0 merges.
+5. Rank 0 assembles each window from its parts in dataset order and appends it to the tables
+   (:class:`fastir.runs.writer.TableStream`: the same bytes as writing a table whole), writes
+   run.json into a temporary directory and renames it onto OUT; the work dir is removed last.
+   The tables depend only on the parts, so a resumed run is byte-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -37,14 +41,19 @@ import numpy as np
 import pyarrow as pa
 
 from fastir import __version__
-from fastir.atomic import atomic_dir, preallocated_memmap, remove_leftovers
+from fastir.atomic import atomic_dir, remove_leftovers
 from fastir.encoding.distributed import Distributed
 from fastir.errors import FastirError, InputError
 from fastir.lock import claim_output
-from fastir.runs.rundir import (
-    CANDIDATES, DTYPES, QRELS, QUERIES, RUN_FORMAT, RUN_JSON, candidates_table, embedding_array, qrels_table,
-    queries_table, write_run_json, write_table,
+from fastir.encoding.windows import (
+    READ_CHUNK, WINDOW, Window, gather_window, iter_windows, part_path, window_batches, window_path, write_part,
+    write_window,
 )
+from fastir.runs.rundir import (
+    CANDIDATES, QRELS, QUERIES, RUN_FORMAT, RUN_JSON, embedding_array, qrels_table, queries_table, table_schema,
+    write_run_json, write_table,
+)
+from fastir.runs.writer import TableStream
 
 CANDIDATE_MODES = ("sentence", "sentence+context")
 STORES = {"fp16": "float16", "fp32": "float32"}
@@ -72,6 +81,7 @@ class EmbedOptions:
     resume: bool = False
     overwrite: bool = False
     progress: bool = False
+    window: int = WINDOW  # rows tokenized and length-sorted together (fastir.encoding.windows)
 
 
 @dataclass
@@ -112,8 +122,9 @@ def embed_dataset(opts: EmbedOptions, on_batch: Callable[[str, int], None] | Non
         ds = open_dataset(opts.dataset, langs=opts.langs)
         if complete is not None:
             return _already_complete(out, complete, ds, opts, t0, dist)
-        queries, cands, qrels = ds.queries(), ds.candidates(), ds.qrels()
-        if opts.candidates == "sentence+context" and cands.contexts is None:
+        queries, qrels = ds.queries(), ds.qrels()
+        first = next(iter(ds.iter_candidates(1)), None)
+        if opts.candidates == "sentence+context" and first is not None and first.contexts is None:
             raise InputError(opts.dataset, "--candidates", "sentence+context needs candidate contexts; "
                                                            "this dataset has none")
         from fastir.encoding.backends import HF, backend_name, open_backend
@@ -122,41 +133,41 @@ def embed_dataset(opts: EmbedOptions, on_batch: Callable[[str, int], None] | Non
         enc = open_backend(opts.model, opts.backend, pooling=opts.pooling, max_length=opts.max_length,
                            device=dist.device(opts.device) if hf else opts.device, dtype=opts.dtype)
         normalize = enc.normalize_default if opts.normalize is None else bool(opts.normalize)
-        prepared = {
-            "queries": enc.prepare(queries.texts, prefix=opts.query_prefix),
-            "candidates": enc.prepare(
-                cands.texts, prefix=opts.passage_prefix,
-                text_pairs=cands.contexts if opts.candidates == "sentence+context" else None),
-        }
-        batches = {side: enc.plan(prepared[side], opts.batch_tokens) for side in SIDES}
-        meta = _run_meta(opts, ds, enc, normalize, (queries, cands, qrels))
-        plan = {**meta, "batches": {side: len(batches[side]) for side in SIDES}}
+        meta = _run_meta(opts, ds, enc, normalize, (queries, _num_candidates(ds), qrels))
+        plan = {**meta, "window": opts.window}
         created = dist.rank == 0 and (opts.overwrite or not work.exists())
         dist.run_on_rank0(lambda: _prepare_work_dir(work, plan, opts))
         try:
-            encoded = _encode_parts(enc, prepared, batches, work, meta["dtype"], normalize, dist, opts.progress,
-                                    on_batch)
+            encoded, windows = _encode_sides(enc, ds, queries, work, meta, normalize, dist, opts, on_batch)
         except InputError:
             if created:  # bad output from the encoder (e.g. NaN): leave nothing behind
                 shutil.rmtree(work, ignore_errors=True)
             raise
         dist.barrier()
-        dist.run_on_rank0(lambda: _merge(work, out, meta, (queries, cands, qrels), opts.overwrite))
+        dist.run_on_rank0(lambda: _merge(work, out, meta, (queries, qrels), windows, opts.overwrite))
         return EmbedResult(out, meta, encoded, time.perf_counter() - t0, dist.rank, dist.world_size)
     finally:
         claim.close()
         dist.close()
 
 
+def _num_candidates(ds) -> int:
+    """The dataset's candidate count: its ``num_candidates`` when it has one, else one streamed count."""
+    known = getattr(ds, "num_candidates", None)
+    if isinstance(known, int):
+        return known
+    return sum(len(chunk) for chunk in ds.iter_candidates(READ_CHUNK))
+
+
 def _run_meta(opts: EmbedOptions, ds, enc, normalize: bool, columns) -> dict:
     """run.json: the dataset, what the backend records (backend, version, model, settings), the options;
-    ``columns``: the dataset's (Queries, Candidates, Qrels)."""
-    queries, cands, qrels = columns
+    ``columns``: the dataset's (Queries, candidate count, Qrels)."""
+    queries, num_candidates, qrels = columns
     return {
         "format": RUN_FORMAT, "dataset": opts.dataset, "dataset_checksum": ds.checksum, "langs": list(ds.langs),
         **enc.record(opts.batch_tokens), "dim": enc.dim, "dtype": STORES[opts.store], "normalized": normalize,
         "query_prefix": opts.query_prefix, "passage_prefix": opts.passage_prefix, "candidates": opts.candidates,
-        "num_queries": len(queries), "num_candidates": len(cands), "num_qrels": len(qrels),
+        "num_queries": len(queries), "num_candidates": num_candidates, "num_qrels": len(qrels),
         "fastir_version": __version__,
     }
 
@@ -194,6 +205,8 @@ def _check_options(opts: EmbedOptions) -> None:
         raise InputError(None, "--batch-tokens", f"must be positive, found {opts.batch_tokens}")
     if opts.max_length is not None and opts.max_length <= 0:
         raise InputError(None, "--max-length", f"must be positive, found {opts.max_length}")
+    if not isinstance(opts.window, int) or opts.window <= 0:
+        raise InputError(None, "window", f"must be a positive number of rows, found {opts.window!r}")
     if opts.resume and opts.overwrite:
         raise InputError(None, "--resume", "cannot be combined with --overwrite")
 
@@ -245,8 +258,7 @@ def _prepare_work_dir(work: Path, plan: dict, opts: EmbedOptions) -> None:
             old = None
         if not isinstance(old, dict):
             raise InputError(plan_file, None, "unreadable; pass --overwrite to start over")
-        # "batches" last: it follows from the other settings, which name the real difference.
-        for key in sorted(set(plan) | set(old), key=lambda k: (k == "batches", k)):
+        for key in sorted(set(plan) | set(old)):
             if old.get(key) != plan.get(key):
                 raise InputError(plan_file, key, f"the interrupted run used {old.get(key)!r}, this call "
                                                  f"{plan.get(key)!r}; pass --overwrite to start over")
@@ -258,92 +270,88 @@ def _prepare_work_dir(work: Path, plan: dict, opts: EmbedOptions) -> None:
 # -------------------------------------------------------------------------------------- encoding
 
 
-def part_path(work: Path, side: str, index: int) -> Path:
-    return work / f"part-{side}-{index:06d}.arrow"
-
-
-def _part_schema(store: str, dim: int) -> pa.Schema:
-    return pa.schema([pa.field("row", pa.int64(), nullable=False),
-                      pa.field("embedding", pa.list_(DTYPES[store], dim), nullable=False)])
-
-
-def _write_part(path: Path, rows: np.ndarray, emb: np.ndarray, store: str) -> None:
-    table = pa.Table.from_arrays([pa.array(rows.astype(np.int64)), embedding_array(emb, store)],
-                                 schema=_part_schema(store, emb.shape[1]))
-    write_table(path, table)
-
-
-def _encode_parts(enc, prepared, batches, work, store, normalize, dist, progress, on_batch) -> int:
-    """Encode this rank's batches that have no part on disk yet; returns the number of texts encoded."""
+def _encode_sides(enc, ds, queries, work: Path, meta: dict, normalize: bool, dist, opts: EmbedOptions,
+                  on_batch) -> tuple[int, dict[str, int]]:
+    """Encode this rank's batches that have no part on disk yet, window by window (queries, then
+    candidates streamed from the dataset). Returns (texts encoded, windows per side)."""
     from tqdm.auto import tqdm
 
-    todo: list[tuple[str, int, np.ndarray]] = []
-    done = total = 0
-    job = 0
-    for side in SIDES:
-        for index, rows in enumerate(batches[side]):
-            if job % dist.world_size == dist.rank:
-                total += len(rows)
-                if part_path(work, side, index).is_file():
-                    done += len(rows)
-                else:
-                    todo.append((side, index, rows))
-            job += 1
-    encoded = 0
+    total = meta["num_queries"] + meta["num_candidates"] if dist.world_size == 1 else None
     desc = "embed" if dist.world_size == 1 else f"embed rank {dist.rank}"
-    with tqdm(total=total, initial=done, unit="text", desc=desc, disable=not progress, dynamic_ncols=True,
-              smoothing=0.1, position=dist.rank) as bar:
+    encoded, job, windows = 0, 0, {}
+    with tqdm(total=total, unit="text", desc=desc, disable=not opts.progress, dynamic_ncols=True, smoothing=0.1,
+              position=dist.rank) as bar:
         for side in SIDES:
-            mine = [(index, rows) for s, index, rows in todo if s == side]
-            indices = [index for index, _ in mine]
-            stream = enc.iter_encode(prepared[side], [rows for _, rows in mine], normalize)
-            for index, (rows, emb) in zip(indices, stream):
-                _write_part(part_path(work, side, index), rows, emb, store)
-                encoded += len(rows)
-                bar.update(len(rows))
-                if on_batch is not None:
-                    on_batch(side, index)
-    return encoded
+            chunks = [queries] if side == "queries" else ds.iter_candidates(min(READ_CHUNK, opts.window))
+            windows[side], side_start = 0, job
+            for win in iter_windows(side, chunks, opts.window):
+                def committed(j, side=side, start=side_start):  # on_batch numbers a side's batches from 0
+                    if on_batch is not None:
+                        on_batch(side, j - start)
+
+                done, job = _encode_window(enc, win, work, meta["dtype"], normalize, dist, opts, bar, committed, job)
+                encoded += done
+                windows[side] += 1
+    return encoded, windows
+
+
+def _encode_window(enc, win: Window, work: Path, store: str, normalize: bool, dist, opts: EmbedOptions, bar,
+                   committed, job: int) -> tuple[int, int]:
+    """Plan and encode one window; ``job`` numbers the batches across windows and sides (rank r
+    takes the jobs j with j % W == r). Returns (texts encoded, the next window's first job)."""
+    marker = window_path(work, win.side, win.index)
+    planned = window_batches(marker)
+    if planned is not None and all(part_path(work, win.side, win.index, b).is_file()
+                                   for b in range(planned) if (job + b) % dist.world_size == dist.rank):
+        bar.update(len(win))  # nothing left here for this rank: no need to tokenize again
+        return 0, job + planned
+    side = win.side
+    pairs = win.contexts if side == "candidates" and opts.candidates == "sentence+context" else None
+    prefix = opts.query_prefix if side == "queries" else opts.passage_prefix
+    prepared = enc.prepare(win.texts, prefix=prefix, text_pairs=pairs)
+    batches = enc.plan(prepared, opts.batch_tokens)
+    if planned is not None and planned != len(batches):
+        raise FastirError(f"{marker}: planned {planned} batches, now {len(batches)}; rerun with --overwrite")
+    if planned is None and dist.rank == 0:
+        write_window(marker, win, len(batches))
+    todo = []
+    for b, rows in enumerate(batches):
+        if (job + b) % dist.world_size != dist.rank or part_path(work, side, win.index, b).is_file():
+            bar.update(len(rows) if (job + b) % dist.world_size == dist.rank else 0)
+        else:
+            todo.append(b)
+    encoded = 0
+    for b, (rows, emb) in zip(todo, enc.iter_encode(prepared, [batches[b] for b in todo], normalize)):
+        write_part(part_path(work, side, win.index, b), rows + win.start, emb, store)
+        encoded += len(rows)
+        bar.update(len(rows))
+        committed(job + b)
+    return encoded, job + len(batches)
 
 
 # ----------------------------------------------------------------------------------------- merge
 
 
-def _gather(work: Path, side: str, n_batches: int, n_rows: int, store: str, dim: int) -> np.ndarray:
-    """Scatter a side's parts into a memory-mapped (N, D) array in dataset order (its disk space
-    reserved first: a full disk raises ENOSPC here instead of SIGBUS on a store)."""
-    scratch = preallocated_memmap(work / f"merge-{side}.bin", np.dtype(store), (n_rows, dim))
-    seen = np.zeros(n_rows, dtype=bool)
-    expected = _part_schema(store, dim)
-    for index in range(n_batches):
-        path = part_path(work, side, index)
-        if not path.is_file():
-            raise FastirError(f"{path}: missing part: a rank did not finish; rerun with --resume")
-        with pa.memory_map(str(path), "r") as source:
-            table = pa.ipc.open_file(source).read_all()
-        if table.schema != expected:
-            raise FastirError(f"{path}: unexpected schema {table.schema}; rerun with --overwrite")
-        rows = table.column("row").to_numpy()
-        values = table.column("embedding").combine_chunks().values.to_numpy(zero_copy_only=False)
-        scratch[rows] = values.reshape(len(rows), dim)
-        seen[rows] = True
-    if not seen.all():
-        raise FastirError(f"{work}: {side} row {int(np.argmin(seen))} was never encoded; rerun with --overwrite")
-    return scratch
-
-
-def _merge(work: Path, out: Path, meta: dict, columns, overwrite: bool) -> None:
-    """Write OUT from the parts; ``columns``: the dataset's (Queries, Candidates, Qrels)."""
-    queries, cands, qrels = columns
-    plan = json.loads((work / PLAN).read_text(encoding="utf-8"))
+def _merge(work: Path, out: Path, meta: dict, columns, windows: dict[str, int], overwrite: bool) -> None:
+    """Write OUT from the parts, window by window; ``columns``: the dataset's (Queries, Qrels)."""
+    queries, qrels = columns
     store, dim = meta["dtype"], meta["dim"]
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        q = _gather(work, "queries", plan["batches"]["queries"], len(queries), store, dim)
+        pieces = [gather_window(work, "queries", w, store, dim)[1] for w in range(windows["queries"])]
+        q = np.concatenate(pieces) if pieces else np.zeros((0, dim), np.dtype(store))
+        if len(q) != len(queries):
+            raise FastirError(f"{work}: {len(q)} query rows encoded for {len(queries)} queries; rerun with --overwrite")
         write_table(tmp / QUERIES, queries_table(queries.ids, queries.langs, queries.groups, q, store))
-        del q
-        c = _gather(work, "candidates", plan["batches"]["candidates"], len(cands), store, dim)
-        write_table(tmp / CANDIDATES, candidates_table(cands.ids, cands.langs, c, store))
-        del c
+        del q, pieces
+        schema = table_schema("candidates", store, dim)
+        with TableStream(tmp / CANDIDATES, schema) as stream:
+            for w in range(windows["candidates"]):
+                ids, emb = gather_window(work, "candidates", w, store, dim)
+                stream.write(pa.Table.from_arrays([ids.column("id"), ids.column("lang"), embedding_array(emb, store)],
+                                                  schema=schema))
+            if stream.rows != meta["num_candidates"]:
+                raise FastirError(f"{meta['dataset']}: {stream.rows} candidates read, {meta['num_candidates']} "
+                                  "expected: the dataset changed while embedding; rerun with --overwrite")
         write_table(tmp / QRELS, qrels_table(qrels.query_ids, qrels.candidate_ids, qrels.relevance))
         write_run_json(tmp, meta)
     shutil.rmtree(work, ignore_errors=True)

@@ -81,7 +81,16 @@ def _summary(result: ScoreResult, means: list[str], pooled: list[str]) -> dict:
             per_lang = {c.query_lang: result.cell_stats[c][name] for c in multi}
             known = [v for v in per_lang.values() if v is not None]
             summary[name] = {"macro": float(np.mean(known)) if known else None, "per_language": per_lang}
+    for k, shares in m.exposure.items():  # lang_jsd@k / lang_jsd_rel@k asked: the exposure distributions
+        summary[f"lang_exposure@{k}"] = {c.query_lang: _mean_shares(result, c, shares) for c in multi} or None
     return summary
+
+
+def _mean_shares(result: ScoreResult, cell, shares) -> dict:
+    """Mean exposure share of each candidate language over the queries of a pooled cell."""
+    _, rows = result.cell_rows(cell)
+    mean = shares[rows].mean(axis=0)
+    return {lang: float(v) for lang, v in zip(result.cand_langs, mean)}
 
 
 def _per_language(result: ScoreResult, means: list[str], pooled: list[str], rows_per_lang) -> dict:

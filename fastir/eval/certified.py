@@ -15,7 +15,7 @@ import numpy as np
 
 def score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, program, block_mb, out, name,
                 undecided, recomputed, threshold):
-    """:func:`fastir.eval.score._score_group` with the certified engine ``name``: same arguments and
+    """:func:`fastir.eval.rows._score_group` with the certified engine ``name``: same arguments and
     outputs (``out`` = (nrel, values) filled at ``rows``), plus two counters incremented in place:
     ``undecided`` (n_queries, n_langs + 1) int64, pairs left undecided per query and candidate set,
     and ``recomputed`` (n_queries,) int64, candidates recomputed per query; ``threshold``: the
@@ -35,7 +35,7 @@ def score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, progr
     q_emb = run.queries.embeddings
     n_cols = c_block.shape[0]
     rows_per_block = score_block_rows(len(rows), n_cols, block_mb)
-    a_buf = np.empty((rows_per_block, n_cols), dtype=np.float32)
+    a_buf = np.empty((rows_per_block, n_cols), dtype=engine.out_dtype)
     q_buf = np.empty((rows_per_block, q_emb.shape[1]), dtype=np.float32)
     for s in range(0, len(rows), rows_per_block):
         e = min(s + rows_per_block, len(rows))
@@ -60,8 +60,9 @@ def score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, progr
         recomputed[b_rows] += rec
 
 
-def cell_counters(result, undecided: np.ndarray) -> dict:
-    """Per cell: ``undecided`` pairs (into ``result.cell_stats``); returns the run totals.
+def cell_counters(result, undecided: np.ndarray, ran: str | None = None) -> dict:
+    """Per cell: ``undecided`` pairs (into ``result.cell_stats``); returns the run totals, and the
+    ``device`` the product of precision ``ran`` ran on.
 
     A cell's candidate–gold pairs are sum over its queries of |G ∩ S| · |S|; ``undecided`` counts
     those the bound left open (each decided by an exact recomputation).
@@ -76,5 +77,8 @@ def cell_counters(result, undecided: np.ndarray) -> dict:
         result.cell_stats[cell]["undecided"] = und
         total_und += und
         total_pairs += int(result.metrics.nrel[rows, s].astype(np.int64).sum() * size[s])
-    return {"undecided_pairs": total_und, "candidate_gold_pairs": total_pairs,
+    from fastir.eval.precision import device_for
+
+    device = {} if ran is None else {"device": device_for(ran)}
+    return {**device, "undecided_pairs": total_und, "candidate_gold_pairs": total_pairs,
             "undecided_fraction": total_und / total_pairs if total_pairs else 0.0}

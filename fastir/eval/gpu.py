@@ -28,7 +28,7 @@ def _gpu_present() -> bool:
     return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidiactl")
 
 
-def resolve_device(device: str, certified: bool = False) -> str:
+def resolve_device(device: str, certified: bool = False) -> str:  # certified: a CPU-only (whole-row) path
     """``cpu`` or a ``cuda[:N]`` torch device for ``--device``; InputError for CUDA without CUDA."""
     from fastir.encoding.device import warn
 
@@ -46,7 +46,7 @@ def resolve_device(device: str, certified: bool = False) -> str:
                                            f"(torch {torch.__version__}); use --device cpu or auto")
     if certified:
         if device != "auto":
-            raise InputError(None, "--device", "the certified precisions run on the CPU: use --device cpu")
+            raise InputError(None, "--device", "the certified precisions and the language-bias metrics run on the CPU: use --device cpu")
         return "cpu"
     return "cuda" if device == "auto" else device
 

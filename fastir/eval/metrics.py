@@ -29,17 +29,19 @@ class Measure:
     label: str  # display label; "{k}" is the cutoff
     column: str  # per_query.parquet column; "{k}" is the cutoff
     higher_is_better: bool
-    finaliser: str  # its Numba finaliser: a function of fastir.kernels.ranking (key of its FINALISERS)
+    finaliser: str  # its Numba finaliser: a function of fastir.kernels.<kernel> (key of its FINALISERS)
     cutoff: bool = False  # a family: spelled name@k, k a positive integer
     pooled_only: bool = False  # defined on pooled cells (X->all) only
     bounded: bool = True  # per-query values lie in [0, 1]
+    kernel: str = "ranking"  # ranking: from the golds' ranks; bias: from the top k of the pooled ranking
+    citation: str = ""  # where the measure is defined, for measures not in every IR textbook
 
     @property
     def formula(self) -> str:
         """The per-query formula: the finaliser's docstring (imports the kernels; docs/score.md has the prose)."""
-        from fastir.kernels import ranking
+        import importlib
 
-        return getattr(ranking, self.finaliser).__doc__
+        return getattr(importlib.import_module(f"fastir.kernels.{self.kernel}"), self.finaliser).__doc__
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,22 @@ register(Measure("recall", "R@{k}", "recall@{k}", True, "recall_at", cutoff=True
 register(Measure("ndcg", "nDCG@{k}", "ndcg@{k}", True, "ndcg_at", cutoff=True))
 register(Measure("rank_distance", "Rank dist.", "rank_distance", False, "rank_distance", pooled_only=True,
                  bounded=False))
+
+# The language-bias suite: pooled cells only, from the top k of the pooled ranking (fastir.kernels.bias).
+_AWRF = ("Sapiezynski et al., WWW 2019 companion, 'Quantifying the impact of user attention on fair group "
+         "representation in ranked lists'; Ekstrand et al., 'Overview of the TREC 2022 Fair Ranking Track' (AWRF)")
+_PEER = ("Yang, Jänich, Mayfield, Lawrie, SIGIR 2024, 'Language Fairness in Multilingual Information Retrieval' "
+         "(doi:10.1145/3626772.3657943); reference code hltcoe/peer_measure")
+register(Measure("same_lang", "SameLang@{k}", "same_lang@{k}", False, "same_language_share", cutoff=True,
+                 pooled_only=True, kernel="bias", citation="arXiv 2408.10536 (language bias of pooled retrieval)"))
+register(Measure("lang_jsd", "JSD-U@{k}", "lang_jsd@{k}", False, "exposure_jsd_uniform", cutoff=True,
+                 pooled_only=True, kernel="bias", citation=_AWRF))
+register(Measure("lang_jsd_rel", "JSD-R@{k}", "lang_jsd_rel@{k}", False, "exposure_jsd_relevant", cutoff=True,
+                 pooled_only=True, kernel="bias", citation=_AWRF))
+register(Measure("peer", "PEER@{k}", "peer@{k}", True, "peer", cutoff=True, pooled_only=True, kernel="bias",
+                 citation=_PEER))
+register(Measure("peer_nonrel", "PEER-N@{k}", "peer_nonrel@{k}", True, "peer_nonrelevant", cutoff=True,
+                 pooled_only=True, kernel="bias", citation=_PEER))
 
 RANK_DISTANCE = Metric(REGISTRY["rank_distance"])
 
@@ -167,12 +185,45 @@ def from_column(column: str) -> Metric | None:
 
 
 def kernel_program(metrics):
-    """(codes, cutoffs, pooled_only) arrays for the kernels of :mod:`fastir.kernels.ranking`."""
+    """(codes, cutoffs, pooled_only) arrays for the kernels of :mod:`fastir.kernels.ranking`.
+
+    A metric of another kernel gets code -1: the ranking kernels write NaN there (see :func:`bias_program`).
+    """
     import numpy as np
 
     from fastir.kernels.ranking import FINALISERS
 
-    codes = np.array([FINALISERS[m.measure.finaliser] for m in metrics], dtype=np.int64)
+    codes = np.array([FINALISERS[m.measure.finaliser] if m.measure.kernel == "ranking" else -1 for m in metrics],
+                     dtype=np.int64)
     cutoffs = np.array([m.k or 0 for m in metrics], dtype=np.int64)
     pooled_only = np.array([m.pooled_only for m in metrics], dtype=np.bool_)
     return codes, cutoffs, pooled_only
+
+
+def bias_metrics(metrics) -> list[Metric]:
+    """The metrics among ``metrics`` computed from the top k of the pooled ranking (:mod:`fastir.kernels.bias`)."""
+    return [m for m in metrics if m.measure.kernel == "bias"]
+
+
+EXPOSURE_MEASURES = ("lang_jsd", "lang_jsd_rel")  # their exposure distribution is also reported (summary.json)
+
+
+def exposure_cutoffs(metrics) -> list[int]:
+    """The cutoffs k whose exposure distribution is reported: those of ``lang_jsd@k`` / ``lang_jsd_rel@k``."""
+    return sorted({m.k for m in metrics if m.measure.name in EXPOSURE_MEASURES})
+
+
+def bias_program(metrics):
+    """(codes, cutoffs, index, slots) arrays for :func:`fastir.kernels.bias.bias_block`: index =
+    position in ``metrics``; slots = position of the metric's cutoff in :func:`exposure_cutoffs`, or -1."""
+    import numpy as np
+
+    from fastir.kernels.bias import FINALISERS
+
+    chosen = [(i, m) for i, m in enumerate(metrics) if m.measure.kernel == "bias"]
+    ks = exposure_cutoffs(metrics)
+    codes = np.array([FINALISERS[m.measure.finaliser] for _, m in chosen], dtype=np.int64)
+    cutoffs = np.array([m.k for _, m in chosen], dtype=np.int64)
+    index = np.array([i for i, _ in chosen], dtype=np.int64)
+    slots = np.array([ks.index(m.k) if m.measure.name in EXPOSURE_MEASURES else -1 for _, m in chosen], dtype=np.int64)
+    return codes, cutoffs, index, slots

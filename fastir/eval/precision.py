@@ -14,8 +14,9 @@ rounded copy x̃ of x, q·c - q̃·c̃ = q·r_c + r_q·c̃, so by Cauchy–Schwa
 ``|q·c - q̃·c̃| <= ‖q‖ ‖r_c‖ + ‖r_q‖ ‖c̃‖``; per query row the candidate norms are their maxima:
 
 * ``exact`` (float32 BLAS): bound = γ_d ‖q‖ max‖c‖, w = 0 (products of float32 summed in float32).
-* ``bf16`` (torch, bfloat16 inputs, float32 accumulation, bfloat16 output): inputs rounded to
-  8 significant bits: ‖q‖ max‖r_c‖ + (‖r_q‖ + γ_d ‖q̃‖) max‖c̃‖ (products of bfloat16 are exact in
+* ``bf16`` (inputs rounded to nearest-even bfloat16 by :mod:`fastir.kernels.bfloat16`, which
+  returns the norms below from the same pass; torch product, float32 accumulation, written into a
+  bfloat16 block that the certified kernel reads as bit patterns): 8 significant bits: ‖q‖ max‖r_c‖ + (‖r_q‖ + γ_d ‖q̃‖) max‖c̃‖ (products of bfloat16 are exact in
   float32); the output is rounded to nearest bfloat16: |acc - A| <= 2^-8 |acc| <= (2^-8 + 2^-15) |A|.
 * ``int8`` (``torch._int_mm``, symmetric per-row scales s = max|x| / 127, x̂ = round(x / s)):
   q̂·ĉ is exact in int32 (|q̂_i ĉ_i| <= 127², d < 133,000); with c̃ = s_c ĉ the bound is
@@ -26,8 +27,11 @@ flush-to-zero / denormals-are-zero in the vendor kernels (AMX), and assumes no o
 with ‖q‖ max‖c‖ > 2^100 gets A = 0 and an infinite bound (every candidate recomputed exactly).
 NaN / inf embeddings are refused when the run is read, before any product.
 
-A precision this CPU cannot run fast (no AVX512_BF16/AMX_BF16 for bf16, no AVX512_VNNI/AVX_VNNI/
-AMX_INT8 for int8) or without torch falls back to ``exact``, with a one-line note of what ran.
+``int8`` runs its product on CUDA where torch sees a GPU with int8 tensor cores
+(:func:`device_for`): integer sums are exact there too, so the bound is the same.
+A precision this machine cannot run fast (no AVX512_BF16/AMX_BF16 for bf16; no int8 GPU and no
+AVX512_VNNI/AVX_VNNI/AMX_INT8 for int8) or without torch falls back to ``exact``, with a one-line
+note of what ran.
 """
 
 from __future__ import annotations
@@ -72,6 +76,26 @@ def cpu_flags() -> frozenset[str] | None:
     return frozenset()
 
 
+def cuda_int8() -> tuple[bool, str | None]:
+    """(int8 runs on CUDA, why not or None): torch sees a CUDA device with the int8 tensor cores
+    that ``torch._int_mm`` uses (compute capability 8.0 or newer)."""
+    try:
+        import torch
+    except ImportError:
+        return False, None
+    if not torch.cuda.is_available():
+        return False, None
+    major, minor = torch.cuda.get_device_capability()
+    if (major, minor) < (8, 0):
+        return False, f"{torch.cuda.get_device_name()} (compute capability {major}.{minor}) has no int8 tensor cores"
+    return True, None
+
+
+def device_for(name: str) -> str:
+    """Where engine ``name`` runs: "cuda" for int8 where :func:`cuda_int8` allows, else "cpu"."""
+    return "cuda" if name == "int8" and cuda_int8()[0] else "cpu"
+
+
 def resolve(name: str) -> tuple[str, str | None]:
     """(precision that will run, note or None): ``name`` itself, or ``exact`` with the reason."""
     spec = PRECISIONS[name]
@@ -80,11 +104,19 @@ def resolve(name: str) -> tuple[str, str | None]:
             import torch  # noqa: F401
         except ImportError:
             return "exact", f"--precision {name}: torch is not importable; ran exact"
+    gpu_note = None
+    if name == "int8":
+        on_cuda, gpu_note = cuda_int8()
+        if on_cuda:
+            return name, None
     if spec.cpu_flags:
         flags = cpu_flags()
         if flags is not None and not flags.intersection(spec.cpu_flags):
             wanted = " or ".join(f.upper() for f in spec.cpu_flags)
-            return "exact", f"--precision {name}: this CPU has no {wanted}; ran exact"
+            return "exact", f"--precision {name}: {gpu_note + ', and ' if gpu_note else ''}this CPU has no {wanted}; " \
+                            "ran exact"
+    if gpu_note:
+        return name, f"--precision {name}: {gpu_note}; ran on the CPU"
     return name, None
 
 
@@ -106,54 +138,70 @@ class _Product:
     """One candidate block, prepared once; :meth:`block` scores query rows against it."""
 
     w = 0.0
+    out_dtype = np.float32  # of the approximations :meth:`block` writes
 
     def __init__(self, cand: np.ndarray):
         self.cand = cand  # (N, d) float32, column order
         self.d = cand.shape[1]
-        self.c_norm = _norms(cand)
+        self.c_norm = self._candidate_norms(cand)
         self.max_c = float(self.c_norm.max(initial=0.0))
         self.q_norm = None  # norms of the last block's rows
 
+    def _candidate_norms(self, cand):
+        return _norms(cand)
+
     def block(self, q: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Fill ``out`` (B, N) float32 with A(q, c); return bound(q) (B,) float64."""
-        nq = self.q_norm = _norms(q)
-        bound = self._fill(q, nq, out)
+        """Fill ``out`` (B, N) of :attr:`out_dtype` with A(q, c); return bound(q) (B,) float64."""
+        nq, bound = self._fill(q, out)
+        self.q_norm = nq
         bound = bound * _WIDEN + 2.0 ** -118 * (self.d + np.sqrt(self.d) * (nq + self.max_c))
         too_big = ~(nq * self.max_c <= _NO_OVERFLOW)
         if too_big.any():
-            out[too_big] = 0.0
+            out[too_big] = 0
             bound[too_big] = np.inf
         return bound
 
-    def _fill(self, q, nq, out):
+    def _fill(self, q, out):
+        """(‖q‖ per row, widened; bound before the underflow term) after writing A into ``out``."""
         raise NotImplementedError
 
 
 class _Float32(_Product):
-    def _fill(self, q, nq, out):
+    def _fill(self, q, out):
         np.matmul(q, self.cand.T, out=out)
-        return _gamma(self.d) * nq * self.max_c
+        nq = _norms(q)
+        return nq, _gamma(self.d) * nq * self.max_c
 
 
 class _BFloat16(_Product):
+    """bfloat16 inputs rounded here (fastir.kernels.bfloat16, with their norms in the same pass),
+    torch's product written straight into a bfloat16 block: the certified kernel reads its bit
+    patterns, so no float32 copy of the block is made."""
+
     w = 2.0 ** -8 + 2.0 ** -15
+    out_dtype = np.uint16
 
-    def __init__(self, cand):
-        super().__init__(cand)
+    def _candidate_norms(self, cand):
         import torch
 
-        self.c16 = torch.from_numpy(cand).to(torch.bfloat16)
-        c_round = self.c16.float().numpy()
-        self.max_rc = float(_norms(cand - c_round).max(initial=0.0))
-        self.max_cr = float(_norms(c_round).max(initial=0.0))
+        from fastir.kernels.bfloat16 import round_bf16
 
-    def _fill(self, q, nq, out):
+        bits, norm, resid, rounded = round_bf16(cand)
+        self.c16_t = torch.from_numpy(bits).view(torch.bfloat16).T
+        self.max_rc = float(resid.max(initial=0.0)) * _WIDEN
+        self.max_cr = float(rounded.max(initial=0.0)) * _WIDEN
+        return norm * _WIDEN
+
+    def _fill(self, q, out):
         import torch
 
-        q16 = torch.from_numpy(q).to(torch.bfloat16)
-        q_round = q16.float().numpy()
-        torch.from_numpy(out).copy_(q16 @ self.c16.T)
-        return nq * self.max_rc + (_norms(q - q_round) + _gamma(self.d) * _norms(q_round)) * self.max_cr
+        from fastir.kernels.bfloat16 import round_bf16
+
+        bits, nq, rq, q_round = round_bf16(q)
+        torch.mm(torch.from_numpy(bits).view(torch.bfloat16), self.c16_t,
+                 out=torch.from_numpy(out).view(torch.bfloat16))
+        nq *= _WIDEN
+        return nq, nq * self.max_rc + (rq + _gamma(self.d) * q_round) * _WIDEN * self.max_cr
 
 
 def _int8(x: np.ndarray):
@@ -171,33 +219,76 @@ def _int8(x: np.ndarray):
 
 
 class _Int8(_Product):
+    """int8 product by ``torch._int_mm`` on ``device`` ("cpu" or "cuda"): exact int32 sums, so the
+    bound does not depend on how the device accumulates. ``padded`` (the CUDA layout, default on
+    CUDA): candidates padded to a multiple of 8 and stored column-major, queries to more than 16
+    rows, as cuBLASLt's int8 kernels require; on the CPU it only exercises that branch in tests."""
+
     w = 2.0 ** -21
 
-    def __init__(self, cand):
+    def __init__(self, cand, device: str = "cpu", padded: bool | None = None):
         super().__init__(cand)
         import torch
 
+        self.device = device
+        self.padded = device != "cpu" if padded is None else padded
         cq, s, rc, cr = _int8(cand)
-        self.cq_t = torch.from_numpy(np.ascontiguousarray(cq.T))
-        self.s_c = torch.from_numpy(s)
+        if self.padded:
+            n8 = -(-len(cq) // 8) * 8
+            cq = np.concatenate([cq, np.zeros((n8 - len(cq), cq.shape[1]), np.int8)])
+            s = np.concatenate([s, np.ones(n8 - len(s), np.float32)])
+            self.cq_t = torch.from_numpy(cq).to(device).T  # column-major (K, N8)
+        else:
+            self.cq_t = torch.from_numpy(np.ascontiguousarray(cq.T))  # row-major: faster on the CPU
+        self.s_c = torch.from_numpy(s).to(device)
         self.max_rc = float(rc.max(initial=0.0))
         self.max_cr = float(cr.max(initial=0.0))
 
-    def _fill(self, q, nq, out):
+    def _fill(self, q, out):
         import torch
 
+        nq = _norms(q)
         qq, s_q, rq, _ = _int8(q)
-        acc = torch._int_mm(torch.from_numpy(qq), self.cq_t)
-        a = torch.from_numpy(out)
-        torch.mul(acc, torch.from_numpy(s_q)[:, None], out=a)
-        a.mul_(self.s_c)
-        return nq * self.max_rc + rq * self.max_cr
+        n, n_cols = out.shape
+        if not self.padded:
+            _scale(torch._int_mm(torch.from_numpy(qq), self.cq_t), torch.from_numpy(s_q), self.s_c,
+                   torch.from_numpy(out))
+        else:
+            rows = np.zeros((max(n, _PADDED_MIN_ROWS), qq.shape[1]), np.int8)
+            rows[:n] = qq
+            acc = torch._int_mm(torch.from_numpy(rows).to(self.device), self.cq_t)[:n, :n_cols]
+            a = torch.empty((n, n_cols), dtype=torch.float32, device=self.device)
+            _scale(acc, torch.from_numpy(s_q).to(self.device), self.s_c[:n_cols], a)
+            torch.from_numpy(out).copy_(a)
+        return nq, nq * self.max_rc + rq * self.max_cr
+
+
+_PADDED_MIN_ROWS = 32  # CUDA _int_mm wants more than 16 rows
+
+
+def _scale(acc, s_q, s_c, a):
+    """a = float32(acc) * s_q (per row) * s_c (per column): three float32 roundings (w = 2^-21)."""
+    import torch
+
+    torch.mul(acc, s_q[:, None], out=a)
+    a.mul_(s_c)
+
+
+def as_float32(out: np.ndarray) -> np.ndarray:
+    """The approximations an engine wrote, as float32 values (bfloat16 bit patterns widened exactly)."""
+    if out.dtype == np.uint16:
+        return (out.astype(np.uint32) << 16).view(np.float32)
+    return out
 
 
 ENGINES = {"exact": _Float32, "bf16": _BFloat16, "int8": _Int8}
 
 
 def product(name: str, cand: np.ndarray) -> _Product:
-    """The certified product engine ``name`` prepared for candidate rows ``cand`` (N, d) float32."""
-    return ENGINES[name](np.ascontiguousarray(cand, dtype=np.float32))
+    """The certified product engine ``name`` prepared for candidate rows ``cand`` (N, d) float32, on
+    the device :func:`device_for` names."""
+    cand = np.ascontiguousarray(cand, dtype=np.float32)
+    if device_for(name) == "cuda":
+        return ENGINES[name](cand, device="cuda")
+    return ENGINES[name](cand)
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fastir.atomic import atomic_dirs, atomic_path
+from fastir.atomic import atomic_dirs
 from fastir.eval.cells import KINDS, POOLED
+from fastir.eval.heatmap import write_heatmap
 from fastir.eval.metrics import RANK_DISTANCE
 from fastir.eval.result import (
     HEATMAP_PNG,
@@ -36,25 +37,31 @@ def pairs_table(result):
     """One row per cell: query_lang, cand_lang, setting, queries, skipped, then each metric by name."""
     import pyarrow as pa
 
+    from fastir.runs.arrow import numeric_array, string_array
+
     cells = result.cells
     stats = [result.cell_stats[c] for c in cells]
     cols = {
-        "query_lang": pa.array([c.query_lang for c in cells], pa.string()),
-        "cand_lang": pa.array([c.cand_lang for c in cells], pa.string()),
-        "setting": pa.array([c.kind for c in cells], pa.string()),
-        "queries": pa.array([s["queries"] for s in stats], pa.int32()),
-        "skipped": pa.array([s["skipped"] for s in stats], pa.int32()),
+        "query_lang": string_array([c.query_lang for c in cells]),
+        "cand_lang": string_array([c.cand_lang for c in cells]),
+        "setting": string_array([c.kind for c in cells]),
+        "queries": numeric_array([s["queries"] for s in stats], pa.int32()),
+        "skipped": numeric_array([s["skipped"] for s in stats], pa.int32()),
     }
     for m in result.metrics.metrics:  # rank distance last: null outside multi rows
-        cols[m.name] = pa.array([s[m.name] for s in stats], pa.float64())
+        values = [s[m.name] for s in stats]
+        cols[m.name] = numeric_array([np.nan if v is None else v for v in values], pa.float64(),
+                                     valid=[v is not None for v in values])
     if result.precision is not None:  # certified precisions only: the fp32 table keeps its columns
-        cols["undecided"] = pa.array([s["undecided"] for s in stats], pa.int64())
+        cols["undecided"] = numeric_array([s["undecided"] for s in stats], pa.int64())
     return pa.table(cols)
 
 
 def per_query_table(result):
     """per_query.parquet rows (data_specs/per-query-format.json): one per (query, selected cell) with num_relevant >= 1."""
     import pyarrow as pa
+
+    from fastir.runs.arrow import numeric_array, string_array
 
     m = result.metrics
     ids = result.run.queries.table.column("id")
@@ -69,17 +76,17 @@ def per_query_table(result):
     rows, s, kind = (np.concatenate(parts[k]) for k in ("rows", "s", "kind"))
 
     def labels(idx, dictionary):
-        return pa.DictionaryArray.from_arrays(pa.array(idx, pa.int32()), pa.array(dictionary, pa.string())).cast(pa.string())
+        return pa.DictionaryArray.from_arrays(numeric_array(idx, pa.int32()), string_array(dictionary)).cast(pa.string())
 
     cols = {
-        "query_id": ids.take(pa.array(rows, pa.int64())).combine_chunks(),
+        "query_id": ids.take(numeric_array(rows, pa.int64())).combine_chunks(),
         "query_lang": labels(result.query_lang_id[rows], result.query_langs),
         "cand_lang": labels(s, result.cand_langs + [POOLED]),
         "setting": labels(kind, kinds),
-        "num_relevant": pa.array(m.nrel[rows, s].astype(np.int32), pa.int32()),
+        "num_relevant": numeric_array(m.nrel[rows, s], pa.int32()),
     }
     for i, metric in enumerate(m.metrics):  # pooled-only (rank distance): NaN, not null, elsewhere
-        cols[metric.column] = pa.array(m.values[rows, s, i], pa.float64())
+        cols[metric.column] = numeric_array(m.values[rows, s, i], pa.float64())
     meta = {
         "format": PER_QUERY_FORMAT,
         "dataset": result.run.meta.get("dataset"),
@@ -87,6 +94,7 @@ def per_query_table(result):
         "model": result.run.meta.get("model"),
         "run": str(result.run.path),
         "ks": list(result.ks),
+        **_threshold(result),
     }
     table = pa.table(cols)
     return table.replace_schema_metadata({b"fastir": json.dumps(meta).encode()})
@@ -102,6 +110,7 @@ def summary_json(result) -> dict:
         "run_dir": str(result.run.path),
         "dataset_checksum": result.run.meta.get("dataset_checksum"),
         "ks": list(result.ks),
+        **_threshold(result),
         "pairs": result.pairs,
         "queries": len(result.run.queries),
         "candidates": len(result.run.candidates),
@@ -111,6 +120,12 @@ def summary_json(result) -> dict:
         "per_language": result.per_language,
         **precision,
     })
+
+
+def _threshold(result) -> dict:
+    """``relevance_threshold`` when not the default 1 (outputs at the default stay as they were)."""
+    threshold = getattr(result, "relevance_threshold", 1)
+    return {} if threshold == 1 else {"relevance_threshold": threshold}
 
 
 def _clean(obj):
@@ -169,45 +184,6 @@ def write_scores(result, out_dir: str | os.PathLike, overwrite: bool = False, tr
 
             write_trec(result, tmps[1], overwrite=True)  # staged: appears with out_dir or not at all
     return out_dir
-
-
-def write_heatmap(result, path: str | os.PathLike) -> None:
-    """Annotated matrix of the first metric (mAP by default): rows = query language, columns =
-    candidate language (+ pooled)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cols = list(result.cand_langs)
-    if any(c.kind == "multi" for c in result.cells):
-        cols.append(POOLED)
-    rows = [x for x in result.query_langs if any(c.query_lang == x for c in result.cells)]
-    lead = result.metrics.metrics[0]
-    grid = np.full((len(rows), len(cols)), np.nan)
-    for cell in result.cells:
-        if cell.cand_lang in cols:
-            grid[rows.index(cell.query_lang), cols.index(cell.cand_lang)] = result.cell_stats[cell][lead.name]
-    fig, ax = plt.subplots(figsize=(1.4 + 0.62 * len(cols), 1.2 + 0.5 * len(rows)), dpi=110)
-    im = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
-    ax.set_xticks(range(len(cols)), cols)
-    ax.set_yticks(range(len(rows)), rows)
-    ax.set_xlabel("candidate language")
-    ax.set_ylabel("query language")
-    model = str(result.run.meta.get("model", ""))
-    ax.set_title(f"{lead.label} X→Y  ({Path(model).name or model}, {Path(str(result.run.meta.get('dataset', ''))).name})",
-                 fontsize=9)
-    for i in range(len(rows)):
-        for j in range(len(cols)):
-            v = grid[i, j]
-            if np.isfinite(v):
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                        color="black" if v > 0.6 else "white")
-    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
 
 
 def format_table(result) -> str:

@@ -30,6 +30,9 @@ class QueryMetrics:
     metrics: tuple[Metric, ...]  # values[..., i] is metrics[i] (registry order of the request)
     nrel: np.ndarray  # int32 (n_queries, n_langs + 1): |R_q| per candidate set (0 = not scorable)
     values: np.ndarray  # float64 (n_queries, n_langs + 1, len(metrics)), NaN where not scored
+    # k -> float64 (n_queries, n_langs): exposure share of each candidate language in the pooled top k
+    # (for lang_jsd@k / lang_jsd_rel@k; NaN where not scored)
+    exposure: dict = field(default_factory=dict)
 
     def index(self, name: str) -> int:
         return [m.name for m in self.metrics].index(name)
@@ -66,6 +69,7 @@ class ScoreResult:
     gold_cand: np.ndarray
     top: TopK | None = None
     gold_grade: np.ndarray | None = None  # int64 grade of each gold, aligned with gold_cand (None: all 1)
+    relevance_threshold: int = 1  # golds of grade >= it are relevant (all golds have grade >= 1)
     per_query: object | None = None  # pyarrow.Table when per_query=True
     precision: dict | None = None  # certified precisions: what ran and the undecided counters
     compute: dict | None = None  # the GPU path: device, dtype, TF32 (summary.json "compute"); None on the CPU

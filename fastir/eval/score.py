@@ -6,7 +6,8 @@ The metrics are defined in docs/score.md, the one place they are written down; t
 Computation: Q·Cᵀ block by block (float32 BLAS into a reused buffer of ``block_mb`` MiB, never the
 whole matrix), each block handed to one parallel Numba pass (:mod:`fastir.kernels.ranking`) that
 counts, per query, the candidates of every language scoring at or above each gold. One pass yields
-every X→Y cell, the pooled cell and the rank distance.
+every X→Y cell, the pooled cell and the rank distance; the language-bias suite, when asked for,
+reads the pooled top k of the same block (:mod:`fastir.kernels.bias`).
 """
 
 from __future__ import annotations
@@ -21,13 +22,23 @@ import numpy as np
 from fastir.errors import InputError
 from fastir.eval.aggregate import aggregate
 from fastir.eval.cells import DEFAULT_BLOCK_MB, DEFAULT_KS, POOLED, Cell, parse_ks, parse_pairs
-from fastir.eval.metrics import default_metrics, kernel_program, parse_metrics, with_rank_distance
-from fastir.eval.result import QueryMetrics, ScoreResult, TopK, concat_ranges
+from fastir.eval.metrics import (
+    RANK_DISTANCE,
+    bias_metrics,
+    default_metrics,
+    kernel_program,
+    parse_metrics,
+    with_rank_distance,
+)
+from fastir.eval.result import QueryMetrics, ScoreResult, TopK
+from fastir.eval.rows import groups, score_rows
 from fastir.runs.rundir import QRELS, Run, read_run
 
-# A judged candidate is relevant (a gold) at grade >= RELEVANCE_THRESHOLD, as trec_eval's default;
-# the golds' grades are the gains of nDCG (binary runs: every grade is 1).
+# A judged candidate is relevant at grade >= the relevance threshold (default 1, trec_eval's
+# relevance_level); every candidate judged >= 1 is passed to the kernels with its grade, the gain
+# of nDCG whatever the threshold, as trec_eval's ndcg_cut (binary runs: every grade is 1).
 RELEVANCE_THRESHOLD = 1
+THRESHOLD_OPTION = "--relevance-threshold"
 
 
 def score_run(
@@ -42,6 +53,7 @@ def score_run(
     device: str = "auto",
     dist=None,
     shard_files=None,
+    relevance_threshold: int = RELEVANCE_THRESHOLD,
 ) -> ScoreResult:
     """Score a run dir (path or :class:`fastir.runs.rundir.Run`) on the cells selected by ``pairs``.
 
@@ -51,53 +63,60 @@ def score_run(
     ``trec_depth``: also keep the top ``trec_depth`` candidates per query and cell for
     :func:`fastir.runs.trec.write_trec`. ``precision``: ``fp32`` (float32 scores) or a certified one
     (``exact``, ``bf16``, ``int8``: exact ranks, see :mod:`fastir.eval.precision`; one the CPU cannot
-    run falls back to ``exact`` and ``result.precision["note"]`` says so). Bad input (invalid run, unknown language or metric,
-    k <= 0, a cell without any scorable query) raises :class:`InputError` before any heavy work.
+    run falls back to ``exact`` and ``result.precision["note"]`` says so). ``relevance_threshold``: a
+    judged candidate is relevant at grade >= it (integer >= 1; nDCG's gains are every grade >= 1).
+    Bad input (invalid run, unknown language or metric, k <= 0, a threshold < 1, a cell without any
+    scorable query) raises :class:`InputError` before any heavy work.
     """
     t0 = time.perf_counter()
     sharded = shard_files is not None or (dist is not None and dist.world_size > 1)
+    threshold = parse_threshold(relevance_threshold)
     run, chosen, ks, trec_depth, certified, ran, note, plan = _prepare(run_or_path, pairs, ks, metrics, block_mb,
-                                                                         trec_depth, precision, sharded)
+                                                                         trec_depth, precision, sharded, threshold)
     t_plan = time.perf_counter()
     from fastir.eval.gpu import make_engine, resolve_device
 
-    device = resolve_device(device, certified)
+    # The certified precisions and the bias suite score whole rows on the CPU (fastir.eval.rows).
+    device = resolve_device(device, certified or bool(bias_metrics(chosen)))
     compute = None
     if certified:
         counters = (ran, np.zeros((len(run.queries), len(plan.cand_langs) + 1), np.int64),
                     np.zeros(len(run.queries), np.int64))
-        values, top = _score_blocks(run, plan, chosen, block_mb, trec_depth, counters)
+        values, top = score_rows(run, plan, chosen, block_mb, trec_depth, counters, threshold)
+    elif bias_metrics(chosen):  # the language-bias suite ranks each query's whole pooled row
+        values, top = score_rows(run, plan, chosen, block_mb, trec_depth, None, threshold)
     elif shard_files is not None:
         from fastir.eval.shards import read_shards
 
-        counts = read_shards(shard_files, run, settings(pairs, chosen, trec_depth, precision), len(plan.gold_cand),
+        counts = read_shards(shard_files, run, settings(pairs, chosen, trec_depth, precision, threshold), len(plan.gold_cand),
                              len(plan.cand_langs))
-        values, top = finalise(plan, chosen, counts)
+        values, top = finalise(plan, chosen, counts, threshold)
     else:
         engine = make_engine(device, dist)
         if sharded:
             from fastir.eval.shards import distributed_counts
 
             counts = distributed_counts(
-                run, dist, engine, settings(pairs, chosen, trec_depth, precision),
+                run, dist, engine, settings(pairs, chosen, trec_depth, precision, threshold),
                 lambda own: group_gold_scores(run, plan, own, block_mb, engine),
                 lambda own, gold: count_range(run, plan, own, block_mb, trec_depth, engine, gold))
         else:
             counts = count_range(run, plan, (0, len(run.candidates)), block_mb, trec_depth, engine)
-        values, top = finalise(plan, chosen, counts)
+        values, top = finalise(plan, chosen, counts, threshold)
         compute = engine.compute
     t_scored = time.perf_counter()
     result = ScoreResult(
         run=run, ks=ks, pairs=str(pairs), query_langs=plan.query_langs, cand_langs=plan.cand_langs,
         query_lang_id=plan.query_lang_id, cells=plan.cells, cell_stats={}, summary={}, per_language={},
         metrics=values, gold_ptr=plan.gold_ptr, gold_cand=plan.gold_cand, top=top, gold_grade=plan.gold_grade,
+        relevance_threshold=threshold,
     )
     result.compute = compute
     aggregate(result)
     if certified:
         from fastir.eval.certified import cell_counters
 
-        result.precision = {"requested": precision, "ran": ran, "note": note, **cell_counters(result, counters[1]),
+        result.precision = {"requested": precision, "ran": ran, "note": note, **cell_counters(result, counters[1], ran),
                             "recomputed_candidates": int(counters[2].sum())}
     if per_query:
         from fastir.eval.report import per_query_table
@@ -109,36 +128,62 @@ def score_run(
 
 def score_shard(run_or_path, index: int, count: int, out_file, pairs: str = "all", ks=DEFAULT_KS,
                 block_mb: float = DEFAULT_BLOCK_MB, trec_depth: int | None = None, metrics=None,
-                device: str = "auto") -> None:
+                device: str = "auto", relevance_threshold: int = RELEVANCE_THRESHOLD) -> None:
     """Count shard ``index`` of ``count`` (candidate rows :func:`fastir.eval.shards.shard_range`) and
     write its counts to ``out_file`` for ``score_run(..., shard_files=...)`` (no rendezvous)."""
     from fastir.eval.gpu import make_engine, resolve_device
     from fastir.eval.shards import shard_range, write_shard
 
+    threshold = parse_threshold(relevance_threshold)
     run, chosen, ks, trec_depth, _, _, _, plan = _prepare(run_or_path, pairs, ks, metrics, block_mb, trec_depth,
-                                                          "fp32", True)
+                                                          "fp32", True, threshold)
     if not (isinstance(count, int) and isinstance(index, int) and 0 <= index < count):
         raise InputError(None, "--shard", f"shard {index} of {count} is out of range: expected 0 <= I < N")
     engine = make_engine(resolve_device(device), None)
     gold = group_gold_scores(run, plan, None, block_mb, engine)
     counts = count_range(run, plan, shard_range(len(run.candidates), index, count), block_mb, trec_depth, engine,
                          gold)
-    write_shard(out_file, run, counts, index, count, settings(pairs, chosen, trec_depth, "fp32"))
+    write_shard(out_file, run, counts, index, count, settings(pairs, chosen, trec_depth, "fp32", threshold))
 
 
-def _prepare(run_or_path, pairs, ks, metrics, block_mb, trec_depth, precision, sharded: bool):
+def _prepare(run_or_path, pairs, ks, metrics, block_mb, trec_depth, precision, sharded: bool, threshold: int):
     """Checked options and the plan: (run, metrics, ks, trec_depth, certified, ran, note, plan)."""
     run = run_or_path if isinstance(run_or_path, Run) else read_run(run_or_path)
-    chosen = default_metrics(parse_ks(ks)) if metrics is None else parse_metrics(metrics)
+    chosen = _chosen_metrics(ks, metrics)
     ks = tuple(m.k for m in chosen if m.measure.name == "recall")
-    if all(m.pooled_only for m in chosen):
-        raise InputError(None, "--metrics", "rank distance is always reported; name a metric besides it")
-    chosen = with_rank_distance(chosen)
     trec_depth, certified, ran, note = _check_options(run, block_mb, trec_depth, precision)
+    bias = bias_metrics(chosen)
+    if certified and bias:
+        raise InputError(None, "--precision", f"{bias[0].name} ranks the top k by float32 scores: "
+                                              f"use --precision fp32, not {precision}")
     if certified and sharded:
         raise InputError(None, "--precision", f"sharded scoring adds counts of float32 scores: use --precision fp32, "
                                               f"not {precision}")
-    return run, chosen, ks, trec_depth, certified, ran, note, _plan(run, pairs)
+    if sharded and bias:
+        raise InputError(None, "--metrics", f"{bias[0].name} ranks each query's whole pooled row, which shards do "
+                                            "not add up to: score it in one process")
+    return run, chosen, ks, trec_depth, certified, ran, note, _plan(run, pairs, threshold)
+
+
+def _chosen_metrics(ks, metrics):
+    """The metrics to score (default map, mrr, recall@k for each k of ``ks``), rank distance last."""
+    chosen = default_metrics(parse_ks(ks)) if metrics is None else parse_metrics(metrics)
+    if all(m == RANK_DISTANCE for m in chosen):
+        raise InputError(None, "--metrics", "rank distance is always reported; name a metric besides it")
+    if all(m.pooled_only for m in chosen):
+        raise InputError(None, "--metrics", "pooled-only metrics need a metric of every cell beside them "
+                                            "(map, mrr, recall@K, ndcg@K)")
+    return with_rank_distance(chosen)
+
+
+def parse_threshold(value) -> int:
+    """The relevance threshold as an int >= 1 (``value``: int or the option's text), else InputError."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not (isinstance(value, int) or text.lstrip("+-").isdigit()):
+        raise InputError(None, THRESHOLD_OPTION, f"must be an integer grade >= 1, found {value!r}")
+    if int(text) < 1:
+        raise InputError(None, THRESHOLD_OPTION, f"must be >= 1 (grade-0 judgments are never relevant), found {text}")
+    return int(text)
 
 
 def _check_options(run: Run, block_mb, trec_depth, precision: str):
@@ -172,6 +217,7 @@ class _Plan:
     cand_lang_id: np.ndarray  # int32 (n_candidates,)
     cells: list[Cell]
     want: np.ndarray  # bool (n_query_langs, n_langs + 1): sets to score per query language
+    query_cand_lang: np.ndarray  # int64 (n_query_langs,): each query language as a candidate language id, -1: none
     gold_ptr: np.ndarray  # int64 (n_queries + 1,)
     gold_cand: np.ndarray  # int64 candidate rows, grouped by query row
     gold_grade: np.ndarray  # int64 grade of each gold, aligned with gold_cand
@@ -180,7 +226,7 @@ class _Plan:
     position: np.ndarray  # int64 (n_candidates,): column of each candidate row in that order
 
 
-def _plan(run: Run, pairs: str) -> _Plan:
+def _plan(run: Run, pairs: str, threshold: int = RELEVANCE_THRESHOLD) -> _Plan:
     query_langs, q_lang_id = run.queries.lang_codes()
     cand_langs, c_lang_id = run.candidates.lang_codes()
     for side, langs in (("queries", query_langs), ("candidates", cand_langs)):
@@ -192,18 +238,20 @@ def _plan(run: Run, pairs: str) -> _Plan:
     n_queries, n_langs = len(run.queries), len(cand_langs)
 
     q_rows, c_rows, grades = run.qrels_graded()
-    relevant = grades >= RELEVANCE_THRESHOLD
-    if not relevant.all():
-        q_rows, c_rows, grades = q_rows[relevant], c_rows[relevant], grades[relevant]
-    if len(q_rows) == 0:
-        raise InputError(run.path / QRELS, "query_id", "empty qrels: no query has a relevant candidate")
+    positive = grades >= 1  # the kernels' golds: gains of nDCG; relevant = grade >= threshold
+    if not positive.all():
+        q_rows, c_rows, grades = q_rows[positive], c_rows[positive], grades[positive]
+    if not (grades >= threshold).any():
+        at = "" if threshold == RELEVANCE_THRESHOLD else f" at {THRESHOLD_OPTION} {threshold}"
+        raise InputError(run.path / QRELS, "query_id", f"empty qrels: no query has a relevant candidate{at}")
     order = np.argsort(q_rows, kind="stable")
     gold_cand = np.ascontiguousarray(c_rows[order], dtype=np.int64)
     gold_grade = np.ascontiguousarray(grades[order], dtype=np.int64)
     gold_ptr = np.zeros(n_queries + 1, dtype=np.int64)
     np.cumsum(np.bincount(q_rows, minlength=n_queries), out=gold_ptr[1:])
     nrel = np.zeros((n_queries, n_langs + 1), dtype=np.int64)
-    nrel[:, :n_langs] = np.bincount(q_rows * n_langs + c_lang_id[c_rows],
+    rel = grades >= threshold
+    nrel[:, :n_langs] = np.bincount(q_rows[rel] * n_langs + c_lang_id[c_rows[rel]],
                                     minlength=n_queries * n_langs).reshape(n_queries, n_langs)
     nrel[:, n_langs] = nrel[:, :n_langs].sum(axis=1)
 
@@ -222,20 +270,22 @@ def _plan(run: Run, pairs: str) -> _Plan:
                              f"{'the pooled set' if s == n_langs else repr(cell.cand_lang)}; "
                              "choose other --pairs")
         want[x, s] = True
+    as_cand = np.array([c_index.get(x, -1) if x != POOLED else -1 for x in query_langs], dtype=np.int64)
     perm = np.argsort(c_lang_id, kind="stable").astype(np.int64)
     position = np.empty_like(perm)
     position[perm] = np.arange(len(perm))
-    return _Plan(query_langs, cand_langs, q_lang_id, c_lang_id, cells, want, gold_ptr, gold_cand, gold_grade,
-                 nrel, perm, position)
+    return _Plan(query_langs, cand_langs, q_lang_id, c_lang_id, cells, want, as_cand, gold_ptr, gold_cand,
+                 gold_grade, nrel, perm, position)
 
 
 # --------------------------------------------------------------------------------------- scoring
 
 
-def settings(pairs, metrics, trec_depth, precision) -> dict:
-    """What shards must agree on to add up (the run aside): cells, metrics, TREC depth, precision."""
+def settings(pairs, metrics, trec_depth, precision, threshold: int = RELEVANCE_THRESHOLD) -> dict:
+    """What shards must agree on to add up (the run aside): cells, metrics, TREC depth, precision,
+    relevance threshold."""
     return {"pairs": str(pairs), "metrics": [m.name for m in metrics], "trec_depth": trec_depth,
-            "precision": precision}
+            "precision": precision, "relevance_threshold": threshold}
 
 
 def count_range(run: Run, plan: _Plan, cand_range, block_mb: float, trec_depth, engine, gold_score=None):
@@ -248,7 +298,7 @@ def count_range(run: Run, plan: _Plan, cand_range, block_mb: float, trec_depth, 
     counts = empty_counts(len(plan.gold_cand), len(plan.cand_langs), len(run.queries), trec_depth)
     if gold_score is not None:
         counts.gold_score[:] = gold_score
-    for mask, rows in _groups(plan):
+    for mask, rows in groups(plan):
         count_group(run, plan, mask, rows, tuple(cand_range), block_mb, engine, counts, gold_score is not None)
     return counts
 
@@ -258,13 +308,13 @@ def group_gold_scores(run: Run, plan: _Plan, own, block_mb: float, engine) -> np
     from fastir.eval.stream import gold_scores, group_golds
 
     out = np.zeros(len(plan.gold_cand), np.float32)
-    for mask, rows in _groups(plan):
+    for mask, rows in groups(plan):
         g_ptr, g_id = group_golds(plan, mask, rows)
         gold_scores(run, plan, rows, g_ptr, g_id, own, block_mb, engine, out)
     return out
 
 
-def finalise(plan: _Plan, metrics, counts):
+def finalise(plan: _Plan, metrics, counts, threshold: int = RELEVANCE_THRESHOLD):
     """(QueryMetrics, TopK or None) from the per-gold counts of the whole pool."""
     from fastir.eval.stream import check_counts_fit, group_golds
     from fastir.kernels.ranking import empty_outputs, metrics_from_counts
@@ -273,12 +323,12 @@ def finalise(plan: _Plan, metrics, counts):
     nrel, values = empty_outputs(n_queries, n_langs, len(metrics))
     program = kernel_program(metrics)
     cnt = check_counts_fit(counts.cnt)
-    for mask, rows in _groups(plan):
+    for mask, rows in groups(plan):
         g_ptr, g_id = group_golds(plan, mask, rows)
         g_lang = plan.cand_lang_id[plan.gold_cand[g_id]]
         want = plan.want[plan.query_lang_id[rows]]
         nrel[rows], values[rows] = metrics_from_counts(g_ptr, g_lang, cnt[g_id], want, program,
-                                                       plan.gold_grade[g_id], RELEVANCE_THRESHOLD)
+                                                       plan.gold_grade[g_id], threshold)
     top = None
     if counts.top is not None:
         score, key, length = counts.top
@@ -286,78 +336,6 @@ def finalise(plan: _Plan, metrics, counts):
         cand = np.where(filled, plan.perm[key], 0).astype(np.int32)
         top = TopK(score.shape[2], np.where(filled, score, np.float32(0)), cand, length)
     return QueryMetrics(tuple(metrics), nrel, values), top
-
-
-def _score_blocks(run: Run, plan: _Plan, metrics, block_mb: float, trec_depth: int | None, certified):
-    """The certified precisions' pass (:mod:`fastir.eval.certified`), one group at a time."""
-    from fastir.eval.certified import score_group
-    from fastir.kernels.ranking import empty_outputs
-
-    n_queries, n_langs = len(run.queries), len(plan.cand_langs)
-    out = empty_outputs(n_queries, n_langs, len(metrics))
-    # The kernels want score columns grouped by language: each group's candidates are gathered in
-    # that order, upcast to float32 on the way (column i holds candidate row perm[i]).
-    perm, position = plan.perm, plan.position
-    lang_sorted = np.ascontiguousarray(plan.cand_lang_id[perm])
-    program = kernel_program(metrics)
-    for cand_mask, rows in _groups(plan):
-        cols = None if cand_mask.all() else np.flatnonzero(cand_mask[lang_sorted])
-        cand_rows = perm if cols is None else perm[cols]  # candidate row of each block column
-        c_lang = lang_sorted if cols is None else np.ascontiguousarray(lang_sorted[cols])
-        g_ptr, g_col, g_grade = _local_golds(plan, rows, position, cols)
-        score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, program, block_mb, out, *certified,
-                    RELEVANCE_THRESHOLD)
-    nrel, values = out
-    return QueryMetrics(tuple(metrics), nrel, values), None
-
-
-def _groups(plan: _Plan):
-    """(candidate-language mask, query rows) per distinct set of needed candidate languages.
-
-    A query language whose cells need only some candidate languages (``--pairs mono``, a LIST)
-    multiplies only against those candidates; any pooled cell needs them all.
-    """
-    n_langs = len(plan.cand_langs)
-    needs: dict[bytes, list[int]] = {}
-    masks: dict[bytes, np.ndarray] = {}
-    for x in range(len(plan.query_langs)):
-        w = plan.want[x]
-        if not w.any():
-            continue
-        mask = np.ones(n_langs, dtype=np.bool_) if w[n_langs] else w[:n_langs].copy()
-        key = mask.tobytes()
-        masks[key] = mask
-        needs.setdefault(key, []).append(x)
-    for key, langs in needs.items():
-        mask = masks[key]
-        in_group = np.isin(plan.query_lang_id, langs)
-        # Queries with no gold among the needed candidates are skipped in every wanted cell.
-        has_gold = plan.nrel[:, :n_langs][:, mask].sum(axis=1) > 0
-        rows = np.flatnonzero(in_group & has_gold).astype(np.int64)
-        if len(rows):
-            yield mask, rows
-
-
-def _local_golds(plan: _Plan, rows: np.ndarray, position: np.ndarray, cols: np.ndarray | None):
-    """Golds of ``rows`` as CSR over those rows, in column indices of the candidate block, with their grades.
-
-    ``position[c]`` is candidate row c's column in the language-grouped table, ``cols`` the
-    columns of that table in the block (None = all); golds outside the block are dropped.
-    """
-    starts = plan.gold_ptr[rows]
-    lengths = plan.gold_ptr[rows + 1] - starts
-    golds = concat_ranges(starts, lengths)
-    col, grade = position[plan.gold_cand[golds]], plan.gold_grade[golds]
-    owner = np.repeat(np.arange(len(rows)), lengths)
-    if cols is not None:
-        local = np.full(len(position), -1, dtype=np.int64)
-        local[cols] = np.arange(len(cols))
-        col = local[col]
-        keep = col >= 0
-        col, grade, owner = col[keep], grade[keep], owner[keep]
-    ptr = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(owner, minlength=len(rows)), out=ptr[1:])
-    return ptr, np.ascontiguousarray(col, dtype=np.int64), np.ascontiguousarray(grade, dtype=np.int64)
 
 
 def default_out_dir(run_path: str | os.PathLike) -> Path:

@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from fastir.errors import InputError
 from fastir.names import check_langs
+from fastir.runs.arrow import numeric_array, to_numpy
 from fastir.runs.schema import (
     CANDIDATES, DTYPES, GROUP, QRELS, QUERIES, READ_FORMATS, RELEVANCE, RELEVANT_GRADE, RUN_FORMAT_V1, RUN_JSON,
     table_fields,
@@ -71,7 +72,7 @@ class EmbeddingTable:
         if self._lang_codes is None:
             encoded = self.table.column("lang").combine_chunks().dictionary_encode()
             self._lang_codes = (encoded.dictionary.to_pylist(),
-                                encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32))
+                                to_numpy(encoded.indices).astype(np.int32))
         return self._lang_codes
 
 
@@ -98,7 +99,7 @@ class Run:
     @property
     def qrels_relevance(self) -> np.ndarray:
         """int32 grade of every qrels row (table order), >= 0; grade 0 is judged not relevant."""
-        return self.qrels.column(RELEVANCE).to_numpy()
+        return to_numpy(self.qrels.column(RELEVANCE))
 
     def qrels_graded(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every qrels row as (query row, candidate row, grade): int64, int64, int32 arrays."""
@@ -130,7 +131,7 @@ def _qrels_rows(qrels: pa.Table, queries: pa.Table, candidates: pa.Table, file: 
         if idx.null_count:
             first = qrels.column(column).filter(pc.is_null(idx))[0].as_py()
             raise InputError(file, column, f"unknown {what} id {first!r} (not in {where})")
-        rows.append(idx.to_numpy().astype(np.int64))
+        rows.append(to_numpy(idx).astype(np.int64))
     q, c = rows
     key = np.sort(q * max(1, candidates.num_rows) + c)
     if len(key) > 1 and (key[1:] == key[:-1]).any():
@@ -243,7 +244,9 @@ def embedding_chunks(table: pa.Table, file: Path, dim: int, dtype: str) -> list[
         values = chunk.values
         if chunk.offset or len(values) != len(chunk) * dim:
             values = values.slice(chunk.offset * dim, len(chunk) * dim)
-        parts.append(values.to_numpy(zero_copy_only=True).reshape(-1, dim))
+        # The buffer itself, not values.to_numpy(): pyarrow imports pandas there when it is installed.
+        parts.append(np.frombuffer(values.buffers()[1], dtype=np_dtype, count=len(values),
+                                   offset=values.offset * np_dtype.itemsize).reshape(-1, dim))
     return parts or [np.empty((0, dim), dtype=np_dtype)]
 
 
@@ -328,8 +331,8 @@ def _read_qrels(path: Path, meta: dict) -> pa.Table:
     if meta["format"] == RUN_FORMAT_V1:
         grades = np.ones(table.num_rows, np.int32)
     else:
-        grades = relevance_array(table.column(RELEVANCE).to_numpy(), table.num_rows, file)
-    return table.select(["query_id", "candidate_id"]).append_column(RELEVANCE, pa.array(grades, pa.int32()))
+        grades = relevance_array(to_numpy(table.column(RELEVANCE)), table.num_rows, file)
+    return table.select(["query_id", "candidate_id"]).append_column(RELEVANCE, numeric_array(grades, pa.int32()))
 
 
 def read_run(path: str | os.PathLike, check_finite: bool = True) -> Run:

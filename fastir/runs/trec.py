@@ -31,6 +31,8 @@ def write_trec(result, out_dir: str | os.PathLike, overwrite: bool = False) -> P
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    from fastir.runs.arrow import numeric_array, repeat_string
+
     if result.top is None:
         raise InputError(None, "--trec", "scores were computed without trec_depth")
     run = result.run
@@ -53,12 +55,12 @@ def write_trec(result, out_dir: str | os.PathLike, overwrite: bool = False) -> P
             q_rep = np.repeat(rows, lengths)
             ranks = (np.nonzero(keep)[1] + 1).astype(np.int32)
             table = pa.table({
-                "qid": qids.take(pa.array(q_rep)),
-                "q0": pa.array(np.full(len(q_rep), "Q0", dtype=object), pa.string()),
-                "docid": cids.take(pa.array(top.cand[rows, s][keep].astype(np.int64))),
-                "rank": pa.array(ranks),
-                "score": pa.array(top.score[rows, s][keep]),
-                "tag": pa.array(np.full(len(q_rep), RUN_TAG, dtype=object), pa.string()),
+                "qid": qids.take(numeric_array(q_rep, pa.int64())),
+                "q0": repeat_string("Q0", len(q_rep)),
+                "docid": cids.take(numeric_array(top.cand[rows, s][keep], pa.int64())),
+                "rank": numeric_array(ranks, pa.int32()),
+                "score": numeric_array(top.score[rows, s][keep], pa.float32()),
+                "tag": repeat_string(RUN_TAG, len(q_rep)),
             })
             pacsv.write_csv(table, str(path_inside(tmp, f"{cell.name}.run", "lang", out_dir)), options)
 
@@ -71,10 +73,10 @@ def write_trec(result, out_dir: str | os.PathLike, overwrite: bool = False) -> P
                 inside = cand_lang_id[g_cand] == s
                 g_rows, g_cand, g_grade = g_rows[inside], g_cand[inside], g_grade[inside]
             qrels = pa.table({
-                "qid": qids.take(pa.array(g_rows.astype(np.int64))),
-                "iter": pa.array(np.zeros(len(g_rows), np.int32)),
-                "docid": cids.take(pa.array(g_cand.astype(np.int64))),
-                "rel": pa.array(g_grade.astype(np.int32)),
+                "qid": qids.take(numeric_array(g_rows, pa.int64())),
+                "iter": numeric_array(np.zeros(len(g_rows), np.int32), pa.int32()),
+                "docid": cids.take(numeric_array(g_cand, pa.int64())),
+                "rel": numeric_array(g_grade, pa.int32()),
             })
             pacsv.write_csv(qrels, str(path_inside(tmp, f"{cell.name}.qrels", "lang", out_dir)), options)
     return out_dir

@@ -36,9 +36,70 @@ def write_table(path: str | os.PathLike, table: pa.Table) -> None:
 def _rows_per_batch(table: pa.Table) -> int:
     if "embedding" not in table.column_names:
         return max(1, table.num_rows)
-    t = table.schema.field("embedding").type
+    return _embedding_batch_rows(table.schema)
+
+
+def _embedding_batch_rows(schema: pa.Schema) -> int:
+    t = schema.field("embedding").type
     row_bytes = t.list_size * t.value_type.bit_width // 8
     return max(1, _BATCH_BYTES // max(1, row_bytes))
+
+
+class TableStream:
+    """An embedding table written piece by piece (``fastir embed`` of a corpus larger than memory).
+
+    Rows are buffered and written in record batches of exactly the rows :func:`write_table` uses,
+    so the file is byte-identical to writing the whole table at once; memory holds at most one
+    batch plus the piece being appended. Written under a temporary name, renamed by :meth:`close`
+    (use it as a context manager: an exception leaves nothing behind).
+    """
+
+    def __init__(self, path: str | os.PathLike, schema: pa.Schema):
+        self.schema = schema
+        self.batch_rows = _embedding_batch_rows(schema)
+        self.rows = 0
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self._atomic = atomic_path(path)
+        tmp = self._atomic.__enter__()
+        self._sink = pa.OSFile(str(tmp), "wb")
+        self._writer = pa.ipc.new_file(self._sink, schema)
+
+    def write(self, table: pa.Table) -> None:
+        """Append ``table`` (of this stream's schema)."""
+        if table.schema != self.schema:
+            raise ValueError(f"table schema {table.schema} is not the stream's {self.schema}")
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        self.rows += table.num_rows
+        if self._pending_rows >= self.batch_rows:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        merged = pa.concat_tables(self._pending).combine_chunks()
+        full = (merged.num_rows // self.batch_rows) * self.batch_rows
+        cut = merged.num_rows if final else full
+        if cut:
+            self._writer.write_table(merged.slice(0, cut), max_chunksize=self.batch_rows)
+        rest = merged.slice(cut)
+        self._pending, self._pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
+
+    def close(self) -> None:
+        if self._pending:
+            self._flush(final=True)
+        self._writer.close()
+        self._sink.close()
+        self._atomic.__exit__(None, None, None)
+
+    def __enter__(self) -> "TableStream":
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is None:
+            self.close()
+            return
+        self._sink.close()
+        self._atomic.__exit__(kind, exc, tb)
 
 
 def embedding_array(embeddings: np.ndarray, dtype: str) -> pa.FixedSizeListArray:
@@ -138,5 +199,5 @@ def write_run_json(directory: str | os.PathLike, meta: dict) -> None:
         tmp.write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
-__all__ = ["GROUP", "check_output_dir", "write_table", "embedding_array", "queries_table", "candidates_table",
+__all__ = ["GROUP", "check_output_dir", "write_table", "TableStream", "embedding_array", "queries_table", "candidates_table",
            "qrels_table", "relevance_array", "write_run", "full_meta", "write_run_json"]

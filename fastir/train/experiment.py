@@ -1,25 +1,28 @@
-"""``fastir experiment``: train several batch strategies from one seed, embed and score each,
-and print the comparison shaped like Tables 1 and 2 of arXiv 2408.10536.
+"""``fastir experiment``: train several batch strategies from several seeds, embed and score each,
+compare them against one or more baselines, and write one report.
 
-For each strategy S (and, with ``include_base``, the untrained starting model as row ``base``)::
+For each strategy S and seed s (and, with ``include_base``, the untrained model as ``base``)::
 
-    OUT/S/model/            fastir train output (checkpoint-NNNNNN/, final/, train.jsonl)
-    OUT/S/runs/<dataset>/   fastir embed run dir of final/ on each evaluation dataset
-    OUT/S/scores/<dataset>/ fastir score output (summary.json, pairs.csv, ...)
-    OUT/results.json        every number of the tables below, plus the settings
-    OUT/tables.md           the tables as Markdown
+    OUT/S/seed-s/model/            fastir train output (checkpoint-NNNNNN/, final/, train.jsonl)
+    OUT/S/seed-s/runs/<dataset>/   fastir embed run dir of final/ on each evaluation dataset
+    OUT/S/seed-s/scores/<dataset>/ fastir score output, with per_query.parquet
+    OUT/base/{runs,scores}/<dataset>/
+    OUT/results.json               every setting, number, timing, batch share and curve (fastir-experiment/2)
+    OUT/report.md, OUT/figures/    the report (fastir.train.experiment_report)
 
-Every strategy gets the same settings and seed, so they differ only in how batches are drawn.
-Before any work the training tables are checked against every evaluation dataset
-(:mod:`fastir.data.overlap`): an overlap refuses the run unless ``allow_overlap``; the counts go
-into ``results.json`` either way. Every model, the base included, is embedded at
-``eval_max_length`` (default: the base model's own length), whatever training's ``max_length``.
-Re-running the same command resumes: finished training runs, run dirs and scores are reused
-(training refuses to resume from a run with different settings).
+Every strategy gets the same settings, so within a seed they differ only in how batches are drawn.
+Before any work every option, strategy and dataset is checked and the training tables are checked
+against every evaluation dataset (and the held-out set, :mod:`fastir.data.overlap`): an overlap
+refuses the run unless ``allow_overlap``; the counts go into ``results.json`` either way. Every
+model, the base included, is embedded at ``eval_max_length`` (default: the base model's own length),
+whatever training's ``max_length``. Re-running the same command resumes: finished training runs,
+run dirs and scores are reused per strategy and seed (training refuses to resume from a run with
+different settings), so a new seed can be added to a finished experiment.
 
-Table 1: mAP per evaluation dataset for the mono / cross / multi summaries of ``fastir score``
-(Mo., Cr., Mul.; defined in docs/score.md). Table 2: R@1 for the same three settings and the macro
-rank distance (lower is better).
+Learning curves: with ``eval_every`` > 0 each training run evaluates the held-out set (default: the
+first evaluation dataset at ``eval_langs``) every ``eval_every`` steps with
+:mod:`fastir.train.heldout`. The reported model is always the last step: curves are descriptive,
+never used to pick a checkpoint.
 """
 
 from __future__ import annotations
@@ -32,11 +35,11 @@ from pathlib import Path
 from fastir.errors import InputError
 from fastir.train.choices import STRATEGIES
 from fastir.train.config import TrainConfig
+from fastir.train.experiment_runs import BASE, RunSpec, run_root
 
-SETTINGS = (("mono", "Mo."), ("cross", "Cr."), ("multi", "Mul."))
-# results.json key suffix -> registry metric of Table 1 (mAP) and Table 2 (R@1)
-TABLE_METRICS = {"map": "map", "r1": "recall@1"}
-BASE = "base"
+RESULTS_FORMAT = "fastir-experiment/2"
+RESULTS_JSON = "results.json"
+MAX_SEED = 2**63 - 1  # torch.manual_seed's range
 
 
 @dataclass
@@ -45,20 +48,79 @@ class ExperimentConfig:
     model: str
     out: str
     strategies: list[str] = field(default_factory=lambda: ["x-x-mono", "x-y", "hybrid"])
+    seeds: list[int] | None = None  # None: one seed, train's "seed" (default 0)
+    baselines: list[str] | None = None  # strategies (or "base") the others are tested against; None: the first
     eval_datasets: list[str] = field(default_factory=lambda: ["xquad-r"])
     eval_langs: list[str] | None = None
     include_base: bool = False
     candidates: str = "sentence"  # fastir embed --candidates
     embed_dtype: str = "auto"
+    store: str = "fp16"  # fastir embed --store: the stored embeddings' dtype
     eval_max_length: int | None = None  # None: the base model's own length (training's max_length does not apply)
+    eval_every: int = 0  # held-out pooled mAP every N training steps (0: loss curve only)
+    heldout: str | None = None  # held-out data of the curves; None: the first evaluation dataset
+    heldout_max_queries: int = 0  # 0: every held-out query
     allow_overlap: bool = False  # run even if the training tables overlap an evaluation dataset
-    train: dict = field(default_factory=dict)  # any other TrainConfig field (steps, lr, seed, ...)
+    samples: int = 10000  # compare's bootstrap / randomization resamples
+    metrics: list[str] = field(default_factory=list)  # registry metrics scored and compared beside the report's
+    compare_seed: int = 0
+    train: dict = field(default_factory=dict)  # any other TrainConfig field (steps, lr, ...)
     progress: bool = True
 
 
-def _check_everything(cfg: ExperimentConfig, out: Path) -> tuple[dict, int, dict | None]:
-    """Every strategy, dataset and option checked before the first long step starts: the training
-    configs per strategy, the evaluation length and the zero-shot overlap counts."""
+def parse_seeds(text: str | None) -> list[int] | None:
+    """``--seeds 0,1,2`` -> [0, 1, 2]; None stays None. Checks are those of :func:`check_seeds`."""
+    if text is None:
+        return None
+    if not text.strip():
+        raise InputError(None, "--seeds", "no seed given")
+    seeds = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item.isdigit():
+            raise InputError(None, "--seeds", f"{item!r} is not a non-negative integer (write --seeds 0,1,2)")
+        seeds.append(int(item))
+    check_seeds(seeds)
+    return seeds
+
+
+def check_seeds(seeds: list[int]) -> None:
+    if not seeds:
+        raise InputError(None, "--seeds", "no seed given")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED:
+            raise InputError(None, "--seeds", f"{s!r} is not an integer in [0, 2**63 - 1]")
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise InputError(None, "--seeds", f"seed {repeated[0]} is listed twice")
+
+
+def resolved_seeds(cfg: ExperimentConfig) -> list[int]:
+    if cfg.seeds is None:
+        return [int(cfg.train.get("seed", 0))]
+    if "seed" in cfg.train:
+        raise InputError(None, "--seeds", "give --seed or --seeds, not both")
+    check_seeds(list(cfg.seeds))
+    return list(cfg.seeds)
+
+
+def resolved_baselines(cfg: ExperimentConfig) -> list[str]:
+    """``baselines`` checked against the strategies (``base`` only with ``include_base``)."""
+    if cfg.baselines is None:
+        return list(cfg.strategies[:1])
+    if not cfg.baselines:
+        raise InputError(None, "--baselines", "no baseline given")
+    known = list(cfg.strategies) + ([BASE] if cfg.include_base else [])
+    for b in cfg.baselines:
+        if b not in known:
+            hint = " (add --include-base to compare against the untrained model)" if b == BASE else ""
+            raise InputError(None, "--baselines", f"{b!r} is not among the strategies {', '.join(known)}{hint}")
+    if len(set(cfg.baselines)) != len(cfg.baselines):
+        raise InputError(None, "--baselines", "a baseline is listed twice")
+    return list(cfg.baselines)
+
+
+def _check_strategies(cfg: ExperimentConfig) -> None:
     if not cfg.strategies:
         raise InputError(None, "--strategies", "no strategy given")
     bad = [s for s in cfg.strategies if s not in STRATEGIES]
@@ -68,70 +130,159 @@ def _check_everything(cfg: ExperimentConfig, out: Path) -> tuple[dict, int, dict
         raise InputError(None, "--strategies", "a strategy is listed twice")
     if not cfg.eval_datasets:
         raise InputError(None, "--eval", "no evaluation dataset given")
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = set(cfg.train) - fields
+    unknown = set(cfg.train) - {f.name for f in dataclasses.fields(TrainConfig)}
     if unknown:
         raise InputError(None, "train", f"unknown training setting(s) {', '.join(sorted(unknown))}")
+    own = {"eval_data", "eval_every", "eval_langs", "eval_max_queries", "eval_max_length", "allow_overlap"}
+    if own & set(cfg.train):
+        raise InputError(None, "train", f"{sorted(own & set(cfg.train))[0]} is an experiment setting, not a train one")
+
+
+def _check_heldout(cfg: ExperimentConfig) -> str | None:
+    """The held-out data of the learning curves (None when ``eval_every`` is 0)."""
+    if cfg.eval_every < 0:
+        raise InputError(None, "--eval-every", f"must be non-negative, found {cfg.eval_every}")
+    if cfg.samples < 1:
+        raise InputError(None, "--samples", f"must be positive, found {cfg.samples}")
+    if cfg.heldout_max_queries < 0:
+        raise InputError(None, "--heldout-max-queries", f"must be non-negative, found {cfg.heldout_max_queries}")
+    if not cfg.eval_every:
+        if cfg.heldout is not None:
+            raise InputError(None, "--heldout", "needs --eval-every N (the steps between held-out evaluations)")
+        return None
+    return cfg.heldout or cfg.eval_datasets[0]
+
+
+@dataclass
+class Plan:
+    """What an experiment will do, every input checked."""
+
+    specs: list[RunSpec]
+    seeds: list[int]
+    baselines: list[str]
+    heldout: str | None
+    eval_max_length: int
+    overlap: dict
+
+
+def plan_experiment(cfg: ExperimentConfig) -> Plan:
+    """Every strategy, seed, dataset and option checked before the first long step starts: the
+    training configs per strategy and seed, the evaluation length and the zero-shot overlap counts."""
+    _check_strategies(cfg)
+    seeds = resolved_seeds(cfg)
+    baselines = resolved_baselines(cfg)
+    heldout = _check_heldout(cfg)
+    extra_metrics(cfg)
+    out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise InputError(out, None, "output path exists and is not a directory")
-    # Validate every training config (and the datasets) before the first long step starts.
-    configs = {s: _train_config(cfg, s, out) for s in cfg.strategies}
+    eval_max_length = _eval_max_length(cfg)
+    specs = [RunSpec(BASE, None, run_root(out, BASE, None), None)] if cfg.include_base else []
+    for seed in seeds:
+        specs += [RunSpec(s, seed, run_root(out, s, seed), _train_config(cfg, s, seed, out, heldout))
+                  for s in cfg.strategies]
     from fastir.data.registry import open_dataset
     from fastir.train.config import validate
 
-    for c in configs.values():
-        validate(dataclasses.replace(c, resume=False))
-    _check_samplers(list(configs.values()))
+    for spec in specs:
+        if spec.train is not None:
+            validate(dataclasses.replace(spec.train, resume=False))
+    _check_samplers([spec.train for spec in specs if spec.train is not None and spec.seed == seeds[0]])
     for ds in cfg.eval_datasets:
         open_dataset(ds, langs=cfg.eval_langs)
-    eval_max_length = _eval_max_length(cfg)
+    if heldout is not None and heldout not in cfg.eval_datasets:
+        from fastir.train.heldout import load_eval_set
+
+        load_eval_set(heldout, langs=cfg.eval_langs)
     from fastir.data.overlap import guard
 
-    overlap = guard(cfg.data, cfg.eval_datasets, allow=cfg.allow_overlap)
-    return configs, eval_max_length, overlap
+    checked = list(cfg.eval_datasets) + ([heldout] if heldout is not None and heldout not in cfg.eval_datasets else [])
+    overlap = guard(cfg.data, checked, allow=cfg.allow_overlap)
+    return Plan(specs, seeds, baselines, heldout, eval_max_length, overlap)
+
+
+def extra_metrics(cfg: ExperimentConfig) -> list[str]:
+    """``--metrics``: registry names (e.g. ``ndcg@10,same_lang@10,lang_jsd@10``) scored, compared and
+    reported beside the report's own (map, mrr, R@1/5/10, rank distance); checked before any work."""
+    if not cfg.metrics:
+        return []
+    from fastir.eval.metrics import parse_metrics
+    from fastir.train.experiment_runs import SCORE_METRICS
+
+    return [m.name for m in parse_metrics(cfg.metrics, option="--metrics") if m.name not in SCORE_METRICS]
 
 
 def run_experiment(cfg: ExperimentConfig) -> dict:
-    """Train, embed and score every strategy; returns (and writes) ``results.json``'s content."""
-    from fastir.encoding.embed import EmbedOptions, embed_dataset
-    from fastir.eval.score import score_run
-    from fastir.eval.report import write_scores
+    """Train, embed and score every strategy and seed, compare, report; returns (and writes)
+    ``results.json``'s content."""
+    from fastir.train.experiment_runs import embed_stage, score_stage, train_stage
 
-    out = Path(cfg.out)
-    configs, eval_max_length, overlap = _check_everything(cfg, out)
-    from fastir.train.loop import train
-
-    rows: dict[str, dict] = {}
-    models = {BASE: cfg.model} if cfg.include_base else {}
-    for strategy, tcfg in configs.items():
-        result = train(tcfg)
-        models[strategy] = str(result.final)
-    for name, model in models.items():
-        rows[name] = {}
+    plan = plan_experiment(cfg)
+    summaries: dict[str, dict[str, dict]] = {}
+    for spec in plan.specs:
+        model = train_stage(spec, cfg.model)
+        summaries[spec.name] = {}
         for ds in cfg.eval_datasets:
-            ds_key = _ds_key(ds)
-            run_dir = out / name / "runs" / ds_key
-            t = configs.get(name) or next(iter(configs.values()))
-            embed_dataset(EmbedOptions(
-                dataset=ds, model=model, out=str(run_dir), langs=cfg.eval_langs,
+            embed_stage(spec, ds, ds_key(ds), _embed_options(cfg, spec, model, plan))
+            summaries[spec.name][ds_key(ds)] = score_stage(spec, ds_key(ds), extra_metrics(cfg))
+    from fastir.train.experiment_report import run_comparisons, write_report
+
+    results = _results(cfg, plan, summaries)
+    results["compare"], results["compare_s"] = run_comparisons(
+        plan.specs, [ds_key(d) for d in cfg.eval_datasets], plan.baselines, samples=cfg.samples,
+        seed=cfg.compare_seed, extra=extra_metrics(cfg))
+    write_report(results, Path(cfg.out))
+    return results
+
+
+def _embed_options(cfg: ExperimentConfig, spec: RunSpec, model: str, plan: Plan) -> dict:
+    t = spec.train or next(s.train for s in plan.specs if s.train is not None)
+    return dict(model=model, langs=cfg.eval_langs,
                 pooling=t.pooling,  # None: the base folder's default, which training recorded too
                 query_prefix=t.query_prefix, passage_prefix=t.passage_prefix, candidates=cfg.candidates,
-                max_length=eval_max_length, device=t.device, dtype=cfg.embed_dtype, resume=True,
-                progress=cfg.progress))
-            scored = score_run(run_dir, ks=(1, 5, 10))
-            write_scores(scored, out / name / "scores" / ds_key, overwrite=True)
-            rows[name][ds_key] = _numbers(scored.summary)
-    results = {"format": "fastir-experiment/1", "model": cfg.model, "data": cfg.data,
-               "strategies": list(models), "eval_datasets": [_ds_key(d) for d in cfg.eval_datasets],
-               "train_settings": cfg.train, "eval_max_length": eval_max_length, "overlap": overlap,
-               "results": rows}
+                max_length=plan.eval_max_length, device=t.device, dtype=cfg.embed_dtype, store=cfg.store,
+                progress=cfg.progress)
+
+
+def _results(cfg: ExperimentConfig, plan: Plan, summaries: dict) -> dict:
+    from fastir.train.experiment_runs import (
+        batch_shares,
+        learning_curve,
+        read_stages,
+        read_train_log,
+        train_seconds,
+        train_settings,
+    )
+
+    runs = {}
+    for spec in plan.specs:
+        log = read_train_log(spec)
+        runs[spec.name] = {
+            "strategy": spec.strategy, "seed": spec.seed, "dir": str(spec.root.relative_to(Path(cfg.out))),
+            "stages_s": read_stages(spec), "train_log_s": train_seconds(log),
+            "train_settings": train_settings(spec),
+            "batches": batch_shares(log) if spec.train is not None else None,
+            "curve": learning_curve(log) if spec.train is not None else None,
+            "results": {ds: numbers(summary["summary"]) for ds, summary in summaries[spec.name].items()},
+        }
+    return {"format": RESULTS_FORMAT, "settings": _settings(cfg, plan), "overlap": plan.overlap,
+            "names": [s.name for s in plan.specs], "runs": runs}
+
+
+def _settings(cfg: ExperimentConfig, plan: Plan) -> dict:
+    """Every setting of the experiment, resolved, plus each strategy's recorded training settings."""
+    s = dataclasses.asdict(cfg)
+    s.pop("progress")
+    s.update(seeds=plan.seeds, baselines=plan.baselines, heldout=plan.heldout, metrics=extra_metrics(cfg),
+             eval_max_length=plan.eval_max_length, eval_datasets=[ds_key(d) for d in cfg.eval_datasets])
+    return s
+
+
+def write_results(results: dict, out: Path) -> None:
     from fastir.atomic import atomic_file
 
-    with atomic_file(out / "results.json", "w") as fh:
+    with atomic_file(out / RESULTS_JSON, "w") as fh:
         json.dump(results, fh, indent=2)
-    with atomic_file(out / "tables.md", "w") as fh:
-        fh.write(format_tables(results) + "\n")
-    return results
 
 
 def _eval_max_length(cfg: ExperimentConfig) -> int:
@@ -158,53 +309,29 @@ def _check_samplers(configs: list[TrainConfig]) -> None:
         next(iter(sampler))
 
 
-def _train_config(cfg: ExperimentConfig, strategy: str, out: Path) -> TrainConfig:
+def _train_config(cfg: ExperimentConfig, strategy: str, seed: int, out: Path, heldout: str | None) -> TrainConfig:
     kw = dict(cfg.train)
-    kw.update(data=list(cfg.data), model=cfg.model, out=str(out / strategy / "model"), strategy=strategy,
-              resume=True, overwrite=False, progress=cfg.progress)
+    kw.update(data=list(cfg.data), model=cfg.model, out=str(run_root(out, strategy, seed) / "model"),
+              strategy=strategy, seed=seed, resume=True, overwrite=False, progress=cfg.progress,
+              eval_data=heldout, eval_every=cfg.eval_every if heldout else 0, eval_langs=cfg.eval_langs,
+              eval_max_queries=cfg.heldout_max_queries, eval_max_length=cfg.eval_max_length,
+              allow_overlap=cfg.allow_overlap)
     return TrainConfig(**kw)
 
 
-def _ds_key(ds: str) -> str:
+def ds_key(ds: str) -> str:
     return Path(ds).name or str(ds)
 
 
-def _numbers(summary: dict) -> dict:
-    """The table metrics per setting plus the macro rank distance, from a fastir score summary."""
+SETTINGS = ("mono", "cross", "multi")
+TABLE_METRICS = ("map", "mrr", "recall@1", "recall@10")
+
+
+def numbers(summary: dict) -> dict:
+    """The report's metrics per setting plus the macro rank distance, from a fastir score summary."""
     from fastir.eval.metrics import RANK_DISTANCE
 
-    row = {}
-    for key, _ in SETTINGS:
-        cell = summary.get(key) or {}
-        for suffix, name in TABLE_METRICS.items():
-            row[f"{key}_{suffix}"] = cell.get(name)
-    rd = summary.get(RANK_DISTANCE.name) or {}
-    row[RANK_DISTANCE.name] = rd.get("macro")
+    row = {f"{key}_{name}": (summary.get(key) or {}).get(name) for key in SETTINGS for name in TABLE_METRICS}
+    row[RANK_DISTANCE.name] = (summary.get(RANK_DISTANCE.name) or {}).get("macro")
     row["micro_multi_map"] = summary.get("micro_multi_map")
     return row
-
-
-def format_tables(results: dict) -> str:
-    """Table 1 (mAP) and Table 2 (R@1, rank distance) as Markdown, values x100 except rank distance."""
-    from fastir.eval.metrics import RANK_DISTANCE, metric
-
-    (k1, m1), (k2, m2) = ((k, metric(name)) for k, name in TABLE_METRICS.items())
-    names = results["strategies"]
-    datasets = results["eval_datasets"]
-
-    def pct(x):
-        return "–" if x is None else f"{100 * x:.2f}"
-
-    def table(title, columns):
-        head = ["strategy"] + [f"{ds} {label}" for ds in datasets for label, _ in columns]
-        lines = [f"**{title}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for name in names:
-            cells = [name] + [fmt(results["results"][name][ds].get(key)) for ds in datasets for _, (key, fmt) in columns]
-            lines.append("| " + " | ".join(cells) + " |")
-        return "\n".join(lines)
-
-    t1 = table(f"Table 1: {m1.label} (x100)", [(label, (f"{key}_{k1}", pct)) for key, label in SETTINGS])
-    t2 = table(f"Table 2: {m2.label} (x100) and rank distance (lower is better)",
-               [(f"{m2.label} {label}", (f"{key}_{k2}", pct)) for key, label in SETTINGS]
-               + [("RD", (RANK_DISTANCE.name, lambda x: "–" if x is None else f"{x:.2f}"))])
-    return t1 + "\n\n" + t2

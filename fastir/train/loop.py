@@ -103,7 +103,7 @@ def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
                 last_saved = done
         if last_saved != cfg.steps:
             save_step(run, cfg.steps)
-        if run.eval_set is not None:
+        if run.eval_set is not None and run.start_step < cfg.steps:  # a finished run was evaluated already
             last_eval = _evaluate(run, cfg.steps, log)
     finally:
         log.close()

@@ -167,6 +167,10 @@ def test_reader_streams_the_corpus(tmp_path):
 BAD = {
     "malformed line": (lambda r: (r / "sw" / "corpus.jsonl").open("a").write('{"_id": "x", "text": \n'),
                        "sw/corpus.jsonl: line 13", "malformed JSON"),
+    "invalid UTF-8": (lambda r: (r / "yo" / "corpus.jsonl").open("ab").write(b'{"_id": "z", "text": "\xff"}\n'),
+                      "yo/corpus.jsonl: line 13", "malformed JSON"),
+    "blank lines keep numbering": (lambda r: (r / "sw" / "queries.jsonl").open("a").write('\n\n{"_id": 9}\n'),
+                                   "sw/queries.jsonl: line 8: text", "missing"),
     "not an object": (lambda r: (r / "yo" / "queries.jsonl").open("a").write("[1, 2]\n"),
                       "yo/queries.jsonl: line 6", "expected a JSON object"),
     "unknown query": (lambda r: _qrels(r / "sw" / "qrels" / "dev.tsv", [("0", "0#0", 1), ("77", "0#0", 1)]),
@@ -215,6 +219,15 @@ def test_language_codes_are_checked(tmp_path):
     miracl = make_miracl_like(tmp_path / "m", langs=("sw", "y o"))
     with pytest.raises(InputError, match="y o: language directory name: invalid language code"):
         open_dataset(miracl)
+
+
+def test_document_without_lang_in_single_layout(tmp_path, capsys):
+    root = make_single(tmp_path / "col")
+    with open(root / "corpus.jsonl", "a", encoding="utf-8") as fh:
+        fh.write('{"_id": "d5", "text": "w8"}\n')
+    assert main(["data", "export", str(root), str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == f"error: {root / 'corpus.jsonl'}: line 5: lang: missing\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["col"]
 
 
 def test_query_without_lang_in_single_layout(tmp_path, capsys):

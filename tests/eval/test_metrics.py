@@ -24,13 +24,21 @@ from fastir.eval.metrics import (
 
 
 def test_every_measure_is_complete_and_has_a_kernel_finaliser():
-    from fastir.kernels.ranking import FINALISERS
+    import importlib
 
     assert {"map", "mrr", "recall", "rank_distance"} <= set(REGISTRY)
     for name, m in REGISTRY.items():
-        assert m.name == name and m.label and m.finaliser in FINALISERS and "=" in m.formula
+        finalisers = importlib.import_module(f"fastir.kernels.{m.kernel}").FINALISERS
+        assert m.name == name and m.label and m.finaliser in finalisers and "=" in m.formula
         assert ("{k}" in m.column) == m.cutoff == ("{k}" in m.label)
-    assert [m.name for m in REGISTRY.values() if not m.higher_is_better] == ["rank_distance"]
+    assert [m.name for m in REGISTRY.values() if not m.higher_is_better] == [
+        "rank_distance", "same_lang", "lang_jsd", "lang_jsd_rel"]
+    # The language-bias suite: pooled cells, a cutoff, a citation, values in [0, 1].
+    suite = [m for m in REGISTRY.values() if m.kernel == "bias"]
+    assert [m.name for m in suite] == ["same_lang", "lang_jsd", "lang_jsd_rel", "peer", "peer_nonrel"]
+    assert all(m.pooled_only and m.cutoff and m.bounded and m.citation for m in suite)
+    assert "Sapiezynski" in REGISTRY["lang_jsd"].citation and "TREC 2022 Fair" in REGISTRY["lang_jsd"].citation
+    assert "SIGIR 2024" in REGISTRY["peer"].citation and "hltcoe/peer_measure" in REGISTRY["peer"].citation
     with pytest.raises(ValueError, match="twice"):
         register(REGISTRY["map"])
 
@@ -76,6 +84,24 @@ def test_kernel_program_arrays():
     assert codes.tolist() == [FINALISERS["reciprocal_rank"], FINALISERS["recall_at"], FINALISERS["rank_distance"]]
     assert cutoffs.tolist() == [0, 3, 0] and pooled.tolist() == [False, False, True]
     assert codes.dtype == cutoffs.dtype == np.int64 and pooled.dtype == np.bool_
+
+
+def test_bias_program_and_the_ranking_program_skip_each_other():
+    from fastir.eval.metrics import bias_metrics, bias_program, exposure_cutoffs
+    from fastir.kernels.bias import FINALISERS
+
+    chosen = with_rank_distance(parse_metrics("map,peer@10,same_lang@5,20,lang_jsd_rel@20,lang_jsd@3,20"))
+    assert [m.name for m in bias_metrics(chosen)] == ["peer@10", "same_lang@5", "same_lang@20", "lang_jsd_rel@20",
+                                                      "lang_jsd@3", "lang_jsd@20"]
+    codes, cutoffs, index, slots = bias_program(chosen)
+    assert codes.tolist() == [FINALISERS[f] for f in ("peer", "same_language_share", "same_language_share",
+                                                      "exposure_jsd_relevant", "exposure_jsd_uniform",
+                                                      "exposure_jsd_uniform")]
+    assert cutoffs.tolist() == [10, 5, 20, 20, 3, 20] and index.tolist() == [1, 2, 3, 4, 5, 6]
+    assert exposure_cutoffs(chosen) == [3, 20] and slots.tolist() == [-1, -1, -1, 1, 0, 1]
+    ranking_codes, _, pooled = kernel_program(chosen)
+    assert ranking_codes.tolist()[1:7] == [-1] * 6 and pooled.tolist() == [False] + [True] * 7
+    assert from_column("lang_jsd_rel@10") == metric("lang_jsd_rel@10") and metric("PEER@3").label == "PEER@3"
 
 
 def test_measure_is_declarative():

@@ -26,7 +26,7 @@ METRICS = "map,mrr,recall@1,3,10,ndcg@10"
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.sampled_from(CERTIFIED), st.integers(1, 4096), st.integers(-60, 40), st.integers(0, 2**32 - 1),
+@given(st.sampled_from(CERTIFIED + ("int8-cuda-layout",)), st.integers(1, 4096), st.integers(-60, 40), st.integers(0, 2**32 - 1),
        st.booleans())
 def test_bound_holds_for_every_pair(name, d, log_scale, seed, half):
     rng = np.random.default_rng(seed)
@@ -36,9 +36,11 @@ def test_bound_holds_for_every_pair(name, d, log_scale, seed, half):
     spread = (lambda n: 2.0 ** rng.integers(-8, 4, n)) if half else (lambda n: 2.0 ** rng.integers(-30, 31, n))
     q = (rng.standard_normal((n_q, d)) * scale * spread((n_q, 1))).astype(dtype).astype(np.float32)
     c = (rng.standard_normal((n_c, d)) * spread((n_c, d))).astype(dtype).astype(np.float32)
-    engine = prec.product(name, c)
-    approx = np.empty((n_q, n_c), np.float32)
-    bound = engine.block(q, approx)
+    # int8-cuda-layout: the CUDA branch's padded, column-major int8 code, run by the CPU's torch.
+    engine = prec._Int8(c, padded=True) if name == "int8-cuda-layout" else prec.product(name, c)
+    out = np.empty((n_q, n_c), engine.out_dtype)
+    bound = engine.block(q, out)
+    approx = prec.as_float32(out)
     for i in range(n_q):
         if np.isinf(bound[i]):  # ‖q‖ max‖c‖ > 2^100: no approximation, every candidate is recomputed
             assert (approx[i] == 0).all() and np.linalg.norm(q[i].astype(float)) * max(
@@ -169,3 +171,31 @@ def test_certified_outputs_and_refusals(tmp_path, make_run):
         score_run(path, precision="bf16", trec_depth=5)
     with pytest.raises(InputError, match="--precision"):
         score_run(path, precision="fp8")
+
+
+def test_int8_runs_on_cuda_where_it_has_tensor_cores(tmp_path, make_run, monkeypatch, capsys):
+    path = make_run(tmp_path / "run", **run_columns("random", np.random.default_rng(8)))
+    assert score_run(path, ks=KS, precision="int8").precision["device"] == prec.device_for("int8")
+    monkeypatch.setattr(prec, "cuda_int8", lambda: (True, None))
+    assert prec.resolve("int8") == ("int8", None) and prec.device_for("int8") == "cuda"
+    assert prec.device_for("bf16") == "cpu"
+    old = "Tesla V100 (compute capability 7.0) has no int8 tensor cores"
+    monkeypatch.setattr(prec, "cuda_int8", lambda: (False, old))
+    assert prec.resolve("int8") == ("int8", f"--precision int8: {old}; ran on the CPU")
+    monkeypatch.setattr(prec, "cpu_flags", lambda: frozenset({"avx2"}))
+    assert prec.resolve("int8")[0] == "exact"
+    assert main(["score", str(path), "--precision", "int8", "--out", str(tmp_path / "s"), "--format", "json"]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: --precision int8: {old}, and this CPU has no AVX512_VNNI or AVX_VNNI or AMX_INT8; ran exact"]
+
+
+@pytest.mark.skipif(not prec.cuda_int8()[0], reason="needs a CUDA GPU with int8 tensor cores")
+def test_cuda_int8_equals_the_cpu_approximations():
+    """Exact int32 sums and the same three float32 roundings: CUDA's approximations are the CPU's, bit for bit."""
+    rng = np.random.default_rng(9)
+    c = rng.standard_normal((1001, 768)).astype(np.float16).astype(np.float32)
+    q = rng.standard_normal((37, 768)).astype(np.float16).astype(np.float32)
+    got, want = np.empty((37, 1001), np.float32), np.empty((37, 1001), np.float32)
+    bound = prec._Int8(c, device="cuda").block(q, got)
+    np.testing.assert_array_equal(bound, prec._Int8(c).block(q, want))
+    np.testing.assert_array_equal(got, want)

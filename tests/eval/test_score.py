@@ -244,3 +244,150 @@ def test_bad_arguments_raise_input_error(tmp_path, make_run):
                            ({"block_mb": 0}, "positive")):
         with pytest.raises(InputError, match=needle):
             score_run(path, **kwargs)
+
+
+def test_relevance_threshold_equals_pytrec_eval_relevance_level(tmp_path, make_run):
+    """--relevance-threshold 2 on graded qrels (0..3): map / recip_rank / recall count grade >= 2 as
+    relevant, nDCG keeps every grade >= 1 as gain (trec_eval's ndcg_cut ignores relevance_level);
+    queries without a grade >= 2 candidate in a set are not scored there."""
+    pytrec_eval = pytest.importorskip("pytrec_eval")
+    rng = np.random.default_rng(17)
+    cols = parallel_run_columns(rng, integer=False, dim=8)
+    grades = [int(g) for g in rng.integers(0, 4, len(cols["qrels"]))]
+    scores = cols["q_emb"] @ cols["c_emb"].T
+    assert all(len(np.unique(r)) == len(r) for r in scores)
+    path = make_run(tmp_path, relevance=grades, **cols)
+    result = score_run(path, metrics="map,mrr,recall@5,ndcg@3,10", relevance_threshold=2)
+    assert result.relevance_threshold == 2
+    qids = [f"q{i}" for i in range(len(scores))]
+    qrels = {qid: {} for qid in qids}
+    for (qi, cj), g in zip(cols["qrels"], grades):
+        qrels[qids[qi]][f"c{cj}"] = g
+    c_langs = np.asarray(cols["c_langs"])
+    checked = skipped = 0
+    for s, name in enumerate([*LANGS, "all"]):
+        members = set(np.flatnonzero(c_langs == name) if name != "all" else range(len(c_langs)))
+        run = {qid: {f"c{j}": float(scores[i, j]) for j in members} for i, qid in enumerate(qids)}
+        sub_qrels = {q: {d: r for d, r in g.items() if int(d[1:]) in members} for q, g in qrels.items()}
+        evaluated = pytrec_eval.RelevanceEvaluator(sub_qrels, {"ndcg_cut.3,10", "map", "recall.5", "recip_rank"},
+                                                   relevance_level=2).evaluate(run)
+        for i, qid in enumerate(qids):
+            n_rel = sum(r >= 2 for r in sub_qrels[qid].values())
+            assert result.metrics.nrel[i, s] == n_rel
+            if n_rel == 0:
+                assert np.isnan(result.metrics.values[i, s]).all()
+                skipped += any(r == 1 for r in sub_qrels[qid].values())
+                continue
+            for name_f, name_t in (("map", "map"), ("mrr", "recip_rank"), ("recall@5", "recall_5"),
+                                   ("ndcg@3", "ndcg_cut_3"), ("ndcg@10", "ndcg_cut_10")):
+                assert result.metrics[name_f][i, s] == pytest.approx(evaluated[qid][name_t], abs=1e-12), name_f
+            checked += 1
+    assert checked > 20 and skipped > 0
+    # nDCG at threshold 2 really counts the grade-1 gains: it differs from the nDCG of grade >= 2 only.
+    only_2 = [g if g >= 2 else 0 for g in grades]
+    strict = score_run(make_run(tmp_path / "strict", relevance=only_2, **cols), metrics="ndcg@10")
+    assert not np.allclose(np.nan_to_num(strict.metrics["ndcg@10"]), np.nan_to_num(result.metrics["ndcg@10"]))
+    assert np.array_equal(strict.metrics.nrel, result.metrics.nrel)
+
+
+def test_relevance_threshold_on_the_certified_path(tmp_path, make_run):
+    """--precision exact applies the threshold as fp32 does (integer embeddings: identical ranks)."""
+    rng = np.random.default_rng(29)
+    cols = parallel_run_columns(rng)
+    grades = [int(g) for g in rng.integers(1, 4, len(cols["qrels"]))]
+    path = make_run(tmp_path, relevance=grades, **cols)
+    fp32 = score_run(path, metrics="map,ndcg@10", relevance_threshold=3)
+    exact = score_run(path, metrics="map,ndcg@10", relevance_threshold=3, precision="exact")
+    assert np.array_equal(fp32.metrics.nrel, exact.metrics.nrel) and (fp32.metrics.nrel[:, -1] < 3).any()
+    assert np.allclose(fp32.metrics.values, exact.metrics.values, rtol=0, atol=1e-12, equal_nan=True)
+
+
+def test_relevance_threshold_one_is_the_default_and_bad_values_are_refused(tmp_path, make_run):
+    cols = parallel_run_columns(np.random.default_rng(6))
+    path = make_run(tmp_path, **cols)
+    default, explicit = score_run(path), score_run(path, relevance_threshold="1")
+    assert np.array_equal(default.metrics.values, explicit.metrics.values, equal_nan=True)
+    for bad, needle in ((0, "must be >= 1"), ("-2", "must be >= 1"), ("1.5", "integer"), ("x", "integer"),
+                        (True, "integer"), (2.0, "integer")):
+        with pytest.raises(InputError, match=needle) as err:
+            score_run(path, relevance_threshold=bad)
+        assert err.value.field == "--relevance-threshold"
+    with pytest.raises(InputError, match="no query has a relevant candidate at --relevance-threshold 2"):
+        score_run(path, relevance_threshold=2)  # every grade is 1
+
+
+def test_language_bias_suite_end_to_end_with_ties(tmp_path, make_run):
+    """score_run's bias metrics (pooled rows only) equal brute-force numpy / scipy on the full score
+    matrix (PEER: the kernel, tested against the reference formulas in tests/kernels/test_bias.py), with integer embeddings (many exact ties, broken by candidate row) and candidates whose
+    rows interleave languages (so the language-grouped block columns differ from the row order)."""
+    from scipy.spatial.distance import jensenshannon
+
+    from fastir.kernels.bias import bias_block, FINALISERS
+
+    rng = np.random.default_rng(23)
+    cols = parallel_run_columns(rng, n_xling=10, n_extra=4, dim=3)
+    shuffle = rng.permutation(len(cols["c_langs"]))  # candidate row -> new row
+    inverse = np.argsort(shuffle)
+    cols["c_emb"], cols["c_langs"] = cols["c_emb"][inverse], [cols["c_langs"][i] for i in inverse]
+    cols["qrels"] = [(q, int(shuffle[c])) for q, c in cols["qrels"]]
+    metrics = "map,same_lang@1,5,lang_jsd@5,lang_jsd_rel@5,peer@5,peer_nonrel@5,10"
+    result = score_run(make_run(tmp_path, **cols), metrics=metrics, block_mb=1e-3)
+    scores = cols["q_emb"] @ cols["c_emb"].T
+    c_lang = np.searchsorted(LANGS, cols["c_langs"]).astype(np.int32)
+    n = len(LANGS)
+    golds = {}
+    for q, c in cols["qrels"]:
+        golds.setdefault(q, []).append(c)
+    ties = 0
+    for q in range(len(scores)):
+        order = np.lexsort((np.arange(len(c_lang)), -scores[q]))
+        ties += len(np.unique(scores[q][order[:5]])) < 5
+        q_lang = LANGS.index(cols["q_langs"][q])
+        for k in (1, 5):
+            assert result.metrics[f"same_lang@{k}"][q, n] == pytest.approx((c_lang[order[:k]] == q_lang).mean())
+        e = np.bincount(c_lang[order[:5]], weights=1 / np.log2(np.arange(5) + 2), minlength=n)
+        rel = np.bincount(c_lang[golds[q]], minlength=n) / len(golds[q])
+        assert result.metrics["lang_jsd@5"][q, n] == pytest.approx(jensenshannon(e, np.ones(n) / n, base=2) ** 2,
+                                                                   abs=1e-12)
+        assert result.metrics["lang_jsd_rel@5"][q, n] == pytest.approx(jensenshannon(e, rel, base=2) ** 2, abs=1e-12)
+        assert np.isnan(result.metrics.values[q, :n, 1:]).all()  # pooled rows only
+    assert ties > 0
+    # PEER through the pipeline equals the kernel on the unblocked matrix in row order.
+    program = (np.array([FINALISERS["peer"], FINALISERS["peer_nonrelevant"]]), np.array([5, 10]), np.array([0, 1]))
+    values = np.full((len(scores), n + 1, 2), np.nan)
+    ptr = np.concatenate([[0], np.cumsum([len(golds[q]) for q in range(len(scores))])])
+    bias_block(scores.astype(np.float32), np.arange(len(c_lang)), c_lang, ptr,
+               np.concatenate([golds[q] for q in range(len(scores))]), np.ones(ptr[-1], np.int64),
+               np.arange(len(scores)), np.array([LANGS.index(x) for x in cols["q_langs"]]),
+               np.ones(len(scores), bool), program, 1, values)
+    # (the run codes languages in its own order: sums over groups may differ in the last bit)
+    assert result.metrics["peer@5"][:, n] == pytest.approx(values[:, n, 0], abs=1e-12, nan_ok=True)
+    assert result.metrics["peer_nonrel@10"][:, n] == pytest.approx(values[:, n, 1], abs=1e-12, nan_ok=True)
+    # The exposure distribution of lang_jsd@5: per query, and its mean per query language in summary.json.
+    shares = np.stack([np.bincount(c_lang[np.lexsort((np.arange(len(c_lang)), -scores[q]))[:5]],
+                                   weights=1 / np.log2(np.arange(5) + 2), minlength=n) for q in range(len(scores))])
+    shares /= shares.sum(axis=1, keepdims=True)
+    code = {lang: result.cand_langs.index(lang) for lang in LANGS}
+    assert result.metrics.exposure[5][:, [code[x] for x in LANGS]] == pytest.approx(shares, abs=1e-12)
+    q_langs = np.asarray(cols["q_langs"])
+    for x in LANGS:
+        mean = shares[q_langs == x].mean(axis=0)
+        assert [result.summary["lang_exposure@5"][x][y] for y in LANGS] == pytest.approx(mean, abs=1e-12)
+    assert list(result.metrics.exposure) == [5] and "lang_exposure@10" not in result.summary
+    # Aggregated like rank distance: multi cells and a macro mean per query language.
+    assert set(result.summary["same_lang@5"]) == {"macro", "per_language"}
+    assert result.cell_stats[Cell("aa", "all")]["peer@5"] == pytest.approx(
+        np.nanmean(result.metrics["peer@5"][np.asarray(cols["q_langs"]) == "aa", n]))
+    assert result.cell_stats[Cell("aa", "bb")]["same_lang@5"] is None
+
+
+def test_bias_metrics_need_fp32_and_a_cell_metric(tmp_path, make_run):
+    path = make_run(tmp_path, **parallel_run_columns(np.random.default_rng(6)))
+    with pytest.raises(InputError, match="use --precision fp32"):
+        score_run(path, metrics="map,peer@10", precision="exact")
+    with pytest.raises(InputError, match="pooled-only metrics need a metric of every cell"):
+        score_run(path, metrics="same_lang@10")
+    mono = score_run(path, metrics="map,same_lang@10,lang_jsd@10", pairs="mono")  # no pooled cell: nothing to compute
+    assert np.isnan(mono.metrics["same_lang@10"]).all() and mono.summary["same_lang@10"] is None
+    assert mono.summary["lang_exposure@10"] is None and np.isnan(mono.metrics.exposure[10]).all()
+    assert "lang_exposure@10" not in score_run(path).summary

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -70,6 +72,20 @@ def test_outputs_and_formats(small_run, tmp_path, capsys):
         assert sel.ap.mean() == pytest.approx(r["map"])
 
 
+def test_score_process_imports_neither_pandas_nor_matplotlib(small_run, tmp_path):
+    """The whole command's fixed costs (docs/score.md#speed): pyarrow's pandas probe and matplotlib
+    took about a second of `fastir score` at XQuAD-R scale; every output is written without them."""
+    code = ("import sys; from fastir.cli import main; rc = main(sys.argv[1:]); "
+            "heavy = sorted(m for m in ('pandas', 'matplotlib') if m in sys.modules); "
+            "print('heavy:', heavy); sys.exit(rc)")
+    out = tmp_path / "scores"
+    proc = subprocess.run([sys.executable, "-c", code, "score", str(small_run), "--out", str(out), "--per-query",
+                           "--trec", str(tmp_path / "trec"), "--format", "csv"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("heavy: []"), proc.stdout[-200:]
+    assert (out / "heatmap.png").stat().st_size > 0 and (out / "per_query.parquet").stat().st_size > 0
+
+
 def test_table_and_csv_output(small_run, tmp_path, capsys):
     assert main(["score", str(small_run), "--out", str(tmp_path / "a")]) == 0
     text = capsys.readouterr().out
@@ -115,9 +131,11 @@ def test_trec_export_matches_pytrec_eval(small_run, tmp_path):
             assert mine["recall@5"] == pytest.approx(values["recall_5"], abs=1e-9)
 
 
-def test_graded_trec_export_matches_pytrec_eval(tmp_path, make_run):
-    """Graded qrels (0..3): the exported .qrels carry the grades of the relevant pairs (grade >= 1),
-    and pytrec_eval's ndcg_cut / map on the exported files equal fastir's per-query values."""
+@pytest.mark.parametrize("threshold", [1, 2])
+def test_graded_trec_export_matches_pytrec_eval(tmp_path, make_run, threshold):
+    """Graded qrels (0..3): the exported .qrels carry the grades of the judged pairs (grade >= 1),
+    and pytrec_eval's ndcg_cut / map on the exported files, at relevance_level = --relevance-threshold,
+    equal fastir's per-query values."""
     pytrec_eval = pytest.importorskip("pytrec_eval")
     rng = np.random.default_rng(12)
     q_langs, c_langs, qrels = [], [], []
@@ -132,7 +150,7 @@ def test_graded_trec_export_matches_pytrec_eval(tmp_path, make_run):
                        c_emb=rng.standard_normal((len(c_langs), 8)), c_langs=c_langs, qrels=qrels, relevance=grades)
     trec, out = tmp_path / "trec", tmp_path / "scores"
     assert main(["score", str(run_dir), "--out", str(out), "--per-query", "--trec", str(trec), "--trec-depth", "30",
-                 "--metrics", "map,ndcg@10"]) == 0
+                 "--metrics", "map,ndcg@10", "--relevance-threshold", str(threshold)]) == 0
     per_query = pq.read_table(out / "per_query.parquet").to_pandas().set_index(["query_id", "cand_lang"])
     graded = {(f"q{qi}", f"c{cj}"): g for (qi, cj), g in zip(qrels, grades)}
     seen_grades = set()
@@ -146,7 +164,8 @@ def test_graded_trec_export_matches_pytrec_eval(tmp_path, make_run):
         for line in (trec / f"{name}.run").read_text().splitlines():
             qid, _, doc, _, score, _ = line.split()
             run.setdefault(qid, {})[doc] = float(score)
-        evaluated = pytrec_eval.RelevanceEvaluator(exported, {"map", "ndcg_cut.10"}).evaluate(run)
+        evaluated = pytrec_eval.RelevanceEvaluator(exported, {"map", "ndcg_cut.10"},
+                                                   relevance_level=threshold).evaluate(run)
         assert evaluated
         for qid, values in evaluated.items():
             mine = per_query.loc[(qid, name.split("-")[1])]
@@ -168,6 +187,9 @@ def test_graded_trec_export_matches_pytrec_eval(tmp_path, make_run):
     (["--metrics", "map,recall@1,x5"], "--metrics: unknown metric 'x5'"),
     (["--metrics", "rank_distance"], "--metrics: rank distance is always reported"),
     (["--metrics", "map", "--k", "5"], "--k: give either --k or --metrics"),
+    (["--relevance-threshold", "0"], "--relevance-threshold: must be >= 1"),
+    (["--relevance-threshold", "2.5"], "--relevance-threshold: must be an integer grade"),
+    (["--relevance-threshold", "2"], "no query has a relevant candidate at --relevance-threshold 2"),
 ])
 def test_bad_arguments_exit_2_and_write_nothing(small_run, tmp_path, capsys, args, needle):
     out = tmp_path / "out"
@@ -255,3 +277,70 @@ def test_metrics_option_selects_and_orders_metrics(small_run, tmp_path, capsys):
     want = json.loads((default / "summary.json").read_text())["summary"]["cross"]
     got = summary["summary"]["cross"]
     assert {k: got[k] for k in ("map", "mrr", "recall@1", "recall@2")} == {k: want[k] for k in got if k != "cells"}
+
+
+def test_relevance_threshold_is_recorded(tmp_path, make_run):
+    """Grades 1..2: at --relevance-threshold 2 only grade-2 pairs are relevant; summary.json and the
+    per-query metadata record the threshold (absent at the default 1, so default outputs are unchanged)."""
+    rng = np.random.default_rng(3)
+    qrels = [(q, c) for q in range(6) for c in (q, q + 6)]
+    path = make_run(tmp_path, q_emb=rng.standard_normal((6, 4)), q_langs=["aa"] * 6,
+                    c_emb=rng.standard_normal((12, 4)), c_langs=["aa"] * 6 + ["bb"] * 6, qrels=qrels,
+                    relevance=[2, 1] * 6)
+    assert main(["score", str(path), "--out", str(tmp_path / "d"), "--per-query", "--pairs", "aa-aa,aa-all"]) == 0
+    assert main(["score", str(path), "--out", str(tmp_path / "t"), "--per-query", "--pairs", "aa-aa,aa-all",
+                 "--relevance-threshold", "2"]) == 0
+    for name, threshold, n_rel in (("d", None, 2), ("t", 2, 1)):
+        summary = json.loads((tmp_path / name / "summary.json").read_text())
+        assert summary.get("relevance_threshold") == threshold
+        table = pq.read_table(tmp_path / name / "per_query.parquet")
+        assert json.loads(table.schema.metadata[b"fastir"]).get("relevance_threshold") == threshold
+        pooled = table.to_pandas().query("setting == 'multi'")
+        assert (pooled.num_relevant == n_rel).all()
+
+
+def test_bias_metrics_through_score_and_compare(tmp_path, make_run, capsys):
+    """--metrics with the language-bias suite: pooled rows only in pairs.csv and per_query.parquet,
+    a macro mean in summary.json, and `fastir compare --metrics all` carries them (multi cells)."""
+    metrics = "map,same_lang@5,lang_jsd@5,lang_jsd_rel@5,peer@5,peer_nonrel@5"
+    c_langs = [lang for lang in LANGS for _ in range(10)]
+    q_langs = [lang for lang in LANGS for _ in range(8)]
+    qrels = [(li * 8 + x, other * 10 + x) for li in range(len(LANGS)) for x in range(8) for other in range(len(LANGS))]
+    c_emb = np.random.default_rng(11).standard_normal((len(c_langs), 8))
+    outs = []
+    for seed in (1, 2):  # two "models": other query embeddings over the same dataset
+        run = make_run(tmp_path / f"m{seed}", q_emb=np.random.default_rng(seed).standard_normal((len(q_langs), 8)),
+                       q_langs=q_langs, c_emb=c_emb, c_langs=c_langs, qrels=qrels,
+                       meta={"dataset_checksum": "sha-synthetic"})
+        out = tmp_path / f"scores_{seed}"
+        assert main(["score", str(run), "--out", str(out), "--per-query", "--metrics", metrics]) == 0
+        outs.append(out)
+    capsys.readouterr()
+    rows = list(csv.DictReader((outs[0] / "pairs.csv").open()))
+    assert list(rows[0])[5:] == ["map", "same_lang@5", "lang_jsd@5", "lang_jsd_rel@5", "peer@5", "peer_nonrel@5",
+                                 "rank_distance"]
+    assert all((r["peer@5"] == "") == (r["setting"] != "multi") for r in rows)
+    summary = json.loads((outs[0] / "summary.json").read_text())
+    assert 0 <= summary["summary"]["lang_jsd@5"]["macro"] <= 1 and set(summary["per_language"]["aa"]) >= {"peer@5"}
+    table = pq.read_table(outs[0] / "per_query.parquet").to_pandas()
+    multi = table[table.setting == "multi"]
+    assert multi["peer@5"].notna().all() and table[table.setting != "multi"]["same_lang@5"].isna().all()
+    assert ((multi["same_lang@5"] * 5) % 1 == 0).all()
+    assert main(["compare", str(outs[0]), str(outs[1]), "--metrics", "all", "--samples", "50", "--format", "json"]) == 0
+    cmp = json.loads(capsys.readouterr().out)
+    assert cmp["metrics"] == ["map", "same_lang@5", "lang_jsd@5", "lang_jsd_rel@5", "peer@5", "peer_nonrel@5",
+                              "rank_distance"]
+    bias_records = [r for r in cmp["results"] if r["metric"] == "peer@5"]
+    assert bias_records and {r["setting"] for r in bias_records} == {"multi"}
+
+
+def test_bias_metrics_bad_input(small_run, tmp_path, capsys):
+    out = tmp_path / "out"
+    for args, needle in ((["--metrics", "map,peer@10", "--precision", "exact"], "--precision: peer@10 ranks the top k"),
+                         (["--metrics", "same_lang@10"], "--metrics: pooled-only metrics need a metric of every cell"),
+                         (["--metrics", "map,peer"], "--metrics: unknown metric 'peer'; peer needs a cutoff"),
+                         (["--metrics", "map,lang_jsd@0"], "--metrics: bad cutoff")):
+        assert main(["score", str(small_run), "--out", str(out), *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and needle in err and err.count("\n") == 1, err
+        assert not out.exists()

@@ -138,3 +138,41 @@ def test_infinite_bound_recomputes_everything():
     np.testing.assert_array_equal(cnt, want_cnt)
     np.testing.assert_array_equal(gcnt, want_gcnt)
     assert (rec == len(cand)).all()  # two golds per row: each candidate is recomputed for one of them
+
+
+def as_bf16_bits(x):
+    """bfloat16 bit patterns of float64 values: round to float32, then to nearest-even bfloat16."""
+    b = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    return ((b + 0x7FFF + ((b >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def bf16_value(bits):
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def test_counts_exact_from_bf16_approximations():
+    rng = np.random.default_rng(5)
+    q, cand, lang, ptr, cols, n_langs = near_tie_case(rng, n_rows=8, n_cand=90)
+    exact = np.array([[float(exact_dot(a, c)) for c in cand] for a in q])
+    bound, w = np.full(len(q), 0.05), 2.0 ** -7
+    bits = as_bf16_bits(perturbed(exact, bound * 0.9, 2.0 ** -9, rng))
+    approx = bf16_value(bits).astype(np.float64)
+    assert (np.abs(approx - exact) <= bound[:, None] + w * np.abs(approx)).all()  # the kernel's contract
+    lang_ptr = np.searchsorted(lang, np.arange(n_langs + 1)).astype(np.int64)
+    cnt, gcnt, und, rec = certified_counts(bits, bound, w, q, cand, lang_ptr, ptr, cols, lang[cols])
+    want_cnt, want_gcnt = exact_counts(q, cand, lang, ptr, cols, n_langs)
+    np.testing.assert_array_equal(cnt, want_cnt)
+    np.testing.assert_array_equal(gcnt, want_gcnt)
+    assert und.sum() > 0
+
+
+def test_overflowing_lists_are_redone(monkeypatch):
+    """Rows whose undecided candidates overflow the short list are rescanned with a full one."""
+    import fastir.kernels.certified as kc
+
+    monkeypatch.setattr(kc, "LIST_MIN", 3)
+    monkeypatch.setattr(kc, "LIST_SHARE", 10 ** 9)
+    monkeypatch.setattr(kc, "REDO_BYTES", 8 * 60 * 2)  # two rows per redo batch
+    rng = np.random.default_rng(6)
+    und, rec = run_case(*near_tie_case(rng), rng, b0=0.5)
+    assert (rec > 3).any() and und.sum() > 0

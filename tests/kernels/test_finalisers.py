@@ -47,8 +47,9 @@ def test_finalisers_against_references(seed, n_cand, value_range, max_grade, thr
     else:
         assert np.isnan(values[fin.RANK_DISTANCE])
     # nDCG@k by its definition, straight from the scores (ties: every tied gold at the block's last rank),
-    # gain = grade (trec_eval ndcg_cut), ideal = the relevant grades sorted in decreasing order.
-    relevant = [(golds[i], int(grade[i])) for i in range(len(golds)) if grade[i] >= threshold]
+    # gain = grade (trec_eval ndcg_cut), ideal = the judged grades >= 1 sorted in decreasing order,
+    # whatever the threshold (trec_eval's ndcg_cut ignores relevance_level).
+    relevant = [(golds[i], int(grade[i])) for i in range(len(golds)) if grade[i] >= 1]
     dcg = sum(g / np.log2((scores >= scores[c]).sum() + 1) for c, g in relevant if (scores >= scores[c]).sum() <= k)
     ideal = sum(g / np.log2(i + 2) for i, g in enumerate(sorted((g for _, g in relevant), reverse=True)[:k]))
     assert values[fin.NDCG] == pytest.approx(dcg / ideal, abs=1e-12)
@@ -70,6 +71,8 @@ def test_hand_computed_ties_and_grades():
     # IDCG = 2 / log2(2) + 1 / log2(3).
     assert fin.ndcg_at(rank, grade, 1, 3) == pytest.approx(1.5 / (2 + 1 / np.log2(3)))
     assert fin.ndcg_at(rank, grade, 1, 2) == 0.0 and np.isnan(fin.ndcg_at(rank, grade, 3, 2))
+    # Threshold 2: the grade-1 gold still has gain 1 (as trec_eval ndcg_cut with relevance_level 2).
+    assert fin.ndcg_at(rank, grade, 2, 3) == fin.ndcg_at(rank, grade, 1, 3)
 
 
 def test_unknown_code_is_nan():

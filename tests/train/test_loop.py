@@ -237,6 +237,19 @@ def test_resume_with_nothing_to_resume_starts_fresh_and_log_is_trimmed(train_tin
     assert [r["step"] for r in _log(out / "train.jsonl")] == [1, 2, 3, 4]
 
 
+def test_resuming_a_finished_run_evaluates_nothing_again(train_tiny_bert, train_table_arrow, tmp_path):
+    """A finished run given to --resume (as fastir experiment does on every re-run) leaves train.jsonl
+    as it was: no second evaluation line for the last step."""
+    out = tmp_path / "run"
+    kw = dict(steps=2, eval_data=train_table_arrow, eval_every=1, eval_max_queries=20, allow_overlap=True)
+    first = train(_cfg(train_table_arrow, train_tiny_bert, out, **kw))
+    log = (out / "train.jsonl").read_text()
+    assert [r["step"] for r in _log(out / "train.jsonl", "eval")] == [0, 1, 2] and first.eval["step"] == 2
+    again = train(_cfg(train_table_arrow, train_tiny_bert, out, resume=True, **kw))
+    assert again.start_step == 2 and again.eval is None
+    assert (out / "train.jsonl").read_text() == log
+
+
 # ---------------------------------------------------------------------------------- distributed
 
 
