@@ -205,38 +205,3 @@ def _swap_in(paths: list[Path], tmps: list[Path], overwrite: bool) -> None:
     for _, _, old in done:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-
-
-def preallocated_memmap(path: str | os.PathLike, dtype, shape: tuple[int, ...]):
-    """A writable memory-mapped scratch array whose disk blocks are reserved up front.
-
-    A store into a memory map that the file system cannot back kills the process with SIGBUS;
-    reserving the blocks first turns a full disk into an ``OSError(ENOSPC)`` raised here.
-    """
-    import numpy as np
-
-    dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if nbytes == 0:
-        return np.zeros(shape, dtype=dtype)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        _reserve(fd, nbytes, path)
-    finally:
-        os.close(fd)
-    return np.memmap(path, dtype=dtype, mode="r+", shape=shape)
-
-
-def _reserve(fd: int, nbytes: int, path) -> None:
-    fallocate = getattr(os, "posix_fallocate", None)
-    if fallocate is not None:
-        try:
-            fallocate(fd, 0, nbytes)
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS):
-                raise OSError(exc.errno, exc.strerror, os.fspath(path)) from None
-    # No fallocate here: check the free space instead (another writer may still fill the disk).
-    if shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free < nbytes:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fspath(path))
-    os.ftruncate(fd, nbytes)

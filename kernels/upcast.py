@@ -74,6 +74,18 @@ def _half_gather(bits, rows, table, out):
         _half_row_to_float(bits[rows[i]], table, out[i])
 
 
+@lazy_njit(void(_U16_ROWS, int64[::1], int64[::1], _F32_TABLE, float32[:, ::1]), cache=True, parallel=True)
+def _half_gather_to(bits, rows, dest, table, out):
+    for i in prange(rows.shape[0]):
+        _half_row_to_float(bits[rows[i]], table, out[dest[i]])
+
+
+@lazy_njit(void(_F32_ROWS, int64[::1], int64[::1], float32[:, ::1]), cache=True, parallel=True)
+def _float_gather_to(src, rows, dest, out):
+    for i in prange(rows.shape[0]):
+        out[dest[i], :] = src[rows[i]]
+
+
 @lazy_njit(void(_F32_ROWS, int64[::1], float32[:, ::1]), cache=True, parallel=True)
 def _float_gather(src, rows, out):
     for i in prange(rows.shape[0]):
@@ -120,4 +132,23 @@ def gather_float32(embeddings, rows, out=None) -> np.ndarray:
         _half_gather(emb.view(np.uint16), rows, HALF_TO_FLOAT, out)
     else:
         _float_gather(emb, rows, out)
+    return out
+
+
+def gather_float32_to(embeddings, rows, out, dest) -> np.ndarray:
+    """``out[dest[i]] = float32(embeddings[rows[i]])``: :func:`gather_float32` into chosen rows of
+    ``out`` (C-contiguous float32, D columns), e.g. one record batch's rows of a table. Returns ``out``."""
+    emb = _matrix(embeddings)
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    dest = np.ascontiguousarray(dest, dtype=np.int64)
+    if len(rows) != len(dest):
+        raise ValueError("rows and dest differ in length")
+    if len(rows) and (rows.min() < 0 or rows.max() >= emb.shape[0] or dest.min() < 0 or dest.max() >= len(out)):
+        raise IndexError("row index out of range")
+    if out.ndim != 2 or out.shape[1] != emb.shape[1] or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array with {emb.shape[1]} columns")
+    if emb.dtype == np.float16:
+        _half_gather_to(emb.view(np.uint16), rows, dest, HALF_TO_FLOAT, out)
+    else:
+        _float_gather_to(emb, rows, dest, out)
     return out

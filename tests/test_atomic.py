@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from fastir import atomic
-from fastir.atomic import (atomic_dir, atomic_file, atomic_path, output_name, preallocated_memmap,
+from fastir.atomic import (atomic_dir, atomic_file, atomic_path, output_name,
                            remove_leftovers, temp_prefix)
 
 
@@ -132,36 +132,3 @@ def test_remove_leftovers_takes_dead_processes_entries_only(tmp_path):
     assert live.exists() and mine.exists() and other_output.exists()
 
 
-def test_preallocated_memmap_round_trip_and_reserved_blocks(tmp_path):
-    path = tmp_path / "scratch.bin"
-    m = preallocated_memmap(path, np.float16, (300, 7))
-    m[:] = np.arange(2100, dtype=np.float16).reshape(300, 7)
-    assert path.stat().st_size == 300 * 7 * 2
-    assert os.stat(path).st_blocks * 512 >= 300 * 7 * 2  # blocks really reserved, not a sparse file
-    assert np.array_equal(np.asarray(m), np.arange(2100, dtype=np.float16).reshape(300, 7))
-    assert preallocated_memmap(tmp_path / "empty.bin", np.float32, (0, 4)).shape == (0, 4)
-
-
-def test_preallocated_memmap_reports_a_full_disk(tmp_path, monkeypatch):
-    def full(fd, offset, length):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(atomic.os, "posix_fallocate", full, raising=False)
-    with pytest.raises(OSError) as info:
-        preallocated_memmap(tmp_path / "scratch.bin", np.float32, (10, 10))
-    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "scratch.bin")
-
-
-def test_preallocated_memmap_without_fallocate_checks_free_space(tmp_path, monkeypatch):
-    def unsupported(fd, offset, length):
-        raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
-
-    class Usage:
-        free = 100
-
-    monkeypatch.setattr(atomic.os, "posix_fallocate", unsupported, raising=False)
-    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda path: Usage)
-    with pytest.raises(OSError) as info:
-        preallocated_memmap(tmp_path / "scratch.bin", np.float32, (10, 10))
-    assert info.value.errno == errno.ENOSPC
-    assert preallocated_memmap(tmp_path / "small.bin", np.float32, (5, 5)).shape == (5, 5)

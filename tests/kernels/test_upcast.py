@@ -77,3 +77,16 @@ def test_first_nonfinite_row_edges():
     assert first_nonfinite_row(emb) == 1
     emb32 = np.array([[np.finfo(np.float32).max, np.finfo(np.float32).tiny / 2], [0.0, 0.0]], dtype=np.float32)
     assert first_nonfinite_row(emb32) == -1
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_gather_to_chosen_rows(dtype):
+    from fastir.kernels.upcast import gather_float32_to
+
+    emb = np.random.default_rng(0).standard_normal((20, 7)).astype(dtype)
+    out = np.full((5, 7), -1, np.float32)
+    gather_float32_to(emb, [3, 19, 0], out, [4, 0, 2])
+    assert np.array_equal(out[[4, 0, 2]], emb[[3, 19, 0]].astype(np.float32))
+    assert (out[[1, 3]] == -1).all()
+    with pytest.raises(IndexError):
+        gather_float32_to(emb, [20], out, [0])

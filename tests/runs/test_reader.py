@@ -131,3 +131,22 @@ def test_unknown_format_names_both_readable_ones(tmp_path, make_run):
     (path / "run.json").write_text(json.dumps({**meta, "format": "fastir-run/3"}))
     with pytest.raises(InputError, match=r"run\.json: format: expected 'fastir-run/2' or 'fastir-run/1'"):
         read_run(path)
+
+
+def test_record_batches_are_chunks_checked_one_by_one(tmp_path, make_run, monkeypatch):
+    """A table of several record batches: zero-copy chunks, joined only on request; a NaN in a
+    later batch is reported at its row of the whole table."""
+    import fastir.runs.writer as writer
+
+    monkeypatch.setattr(writer, "_BATCH_BYTES", 6 * 4 * 3)  # 3 rows a batch
+    c_emb = np.arange(60, dtype=np.float32).reshape(10, 6)
+    path = make_run(tmp_path, q_emb=np.ones((2, 6)), q_langs=["aa", "bb"], c_emb=c_emb, c_langs=["aa", "bb"] * 5,
+                    qrels=[(0, 0), (1, 1)])
+    run = read_run(path)
+    assert [len(c) for c in run.candidates.chunks] == [3, 3, 3, 1]
+    assert run.candidates._whole is None and np.array_equal(run.candidates.embeddings, c_emb)
+    c_emb[7, 2] = np.nan
+    bad = make_run(tmp_path, q_emb=np.ones((2, 6)), q_langs=["aa", "bb"], c_emb=c_emb, c_langs=["aa", "bb"] * 5,
+                   qrels=[(0, 0), (1, 1)], name="bad")
+    with pytest.raises(InputError, match="NaN or inf in the embedding of row 7 .id 'c7'"):
+        read_run(bad)

@@ -1,0 +1,155 @@
+"""Query groups, and scoring on whole score rows: the certified precisions and the language-bias suite.
+
+The default fp32 path (:mod:`fastir.eval.stream`) adds per-gold counts over tiles of Q·Cᵀ, so it can
+stream, shard and run on a GPU. Two things need each query's whole row of scores at once instead:
+the certified precisions (:mod:`fastir.eval.certified`: low-precision blocks, exact recomputation)
+and the language-bias suite (:mod:`fastir.kernels.bias`: the top k of the pooled ranking). They score
+here, one group of query languages at a time, block of query rows by block, on the CPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastir.eval.metrics import bias_metrics, bias_program, exposure_cutoffs, kernel_program
+from fastir.eval.result import QueryMetrics, TopK, concat_ranges
+from fastir.resources import require_memory, score_block_rows
+
+
+def groups(plan):
+    """(candidate-language mask, query rows) per distinct set of needed candidate languages.
+
+    A query language whose cells need only some candidate languages (``--pairs mono``, a LIST)
+    multiplies only against those candidates; any pooled cell needs them all.
+    """
+    n_langs = len(plan.cand_langs)
+    needs: dict[bytes, list[int]] = {}
+    masks: dict[bytes, np.ndarray] = {}
+    for x in range(len(plan.query_langs)):
+        w = plan.want[x]
+        if not w.any():
+            continue
+        mask = np.ones(n_langs, dtype=np.bool_) if w[n_langs] else w[:n_langs].copy()
+        key = mask.tobytes()
+        masks[key] = mask
+        needs.setdefault(key, []).append(x)
+    for key, langs in needs.items():
+        mask = masks[key]
+        in_group = np.isin(plan.query_lang_id, langs)
+        # Queries with no gold among the needed candidates are skipped in every wanted cell.
+        has_gold = plan.nrel[:, :n_langs][:, mask].sum(axis=1) > 0
+        rows = np.flatnonzero(in_group & has_gold).astype(np.int64)
+        if len(rows):
+            yield mask, rows
+
+
+def score_rows(run, plan, metrics, block_mb: float, trec_depth: int | None, certified, threshold: int):
+    """(QueryMetrics, TopK or None) of every group; ``certified``: (engine, undecided, recomputed)
+    for ``--precision exact|bf16|int8``, None for float32 scores (with the bias suite)."""
+    from fastir.kernels.ranking import empty_outputs
+
+    n_queries, n_langs = len(run.queries), len(plan.cand_langs)
+    out = empty_outputs(n_queries, n_langs, len(metrics))
+    top = _top_buffer(n_queries, n_langs, trec_depth)
+    # Score columns grouped by language (column i holds candidate row perm[i]), upcast on the way.
+    perm, position = plan.perm, plan.position
+    lang_sorted = np.ascontiguousarray(plan.cand_lang_id[perm])
+    program = kernel_program(metrics)
+    bias = bias_program(metrics) if bias_metrics(metrics) else None
+    exposure_ks = exposure_cutoffs(metrics)
+    shares = np.full((n_queries, len(exposure_ks), n_langs), np.nan)
+    for cand_mask, rows in groups(plan):
+        cols = None if cand_mask.all() else np.flatnonzero(cand_mask[lang_sorted])
+        cand_rows = perm if cols is None else perm[cols]  # candidate row of each block column
+        c_lang = lang_sorted if cols is None else np.ascontiguousarray(lang_sorted[cols])
+        g_ptr, g_col, g_grade = local_golds(plan, rows, position, cols)
+        if certified is not None:
+            from fastir.eval.certified import score_group
+
+            score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, program, block_mb, out, *certified,
+                        threshold)
+            continue
+        group_bias = bias if cols is None else None  # the pooled set needs every candidate
+        _score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, program, block_mb, out, top, threshold,
+                     group_bias, shares)
+    nrel, values = out
+    return QueryMetrics(tuple(metrics), nrel, values, {k: shares[:, i] for i, k in enumerate(exposure_ks)}), top
+
+
+def _top_buffer(n_queries: int, n_langs: int, trec_depth: int | None) -> TopK | None:
+    if not trec_depth:
+        return None
+    depth = int(trec_depth)
+    require_memory(n_queries * (n_langs + 1) * depth * 8, "--trec-depth",
+                   f"the TREC top-{depth} buffer ({n_queries} queries x {n_langs + 1} candidate sets)")
+    return TopK(depth, np.zeros((n_queries, n_langs + 1, depth), np.float32),
+                np.zeros((n_queries, n_langs + 1, depth), np.int32), np.zeros((n_queries, n_langs + 1), np.int32))
+
+
+def _score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, program, block_mb, out,
+                 top, threshold, bias=None, shares=None):
+    """Score the query ``rows`` of one group against its candidates (``cand_rows``), block by block;
+    ``bias``: the language-bias program (:func:`fastir.eval.metrics.bias_program`) when the group
+    holds every candidate, computed on the same score block (exposure distributions into ``shares``)."""
+    from fastir.kernels.ranking import score_block
+    from fastir.kernels.upcast import gather_float32
+
+    n_langs = len(plan.cand_langs)
+    c_block = gather_float32(run.candidates.embeddings, cand_rows)
+    lang_ptr = np.searchsorted(c_lang, np.arange(n_langs + 1)).astype(np.int64)
+    g_lang = np.ascontiguousarray(c_lang[g_col], dtype=np.int32)
+    q_emb = run.queries.embeddings
+    n_cols = c_block.shape[0]
+    rows_per_block = score_block_rows(len(rows), n_cols, block_mb)
+    s_buf = np.empty((rows_per_block, n_cols), dtype=np.float32)
+    q_buf = np.empty((rows_per_block, q_emb.shape[1]), dtype=np.float32)
+    for s in range(0, len(rows), rows_per_block):
+        e = min(s + rows_per_block, len(rows))
+        n = e - s
+        b_rows = rows[s:e]
+        gather_float32(q_emb, b_rows, q_buf[:n])
+        scores = s_buf[:n]
+        np.matmul(q_buf[:n], c_block.T, out=scores)
+        q_group = plan.query_lang_id[b_rows]
+        lo, hi = g_ptr[s], g_ptr[e]
+        score_block(scores, lang_ptr, g_ptr[s:e + 1] - lo, g_col[lo:hi], g_lang[lo:hi], g_grade[lo:hi], b_rows,
+                    q_group, plan.want, program, threshold, out)
+        if bias is not None:
+            from fastir.kernels.bias import bias_block
+
+            active = plan.want[q_group, n_langs] & (plan.nrel[b_rows, n_langs] > 0)
+            bias_block(scores, cand_rows, c_lang, g_ptr[s:e + 1] - lo, g_col[lo:hi], g_grade[lo:hi], b_rows,
+                       plan.query_cand_lang[q_group], active, bias, threshold, out[1], shares)
+        if top is not None:
+            _keep_top(top, scores, c_lang, plan.want, q_group, b_rows, cand_rows)
+
+
+def _keep_top(top: TopK, scores, c_lang, want, q_group, b_rows, cand_of_col):
+    from fastir.kernels.topk import top_k_by_language
+
+    t_score, t_col, t_len = top_k_by_language(scores, c_lang, want, q_group, top.depth)
+    top.score[b_rows] = t_score
+    top.cand[b_rows] = cand_of_col[t_col]
+    top.length[b_rows] = t_len
+
+
+def local_golds(plan, rows: np.ndarray, position: np.ndarray, cols: np.ndarray | None):
+    """Golds of ``rows`` as CSR over those rows, in column indices of the candidate block, with their grades.
+
+    ``position[c]`` is candidate row c's column in the language-grouped table, ``cols`` the
+    columns of that table in the block (None = all); golds outside the block are dropped.
+    """
+    starts = plan.gold_ptr[rows]
+    lengths = plan.gold_ptr[rows + 1] - starts
+    golds = concat_ranges(starts, lengths)
+    col, grade = position[plan.gold_cand[golds]], plan.gold_grade[golds]
+    owner = np.repeat(np.arange(len(rows)), lengths)
+    if cols is not None:
+        local = np.full(len(position), -1, dtype=np.int64)
+        local[cols] = np.arange(len(cols))
+        col = local[col]
+        keep = col >= 0
+        col, grade, owner = col[keep], grade[keep], owner[keep]
+    ptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owner, minlength=len(rows)), out=ptr[1:])
+    return ptr, np.ascontiguousarray(col, dtype=np.int64), np.ascontiguousarray(grade, dtype=np.int64)

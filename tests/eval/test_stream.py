@@ -1,0 +1,104 @@
+"""fastir.eval.stream: the tiled pass equals one pass (ties included), its plan, and its memory bound."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from fastir.eval.score import score_run
+from fastir.eval.stream import MAX_ROWS, block_plan
+from fastir.runs.rundir import read_run
+
+LANGS = ("aa", "bb", "cc")
+
+
+def tied_columns(rng, n_cand=240, n_q=30, dim=5, integer=True):
+    """Integer embeddings (exact, frequent ties) or Gaussian ones; 1-4 golds per query, any language."""
+    draw = (lambda n: rng.integers(-2, 3, (n, dim)).astype(np.float32)) if integer else \
+        (lambda n: rng.standard_normal((n, dim)).astype(np.float32))
+    qrels = [(q, int(c)) for q in range(n_q) for c in rng.choice(n_cand, int(rng.integers(1, 5)), replace=False)]
+    return dict(q_emb=draw(n_q), q_langs=[LANGS[i % 3] for i in range(n_q)], c_emb=draw(n_cand),
+                c_langs=[LANGS[int(x)] for x in rng.integers(0, 3, n_cand)], qrels=qrels)
+
+
+def same(a, b) -> bool:
+    return (np.array_equal(a.metrics.values, b.metrics.values, equal_nan=True)
+            and np.array_equal(a.metrics.nrel, b.metrics.nrel))
+
+
+@pytest.mark.parametrize("pairs", ["all", "mono", "aa-bb,cc-all"])
+def test_tiles_equal_one_pass_with_ties(tmp_path, make_run, pairs):
+    run = read_run(make_run(tmp_path, **tied_columns(np.random.default_rng(1))))
+    whole = score_run(run, pairs=pairs, trec_depth=6, metrics="map,mrr,recall@1,3,ndcg@5")
+    assert block_plan(30, 240, 5, 256).n_tiles == 1
+    for block_mb in (0.0005, 0.003, 0.02):  # 1-row blocks, narrow tiles, a few tiles
+        tiled = score_run(run, pairs=pairs, block_mb=block_mb, trec_depth=6, metrics="map,mrr,recall@1,3,ndcg@5")
+        assert same(tiled, whole), block_mb
+        assert np.array_equal(tiled.top.length, whole.top.length)
+        assert np.array_equal(tiled.top.cand, whole.top.cand) and np.array_equal(tiled.top.score, whole.top.score)
+
+
+def test_one_query_and_one_candidate_per_tile(tmp_path, make_run):
+    """1-row and 1-column products are padded to 2, so BLAS keeps its matrix-matrix rounding."""
+    run = read_run(make_run(tmp_path, **tied_columns(np.random.default_rng(2), n_cand=40, n_q=4, dim=96,
+                                                     integer=False)))
+    pooled = "aa-all,bb-all,cc-all"
+    whole = score_run(run, pairs=pooled)
+    assert same(score_run(run, pairs=pooled, block_mb=96 * 4 * 5 / 2**20), whole)
+
+
+def test_block_plan_fits_the_budget():
+    # XQuAD-R: every candidate in one tile, query blocks fill the rest.
+    p = block_plan(13_090, 13_014, 768, 256)
+    assert p.n_tiles == 1 and p.nbytes <= 256 * 2**20
+    # 100x pool: tiles of columns, query blocks of at most MAX_ROWS rows, within the budget whatever the pool.
+    for n_cols in (1_301_400, 2_602_800, 10**8):
+        p = block_plan(1_309, n_cols, 768, 256)
+        assert p.rows == 1_309 <= MAX_ROWS and p.nbytes <= 256 * 2**20 and p.cols < n_cols
+    p = block_plan(50_000, 10**7, 768, 64)
+    assert p.rows <= MAX_ROWS and p.nbytes <= 64 * 2**20
+
+
+def _peak_bytes(run) -> int:
+    tracemalloc.start()
+    score_run(run, pairs="mono,aa-all,bb-all,cc-all", block_mb=1)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def test_peak_memory_does_not_follow_the_pool(tmp_path, make_run):
+    """Float16 pools of N and 2N candidates (d = 64): the traced peak (numpy buffers included) grows
+    by the per-candidate bookkeeping (~30 bytes: language ids, order), not by the float32 copy of
+    the pool (256 bytes a candidate) that a non-streaming pass would hold."""
+    rng = np.random.default_rng(0)
+    n, dim, n_q = 20_000, 64, 24
+    peaks = []
+    for size in (n, 2 * n):
+        cols = dict(q_emb=rng.standard_normal((n_q, dim)), q_langs=[LANGS[i % 3] for i in range(n_q)],
+                    c_emb=rng.standard_normal((size, dim)), c_langs=[LANGS[i % 3] for i in range(size)],
+                    qrels=[(q, q) for q in range(n_q)])
+        run = read_run(make_run(tmp_path, **cols, dtype="float16", name=f"run{size}"))
+        _peak_bytes(run)  # compile and warm up
+        peaks.append(_peak_bytes(run))
+    growth_per_candidate = (peaks[1] - peaks[0]) / n
+    assert growth_per_candidate < 64, peaks
+    assert peaks[1] < 1 * 2**20 + 2 * n * 64 + 4 * 2**20, peaks  # --block-mb + bookkeeping + small arrays
+
+
+def test_a_pool_of_many_record_batches_is_never_joined(tmp_path, make_run, monkeypatch):
+    """A run written in several record batches is read batch by batch (zero-copy views of the
+    memory map), scored without joining them into one matrix, and scores as the joined pool."""
+    import fastir.runs.writer as writer
+
+    cols = tied_columns(np.random.default_rng(4), n_cand=500, n_q=30, dim=8, integer=False)
+    joined = score_run(read_run(make_run(tmp_path, **cols, dtype="float16")), trec_depth=4)
+    monkeypatch.setattr(writer, "_BATCH_BYTES", 8 * 2 * 37)  # 37 candidates a batch
+    run = read_run(make_run(tmp_path, **cols, dtype="float16", name="batched"))
+    assert len(run.candidates.chunks) == 14 and all(not c.flags.owndata for c in run.candidates.chunks)
+    for block_mb in (256, 0.01):
+        batched = score_run(run, trec_depth=4, block_mb=block_mb)
+        assert same(batched, joined) and np.array_equal(batched.top.cand, joined.top.cand)
+    assert run.candidates._whole is None  # never joined
