@@ -101,7 +101,8 @@ def per_query_table(result):
 
 
 def summary_json(result) -> dict:
-    precision = {} if result.precision is None else {"precision": result.precision}
+    # The precision that ran, always (fp32 is the default chosen by measurement: docs/score.md).
+    precision = {"precision": result.precision or {"requested": "fp32", "ran": "fp32"}}
     if result.compute is not None:  # the GPU path: device, float32, TF32 off (fastir.eval.gpu)
         precision["compute"] = result.compute
     return _clean({
