@@ -74,36 +74,17 @@ def score_run(
     run, chosen, ks, trec_depth, certified, ran, note, plan = _prepare(run_or_path, pairs, ks, metrics, block_mb,
                                                                          trec_depth, precision, sharded, threshold)
     t_plan = time.perf_counter()
-    from fastir.eval.gpu import make_engine, resolve_device
+    from fastir.eval.gpu import resolve_device
 
     # The certified precisions and the bias suite score whole rows on the CPU (fastir.eval.rows).
     device = resolve_device(device, certified or bool(bias_metrics(chosen)))
-    compute = None
+    counters = None
     if certified:
         counters = (ran, np.zeros((len(run.queries), len(plan.cand_langs) + 1), np.int64),
                     np.zeros(len(run.queries), np.int64))
-        values, top = score_rows(run, plan, chosen, block_mb, trec_depth, counters, threshold)
-    elif bias_metrics(chosen):  # the language-bias suite ranks each query's whole pooled row
-        values, top = score_rows(run, plan, chosen, block_mb, trec_depth, None, threshold)
-    elif shard_files is not None:
-        from fastir.eval.shards import read_shards
-
-        counts = read_shards(shard_files, run, settings(pairs, chosen, trec_depth, precision, threshold), len(plan.gold_cand),
-                             len(plan.cand_langs))
-        values, top = finalise(plan, chosen, counts, threshold)
-    else:
-        engine = make_engine(device, dist)
-        if sharded:
-            from fastir.eval.shards import distributed_counts
-
-            counts = distributed_counts(
-                run, dist, engine, settings(pairs, chosen, trec_depth, precision, threshold),
-                lambda own: group_gold_scores(run, plan, own, block_mb, engine),
-                lambda own, gold: count_range(run, plan, own, block_mb, trec_depth, engine, gold))
-        else:
-            counts = count_range(run, plan, (0, len(run.candidates)), block_mb, trec_depth, engine)
-        values, top = finalise(plan, chosen, counts, threshold)
-        compute = engine.compute
+    shard_settings = settings(pairs, chosen, trec_depth, precision, threshold)
+    values, top, compute = _count_and_finalise(run, plan, chosen, block_mb, trec_depth, threshold, counters, device,
+                                               dist, shard_files, shard_settings)
     t_scored = time.perf_counter()
     result = ScoreResult(
         run=run, ks=ks, pairs=str(pairs), query_langs=plan.query_langs, cand_langs=plan.cand_langs,
@@ -124,6 +105,33 @@ def score_run(
         result.per_query = per_query_table(result)
     result.elapsed_s = {"read": t_plan - t0, "score": t_scored - t_plan, "total": time.perf_counter() - t0}
     return result
+
+
+def _count_and_finalise(run, plan, chosen, block_mb, trec_depth, threshold, counters, device, dist, shard_files,
+                        shard_settings):
+    """(QueryMetrics, TopK or None, the GPU engine's record or None): whole rows for the certified
+    precisions and the bias suite (:mod:`fastir.eval.rows`), else the per-gold counts of the streaming
+    pass, from shard files, summed over torchrun ranks, or in this process alone."""
+    from fastir.eval.gpu import make_engine
+
+    if counters is not None or bias_metrics(chosen):  # the bias suite ranks each query's whole pooled row
+        return (*score_rows(run, plan, chosen, block_mb, trec_depth, counters, threshold), None)
+    if shard_files is not None:
+        from fastir.eval.shards import read_shards
+
+        counts = read_shards(shard_files, run, shard_settings, len(plan.gold_cand), len(plan.cand_langs))
+        return (*finalise(plan, chosen, counts, threshold), None)
+    engine = make_engine(device, dist)
+    if dist is not None and dist.world_size > 1:
+        from fastir.eval.shards import distributed_counts
+
+        counts = distributed_counts(
+            run, dist, engine, shard_settings,
+            lambda own: group_gold_scores(run, plan, own, block_mb, engine),
+            lambda own, gold: count_range(run, plan, own, block_mb, trec_depth, engine, gold))
+    else:
+        counts = count_range(run, plan, (0, len(run.candidates)), block_mb, trec_depth, engine)
+    return (*finalise(plan, chosen, counts, threshold), engine.compute)
 
 
 def score_shard(run_or_path, index: int, count: int, out_file, pairs: str = "all", ks=DEFAULT_KS,
