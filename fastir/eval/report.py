@@ -209,7 +209,8 @@ def format_table(result) -> str:
                      f"rank distance (macro) {_fmt(rd, '.1f')}")
     lead = metrics[0]
     columns = [(f"{kind} {lead.label}", kind, lead.name) for kind in KINDS]
-    second = next((m for m in metrics if m.k is not None), metrics[1] if len(metrics) > 1 else None)
+    # the per-language view's second column: the first cutoff metric after the lead (not the lead again)
+    second = next((m for m in metrics[1:] if m.k is not None), metrics[1] if len(metrics) > 1 else None)
     if second is not None:
         columns.append((f"multi {second.label}", "multi", second.name))
     lines += ["", f"{'query':<6} " + " ".join(f"{h:>9}" for h, _, _ in columns) + f" {'rank dist':>9} {'queries':>7}"]

@@ -279,6 +279,14 @@ def test_metrics_option_selects_and_orders_metrics(small_run, tmp_path, capsys):
     assert {k: got[k] for k in ("map", "mrr", "recall@1", "recall@2")} == {k: want[k] for k in got if k != "cells"}
 
 
+def test_per_language_view_with_a_cutoff_metric_first(small_run, tmp_path, capsys):
+    """MIRACL's pair: the per-language view shows nDCG@10 per setting and Recall@2 pooled, not nDCG twice."""
+    assert main(["score", str(small_run), "--out", str(tmp_path / "s"), "--metrics", "ndcg@10,recall@2"]) == 0
+    header = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("query "))
+    assert header.split()[1:] == ["mono", "nDCG@10", "cross", "nDCG@10", "multi", "nDCG@10", "multi", "R@2",
+                                  "rank", "dist", "queries"], header
+
+
 def test_relevance_threshold_is_recorded(tmp_path, make_run):
     """Grades 1..2: at --relevance-threshold 2 only grade-2 pairs are relevant; summary.json and the
     per-query metadata record the threshold (absent at the default 1, so default outputs are unchanged)."""
