@@ -45,3 +45,47 @@ class LazyKernel:
 def lazy_njit(signatures, **options):
     """Decorator: like ``numba.njit(signatures, **options)``, compiled at the first call instead of at import."""
     return functools.partial(LazyKernel, signatures=signatures, options=options)
+
+
+# ------------------------------------------------------------------------------ background loading
+
+
+def preload(names, without_scipy_blas: bool = False) -> threading.Thread:
+    """Load the lazy kernels ``names`` ("module:function", in that order) in a daemon thread; return it.
+
+    A command that knows which kernels it will call starts this first, so that importing Numba and
+    loading the kernels from its cache (about a second of single-threaded Python at the first
+    kernel of a process, registries included) overlaps the command's own reading and its first
+    BLAS product (which releases the GIL) instead of preceding them. A kernel called before its
+    load has finished waits for it (:class:`LazyKernel` holds a lock); a load that fails here is
+    left for that call to fail the same way, in the calling thread, where it is reported.
+
+    ``without_scipy_blas``: Numba's ``numba.np.arraymath`` imports ``scipy.linalg`` (0.4-0.5 s) only
+    to choose how ``np.correlate`` / ``np.convolve`` compute an inner product; fastir's kernels use
+    neither. Only for a process that fastir owns (the CLI), ``scipy.linalg`` is hidden while that
+    module is imported and restored at once: ``np.dot`` and ``np.linalg`` in Numba code still import
+    scipy when they are compiled.
+    """
+    thread = threading.Thread(target=_load_all, args=(tuple(names), without_scipy_blas), name="fastir-preload",
+                              daemon=True)
+    thread.start()
+    return thread
+
+
+def _load_all(names, without_scipy_blas):
+    import importlib
+    import sys
+
+    try:
+        if without_scipy_blas and "numba.np.arraymath" not in sys.modules and "scipy.linalg" not in sys.modules:
+            sys.modules["scipy.linalg"] = None  # makes `import scipy.linalg...` raise ImportError at once
+            try:
+                importlib.import_module("numba.np.arraymath")
+            finally:
+                if sys.modules.get("scipy.linalg", 0) is None:
+                    del sys.modules["scipy.linalg"]
+        for name in names:
+            module, attr = name.split(":")
+            getattr(importlib.import_module(module), attr).dispatcher
+    except Exception:  # noqa: BLE001 - the calling thread meets the same failure and reports it
+        return

@@ -58,6 +58,10 @@ def score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_quer
     to --out, all or nothing. Ties count against the gold; AP equals sklearn's average_precision_score.
     Under torchrun each rank counts a shard of the candidates; rank 0 writes (same files).
     """
+    from fastir.eval.preload import preload_score_kernels
+
+    if precision == "fp32" and not (shard or merge_shards):
+        preload_score_kernels(own_process=True)  # overlaps Numba's start with reading the run
     import json
 
     from fastir.errors import InputError

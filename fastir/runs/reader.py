@@ -299,7 +299,7 @@ def _check_counts(meta: dict, file: Path, sides: dict, qrels: pa.Table) -> None:
             raise InputError(file, "langs", f"language {absent[0]!r} has no query and no candidate in the tables")
 
 
-def _read_side(path: Path, name: str, file_name: str, meta: dict, check_finite: bool) -> EmbeddingTable:
+def _read_side(path: Path, name: str, file_name: str, meta: dict) -> EmbeddingTable:
     file = path / file_name
     dim, dtype = meta["dim"], meta["dtype"]
     # The embedding column's dim/dtype are checked below, with a clearer message.
@@ -318,10 +318,7 @@ def _read_side(path: Path, name: str, file_name: str, meta: dict, check_finite: 
         raise InputError(file, "embedding", f"element type {emb_type.value_type} does not match run.json dtype {dtype}")
     _check_unique(table.column("id"), file, "id")
     _check_langs(table, file, meta, RUN_JSON)
-    side = EmbeddingTable(path=file, table=table, embeddings=embedding_chunks(table, file, dim, dtype))
-    if check_finite:
-        _check_finite(side, file)
-    return side
+    return EmbeddingTable(path=file, table=table, embeddings=embedding_chunks(table, file, dim, dtype))
 
 
 def _read_qrels(path: Path, meta: dict) -> pa.Table:
@@ -344,10 +341,13 @@ def read_run(path: str | os.PathLike, check_finite: bool = True) -> Run:
     """
     path = Path(path)
     meta = read_run_json(path)
-    queries = _read_side(path, "queries", QUERIES, meta, check_finite)
-    candidates = _read_side(path, "candidates", CANDIDATES, meta, check_finite)
+    queries = _read_side(path, "queries", QUERIES, meta)
+    candidates = _read_side(path, "candidates", CANDIDATES, meta)
     qrels = _read_qrels(path, meta)
     _check_counts(meta, path / RUN_JSON, {"queries": queries, "candidates": candidates}, qrels)
     run = Run(path=path, meta=meta, queries=queries, candidates=candidates, qrels=qrels)
     run._qrels_rows = _qrels_rows(qrels, queries.table, candidates.table, path / QRELS)
+    if check_finite:  # last: the only check that needs a Numba kernel, which a command may still be loading
+        _check_finite(queries, path / QUERIES)
+        _check_finite(candidates, path / CANDIDATES)
     return run

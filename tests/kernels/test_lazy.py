@@ -46,3 +46,64 @@ def test_a_float16_score_loads_only_the_kernels_it_runs(tmp_path, make_run):
     assert proc.returncode == 0, proc.stderr
     # the streaming fp32 path: tile counts, then the finalisers (ranking._score_block: whole-row paths only)
     assert proc.stdout.strip() == "['_count_tile', '_first_nonfinite', '_half_gather', '_metrics_block']"
+
+
+def test_preload_loads_the_named_kernels_in_a_daemon_thread():
+    from fastir.kernels.lazy import preload
+
+    kernel = LazyKernel(_total.py_func, [float64(float64[::1])], {"cache": False})
+    sys.modules[__name__]._preload_target = kernel
+    try:
+        thread = preload([f"{__name__}:_preload_target"])
+        assert thread.daemon
+        thread.join(60)
+        assert kernel._dispatcher is not None and kernel(np.arange(3.0)) == 3.0
+    finally:
+        del sys.modules[__name__]._preload_target
+
+
+def test_preload_failure_is_left_to_the_caller(capfd):
+    from fastir.kernels.lazy import preload
+
+    kernel = LazyKernel(_total.py_func, [float64(float64[::1])], {"cache": False})
+    sys.modules[__name__]._preload_target = kernel
+    try:
+        preload(["fastir.kernels.no_such_module:_x", f"{__name__}:_preload_target"]).join(60)
+        assert kernel._dispatcher is None  # stopped at the failure, silently: the caller's own call reports it
+        assert capfd.readouterr().err == ""
+        assert kernel(np.arange(3.0)) == 3.0
+    finally:
+        del sys.modules[__name__]._preload_target
+
+
+def test_score_kernels_named_for_preloading_exist_and_match_what_a_score_loads():
+    from fastir.eval.preload import FP32_KERNELS
+    import importlib
+
+    for name in FP32_KERNELS:
+        module, attr = name.split(":")
+        assert isinstance(getattr(importlib.import_module(module), attr), LazyKernel), name
+    # the float16 path's kernels (the test above) are all preloaded; _float_gather serves float32 runs
+    assert {n.split(":")[1] for n in FP32_KERNELS} == {"_count_tile", "_first_nonfinite", "_half_gather",
+                                                       "_metrics_block", "_float_gather"}
+
+
+def test_cli_score_preloads_without_importing_scipy_linalg(tmp_path, make_run):
+    rng = np.random.default_rng(0)
+    run = make_run(tmp_path, q_emb=rng.standard_normal((4, 6)).astype(np.float16), q_langs=["aa", "aa", "bb", "bb"],
+                   c_emb=rng.standard_normal((4, 6)).astype(np.float16), c_langs=["aa", "aa", "bb", "bb"],
+                   qrels=[(0, 0), (1, 2), (2, 1), (3, 3)], dtype="float16")
+    code = ("import sys; from fastir.cli import main\n"
+            f"sys.argv = ['fastir', 'score', {str(run)!r}, '--out', {str(tmp_path / 'out')!r}]\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "import threading; [t.join() for t in threading.enumerate() if t.name == 'fastir-preload']\n"
+            "import numba.np.arraymath as a; print('scipy.linalg' in sys.modules, a._HAVE_BLAS, file=sys.stderr)\n"
+            "import importlib.util; print(importlib.util.find_spec('scipy') is not None, file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    linalg_loaded, have_blas, scipy_installed = proc.stderr.split()[-3:]
+    assert linalg_loaded == "False" and have_blas == "False"
+    if scipy_installed == "True":  # hidden only while numba.np.arraymath was imported: importable again now
+        after = subprocess.run([sys.executable, "-c", code + "\nimport scipy.linalg; print('ok')"],
+                               capture_output=True, text=True)
+        assert after.stdout.strip().endswith("ok"), after.stderr

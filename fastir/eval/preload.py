@@ -1,0 +1,31 @@
+"""Which Numba kernels ``fastir score`` will call, loaded in the background while it reads the run.
+
+The first Numba kernel of a process costs about a second (importing Numba, its registries, the
+cached machine code): as much as a third of a whole ``fastir score`` at XQuAD-R scale. The
+command knows its kernels before it opens the run, so it starts loading them at once
+(:func:`fastir.kernels.lazy.preload`) and the load overlaps reading the tables and the first
+float32 product, which release the GIL. Nothing here changes what is computed: a kernel the main
+thread needs first simply waits for its load.
+"""
+
+from __future__ import annotations
+
+# The default path (float32 product on the CPU, one process), in the order it calls them: the
+# finiteness scan at the end of read_run, the row gathers (float16 or float32 runs), the fused
+# count of each score block, the metrics of the counts.
+FP32_KERNELS = (
+    "fastir.kernels.upcast:_first_nonfinite",
+    "fastir.kernels.upcast:_half_gather",
+    "fastir.kernels.tiles:_count_tile",
+    "fastir.kernels.ranking:_metrics_block",
+    "fastir.kernels.upcast:_float_gather",
+)
+
+
+def preload_score_kernels(own_process: bool = False):
+    """Start loading :data:`FP32_KERNELS` in a daemon thread (returned). ``own_process``: the caller
+    owns the process (the CLI), so Numba's optional scipy import may be skipped (see
+    :func:`fastir.kernels.lazy.preload`)."""
+    from fastir.kernels.lazy import preload
+
+    return preload(FP32_KERNELS, without_scipy_blas=own_process)
