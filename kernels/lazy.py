@@ -66,13 +66,35 @@ def preload(names, without_scipy_blas: bool = False) -> threading.Thread:
     module is imported and restored at once: ``np.dot`` and ``np.linalg`` in Numba code still import
     scipy when they are compiled.
     """
-    thread = threading.Thread(target=_load_all, args=(tuple(names), without_scipy_blas), name="fastir-preload",
+    names = tuple(names)
+    with _PENDING_LOCK:
+        _PENDING.update(names)
+    thread = threading.Thread(target=_load_all, args=(names, without_scipy_blas), name="fastir-preload",
                               daemon=True)
     thread.start()
     return thread
 
 
+# Kernels a preload thread has yet to load: "module:function" names.
+_PENDING: set[str] = set()
+_PENDING_LOCK = threading.Lock()
+
+
+def pending(name: str) -> bool:
+    """True while a :func:`preload` thread has ``name`` ("module:function") still to load; never blocks,
+    never imports. A caller with an equivalent numpy path may take it meanwhile instead of waiting."""
+    return name in _PENDING
+
+
 def _load_all(names, without_scipy_blas):
+    try:
+        _load(names, without_scipy_blas)
+    finally:
+        with _PENDING_LOCK:
+            _PENDING.difference_update(names)
+
+
+def _load(names, without_scipy_blas):
     import importlib
     import sys
 
@@ -87,5 +109,7 @@ def _load_all(names, without_scipy_blas):
         for name in names:
             module, attr = name.split(":")
             getattr(importlib.import_module(module), attr).dispatcher
+            with _PENDING_LOCK:
+                _PENDING.discard(name)
     except Exception:  # noqa: BLE001 - the calling thread meets the same failure and reports it
         return

@@ -10,15 +10,18 @@ thread needs first simply waits for its load.
 
 from __future__ import annotations
 
-# The default path (float32 product on the CPU, one process), in the order it calls them: the
-# finiteness scan at the end of read_run, the row gathers (float16 or float32 runs), the fused
-# count of each score block, the metrics of the counts.
+# The default path (float32 product on the CPU, one process). First the count of each score block,
+# the one kernel without a numpy stand-in; then the row gathers (one record batch or several) and
+# the finiteness scan, which numpy does until they are loaded (fastir.eval.stream.gather_rows,
+# fastir.runs.reader.first_nonfinite_row); the metrics of the counts; the gathers of float32 runs.
 FP32_KERNELS = (
-    "fastir.kernels.upcast:_first_nonfinite",
-    "fastir.kernels.upcast:_half_gather",
     "fastir.kernels.tiles:_count_tile",
+    "fastir.kernels.upcast:_half_gather",
+    "fastir.kernels.upcast:_half_gather_to",
+    "fastir.kernels.upcast:_first_nonfinite",
     "fastir.kernels.ranking:_metrics_block",
     "fastir.kernels.upcast:_float_gather",
+    "fastir.kernels.upcast:_float_gather_to",
 )
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastir.errors import InputError
+from fastir.kernels.lazy import pending
 from fastir.resources import require_memory
 from fastir.eval.result import concat_ranges
 
@@ -195,11 +196,24 @@ def _keep_top(top, scores, t_lang, keys, want, q_group, b_rows) -> None:
 
 def gather_rows(chunks: list[np.ndarray], rows: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``out[i]`` = row ``rows[i]`` of the stacked ``chunks`` (record batches), upcast to float32,
-    without joining the chunks (a pool beyond RAM stays in its memory map)."""
-    from fastir.kernels.upcast import gather_float32, gather_float32_to
+    without joining the chunks (a pool beyond RAM stays in its memory map).
 
-    if len(chunks) == 1:
-        return gather_float32(chunks[0], rows, out)
+    The Numba gather (:mod:`fastir.kernels.upcast`); while a command's preload thread is still
+    loading it (:mod:`fastir.eval.preload`), numpy's cast instead of waiting: float16 and float32
+    widen exactly, so both write the same bits.
+    """
+    kind = "half" if chunks[0].dtype == np.float16 else "float"
+    if pending(f"fastir.kernels.upcast:_{kind}_gather" + ("" if len(chunks) == 1 else "_to")):
+        if len(chunks) == 1:
+            out[:] = chunks[0][rows]  # a float16/float32 -> float32 cast: exact
+            return out
+        put = _put_numpy
+    else:
+        from fastir.kernels.upcast import gather_float32, gather_float32_to
+
+        if len(chunks) == 1:
+            return gather_float32(chunks[0], rows, out)
+        put = gather_float32_to
     ends = np.cumsum([len(c) for c in chunks])
     which = np.searchsorted(ends, rows, side="right")
     order = np.argsort(which, kind="stable")  # output rows grouped by record batch
@@ -207,8 +221,12 @@ def gather_rows(chunks: list[np.ndarray], rows: np.ndarray, out: np.ndarray) -> 
     for k in range(len(chunks)):
         dest = order[bounds[k]:bounds[k + 1]]
         if len(dest):
-            gather_float32_to(chunks[k], rows[dest] - (ends[k] - len(chunks[k])), out, dest)
+            put(chunks[k], rows[dest] - (ends[k] - len(chunks[k])), out, dest)
     return out
+
+
+def _put_numpy(chunk: np.ndarray, rows: np.ndarray, out: np.ndarray, dest: np.ndarray) -> None:
+    out[dest] = chunk[rows]  # a float16/float32 -> float32 cast: exact
 
 
 def check_counts_fit(cnt: np.ndarray) -> np.ndarray:

@@ -102,3 +102,44 @@ def test_a_pool_of_many_record_batches_is_never_joined(tmp_path, make_run, monke
         batched = score_run(run, trec_depth=4, block_mb=block_mb)
         assert same(batched, joined) and np.array_equal(batched.top.cand, joined.top.cand)
     assert run.candidates._whole is None  # never joined
+
+
+def _all_pending(monkeypatch):
+    """As while a command's preload thread is still loading every kernel of fastir.eval.preload."""
+    import fastir.kernels.lazy as lazy
+    from fastir.eval.preload import FP32_KERNELS
+
+    monkeypatch.setattr(lazy, "_PENDING", set(FP32_KERNELS))
+
+
+@pytest.mark.parametrize("n_chunks", [1, 3])
+def test_gather_rows_numpy_stand_in_writes_the_numba_gathers_bits(monkeypatch, n_chunks):
+    from fastir.eval.stream import gather_rows
+
+    every_half = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).reshape(256, 256)
+    rng = np.random.default_rng(0)
+    for table in (every_half, rng.standard_normal((300, 7)).astype(np.float32)):
+        chunks = np.array_split(table, n_chunks)
+        rows = rng.integers(0, len(table), 500)
+        numba_out = gather_rows(chunks, rows, np.empty((len(rows), table.shape[1]), np.float32))
+        with monkeypatch.context() as m:
+            _all_pending(m)
+            numpy_out = gather_rows(chunks, rows, np.empty((len(rows), table.shape[1]), np.float32))
+        assert np.array_equal(numba_out.view(np.uint32), numpy_out.view(np.uint32))
+
+
+def test_score_while_kernels_load_equals_score_after(tmp_path, make_run, monkeypatch):
+    """The numpy stand-ins (gathers, finiteness scan) change no number: a score started while
+    the preload thread still loads is identical to one after, for one record batch or many."""
+    import fastir.runs.writer as writer
+
+    cols = tied_columns(np.random.default_rng(5), n_cand=300, n_q=20, dim=8, integer=False)
+    for name, batch_bytes in (("one", 1 << 26), ("batched", 8 * 2 * 41)):
+        monkeypatch.setattr(writer, "_BATCH_BYTES", batch_bytes)
+        run_dir = make_run(tmp_path, **cols, dtype="float16", name=name)
+        assert len(read_run(run_dir).candidates.chunks) == (1 if name == "one" else 8)
+        after = score_run(read_run(run_dir), trec_depth=3)
+        with monkeypatch.context() as m:
+            _all_pending(m)
+            during = score_run(read_run(run_dir), trec_depth=3)
+        assert same(during, after) and np.array_equal(during.top.cand, after.top.cand)

@@ -83,9 +83,12 @@ def test_score_kernels_named_for_preloading_exist_and_match_what_a_score_loads()
     for name in FP32_KERNELS:
         module, attr = name.split(":")
         assert isinstance(getattr(importlib.import_module(module), attr), LazyKernel), name
-    # the float16 path's kernels (the test above) are all preloaded; _float_gather serves float32 runs
+    # the float16 path's kernels (the test above) are all preloaded, the count first (it has no numpy
+    # stand-in); the *_to gathers serve runs of several record batches, _float_* float32 runs
+    assert FP32_KERNELS[0] == "fastir.kernels.tiles:_count_tile"
     assert {n.split(":")[1] for n in FP32_KERNELS} == {"_count_tile", "_first_nonfinite", "_half_gather",
-                                                       "_metrics_block", "_float_gather"}
+                                                       "_half_gather_to", "_metrics_block", "_float_gather",
+                                                       "_float_gather_to"}
 
 
 def test_cli_score_preloads_without_importing_scipy_linalg(tmp_path, make_run):

@@ -150,3 +150,23 @@ def test_record_batches_are_chunks_checked_one_by_one(tmp_path, make_run, monkey
                    qrels=[(0, 0), (1, 1)], name="bad")
     with pytest.raises(InputError, match="NaN or inf in the embedding of row 7 .id 'c7'"):
         read_run(bad)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_first_nonfinite_row_numpy_stand_in_agrees_with_the_kernel(monkeypatch, dtype):
+    """While the preload thread loads the Numba scan, read_run's numpy test of the exponent bits
+    finds the same first bad row, across its steps of rows."""
+    import fastir.kernels.lazy as lazy
+    from fastir.kernels.upcast import first_nonfinite_row as kernel
+    from fastir.runs.reader import _NONFINITE_KERNEL, first_nonfinite_row
+
+    rng = np.random.default_rng(1)
+    monkeypatch.setattr(lazy, "_PENDING", {_NONFINITE_KERNEL})
+    for trial in range(40):
+        emb = rng.standard_normal((int(rng.integers(0, 50)), 5)).astype(dtype)
+        for _ in range(int(rng.integers(0, 3))):
+            if len(emb):
+                emb[rng.integers(0, len(emb)), rng.integers(0, 5)] = rng.choice([np.nan, np.inf, -np.inf])
+        if trial % 5 == 0 and len(emb):  # the largest finite value and a subnormal stay finite
+            emb[0, 0], emb[-1, -1] = np.finfo(dtype).max, np.finfo(dtype).smallest_subnormal
+        assert first_nonfinite_row(emb, rows_per_step=7) == kernel(emb), trial
