@@ -34,9 +34,10 @@ Counts are those of :func:`fastir.kernels.ranking.gold_rank_counts` on exact sco
 (candidates of each language at or above each gold), ``gcnt`` (golds likewise), plus ``undecided``
 (candidate-gold pairs of each language that tier 2 left open and tier 3 decided).
 
-Passes 1 and 3 run the queries in parallel, each over its whole row; pass 2 runs candidate-major
-over slabs of query rows (a candidate row is read once per slab, the slab's query rows stay in
-L2), in parallel over candidates. Kernels are array-in/array-out; no IO, no global thread settings.
+Pass 1 runs the queries in parallel, each over its whole row; passes 2 and 3 run in one parallel
+region over groups of GROUP query rows: per group, pass 2 goes candidate-major (a candidate row is
+read once per group, the group's query rows stay in L2), then pass 3 decides the group's rows (a
+task owns its rows' counts). Kernels are array-in/array-out; no IO, no global thread settings.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from numba import float32, float64, int16, int32, int64, njit, prange, types, vo
 from fastir.kernels.certified_scan import _scan_block, _scan_block_bf16, bf16_ceiling_keys
 
 EXPANSION = 64  # scratch doubles for the exact sum: products of float32 need at most ~12
-SLAB = 256  # query rows per candidate-major slab of pass 2: 768 KiB of float32 rows at d = 768, in L2
+GROUP = 256  # rows per parallel task of passes 2-3: 768 KiB of float32 rows at d = 768, in L2
 LIST_SHARE = 8  # undecided-candidate list per row: 1/8 of the candidates (>= LIST_MIN); longer rows redone
 LIST_MIN = 256
 REDO_BYTES = 1 << 26  # memory for the full-length lists of rows whose short list overflowed
@@ -182,41 +183,52 @@ def _golds_query(b, q, cand, b0, w, gold_ptr, gold_col, gold_lang, gs, ge, order
                 gcnt[i, gold_lang[j]] += 1
 
 
-@njit(void(int64[::1], _F32_ROWS, _F32_ROWS, float64[::1], float64[::1], int32[:, ::1], int64[::1],
-           float32[:, ::1]), cache=True, parallel=True)
-def _dots_block(rows, q, cand, q_norm, c_norm, und_col, und_n, und_s):
-    """Pass 2: ``und_s[r, k]`` = float32 dot of row ``rows[r]`` and its k-th listed candidate (NaN where
-    ‖q‖ ‖c‖ > 2^100 could overflow float32: pass 3 goes to float64 there).
+@njit(void(int64[::1], _F32_ROWS, _F32_ROWS, float64[::1], float64[::1], int32[:, ::1], int64[::1], int64[::1],
+           float32[::1]), cache=True, nogil=True, fastmath=_DOT_FLAGS)
+def _group_dots(rows, q, cand, q_norm, c_norm, und_col, und_n, offset, und_s):
+    """Pass 2 over one group of rows: ``und_s[offset[r] + k]`` = float32 dot of row ``rows[r]`` and its
+    k-th listed candidate (NaN where ‖q‖ ‖c‖ > 2^100 could overflow float32: pass 3 goes to float64).
 
-    Candidate-major in slabs of SLAB rows, so a candidate row is read once per slab and dotted with
-    every row of the slab that listed it while the slab's query rows stay in cache.
+    Candidate-major (a counting sort of the group's pairs by candidate): a candidate row is read
+    once per group and dotted with every row of the group that listed it, four rows at a time
+    (the candidate's slice is loaded once for four products), while the group's rows stay in L2.
     """
     n_cand = cand.shape[0]
-    for r0 in range(0, rows.shape[0], SLAB):
-        r1 = min(r0 + SLAB, rows.shape[0])
-        start = np.zeros(n_cand + 1, dtype=np.int64)
-        for r in range(r0, r1):
-            for k in range(und_n[r]):
-                start[und_col[r, k] + 1] += 1
-        for c in range(n_cand):
-            start[c + 1] += start[c]
-        pair_row = np.empty(start[n_cand], dtype=np.int64)
-        pair_k = np.empty(start[n_cand], dtype=np.int64)
-        fill = start[:n_cand].copy()
-        for r in range(r0, r1):
-            for k in range(und_n[r]):
-                c = und_col[r, k]
-                pair_row[fill[c]] = r
-                pair_k[fill[c]] = k
-                fill[c] += 1
-        for c in prange(n_cand):
-            for p in range(start[c], start[c + 1]):
-                r = pair_row[p]
-                b = rows[r]
-                if q_norm[b] * c_norm[c] <= 2.0 ** 100:
-                    und_s[r, pair_k[p]] = _dot32(q[b], cand[c])
-                else:
-                    und_s[r, pair_k[p]] = np.nan
+    start = np.zeros(n_cand + 1, dtype=np.int64)
+    for r in range(rows.shape[0]):
+        for k in range(und_n[r]):
+            start[und_col[r, k] + 1] += 1
+    for c in range(n_cand):
+        start[c + 1] += start[c]
+    pair_row = np.empty(start[n_cand], dtype=np.int64)
+    pair_at = np.empty(start[n_cand], dtype=np.int64)
+    fill = start[:n_cand].copy()
+    for r in range(rows.shape[0]):
+        for k in range(und_n[r]):
+            c = und_col[r, k]
+            pair_row[fill[c]] = rows[r]
+            pair_at[fill[c]] = offset[r] + k
+            fill[c] += 1
+    for c in range(n_cand):
+        cv = cand[c]
+        p = start[c]
+        e = start[c + 1]
+        while p + 4 <= e:
+            q0, q1, q2, q3 = q[pair_row[p]], q[pair_row[p + 1]], q[pair_row[p + 2]], q[pair_row[p + 3]]
+            s0 = s1 = s2 = s3 = np.float32(0.0)
+            for i in range(cv.shape[0]):
+                x = cv[i]
+                s0 += q0[i] * x
+                s1 += q1[i] * x
+                s2 += q2[i] * x
+                s3 += q3[i] * x
+            und_s[pair_at[p]], und_s[pair_at[p + 1]], und_s[pair_at[p + 2]], und_s[pair_at[p + 3]] = s0, s1, s2, s3
+            p += 4
+        for p in range(p, e):
+            und_s[pair_at[p]] = _dot32(q[pair_row[p]], cv)
+        for p in range(start[c], e):  # the overflow guard: same float32 sums, NaN where they could overflow
+            if not q_norm[pair_row[p]] * c_norm[c] <= 2.0 ** 100:
+                und_s[pair_at[p]] = np.nan
 
 
 def _decide_sig(t):
@@ -286,20 +298,31 @@ def _golds_block(q, cand, b0, w, gold_ptr, gold_col, gold_lang, gs, ge, order, t
         _golds_query(b, q, cand, b0, w, gold_ptr, gold_col, gold_lang, gs, ge, order, t_lo, t_hi, gcnt)
 
 
-def _decide_block_sig(t):
+def _recount_block_sig(t):
     return void(int64[::1], t[:, ::1], _F32_ROWS, _F32_ROWS, float64[::1], float64[::1], int32[::1], int64[::1],
-                int64[::1], float64[::1], float64[::1], t[::1], t[::1], int32[:, ::1], int64[::1], float32[:, ::1],
-                int32[:, ::1], int32[:, ::1], int64[::1])
+                int64[::1], float64[::1], float64[::1], t[::1], t[::1], int32[:, ::1], int64[::1], int32[:, ::1],
+                int32[:, ::1], int64[::1])
 
 
-@njit([_decide_block_sig(float32), _decide_block_sig(int16)], cache=True, parallel=True)
-def _decide_block(rows, approx, q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi, und_col,
-                  und_n, und_s, cnt, undecided, recomputed):
-    for r in prange(rows.shape[0]):
-        b = rows[r]
-        n = und_n[r]
-        _decide_query(b, approx[b], q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi,
-                      und_col[r, :n], und_s[r, :n], cnt, undecided, recomputed)
+@njit([_recount_block_sig(float32), _recount_block_sig(int16)], cache=True, parallel=True)
+def _recount_block(rows, approx, q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi, und_col,
+                   und_n, cnt, undecided, recomputed):
+    """Passes 2 and 3 over ``rows`` with their lists of undecided candidates, in parallel over groups of
+    GROUP rows (one parallel region: each task does its group's dots, then decides its rows)."""
+    for t in prange(-(-rows.shape[0] // GROUP)):
+        r0 = t * GROUP
+        r1 = min(r0 + GROUP, rows.shape[0])
+        n = np.minimum(und_n[r0:r1], und_col.shape[1])
+        offset = np.zeros(r1 - r0 + 1, dtype=np.int64)
+        offset[1:] = np.cumsum(n)
+        und_s = np.empty(offset[r1 - r0], np.float32)
+        _group_dots(rows[r0:r1], q, cand, q_norm, c_norm, und_col[r0:r1], n, offset, und_s)
+        for r in range(r0, r1):
+            k0 = offset[r - r0]
+            k1 = offset[r - r0 + 1]
+            b = rows[r]
+            _decide_query(b, approx[b], q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi,
+                          und_col[r, :k1 - k0], und_s[k0:k1], cnt, undecided, recomputed)
 
 
 # ------------------------------------------------------------------------------- public functions
@@ -366,12 +389,9 @@ def certified_counts(approx, bound, w, q, cand, lang_ptr, gold_ptr, gold_col, go
 
 def _recount(rows, und_col, und_n, approx, q, cand, norms, c_lang, golds, counts):
     """Passes 2 and 3 over ``rows`` with their lists of undecided candidates."""
-    und_col = np.ascontiguousarray(und_col)
-    und_s = np.empty(und_col.shape, np.float32)
-    _dots_block(rows, q, cand, *norms, und_col, und_n, und_s)
     gold_ptr, gold_col, gs, ge, t_lo, t_hi = golds
-    _decide_block(rows, approx, q, cand, *norms, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi, und_col, und_n,
-                  und_s, *counts)
+    _recount_block(rows, approx, q, cand, *norms, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi,
+                   np.ascontiguousarray(und_col), np.ascontiguousarray(und_n), *counts)
 
 
 def row_norms(x) -> np.ndarray:
