@@ -232,17 +232,19 @@ def _group_dots(rows, q, cand, q_norm, c_norm, und_col, und_n, offset, und_s):
 
 
 def _decide_sig(t):
-    return void(int64, t[::1], _F32_ROWS, _F32_ROWS, float64[::1], float64[::1], int32[::1], int64[::1],
-                int64[::1], float64[::1], float64[::1], t[::1], t[::1], int32[::1], float32[::1],
+    return void(int64, int64[::1], _F32_ROWS, _F32_ROWS, float64[::1], float64[::1], int32[::1], int64[::1],
+                int64[::1], float64[::1], float64[::1], t[::1], t[::1], t[::1], int32[::1], float32[::1],
                 int32[:, ::1], int32[:, ::1], int64[::1])
 
 
 @njit([_decide_sig(float32), _decide_sig(int16)], cache=True, nogil=True)
-def _decide_query(b, row, q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi, listed_cols,
-                  listed_s, cnt, undecided, recomputed):
-    """Pass 3 over block row b: each listed candidate (``listed_cols``, float32 dots ``listed_s``) against each gold whose thresholds leave it
-    open, decided on its float32 enclosure, else a float64 one, else the exact sign (module
-    docstring); a gold's own column is a tie. Counts into ``cnt``, ``undecided``, ``recomputed``."""
+def _decide_query(b, order, q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi, listed_vals,
+                  listed_cols, listed_s, cnt, undecided, recomputed):
+    """Pass 3 over block row b: each listed candidate (``listed_cols``, approximations ``listed_vals``,
+    float32 dots ``listed_s``) against each gold whose thresholds leave it open (golds in ``order``,
+    ascending T_lo: the first above the approximation ends the loop), decided on its float32
+    enclosure, else a float64 one, else the exact sign (module docstring); a gold's own column is a
+    tie. Counts into ``cnt``, ``undecided``, ``recomputed``."""
     j0 = gold_ptr[b]
     j1 = gold_ptr[b + 1]
     parts = np.empty(EXPANSION)
@@ -252,14 +254,17 @@ def _decide_query(b, row, q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_col, g
     e32_tiny = qb.shape[0] * 2.0 ** -148
     for k in range(listed_cols.shape[0]):
         c = listed_cols[k]
-        a = row[c]
+        a = listed_vals[k]
         lang = c_lang[c]
         s = np.float64(listed_s[k])
         e = e32_scale * c_norm[c] + e32_tiny
         level = 1 if s == s else 0  # enclosure held: 0 none (NaN: overflow guard), 1 float32, 2 float64
         opened = False
-        for j in range(j0, j1):
-            if a < t_lo[j] or a >= t_hi[j]:
+        for p in range(j0, j1):
+            j = order[p]
+            if a < t_lo[j]:
+                break
+            if a >= t_hi[j]:
                 continue
             if c == gold_col[j]:
                 cnt[j, lang] += 1
@@ -299,16 +304,17 @@ def _golds_block(q, cand, b0, w, gold_ptr, gold_col, gold_lang, gs, ge, order, t
 
 
 def _recount_block_sig(t):
-    return void(int64[::1], t[:, ::1], _F32_ROWS, _F32_ROWS, float64[::1], float64[::1], int32[::1], int64[::1],
-                int64[::1], float64[::1], float64[::1], t[::1], t[::1], int32[:, ::1], int64[::1], int32[:, ::1],
-                int32[:, ::1], int64[::1])
+    return void(int64[::1], int64[::1], _F32_ROWS, _F32_ROWS, float64[::1], float64[::1], int32[::1], int64[::1],
+                int64[::1], float64[::1], float64[::1], t[::1], t[::1], int32[:, ::1], t[:, ::1], int64[::1],
+                int32[:, ::1], int32[:, ::1], int64[::1])
 
 
 @njit([_recount_block_sig(float32), _recount_block_sig(int16)], cache=True, parallel=True)
-def _recount_block(rows, approx, q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi, und_col,
-                   und_n, cnt, undecided, recomputed):
-    """Passes 2 and 3 over ``rows`` with their lists of undecided candidates, in parallel over groups of
-    GROUP rows (one parallel region: each task does its group's dots, then decides its rows)."""
+def _recount_block(rows, order, q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi, und_col,
+                   und_val, und_n, cnt, undecided, recomputed):
+    """Passes 2 and 3 over ``rows`` with their lists of undecided candidates (columns ``und_col``,
+    approximations ``und_val``), in parallel over groups of GROUP rows (one parallel region: each task
+    does its group's dots, then decides its rows)."""
     for t in prange(-(-rows.shape[0] // GROUP)):
         r0 = t * GROUP
         r1 = min(r0 + GROUP, rows.shape[0])
@@ -320,9 +326,8 @@ def _recount_block(rows, approx, q, cand, q_norm, c_norm, c_lang, gold_ptr, gold
         for r in range(r0, r1):
             k0 = offset[r - r0]
             k1 = offset[r - r0 + 1]
-            b = rows[r]
-            _decide_query(b, approx[b], q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi,
-                          und_col[r, :k1 - k0], und_s[k0:k1], cnt, undecided, recomputed)
+            _decide_query(rows[r], order, q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi,
+                          und_val[r, :k1 - k0], und_col[r, :k1 - k0], und_s[k0:k1], cnt, undecided, recomputed)
 
 
 # ------------------------------------------------------------------------------- public functions
@@ -372,26 +377,28 @@ def certified_counts(approx, bound, w, q, cand, lang_ptr, gold_ptr, gold_col, go
     rows = np.arange(n_rows, dtype=np.int64)
     cap = min(n_cols, max(LIST_MIN, n_cols // LIST_SHARE))
     und_col = np.empty((n_rows, cap), np.int32)
+    und_val = np.empty((n_rows, cap), approx.dtype)
     und_n = np.empty(n_rows, np.int64)
     scan = _scan_block_bf16 if bf16 else _scan_block
-    scan(rows, approx, lang_ptr, gold_ptr, order, t_lo, t_hi, True, cnt, und_col, und_n)
+    scan(rows, approx, lang_ptr, gold_ptr, order, t_lo, t_hi, True, cnt, und_col, und_val, und_n)
     over = und_n > cap
-    _recount(rows[~over], und_col[~over], und_n[~over], approx, q, cand, norms, c_lang, golds, counts)
-    batch = max(1, REDO_BYTES // (8 * n_cols))
+    _recount(rows[~over], und_col[~over], und_val[~over], und_n[~over], order, q, cand, norms, c_lang, golds, counts)
+    batch = max(1, REDO_BYTES // (12 * n_cols))
     for s in range(0, int(over.sum()), batch):  # rows whose list overflowed: again with room for every column
         redo = rows[over][s:s + batch]
         und_col = np.empty((len(redo), n_cols), np.int32)
+        und_val = np.empty((len(redo), n_cols), approx.dtype)
         und_n = np.empty(len(redo), np.int64)
-        _scan_block(redo, approx, lang_ptr, gold_ptr, order, t_lo, t_hi, False, cnt, und_col, und_n)
-        _recount(redo, und_col, und_n, approx, q, cand, norms, c_lang, golds, counts)
+        _scan_block(redo, approx, lang_ptr, gold_ptr, order, t_lo, t_hi, False, cnt, und_col, und_val, und_n)
+        _recount(redo, und_col, und_val, und_n, order, q, cand, norms, c_lang, golds, counts)
     return cnt, gcnt, undecided, recomputed
 
 
-def _recount(rows, und_col, und_n, approx, q, cand, norms, c_lang, golds, counts):
+def _recount(rows, und_col, und_val, und_n, order, q, cand, norms, c_lang, golds, counts):
     """Passes 2 and 3 over ``rows`` with their lists of undecided candidates."""
     gold_ptr, gold_col, gs, ge, t_lo, t_hi = golds
-    _recount_block(rows, approx, q, cand, *norms, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi,
-                   np.ascontiguousarray(und_col), np.ascontiguousarray(und_n), *counts)
+    _recount_block(rows, order, q, cand, *norms, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi,
+                   np.ascontiguousarray(und_col), np.ascontiguousarray(und_val), np.ascontiguousarray(und_n), *counts)
 
 
 def row_norms(x) -> np.ndarray:

@@ -38,9 +38,12 @@ def bf16_ceiling_keys(t: np.ndarray) -> np.ndarray:
     return np.where(high & 0x8000, -(high & 0x7FFF), high).astype(np.int16)
 
 
+BLOCK = 64  # candidates per block maximum: a gold's pass visits only the blocks that reach its T_lo
+
+
 def _scan_sig(t):
     return int64(int64, t[::1], int64[::1], int64[::1], int64[::1], t[::1], t[::1], boolean, int32[:, ::1],
-                 int32[::1], uint8[::1])
+                 int32[::1], t[::1], uint8[::1], t[::1])
 
 
 @njit([int32(float32[::1], float32, float32, uint8[::1]), int32(int16[::1], int16, int16, uint8[::1])],
@@ -56,7 +59,7 @@ def _count_and_flag(values, lo, hi, flags):
 
 
 @njit([float32(float32[::1]), int16(int16[::1])], cache=True, nogil=True, inline="always")
-def _segment_max(values):
+def _max(values):
     m = values[0]
     for i in range(1, values.shape[0]):
         m = max(m, values[i])
@@ -64,16 +67,19 @@ def _segment_max(values):
 
 
 @njit([_scan_sig(float32), _scan_sig(int16)], cache=True, nogil=True)
-def _scan_query(b, row, lang_ptr, gold_ptr, order, t_lo, t_hi, count_sure, cnt, listed_cols, flags):
+def _scan_query(b, row, lang_ptr, gold_ptr, order, t_lo, t_hi, count_sure, cnt, listed_cols, listed_vals, flags,
+                block_max):
     """Pass 1 over block row b (approximations ``row``, thresholds of the same type): add the
     candidates surely at or above each gold to ``cnt`` (when ``count_sure``), list the undecided ones
-    (between a gold's two thresholds) in ``listed_cols``, in column order, and return their number,
+    (between a gold's two thresholds) in ``listed_cols``, in column order, with their approximations in
+    ``listed_vals`` (so that pass 3 does not go back to the row), and return their number,
     which exceeds the list's length when it overflowed (the caller redoes the row with a longer list).
 
-    Per language segment, one vectorised pass per gold whose lower threshold the segment's maximum
-    reaches (golds by ascending T_lo, so the first that it does not reach ends the loop) counts the
-    sure candidates and flags the undecided ones in ``flags`` (scratch, >= len(row) rounded up to 8,
-    zero on entry and on return); the flags are then read 8 at a time.
+    The row's maximum per block of BLOCK candidates of one language goes to ``block_max`` first;
+    then per language and gold (golds by ascending T_lo, so the first gold above every block of the
+    language ends its loop), each block whose maximum reaches T_lo gets one vectorised pass that
+    counts its sure candidates and flags its undecided ones in ``flags`` (scratch, >= len(row)
+    rounded up to 8, zero on entry and on return); the flags are then read 8 at a time.
     """
     j0 = gold_ptr[b]
     j1 = gold_ptr[b + 1]
@@ -81,21 +87,32 @@ def _scan_query(b, row, lang_ptr, gold_ptr, order, t_lo, t_hi, count_sure, cnt, 
     if j1 == j0:
         return n
     cap = listed_cols.shape[0]
+    k0 = 0
     for lang in range(lang_ptr.shape[0] - 1):
         c0 = lang_ptr[lang]
         c1 = lang_ptr[lang + 1]
         if c1 == c0:
             continue
-        seg = row[c0:c1]
-        top = _segment_max(seg)
-        seg_flags = flags[c0:c1]
+        k1 = k0 + (c1 - c0 + BLOCK - 1) // BLOCK
+        for k in range(k0, k1):
+            s = c0 + (k - k0) * BLOCK
+            block_max[k] = _max(row[s:min(s + BLOCK, c1)])
+        top = _max(block_max[k0:k1])
         for p in range(j0, j1):
             j = order[p]
-            if top < t_lo[j]:  # T_lo ascending with p: no later gold is reached either
+            lo = t_lo[j]
+            if top < lo:  # T_lo ascending with p: no later gold is reached either
                 break
-            sure = _count_and_flag(seg, t_lo[j], t_hi[j], seg_flags)
+            hi = t_hi[j]
+            sure = np.int32(0)
+            for k in range(k0, k1):
+                if block_max[k] >= lo:
+                    s = c0 + (k - k0) * BLOCK
+                    e = min(s + BLOCK, c1)
+                    sure += _count_and_flag(row[s:e], lo, hi, flags[s:e])
             if count_sure:
                 cnt[j, lang] += sure
+        k0 = k1
     words = flags.view(np.uint64)
     for w in range(words.shape[0]):
         if words[w] != 0:
@@ -103,6 +120,7 @@ def _scan_query(b, row, lang_ptr, gold_ptr, order, t_lo, t_hi, count_sure, cnt, 
                 if flags[i] != 0:
                     if n < cap:
                         listed_cols[n] = i
+                        listed_vals[n] = row[i]
                     n += 1
             words[w] = 0
     return n
@@ -110,7 +128,7 @@ def _scan_query(b, row, lang_ptr, gold_ptr, order, t_lo, t_hi, count_sure, cnt, 
 
 def _scan_block_sig(t):
     return void(int64[::1], t[:, ::1], int64[::1], int64[::1], int64[::1], t[::1], t[::1], boolean, int32[:, ::1],
-                int32[:, ::1], int64[::1])
+                int32[:, ::1], t[:, ::1], int64[::1])
 
 
 
@@ -118,25 +136,27 @@ ROWS_PER_TASK = 16  # rows per parallel task, sharing one flags scratch
 
 
 @njit([_scan_block_sig(float32), _scan_block_sig(int16)], cache=True, parallel=True)
-def _scan_block(rows, approx, lang_ptr, gold_ptr, order, t_lo, t_hi, count_sure, cnt, und_col, und_n):
+def _scan_block(rows, approx, lang_ptr, gold_ptr, order, t_lo, t_hi, count_sure, cnt, und_col, und_val, und_n):
     n_flags = -(-approx.shape[1] // 8) * 8
     for t in prange(-(-rows.shape[0] // ROWS_PER_TASK)):
         flags = np.zeros(n_flags, np.uint8)
+        block_max = np.empty(approx.shape[1] // BLOCK + lang_ptr.shape[0], approx.dtype)
         for r in range(t * ROWS_PER_TASK, min((t + 1) * ROWS_PER_TASK, rows.shape[0])):
             b = rows[r]
             und_n[r] = _scan_query(b, approx[b], lang_ptr, gold_ptr, order, t_lo, t_hi, count_sure, cnt, und_col[r],
-                                   flags)
+                                   und_val[r], flags, block_max)
 
 
 @njit(_scan_block_sig(int16), cache=True, parallel=True)
-def _scan_block_bf16(rows, approx, lang_ptr, gold_ptr, order, t_lo, t_hi, count_sure, cnt, und_col, und_n):
+def _scan_block_bf16(rows, approx, lang_ptr, gold_ptr, order, t_lo, t_hi, count_sure, cnt, und_col, und_val, und_n):
     """:func:`_scan_block` over bfloat16 bit patterns, each row turned into order keys in place
     just before its scan (while it is in cache)."""
     n_flags = -(-approx.shape[1] // 8) * 8
     for t in prange(-(-rows.shape[0] // ROWS_PER_TASK)):
         flags = np.zeros(n_flags, np.uint8)
+        block_max = np.empty(approx.shape[1] // BLOCK + lang_ptr.shape[0], approx.dtype)
         for r in range(t * ROWS_PER_TASK, min((t + 1) * ROWS_PER_TASK, rows.shape[0])):
             b = rows[r]
             _bf16_keys(approx[b])
             und_n[r] = _scan_query(b, approx[b], lang_ptr, gold_ptr, order, t_lo, t_hi, count_sure, cnt, und_col[r],
-                                   flags)
+                                   und_val[r], flags, block_max)
