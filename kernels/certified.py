@@ -241,52 +241,69 @@ def _decide_sig(t):
 def _decide_query(b, order, q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi, listed_vals,
                   listed_cols, listed_s, cnt, undecided, recomputed):
     """Pass 3 over block row b: each listed candidate (``listed_cols``, approximations ``listed_vals``,
-    float32 dots ``listed_s``) against each gold whose thresholds leave it open (golds in ``order``,
-    ascending T_lo: the first above the approximation ends the loop), decided on its float32
+    float32 dots ``listed_s``) against each gold whose thresholds leave it open, decided on its float32
     enclosure, else a float64 one, else the exact sign (module docstring); a gold's own column is a
-    tie. Counts into ``cnt``, ``undecided``, ``recomputed``."""
+    tie. Counts into ``cnt``, ``undecided``, ``recomputed``. Gold by gold (ascending T_lo: the first
+    above every listed approximation ends the loop), a branch-free pass picks the candidates it
+    leaves open, so the unpredictable window test costs no branch."""
     j0 = gold_ptr[b]
     j1 = gold_ptr[b + 1]
+    n = listed_cols.shape[0]
+    if n == 0:
+        return
     parts = np.empty(EXPANSION)
     qb = q[b]
     nu = qb.shape[0] * 2.0 ** -24
     e32_scale = nu / (1.0 - nu) * (1.0 + 2.0 ** -30) * q_norm[b]
     e32_tiny = qb.shape[0] * 2.0 ** -148
-    for k in range(listed_cols.shape[0]):
-        c = listed_cols[k]
-        a = listed_vals[k]
-        lang = c_lang[c]
-        s = np.float64(listed_s[k])
-        e = e32_scale * c_norm[c] + e32_tiny
-        level = 1 if s == s else 0  # enclosure held: 0 none (NaN: overflow guard), 1 float32, 2 float64
-        opened = False
-        for p in range(j0, j1):
-            j = order[p]
-            if a < t_lo[j]:
-                break
-            if a >= t_hi[j]:
-                continue
+    s = np.empty(n)  # each candidate's enclosure [s - e, s + e]: float32 (level 1), float64 (2), none (0)
+    e = np.empty(n)
+    level = np.empty(n, np.int8)
+    opened = np.zeros(n, np.bool_)
+    at = np.empty(n, np.int64)
+    for k in range(n):
+        s[k] = listed_s[k]
+        e[k] = e32_scale * c_norm[listed_cols[k]] + e32_tiny
+        level[k] = 1 if s[k] == s[k] else 0  # NaN: the overflow guard
+    top = listed_vals[0]
+    for k in range(1, n):
+        top = max(top, listed_vals[k])
+    for p in range(j0, j1):
+        j = order[p]
+        lo = t_lo[j]
+        hi = t_hi[j]
+        if top < lo:  # T_lo ascending with p: no later gold holds a listed candidate either
+            break
+        m = 0
+        for k in range(n):  # branch-free: the candidates that gold j's thresholds leave open
+            at[m] = k
+            m += (listed_vals[k] >= lo) & (listed_vals[k] < hi)
+        gs_lo = gs[j] - ge[j]
+        gs_hi = gs[j] + ge[j]
+        for i in range(m):
+            k = at[i]
+            c = listed_cols[k]
+            lang = c_lang[c]
             if c == gold_col[j]:
                 cnt[j, lang] += 1
                 continue
             undecided[j, lang] += 1
-            opened = True
+            opened[k] = True
             while True:  # tests written out: a call here costs more than the test
-                if level > 0 and s - e > gs[j] + ge[j]:
+                if level[k] > 0 and s[k] - e[k] > gs_hi:
                     above = True
-                elif level > 0 and s + e < gs[j] - ge[j]:
+                elif level[k] > 0 and s[k] + e[k] < gs_lo:
                     above = False
-                elif level < 2:
-                    s, e = _dot64(qb, cand[c])
-                    level = 2
+                elif level[k] < 2:
+                    s[k], e[k] = _dot64(qb, cand[c])
+                    level[k] = 2
                     continue
                 else:
                     above = _exact_sign(qb, cand[c], cand[gold_col[j]], parts) >= 0
                 break
             if above:
                 cnt[j, lang] += 1
-        if opened:
-            recomputed[b] += 1
+    recomputed[b] += opened.sum()
 
 
 # --------------------------------------------------------------------------------- prange wrappers
@@ -314,11 +331,12 @@ def _recount_block(rows, order, q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_
                    und_val, und_n, cnt, undecided, recomputed):
     """Passes 2 and 3 over ``rows`` with their lists of undecided candidates (columns ``und_col``,
     approximations ``und_val``), in parallel over groups of GROUP rows (one parallel region: each task
-    does its group's dots, then decides its rows)."""
+    does its group's dots, then decides its rows). A row whose list overflowed (``und_n`` above its
+    length) is skipped: the caller redoes it with a full list."""
     for t in prange(-(-rows.shape[0] // GROUP)):
         r0 = t * GROUP
         r1 = min(r0 + GROUP, rows.shape[0])
-        n = np.minimum(und_n[r0:r1], und_col.shape[1])
+        n = np.where(und_n[r0:r1] > und_col.shape[1], 0, und_n[r0:r1])
         offset = np.zeros(r1 - r0 + 1, dtype=np.int64)
         offset[1:] = np.cumsum(n)
         und_s = np.empty(offset[r1 - r0], np.float32)
@@ -382,7 +400,7 @@ def certified_counts(approx, bound, w, q, cand, lang_ptr, gold_ptr, gold_col, go
     scan = _scan_block_bf16 if bf16 else _scan_block
     scan(rows, approx, lang_ptr, gold_ptr, order, t_lo, t_hi, True, cnt, und_col, und_val, und_n)
     over = und_n > cap
-    _recount(rows[~over], und_col[~over], und_val[~over], und_n[~over], order, q, cand, norms, c_lang, golds, counts)
+    _recount(rows, und_col, und_val, und_n, order, q, cand, norms, c_lang, golds, counts)  # skips the rows over
     batch = max(1, REDO_BYTES // (12 * n_cols))
     for s in range(0, int(over.sum()), batch):  # rows whose list overflowed: again with room for every column
         redo = rows[over][s:s + batch]
