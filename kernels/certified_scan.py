@@ -38,7 +38,7 @@ def bf16_ceiling_keys(t: np.ndarray) -> np.ndarray:
     return np.where(high & 0x8000, -(high & 0x7FFF), high).astype(np.int16)
 
 
-BLOCK = 64  # candidates per block maximum: a gold's pass visits only the blocks that reach its T_lo
+BLOCK = 256  # candidates per block maximum: a gold's pass visits only the blocks that reach its T_lo
 
 
 def _scan_sig(t):
