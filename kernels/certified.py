@@ -38,6 +38,9 @@ Pass 1 runs the queries in parallel, each over its whole row; passes 2 and 3 run
 region over groups of GROUP query rows: per group, pass 2 goes candidate-major (a candidate row is
 read once per group, the group's query rows stay in L2), then pass 3 decides the group's rows (a
 task owns its rows' counts). Kernels are array-in/array-out; no IO, no global thread settings.
+The module is one file (over the usual ~400 lines) on purpose: Numba's on-disk cache checks only
+a cached function's own file, so every kernel that calls the exact-arithmetic helpers lives
+beside them.
 """
 
 from __future__ import annotations

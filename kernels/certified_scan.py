@@ -1,9 +1,11 @@
 """Pass 1 of certified counting (fastir.kernels.certified): count the sure candidates, list the undecided.
 
-Per block row and language segment, one vectorised pass per gold counts the candidates with
-A >= T_hi(g) (surely at or above gold g) and flags those with T_lo(g) <= A < T_hi(g) (undecided;
-A < T_lo(g) is surely below); golds whose T_lo the segment's maximum does not reach are skipped.
-The flagged candidates are listed, in column order, for passes 2 and 3. Approximations are float32, or bfloat16 bit patterns turned in place into int16 order keys
+Per block row: the maximum of each block of BLOCK candidates of one language first; then per
+language and gold, one vectorised pass over each block whose maximum reaches the gold's T_lo counts
+the candidates with A >= T_hi(g) (surely at or above gold g) and flags those with
+T_lo(g) <= A < T_hi(g) (undecided; A < T_lo(g) is surely below). The flagged candidates are listed,
+in column order with their approximations, for passes 2 and 3. Approximations are float32, or
+bfloat16 bit patterns turned in place into int16 order keys
 (``key(x) = ±(bits(x) & 0x7FFF)``, monotone in the value), compared with the keys of the
 thresholds rounded up to bfloat16 (:func:`bf16_ceiling_keys`): twice the lanes of float32 and no
 float32 copy of the block. Kernels are array-in/array-out; no IO, no global thread settings.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import boolean, float32, int16, int32, int64, njit, prange, uint8, void
+
 
 @njit(void(int16[::1]), cache=True, nogil=True)
 def _bf16_keys(row):
