@@ -326,19 +326,19 @@ def _golds_block(q, cand, b0, w, gold_ptr, gold_col, gold_lang, gs, ge, order, t
 def _recount_block_sig(t):
     return void(int64[::1], int64[::1], _F32_ROWS, _F32_ROWS, float64[::1], float64[::1], int32[::1], int64[::1],
                 int64[::1], float64[::1], float64[::1], t[::1], t[::1], int32[:, ::1], t[:, ::1], int64[::1],
-                int32[:, ::1], int32[:, ::1], int64[::1])
+                int32[:, ::1], int32[:, ::1], int64[::1], int64)
 
 
 @njit([_recount_block_sig(float32), _recount_block_sig(int16)], cache=True, parallel=True)
 def _recount_block(rows, order, q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi, und_col,
-                   und_val, und_n, cnt, undecided, recomputed):
+                   und_val, und_n, cnt, undecided, recomputed, group):
     """Passes 2 and 3 over ``rows`` with their lists of undecided candidates (columns ``und_col``,
-    approximations ``und_val``), in parallel over groups of GROUP rows (one parallel region: each task
-    does its group's dots, then decides its rows). A row whose list overflowed (``und_n`` above its
+    approximations ``und_val``), in parallel over groups of ``group`` rows (one parallel region: each
+    task does its group's dots, then decides its rows). A row whose list overflowed (``und_n`` above its
     length) is skipped: the caller redoes it with a full list."""
-    for t in prange(-(-rows.shape[0] // GROUP)):
-        r0 = t * GROUP
-        r1 = min(r0 + GROUP, rows.shape[0])
+    for t in prange(-(-rows.shape[0] // group)):
+        r0 = t * group
+        r1 = min(r0 + group, rows.shape[0])
         n = np.where(und_n[r0:r1] > und_col.shape[1], 0, und_n[r0:r1])
         offset = np.zeros(r1 - r0 + 1, dtype=np.int64)
         offset[1:] = np.cumsum(n)
@@ -419,7 +419,19 @@ def _recount(rows, und_col, und_val, und_n, order, q, cand, norms, c_lang, golds
     """Passes 2 and 3 over ``rows`` with their lists of undecided candidates."""
     gold_ptr, gold_col, gs, ge, t_lo, t_hi = golds
     _recount_block(rows, order, q, cand, *norms, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi,
-                   np.ascontiguousarray(und_col), np.ascontiguousarray(und_val), np.ascontiguousarray(und_n), *counts)
+                   np.ascontiguousarray(und_col), np.ascontiguousarray(und_val), np.ascontiguousarray(und_n), *counts,
+                   _group_rows(len(rows)))
+
+
+def _group_rows(n_rows: int) -> int:
+    """Rows per group of passes 2-3: at most GROUP, and as many equal groups as a multiple of the
+    thread count (the parallel loop splits its groups evenly over the threads; 9 groups of 512 on 2
+    threads would leave one idle for a sixth of the time)."""
+    import numba
+
+    threads = numba.get_num_threads()
+    n_groups = threads * -(-n_rows // (GROUP * threads))
+    return max(1, -(-n_rows // max(1, n_groups)))
 
 
 def row_norms(x) -> np.ndarray:
