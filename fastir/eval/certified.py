@@ -53,8 +53,8 @@ def score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, progr
                                                      threshold=threshold)):
             dst[b_rows] = src
         owner = np.repeat(np.arange(n), np.diff(ptr))
-        per_set = np.zeros((n, n_langs + 1), dtype=np.int64)
-        np.add.at(per_set, (owner, lang), und[np.arange(len(lang)), lang])
+        per_set = np.bincount(owner * (n_langs + 1) + lang, weights=und[np.arange(len(lang)), lang],
+                              minlength=n * (n_langs + 1)).astype(np.int64).reshape(n, n_langs + 1)
         per_set[:, n_langs] = np.bincount(owner, weights=und.sum(axis=1), minlength=n).astype(np.int64)
         undecided[b_rows] += per_set
         recomputed[b_rows] += rec

@@ -187,7 +187,9 @@ class _BFloat16(_Product):
         from fastir.kernels.bfloat16 import round_bf16
 
         bits, norm, resid, rounded = round_bf16(cand)
-        self.c16_t = torch.from_numpy(bits).view(torch.bfloat16).T
+        # Cᵀ as a row-major (d, N) copy: oneDNN's bfloat16 matmul is ≈ 1.4x faster from it than
+        # from the transposed view of C (measured side by side at the XQuAD-R shape).
+        self.c16_t = torch.from_numpy(bits).view(torch.bfloat16).T.contiguous()
         self.max_rc = float(resid.max(initial=0.0)) * _WIDEN
         self.max_cr = float(rounded.max(initial=0.0)) * _WIDEN
         return norm * _WIDEN
