@@ -15,14 +15,14 @@ Kernels are array-in/array-out: a private per-row ``@njit`` function and a ``pra
 from __future__ import annotations
 
 import numpy as np
-from numba import float32, float64, int64, njit, prange, types, uint16, uint32, void
+from numba import float32, float64, njit, prange, types, uint16, void
+
+from fastir.kernels.lazy import lazy_njit
 
 _F32_ROWS = types.Array(float32, 2, "C", readonly=True)
-_F32_ROW = types.Array(float32, 1, "C", readonly=True)
 
 
-@njit(void(_F32_ROW, uint16[::1], uint32[::1], float64[::1], float64[::1], float64[::1], int64), cache=True,
-      nogil=True)
+@njit(cache=True, nogil=True)
 def _round_row(x, out, scratch, norm, resid, rounded, i):
     bits = x.view(np.uint32)
     for j in range(x.shape[0]):
@@ -45,7 +45,7 @@ def _round_row(x, out, scratch, norm, resid, rounded, i):
     rounded[i] = np.sqrt(t)
 
 
-@njit(void(_F32_ROWS, uint16[:, ::1], float64[::1], float64[::1], float64[::1]), cache=True, parallel=True)
+@lazy_njit(void(_F32_ROWS, uint16[:, ::1], float64[::1], float64[::1], float64[::1]), cache=True, parallel=True)
 def _round_rows(x, out, norm, resid, rounded):
     for i in prange(x.shape[0]):
         _round_row(x[i], out[i], np.empty(x.shape[1], np.uint32), norm, resid, rounded, i)

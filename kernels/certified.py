@@ -48,6 +48,7 @@ from __future__ import annotations
 import numpy as np
 from numba import float32, float64, int16, int32, int64, njit, prange, types, void
 
+from fastir.kernels.lazy import lazy_njit
 from fastir.kernels.certified_scan import _scan_block, _scan_block_bf16, bf16_ceiling_keys
 
 EXPANSION = 64  # scratch doubles for the exact sum: products of float32 need at most ~12
@@ -57,14 +58,13 @@ LIST_MIN = 256
 REDO_BYTES = 1 << 26  # memory for the full-length lists of rows whose short list overflowed
 
 _F32_ROWS = types.Array(float32, 2, "C", readonly=True)
-_F32_ROW = types.Array(float32, 1, "C", readonly=True)
 _DOT_FLAGS = {"reassoc", "contract"}  # lets LLVM vectorise; the bound holds for any summation order
 _ERR_SCALE = 2.0 ** -50
 
 # ------------------------------------------------------------------------------ exact arithmetic
 
 
-@njit(types.UniTuple(float64, 2)(_F32_ROW, _F32_ROW), cache=True, nogil=True, fastmath=_DOT_FLAGS)
+@njit(cache=True, nogil=True, fastmath=_DOT_FLAGS)
 def _dot64(q, c):
     """(s64, e): float64 dot of two float32 rows and a bound e >= |s64 - exact| (module docstring)."""
     s = 0.0
@@ -76,7 +76,7 @@ def _dot64(q, c):
     return s, q.shape[0] * _ERR_SCALE * a
 
 
-@njit(float32(_F32_ROW, _F32_ROW), cache=True, nogil=True, fastmath=_DOT_FLAGS)
+@njit(cache=True, nogil=True, fastmath=_DOT_FLAGS)
 def _dot32(q, c):
     """float32 dot of two float32 rows (|error| <= gamma_d ‖q‖ ‖c‖ + d 2^-149: module docstring)."""
     s = np.float32(0.0)
@@ -85,7 +85,7 @@ def _dot32(q, c):
     return s
 
 
-@njit(int64(_F32_ROW, _F32_ROW, _F32_ROW, float64[::1]), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _exact_sign(q, c, g, parts):
     """Sign (-1, 0, 1) of q.c - q.g, exactly: grow-expansion of the 2d exact float64 products."""
     same = True
@@ -123,7 +123,7 @@ def _exact_sign(q, c, g, parts):
 # ------------------------------------------------------------------------------ thresholds
 
 
-@njit(types.UniTuple(float32, 2)(float64, float64, float64, float64), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _thresholds(lo, hi, b0, w):
     """(T_lo, T_hi) in float32: A < T_lo => A + b0 + w|A| < lo;  A >= T_hi => A - b0 - w|A| >= hi.
 
@@ -152,12 +152,7 @@ def _thresholds(lo, hi, b0, w):
 # ------------------------------------------------------------------------------ per-query kernels
 
 
-@njit(
-    void(int64, _F32_ROWS, _F32_ROWS, float64[::1], float64, int64[::1], int64[::1], int32[::1],
-         float64[::1], float64[::1], int64[::1], float32[::1], float32[::1], int32[:, ::1]),
-    cache=True,
-    nogil=True,
-)
+@njit(cache=True, nogil=True)
 def _golds_query(b, q, cand, b0, w, gold_ptr, gold_col, gold_lang, gs, ge, order, t_lo, t_hi, gcnt):
     """Exact enclosures of block row b's gold scores, their order by lower end, thresholds, gcnt."""
     j0 = gold_ptr[b]
@@ -186,8 +181,7 @@ def _golds_query(b, q, cand, b0, w, gold_ptr, gold_col, gold_lang, gs, ge, order
                 gcnt[i, gold_lang[j]] += 1
 
 
-@njit(void(int64[::1], _F32_ROWS, _F32_ROWS, float64[::1], float64[::1], int32[:, ::1], int64[::1], int64[::1],
-           float32[::1]), cache=True, nogil=True, fastmath=_DOT_FLAGS)
+@njit(cache=True, nogil=True, fastmath=_DOT_FLAGS)
 def _group_dots(rows, q, cand, q_norm, c_norm, und_col, und_n, offset, und_s):
     """Pass 2 over one group of rows: ``und_s[offset[r] + k]`` = float32 dot of row ``rows[r]`` and its
     k-th listed candidate (NaN where ‖q‖ ‖c‖ > 2^100 could overflow float32: pass 3 goes to float64).
@@ -234,13 +228,7 @@ def _group_dots(rows, q, cand, q_norm, c_norm, und_col, und_n, offset, und_s):
                 und_s[pair_at[p]] = np.nan
 
 
-def _decide_sig(t):
-    return void(int64, int64[::1], _F32_ROWS, _F32_ROWS, float64[::1], float64[::1], int32[::1], int64[::1],
-                int64[::1], float64[::1], float64[::1], t[::1], t[::1], t[::1], int32[::1], float32[::1],
-                int32[:, ::1], int32[:, ::1], int64[::1])
-
-
-@njit([_decide_sig(float32), _decide_sig(int16)], cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _decide_query(b, order, q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi, listed_vals,
                   listed_cols, listed_s, cnt, undecided, recomputed):
     """Pass 3 over block row b: each listed candidate (``listed_cols``, approximations ``listed_vals``,
@@ -312,7 +300,7 @@ def _decide_query(b, order, q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_col,
 # --------------------------------------------------------------------------------- prange wrappers
 
 
-@njit(
+@lazy_njit(
     void(_F32_ROWS, _F32_ROWS, float64[::1], float64, int64[::1], int64[::1], int32[::1], float64[::1],
          float64[::1], int64[::1], float32[::1], float32[::1], int32[:, ::1]),
     cache=True,
@@ -329,7 +317,7 @@ def _recount_block_sig(t):
                 int32[:, ::1], int32[:, ::1], int64[::1], int64)
 
 
-@njit([_recount_block_sig(float32), _recount_block_sig(int16)], cache=True, parallel=True)
+@lazy_njit([_recount_block_sig(float32), _recount_block_sig(int16)], cache=True, parallel=True)
 def _recount_block(rows, order, q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi, und_col,
                    und_val, und_n, cnt, undecided, recomputed, group):
     """Passes 2 and 3 over ``rows`` with their lists of undecided candidates (columns ``und_col``,

@@ -14,10 +14,12 @@ float32 copy of the block. Kernels are array-in/array-out; no IO, no global thre
 from __future__ import annotations
 
 import numpy as np
-from numba import boolean, float32, int16, int32, int64, njit, prange, uint8, void
+from numba import boolean, float32, int16, int32, int64, njit, prange, void
+
+from fastir.kernels.lazy import lazy_njit
 
 
-@njit(void(int16[::1]), cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _bf16_keys(row):
     """bfloat16 bit patterns (read as int16) to their order keys, in place: ±magnitude bits.
 
@@ -44,13 +46,7 @@ def bf16_ceiling_keys(t: np.ndarray) -> np.ndarray:
 BLOCK = 256  # candidates per block maximum: a gold's pass visits only the blocks that reach its T_lo
 
 
-def _scan_sig(t):
-    return int64(int64, t[::1], int64[::1], int64[::1], int64[::1], t[::1], t[::1], boolean, int32[:, ::1],
-                 int32[::1], t[::1], uint8[::1], t[::1])
-
-
-@njit([int32(float32[::1], float32, float32, uint8[::1]), int32(int16[::1], int16, int16, uint8[::1])],
-      cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _count_and_flag(values, lo, hi, flags):
     """Number of ``values >= hi``; ``flags[i]`` set where ``lo <= values[i] < hi`` (one vectorised pass)."""
     k = np.int32(0)
@@ -61,7 +57,7 @@ def _count_and_flag(values, lo, hi, flags):
     return k
 
 
-@njit([float32(float32[::1]), int16(int16[::1])], cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _max(values):
     m = values[0]
     for i in range(1, values.shape[0]):
@@ -69,7 +65,7 @@ def _max(values):
     return m
 
 
-@njit([_scan_sig(float32), _scan_sig(int16)], cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _scan_query(b, row, lang_ptr, gold_ptr, order, t_lo, t_hi, count_sure, cnt, listed_cols, listed_vals, flags,
                 block_max):
     """Pass 1 over block row b (approximations ``row``, thresholds of the same type): add the
@@ -138,7 +134,7 @@ def _scan_block_sig(t):
 ROWS_PER_TASK = 16  # rows per parallel task, sharing one flags scratch
 
 
-@njit([_scan_block_sig(float32), _scan_block_sig(int16)], cache=True, parallel=True)
+@lazy_njit([_scan_block_sig(float32), _scan_block_sig(int16)], cache=True, parallel=True)
 def _scan_block(rows, approx, lang_ptr, gold_ptr, order, t_lo, t_hi, count_sure, cnt, und_col, und_val, und_n):
     n_flags = -(-approx.shape[1] // 8) * 8
     for t in prange(-(-rows.shape[0] // ROWS_PER_TASK)):
@@ -150,7 +146,7 @@ def _scan_block(rows, approx, lang_ptr, gold_ptr, order, t_lo, t_hi, count_sure,
                                    und_val[r], flags, block_max)
 
 
-@njit(_scan_block_sig(int16), cache=True, parallel=True)
+@lazy_njit(_scan_block_sig(int16), cache=True, parallel=True)
 def _scan_block_bf16(rows, approx, lang_ptr, gold_ptr, order, t_lo, t_hi, count_sure, cnt, und_col, und_val, und_n):
     """:func:`_scan_block` over bfloat16 bit patterns, each row turned into order keys in place
     just before its scan (while it is in cache)."""
