@@ -115,6 +115,14 @@ def _load_avg() -> float | None:
     return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    # Timing runs in one process: pytest's addopts ask for xdist workers (-n 2, for CI's untimed
+    # pass), under which pytest-benchmark disables itself. Before xdist's own hook reads -n.
+    if config.getoption("benchmark_enable", default=False) and config.pluginmanager.hasplugin("xdist"):
+        config.option.numprocesses = 0
+
+
 def pytest_configure(config):
     # Machine info is generated when the JSON is written, at the end: note how busy the machine was at the start.
     config._fastir_bench_start = (datetime.now(timezone.utc).isoformat(), _load_avg())
