@@ -123,6 +123,27 @@ def pytest_cmdline_main(config):
         config.option.numprocesses = 0
 
 
+# Suites that call ranx: on a fresh install ranx compiles its Numba kernels (measured: about a
+# minute on 2 busy cores, in whichever suite calls it first). Under xdist they run in one worker, one
+# after the other, so the compile happens once and not twice at the same time.
+RANX_SUITES = ("test_bench_compare.py", "test_bench_graded.py", "test_bench_score.py", "test_bench_score_pool.py")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class RanxTogether(LoadFileScheduling):
+        """``--dist loadfile``, with the ranx suites as one work unit."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return "bench/<ranx suites>" if scope.rsplit("/", 1)[-1] in RANX_SUITES else scope
+
+    return RanxTogether(config, log)
+
+
 def pytest_configure(config):
     # Machine info is generated when the JSON is written, at the end: note how busy the machine was at the start.
     config._fastir_bench_start = (datetime.now(timezone.utc).isoformat(), _load_avg())
