@@ -115,6 +115,35 @@ def _load_avg() -> float | None:
     return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    # Timing runs in one process: pytest's addopts ask for xdist workers (-n 2, for CI's untimed
+    # pass), under which pytest-benchmark disables itself. Before xdist's own hook reads -n.
+    if config.getoption("benchmark_enable", default=False) and config.pluginmanager.hasplugin("xdist"):
+        config.option.numprocesses = 0
+
+
+# Suites that call ranx: on a fresh install ranx compiles its Numba kernels (measured: about a
+# minute on 2 busy cores, in whichever suite calls it first). Under xdist they run in one worker, one
+# after the other, so the compile happens once and not twice at the same time.
+RANX_SUITES = ("test_bench_compare.py", "test_bench_graded.py", "test_bench_score.py", "test_bench_score_pool.py")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class RanxTogether(LoadFileScheduling):
+        """``--dist loadfile``, with the ranx suites as one work unit."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return "bench/<ranx suites>" if scope.rsplit("/", 1)[-1] in RANX_SUITES else scope
+
+    return RanxTogether(config, log)
+
+
 def pytest_configure(config):
     # Machine info is generated when the JSON is written, at the end: note how busy the machine was at the start.
     config._fastir_bench_start = (datetime.now(timezone.utc).isoformat(), _load_avg())

