@@ -130,7 +130,6 @@ def _scan_block_sig(t):
                 int32[:, ::1], t[:, ::1], int64[::1])
 
 
-
 ROWS_PER_TASK = 16  # rows per parallel task, sharing one flags scratch
 
 

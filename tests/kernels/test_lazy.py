@@ -31,11 +31,15 @@ def test_compiled_at_first_call_with_the_declared_signatures_only():
     assert _total(np.arange(5)) == 10 and len(_total.dispatcher.signatures) == 2
 
 
-def test_a_float16_score_loads_only_the_kernels_it_runs(tmp_path, make_run):
+def _tiny_float16_run(tmp_path, make_run):
     rng = np.random.default_rng(0)
-    run = make_run(tmp_path, q_emb=rng.standard_normal((4, 6)).astype(np.float16), q_langs=["aa", "aa", "bb", "bb"],
-                   c_emb=rng.standard_normal((4, 6)).astype(np.float16), c_langs=["aa", "aa", "bb", "bb"],
-                   qrels=[(0, 0), (1, 2), (2, 1), (3, 3)], dtype="float16")
+    return make_run(tmp_path, q_emb=rng.standard_normal((4, 6)).astype(np.float16), q_langs=["aa", "aa", "bb", "bb"],
+                    c_emb=rng.standard_normal((4, 6)).astype(np.float16), c_langs=["aa", "aa", "bb", "bb"],
+                    qrels=[(0, 0), (1, 2), (2, 1), (3, 3)], dtype="float16")
+
+
+def test_a_float16_score_loads_only_the_kernels_it_runs(tmp_path, make_run):
+    run = _tiny_float16_run(tmp_path, make_run)
     code = ("from fastir.kernels import ranking, tiles, upcast; "
             "assert all(k._dispatcher is None for k in (ranking._score_block, upcast._half_gather)), 'at import'; "
             f"from fastir.eval.score import score_run; score_run({str(run)!r}); "
@@ -92,10 +96,7 @@ def test_score_kernels_named_for_preloading_exist_and_match_what_a_score_loads()
 
 
 def test_cli_score_preloads_without_importing_scipy_linalg(tmp_path, make_run):
-    rng = np.random.default_rng(0)
-    run = make_run(tmp_path, q_emb=rng.standard_normal((4, 6)).astype(np.float16), q_langs=["aa", "aa", "bb", "bb"],
-                   c_emb=rng.standard_normal((4, 6)).astype(np.float16), c_langs=["aa", "aa", "bb", "bb"],
-                   qrels=[(0, 0), (1, 2), (2, 1), (3, 3)], dtype="float16")
+    run = _tiny_float16_run(tmp_path, make_run)
     code = ("import sys; from fastir.cli import main\n"
             f"sys.argv = ['fastir', 'score', {str(run)!r}, '--out', {str(tmp_path / 'out')!r}]\n"
             "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
