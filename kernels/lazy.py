@@ -50,15 +50,42 @@ def lazy_njit(signatures, **options):
 # ------------------------------------------------------------------------------ background loading
 
 
-def preload(names, without_scipy_blas: bool = False) -> threading.Thread:
-    """Load the lazy kernels ``names`` ("module:function", in that order) in a daemon thread; return it.
+class Preload:
+    """A running :func:`preload`: :meth:`finish` when the command that started it ends."""
+
+    def __init__(self, names, without_scipy_blas):
+        self.names = tuple(names)
+        self._stop = threading.Event()
+        with _PENDING_LOCK:
+            _PENDING.update(self.names)
+        self.thread = threading.Thread(target=self._run, args=(without_scipy_blas,), name="fastir-preload",
+                                       daemon=True)
+        self.thread.start()
+
+    def finish(self) -> None:
+        """Load nothing more and wait for the kernel in flight: no thread outlives the command that
+        started it (a CLI called inside a longer-lived Python process, a test)."""
+        self._stop.set()
+        self.thread.join()
+
+    def _run(self, without_scipy_blas):
+        try:
+            _load(self.names, without_scipy_blas, self._stop)
+        finally:
+            with _PENDING_LOCK:
+                _PENDING.difference_update(self.names)
+
+
+def preload(names, without_scipy_blas: bool = False) -> Preload:
+    """Load the lazy kernels ``names`` ("module:function", in that order) in a daemon thread.
 
     A command that knows which kernels it will call starts this first, so that importing Numba and
     loading the kernels from its cache (about a second of single-threaded Python at the first
     kernel of a process, registries included) overlaps the command's own reading and its first
-    BLAS product (which releases the GIL) instead of preceding them. A kernel called before its
-    load has finished waits for it (:class:`LazyKernel` holds a lock); a load that fails here is
-    left for that call to fail the same way, in the calling thread, where it is reported.
+    BLAS product (which releases the GIL) instead of preceding them; it calls
+    :meth:`Preload.finish` when it ends. A kernel called before its load has finished waits for it
+    (:class:`LazyKernel` holds a lock); a load that fails here is left for that call to fail the
+    same way, in the calling thread, where it is reported.
 
     ``without_scipy_blas``: Numba's ``numba.np.arraymath`` imports ``scipy.linalg`` (0.4-0.5 s) only
     to choose how ``np.correlate`` / ``np.convolve`` compute an inner product; fastir's kernels use
@@ -66,13 +93,7 @@ def preload(names, without_scipy_blas: bool = False) -> threading.Thread:
     module is imported and restored at once: ``np.dot`` and ``np.linalg`` in Numba code still import
     scipy when they are compiled.
     """
-    names = tuple(names)
-    with _PENDING_LOCK:
-        _PENDING.update(names)
-    thread = threading.Thread(target=_load_all, args=(names, without_scipy_blas), name="fastir-preload",
-                              daemon=True)
-    thread.start()
-    return thread
+    return Preload(names, without_scipy_blas)
 
 
 # Kernels a preload thread has yet to load: "module:function" names.
@@ -86,15 +107,7 @@ def pending(name: str) -> bool:
     return name in _PENDING
 
 
-def _load_all(names, without_scipy_blas):
-    try:
-        _load(names, without_scipy_blas)
-    finally:
-        with _PENDING_LOCK:
-            _PENDING.difference_update(names)
-
-
-def _load(names, without_scipy_blas):
+def _load(names, without_scipy_blas, stop):
     import importlib
     import sys
 
@@ -107,6 +120,8 @@ def _load(names, without_scipy_blas):
                 if sys.modules.get("scipy.linalg", 0) is None:
                     del sys.modules["scipy.linalg"]
         for name in names:
+            if stop.is_set():
+                return
             module, attr = name.split(":")
             getattr(importlib.import_module(module), attr).dispatcher
             with _PENDING_LOCK:

@@ -60,8 +60,19 @@ def score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_quer
     """
     from fastir.eval.preload import preload_score_kernels
 
+    loading = None
     if precision == "fp32" and not (shard or merge_shards):
-        preload_score_kernels(own_process=True)  # overlaps Numba's start with reading the run
+        loading = preload_score_kernels(run_dir, own_process=True)  # overlaps Numba's start with reading the run
+    try:
+        _score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_query, trec_dir, trec_depth, fmt,
+               block_mb, relevance_threshold, precision, device, shard, merge_shards, timeout)
+    finally:
+        if loading is not None:
+            loading.finish()
+
+
+def _score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_query, trec_dir, trec_depth, fmt,
+           block_mb, relevance_threshold, precision, device, shard, merge_shards, timeout):
     import json
 
     from fastir.errors import InputError

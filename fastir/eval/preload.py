@@ -10,25 +10,33 @@ thread needs first simply waits for its load.
 
 from __future__ import annotations
 
-# The default path (float32 product on the CPU, one process). First the count of each score block,
-# the one kernel without a numpy stand-in; then the row gathers (one record batch or several) and
-# the finiteness scan, which numpy does until they are loaded (fastir.eval.stream.gather_rows,
-# fastir.runs.reader.first_nonfinite_row); the metrics of the counts; the gathers of float32 runs.
-FP32_KERNELS = (
-    "fastir.kernels.tiles:_count_tile",
-    "fastir.kernels.upcast:_half_gather",
-    "fastir.kernels.upcast:_half_gather_to",
-    "fastir.kernels.upcast:_first_nonfinite",
-    "fastir.kernels.ranking:_metrics_block",
-    "fastir.kernels.upcast:_float_gather",
-    "fastir.kernels.upcast:_float_gather_to",
-)
+# The default path (float32 product on the CPU, one process): the count of each score block first,
+# the one kernel without a numpy stand-in; then the row gather of the run's dtype and the
+# finiteness scan, which numpy does until they are loaded (fastir.eval.stream.gather_rows,
+# fastir.runs.reader.first_nonfinite_row); the metrics of the counts. Runs of several record
+# batches load their gather (_half_gather_to / _float_gather_to) when they first need it.
+FP32_KERNELS = {
+    "float16": ("fastir.kernels.tiles:_count_tile", "fastir.kernels.upcast:_half_gather",
+                "fastir.kernels.upcast:_first_nonfinite", "fastir.kernels.ranking:_metrics_block"),
+    "float32": ("fastir.kernels.tiles:_count_tile", "fastir.kernels.upcast:_float_gather",
+                "fastir.kernels.upcast:_first_nonfinite", "fastir.kernels.ranking:_metrics_block"),
+}
 
 
-def preload_score_kernels(own_process: bool = False):
-    """Start loading :data:`FP32_KERNELS` in a daemon thread (returned). ``own_process``: the caller
-    owns the process (the CLI), so Numba's optional scipy import may be skipped (see
-    :func:`fastir.kernels.lazy.preload`)."""
+def preload_score_kernels(run_dir, own_process: bool = False):
+    """Start loading the kernels a float32 score of ``run_dir`` calls (:data:`FP32_KERNELS` of its
+    run.json dtype) in a daemon thread; return the :class:`fastir.kernels.lazy.Preload` (call its
+    ``finish()`` when the command ends), or None where run.json cannot be read here (the command's
+    own reading reports why). ``own_process``: the caller owns the process (the CLI), so Numba's
+    optional scipy import may be skipped (see :func:`fastir.kernels.lazy.preload`)."""
+    import json
+    import os
+
+    try:
+        with open(os.path.join(run_dir, "run.json"), encoding="utf-8") as f:
+            names = FP32_KERNELS[json.load(f)["dtype"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
     from fastir.kernels.lazy import preload
 
-    return preload(FP32_KERNELS, without_scipy_blas=own_process)
+    return preload(names, without_scipy_blas=own_process)

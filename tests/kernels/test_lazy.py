@@ -58,9 +58,9 @@ def test_preload_loads_the_named_kernels_in_a_daemon_thread():
     kernel = LazyKernel(_total.py_func, [float64(float64[::1])], {"cache": False})
     sys.modules[__name__]._preload_target = kernel
     try:
-        thread = preload([f"{__name__}:_preload_target"])
-        assert thread.daemon
-        thread.join(60)
+        loading = preload([f"{__name__}:_preload_target"])
+        assert loading.thread.daemon
+        loading.thread.join(60)
         assert kernel._dispatcher is not None and kernel(np.arange(3.0)) == 3.0
     finally:
         del sys.modules[__name__]._preload_target
@@ -72,7 +72,7 @@ def test_preload_failure_is_left_to_the_caller(capfd):
     kernel = LazyKernel(_total.py_func, [float64(float64[::1])], {"cache": False})
     sys.modules[__name__]._preload_target = kernel
     try:
-        preload(["fastir.kernels.no_such_module:_x", f"{__name__}:_preload_target"]).join(60)
+        preload(["fastir.kernels.no_such_module:_x", f"{__name__}:_preload_target"]).thread.join(60)
         assert kernel._dispatcher is None  # stopped at the failure, silently: the caller's own call reports it
         assert capfd.readouterr().err == ""
         assert kernel(np.arange(3.0)) == 3.0
@@ -80,19 +80,44 @@ def test_preload_failure_is_left_to_the_caller(capfd):
         del sys.modules[__name__]._preload_target
 
 
+def test_finish_stops_loading_and_leaves_no_thread():
+    from fastir.kernels.lazy import pending, preload
+
+    kernels = [LazyKernel(_total.py_func, [float64(float64[::1])], {"cache": False}) for _ in range(3)]
+    for k, kernel in enumerate(kernels):
+        setattr(sys.modules[__name__], f"_stop_target{k}", kernel)
+    try:
+        names = [f"{__name__}:_stop_target{k}" for k in range(3)]
+        loading = preload(names)
+        loading.finish()
+        assert not loading.thread.is_alive() and not any(pending(n) for n in names)
+        loaded = [k._dispatcher is not None for k in kernels]
+        assert loaded == sorted(loaded, reverse=True)  # in order, up to where it was stopped
+    finally:
+        for k in range(3):
+            delattr(sys.modules[__name__], f"_stop_target{k}")
+
+
 def test_score_kernels_named_for_preloading_exist_and_match_what_a_score_loads():
     from fastir.eval.preload import FP32_KERNELS
     import importlib
 
-    for name in FP32_KERNELS:
-        module, attr = name.split(":")
-        assert isinstance(getattr(importlib.import_module(module), attr), LazyKernel), name
-    # the float16 path's kernels (the test above) are all preloaded, the count first (it has no numpy
-    # stand-in); the *_to gathers serve runs of several record batches, _float_* float32 runs
-    assert FP32_KERNELS[0] == "fastir.kernels.tiles:_count_tile"
-    assert {n.split(":")[1] for n in FP32_KERNELS} == {"_count_tile", "_first_nonfinite", "_half_gather",
-                                                       "_half_gather_to", "_metrics_block", "_float_gather",
-                                                       "_float_gather_to"}
+    for names in FP32_KERNELS.values():
+        for name in names:
+            module, attr = name.split(":")
+            assert isinstance(getattr(importlib.import_module(module), attr), LazyKernel), name
+    # a float16 score's kernels (test above) are the float16 list; the count first (no numpy stand-in)
+    assert {n.split(":")[1] for n in FP32_KERNELS["float16"]} == {"_count_tile", "_first_nonfinite", "_half_gather",
+                                                                  "_metrics_block"}
+    assert all(names[0] == "fastir.kernels.tiles:_count_tile" for names in FP32_KERNELS.values())
+
+
+def test_preload_of_an_unreadable_run_starts_nothing(tmp_path):
+    from fastir.eval.preload import preload_score_kernels
+
+    assert preload_score_kernels(tmp_path / "missing") is None
+    (tmp_path / "run.json").write_text('{"dtype": "float64"}')
+    assert preload_score_kernels(tmp_path) is None
 
 
 def test_cli_score_preloads_without_importing_scipy_linalg(tmp_path, make_run):
@@ -100,7 +125,7 @@ def test_cli_score_preloads_without_importing_scipy_linalg(tmp_path, make_run):
     code = ("import sys; from fastir.cli import main\n"
             f"sys.argv = ['fastir', 'score', {str(run)!r}, '--out', {str(tmp_path / 'out')!r}]\n"
             "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-            "import threading; [t.join() for t in threading.enumerate() if t.name == 'fastir-preload']\n"
+            "import threading; assert not [t for t in threading.enumerate() if t.name == 'fastir-preload']\n"
             "import numba.np.arraymath as a; print('scipy.linalg' in sys.modules, a._HAVE_BLAS, file=sys.stderr)\n"
             "import importlib.util; print(importlib.util.find_spec('scipy') is not None, file=sys.stderr)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
