@@ -10,18 +10,22 @@ thread needs first simply waits for its load.
 
 from __future__ import annotations
 
+def gather_kernel(dtype, batches: int = 1) -> str:
+    """The upcast gather a float16/float32 table of ``batches`` record batches is read with
+    (``dtype``: a numpy dtype or its name): the one name both this preload and the numpy stand-in
+    (fastir.eval.stream.gather_rows) go by."""
+    kind = "half" if getattr(dtype, "name", dtype) == "float16" else "float"
+    return f"fastir.kernels.upcast:_{kind}_gather" + ("" if batches == 1 else "_to")
+
+
 # The default path (float32 product on the CPU, one process): the count of each score block first,
 # the one kernel without a numpy stand-in; then the row gather of the run's dtype and the
 # finiteness scan, which numpy does until they are loaded (fastir.eval.stream.gather_rows,
 # fastir.runs.reader.first_nonfinite_row); the metrics of the counts. Runs of several record
-# batches load their gather (_half_gather_to / _float_gather_to) when they first need it.
-FP32_KERNELS = {
-    "float16": ("fastir.kernels.tiles:_count_tile", "fastir.kernels.upcast:_half_gather",
-                "fastir.kernels.upcast:_first_nonfinite", "fastir.kernels.ranking:_metrics_block"),
-    "float32": ("fastir.kernels.tiles:_count_tile", "fastir.kernels.upcast:_float_gather",
-                "fastir.kernels.upcast:_first_nonfinite", "fastir.kernels.ranking:_metrics_block"),
-}
-
+# batches load their gather (gather_kernel(dtype, n) for n > 1) when they first need it.
+FP32_KERNELS = {dtype: ("fastir.kernels.tiles:_count_tile", gather_kernel(dtype),
+                        "fastir.kernels.upcast:_first_nonfinite", "fastir.kernels.ranking:_metrics_block")
+                for dtype in ("float16", "float32")}
 
 def preload_score_kernels(run_dir, own_process: bool = False):
     """Start loading the kernels a float32 score of ``run_dir`` calls (:data:`FP32_KERNELS` of its

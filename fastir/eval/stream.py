@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastir.errors import InputError
+from fastir.eval.preload import gather_kernel
 from fastir.kernels.lazy import pending
 from fastir.resources import require_memory
 from fastir.eval.result import concat_ranges
@@ -202,10 +203,9 @@ def gather_rows(chunks: list[np.ndarray], rows: np.ndarray, out: np.ndarray) -> 
     loading it (:mod:`fastir.eval.preload`), numpy's cast instead of waiting: float16 and float32
     widen exactly, so both write the same bits.
     """
-    kind = "half" if chunks[0].dtype == np.float16 else "float"
-    if pending(f"fastir.kernels.upcast:_{kind}_gather" + ("" if len(chunks) == 1 else "_to")):
+    if pending(gather_kernel(chunks[0].dtype, len(chunks))):
         if len(chunks) == 1:
-            out[:] = chunks[0][rows]  # a float16/float32 -> float32 cast: exact
+            _put_numpy(chunks[0], rows, out, slice(None))
             return out
         put = _put_numpy
     else:

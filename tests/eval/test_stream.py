@@ -109,8 +109,10 @@ def _all_pending(monkeypatch):
     import fastir.kernels.lazy as lazy
     from fastir.eval.preload import FP32_KERNELS
 
+    from fastir.eval.preload import gather_kernel
+
     monkeypatch.setattr(lazy, "_PENDING", {n for names in FP32_KERNELS.values() for n in names}
-                        | {"fastir.kernels.upcast:_half_gather_to", "fastir.kernels.upcast:_float_gather_to"})
+                        | {gather_kernel("float16", 2), gather_kernel("float32", 2)})
 
 
 @pytest.mark.parametrize("n_chunks", [1, 3])
