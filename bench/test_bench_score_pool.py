@@ -159,7 +159,7 @@ def sample():
         peak[0] = max(peak[0], anon_kib())
         time.sleep(0.005)
 threading.Thread(target=sample, daemon=True).start()
-code = main(sys.argv[1:])
+code = main(sys.argv[1:], own_process=True)  # as the `fastir` executable runs it
 peak[0] = max(peak[0], anon_kib())
 print("PEAK_ANON_KIB", peak[0], file=sys.stderr)
 sys.exit(code)

@@ -53,12 +53,12 @@ def lazy_njit(signatures, **options):
 class Preload:
     """A running :func:`preload`: :meth:`finish` when the command that started it ends."""
 
-    def __init__(self, names, without_scipy_blas):
+    def __init__(self, names, own_process):
         self.names = tuple(names)
         self._stop = threading.Event()
         with _PENDING_LOCK:
             _PENDING.update(self.names)
-        self.thread = threading.Thread(target=self._run, args=(without_scipy_blas,), name="fastir-preload",
+        self.thread = threading.Thread(target=self._run, args=(own_process,), name="fastir-preload",
                                        daemon=True)
         self.thread.start()
 
@@ -68,15 +68,15 @@ class Preload:
         self._stop.set()
         self.thread.join()
 
-    def _run(self, without_scipy_blas):
+    def _run(self, own_process):
         try:
-            _load(self.names, without_scipy_blas, self._stop)
+            _load(self.names, own_process, self._stop)
         finally:
             with _PENDING_LOCK:
                 _PENDING.difference_update(self.names)
 
 
-def preload(names, without_scipy_blas: bool = False) -> Preload:
+def preload(names, own_process: bool = False) -> Preload:
     """Load the lazy kernels ``names`` ("module:function", in that order) in a daemon thread.
 
     A command that knows which kernels it will call starts this first, so that importing Numba and
@@ -87,13 +87,15 @@ def preload(names, without_scipy_blas: bool = False) -> Preload:
     (:class:`LazyKernel` holds a lock); a load that fails here is left for that call to fail the
     same way, in the calling thread, where it is reported.
 
-    ``without_scipy_blas``: Numba's ``numba.np.arraymath`` imports ``scipy.linalg`` (0.4-0.5 s) only
-    to choose how ``np.correlate`` / ``np.convolve`` compute an inner product; fastir's kernels use
-    neither. Only for a process that fastir owns (the CLI), ``scipy.linalg`` is hidden while that
-    module is imported and restored at once: ``np.dot`` and ``np.linalg`` in Numba code still import
-    scipy when they are compiled.
+    ``own_process``: the caller owns the process (the CLI), so two process-wide shortcuts apply.
+    Numba's ``numba.np.arraymath`` imports ``scipy.linalg`` (0.4-0.5 s) only to choose how
+    ``np.correlate`` / ``np.convolve`` compute an inner product; fastir's kernels use neither, so
+    ``scipy.linalg`` is hidden while that module is imported and restored at once (``np.dot`` and
+    ``np.linalg`` in Numba code still import scipy when they are compiled). And the cyclic collector
+    pauses while the kernels load, then the objects Numba's import left (about 10^5, long-lived)
+    are frozen out of it (:func:`gc.freeze`): it would otherwise traverse them again and again.
     """
-    return Preload(names, without_scipy_blas)
+    return Preload(names, own_process)
 
 
 # Kernels a preload thread has yet to load: "module:function" names.
@@ -107,12 +109,16 @@ def pending(name: str) -> bool:
     return name in _PENDING
 
 
-def _load(names, without_scipy_blas, stop):
+def _load(names, own_process, stop):
+    import gc
     import importlib
     import sys
 
+    collecting = gc.isenabled()
+    if own_process:
+        gc.disable()  # imports make long-lived objects, not garbage: collecting them is wasted work
     try:
-        if without_scipy_blas and "numba.np.arraymath" not in sys.modules and "scipy.linalg" not in sys.modules:
+        if own_process and "numba.np.arraymath" not in sys.modules and "scipy.linalg" not in sys.modules:
             sys.modules["scipy.linalg"] = None  # makes `import scipy.linalg...` raise ImportError at once
             try:
                 importlib.import_module("numba.np.arraymath")
@@ -128,3 +134,8 @@ def _load(names, without_scipy_blas, stop):
                 _PENDING.discard(name)
     except Exception:  # noqa: BLE001 - the calling thread meets the same failure and reports it
         return
+    finally:
+        if own_process:
+            gc.freeze()
+            if collecting:
+                gc.enable()

@@ -54,3 +54,10 @@ def test_cli_help_and_version(tmp_path):
 def test_cli_usage_error_exit_2(tmp_path):
     res = subprocess.run(["fastir", "data", "show"], cwd=tmp_path, capture_output=True, text=True)
     assert res.returncode == 2 and res.stderr.startswith("error: ") and res.stderr.count("\n") == 1
+
+
+def test_console_script_is_the_process_entry_point():
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "fastir"]
+    assert script.value == "fastir.cli:executable"  # main() in a process of its own (see its docstring)

@@ -58,11 +58,12 @@ def score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_quer
     to --out, all or nothing. Ties count against the gold; AP equals sklearn's average_precision_score.
     Under torchrun each rank counts a shard of the candidates; rank 0 writes (same files).
     """
+    from fastir.cli import owns_process
     from fastir.eval.preload import preload_score_kernels
 
     loading = None
-    if precision == "fp32" and not (shard or merge_shards):
-        loading = preload_score_kernels(run_dir, own_process=True)  # overlaps Numba's start with reading the run
+    if precision == "fp32" and not (shard or merge_shards):  # overlaps Numba's start with reading the run
+        loading = preload_score_kernels(run_dir, own_process=owns_process())
     try:
         _score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_query, trec_dir, trec_depth, fmt,
                block_mb, relevance_threshold, precision, device, shard, merge_shards, timeout)

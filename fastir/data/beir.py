@@ -267,7 +267,7 @@ def _scan_corpus(part: _Part, root: Path, shas: dict) -> tuple[dict, dict[str, i
     chunks.append((pa.array(ids, pa.string()), pa.array(langs, pa.string()).dictionary_encode()))
     shas[str(path.relative_to(root))] = digest.hexdigest()
     id_col = pa.chunked_array([c[0] for c in chunks], pa.string())
-    if pc.count_distinct(id_col).as_py() != len(id_col):
+    if len(pc.unique(id_col)) != len(id_col):  # faster than count_distinct (fastir.runs.reader._check_unique)
         counts_by_id = pc.value_counts(id_col)
         dup = counts_by_id.field("values").filter(pc.greater(counts_by_id.field("counts"), 1))[0].as_py()
         raise InputError(path, "_id", f"duplicate id {dup[len(part.prefix):]!r}")

@@ -31,8 +31,8 @@ def preload_score_kernels(run_dir, own_process: bool = False):
     """Start loading the kernels a float32 score of ``run_dir`` calls (:data:`FP32_KERNELS` of its
     run.json dtype) in a daemon thread; return the :class:`fastir.kernels.lazy.Preload` (call its
     ``finish()`` when the command ends), or None where run.json cannot be read here (the command's
-    own reading reports why). ``own_process``: the caller owns the process (the CLI), so Numba's
-    optional scipy import may be skipped (see :func:`fastir.kernels.lazy.preload`)."""
+    own reading reports why). ``own_process``: the caller owns the process (the CLI); see
+    :func:`fastir.kernels.lazy.preload`."""
     import json
     import os
 
@@ -43,4 +43,4 @@ def preload_score_kernels(run_dir, own_process: bool = False):
         return None
     from fastir.kernels.lazy import preload
 
-    return preload(names, without_scipy_blas=own_process)
+    return preload(names, own_process=own_process)

@@ -120,19 +120,37 @@ def test_preload_of_an_unreadable_run_starts_nothing(tmp_path):
     assert preload_score_kernels(tmp_path) is None
 
 
-def test_cli_score_preloads_without_importing_scipy_linalg(tmp_path, make_run):
-    run = _tiny_float16_run(tmp_path, make_run)
-    code = ("import sys; from fastir.cli import main\n"
-            f"sys.argv = ['fastir', 'score', {str(run)!r}, '--out', {str(tmp_path / 'out')!r}]\n"
-            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+def _score_in_subprocess(run, out, entry: str, extra: str = "") -> subprocess.CompletedProcess:
+    """``fastir score RUN`` through ``fastir.cli.<entry>`` in a fresh interpreter, then ``extra``."""
+    call = "executable()" if entry == "executable" else f"main({['score', str(run), '--out', str(out)]!r})"
+    code = ("import gc, sys; from fastir.cli import executable, main\n"
+            f"sys.argv = ['fastir', 'score', {str(run)!r}, '--out', {str(out)!r}]\n"
+            f"frozen = gc.get_freeze_count()\ncode = {call}\nassert not code, code\n"
             "import threading; assert not [t for t in threading.enumerate() if t.name == 'fastir-preload']\n"
-            "import numba.np.arraymath as a; print('scipy.linalg' in sys.modules, a._HAVE_BLAS, file=sys.stderr)\n"
-            "import importlib.util; print(importlib.util.find_spec('scipy') is not None, file=sys.stderr)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+            "assert gc.isenabled()\n"
+            "import numba.np.arraymath as a\n"
+            "print('scipy.linalg' in sys.modules, a._HAVE_BLAS, gc.get_freeze_count() > frozen, file=sys.stderr)\n"
+            "import importlib.util; print(importlib.util.find_spec('scipy') is not None, file=sys.stderr)\n" + extra)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+def test_cli_score_process_preloads_without_scipy_linalg_and_freezes_imports(tmp_path, make_run):
+    run = _tiny_float16_run(tmp_path, make_run)
+    proc = _score_in_subprocess(run, tmp_path / "out", "executable")
     assert proc.returncode == 0, proc.stderr
-    linalg_loaded, have_blas, scipy_installed = proc.stderr.split()[-3:]
-    assert linalg_loaded == "False" and have_blas == "False"
+    linalg_loaded, have_blas, frozen, scipy_installed = proc.stderr.split()[-4:]
+    # the collector is back on, and Numba's import (and the preload) left their objects frozen
+    assert linalg_loaded == "False" and have_blas == "False" and frozen == "True"
     if scipy_installed == "True":  # hidden only while numba.np.arraymath was imported: importable again now
-        after = subprocess.run([sys.executable, "-c", code + "\nimport scipy.linalg; print('ok')"],
-                               capture_output=True, text=True)
+        after = _score_in_subprocess(run, tmp_path / "out2", "executable", "import scipy.linalg; print('ok')")
         assert after.stdout.strip().endswith("ok"), after.stderr
+
+
+def test_cli_score_called_inside_another_process_takes_no_process_wide_shortcut(tmp_path, make_run):
+    run = _tiny_float16_run(tmp_path, make_run)
+    proc = _score_in_subprocess(run, tmp_path / "out", "main")
+    assert proc.returncode == 0, proc.stderr
+    linalg_loaded, have_blas, frozen, scipy_installed = proc.stderr.split()[-4:]
+    assert frozen == "False"  # nothing of the caller's frozen
+    if scipy_installed == "True":
+        assert linalg_loaded == "True" and have_blas == "True"
