@@ -111,9 +111,12 @@ def _count_gold_hits(scores, b, gold_ptr, gold_col, gold_lang, gcnt):
 # score, so hits(d) = |{g in R : rank(g) <= rank(d)}|: ranks carry every rank-based metric, binary
 # or graded. Signature float64(rank int64[::1], grade int64[::1], threshold, cutoff), one FINALISERS
 # code each. Kept in this file: Numba's cache tracks only a cached function's own file, so a
-# finaliser elsewhere would leave the fused kernel's cache stale when it changes.
+# finaliser elsewhere would leave the fused kernel's cache stale when it changes. Inlined into their
+# callers (Numba IR): a call per (query, set, metric) cost ~100 ns of argument passing and array
+# reference counting, more than most finalisers compute (13,090 queries x 12 sets x 8 metrics:
+# 0.118 s -> 0.062 s on one core).
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _num_relevant(grade, threshold):
     n = 0
     for i in range(grade.shape[0]):
@@ -122,7 +125,7 @@ def _num_relevant(grade, threshold):
     return n
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def average_precision(rank, grade, threshold, cutoff):
     """AP = (1/|R|) sum_{d in R} hits(d) / rank(d)  (= sklearn average_precision_score, ties included)."""
     n = _num_relevant(grade, threshold)
@@ -140,7 +143,7 @@ def average_precision(rank, grade, threshold, cutoff):
     return total / n
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def reciprocal_rank(rank, grade, threshold, cutoff):
     """RR = 1 / min_{d in R} rank(d)."""
     best = np.int64(1) << 62
@@ -150,7 +153,7 @@ def reciprocal_rank(rank, grade, threshold, cutoff):
     return np.nan if best == np.int64(1) << 62 else 1.0 / best
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def recall_at(rank, grade, threshold, cutoff):
     """Recall@k = |{d in R : rank(d) <= k}| / |R|."""
     n = _num_relevant(grade, threshold)
@@ -163,7 +166,7 @@ def recall_at(rank, grade, threshold, cutoff):
     return found / n
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def ndcg_at(rank, grade, threshold, cutoff):
     """nDCG@k = DCG@k / IDCG@k, gain = grade (trec_eval ``ndcg_cut``, ties against the gold)::
 
@@ -192,7 +195,7 @@ def ndcg_at(rank, grade, threshold, cutoff):
     return dcg / ideal
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def rank_distance(rank, grade, threshold, cutoff):
     """RD = max_{d in R} rank(d) - min_{d in R} rank(d), defined for |R| >= 2 (else NaN)."""
     n, lo, hi = 0, np.int64(1) << 62, np.int64(0)
@@ -210,7 +213,7 @@ FINALISERS = {"average_precision": AP, "reciprocal_rank": RR, "recall_at": RECAL
               "ndcg_at": NDCG}  # keys: the finalisers' function names
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def finalise(code, rank, grade, threshold, cutoff):
     """The value of finaliser ``code`` (a :data:`FINALISERS` value); NaN for an unknown code."""
     if code == AP:
