@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 
-def score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, program, block_mb, out, name,
-                undecided, recomputed, threshold):
-    """:func:`fastir.eval.rows._score_group` with the certified engine ``name``: same arguments and
-    outputs (``out`` = (nrel, values) filled at ``rows``), plus two counters incremented in place:
+def score_group(blocks, plan, g_ptr, g_col, g_grade, program, out, name, undecided, recomputed, threshold):
+    """:func:`fastir.eval.rows._score_group` with the certified engine ``name``: one group's query
+    rows against its candidates, block by block (``blocks``, a :class:`fastir.eval.rows.GroupBlocks`),
+    ``out`` = (nrel, values) filled at those rows, plus two counters incremented in place:
     ``undecided`` (n_queries, n_langs + 1) int64, pairs left undecided per query and candidate set,
     and ``recomputed`` (n_queries,) int64, candidates recomputed per query; ``threshold``: the
     relevance threshold of the grades (``fastir.eval.score.RELEVANCE_THRESHOLD``).
@@ -24,30 +24,18 @@ def score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, progr
     from fastir.eval.precision import product
     from fastir.kernels.certified import certified_counts
     from fastir.kernels.ranking import metrics_from_counts
-    from fastir.kernels.upcast import gather_float32
-    from fastir.resources import score_block_rows
 
     n_langs = len(plan.cand_langs)
-    c_block = gather_float32(run.candidates.embeddings, cand_rows)
-    lang_ptr = np.searchsorted(c_lang, np.arange(n_langs + 1)).astype(np.int64)
-    g_lang = np.ascontiguousarray(c_lang[g_col], dtype=np.int32)
-    engine = product(name, c_block)
-    q_emb = run.queries.embeddings
-    n_cols = c_block.shape[0]
-    rows_per_block = score_block_rows(len(rows), n_cols, block_mb)
-    a_buf = np.empty((rows_per_block, n_cols), dtype=engine.out_dtype)
-    q_buf = np.empty((rows_per_block, q_emb.shape[1]), dtype=np.float32)
-    for s in range(0, len(rows), rows_per_block):
-        e = min(s + rows_per_block, len(rows))
+    engine = product(name, blocks.c_block)
+    a_buf = np.empty((blocks.rows_per_block, blocks.c_block.shape[0]), dtype=engine.out_dtype)
+    for s, e, b_rows, q in blocks:
         n = e - s
-        b_rows = rows[s:e]
-        q = gather_float32(q_emb, b_rows, q_buf[:n])
         bound = engine.block(q, a_buf[:n])
         lo, hi = g_ptr[s], g_ptr[e]
         ptr = g_ptr[s:e + 1] - lo
-        lang = g_lang[lo:hi]
-        cnt, _, und, rec = certified_counts(a_buf[:n], bound, engine.w, q, c_block, lang_ptr, ptr, g_col[lo:hi],
-                                            lang, engine.q_norm, engine.c_norm)
+        lang = blocks.g_lang[lo:hi]
+        cnt, _, und, rec = certified_counts(a_buf[:n], bound, engine.w, q, blocks.c_block, blocks.lang_ptr, ptr,
+                                            g_col[lo:hi], lang, engine.q_norm, engine.c_norm)
         want = plan.want[plan.query_lang_id[b_rows]]
         for dst, src in zip(out, metrics_from_counts(ptr, lang, cnt, want, program, gold_grade=g_grade[lo:hi],
                                                      threshold=threshold)):

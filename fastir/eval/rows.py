@@ -63,14 +63,14 @@ def score_rows(run, plan, metrics, block_mb: float, trec_depth: int | None, cert
         cand_rows = perm if cols is None else perm[cols]  # candidate row of each block column
         c_lang = lang_sorted if cols is None else np.ascontiguousarray(lang_sorted[cols])
         g_ptr, g_col, g_grade = local_golds(plan, rows, position, cols)
+        blocks = GroupBlocks(run, rows, cand_rows, c_lang, n_langs, g_col, block_mb)
         if certified is not None:
             from fastir.eval.certified import score_group
 
-            score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, program, block_mb, out, *certified,
-                        threshold)
+            score_group(blocks, plan, g_ptr, g_col, g_grade, program, out, *certified, threshold)
             continue
         group_bias = bias if cols is None else None  # the pooled set needs every candidate
-        _score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, program, block_mb, out, top, threshold,
+        _score_group(blocks, plan, cand_rows, c_lang, g_ptr, g_col, g_grade, program, out, top, threshold,
                      group_bias, shares)
     nrel, values = out
     return QueryMetrics(tuple(metrics), nrel, values, {k: shares[:, i] for i, k in enumerate(exposure_ks)}), top
@@ -86,34 +86,49 @@ def _top_buffer(n_queries: int, n_langs: int, trec_depth: int | None) -> TopK | 
                 np.zeros((n_queries, n_langs + 1, depth), np.int32), np.zeros((n_queries, n_langs + 1), np.int32))
 
 
-def _score_group(run, plan, rows, cand_rows, c_lang, g_ptr, g_col, g_grade, program, block_mb, out,
-                 top, threshold, bias=None, shares=None):
-    """Score the query ``rows`` of one group against its candidates (``cand_rows``), block by block;
-    ``bias``: the language-bias program (:func:`fastir.eval.metrics.bias_program`) when the group
-    holds every candidate, computed on the same score block (exposure distributions into ``shares``)."""
+class GroupBlocks:
+    """The set-up and loop both whole-row scorers share for one group (:func:`_score_group` and
+    :func:`fastir.eval.certified.score_group`): the group's candidates ``cand_rows`` as one float32
+    block (``c_block``, columns grouped by language ``c_lang``, language L owning columns
+    ``lang_ptr[L]:lang_ptr[L+1]``), the languages ``g_lang`` of the golds ``g_col``, and, iterated,
+    the query ``rows`` in blocks of ``rows_per_block`` (an (n, N) score block within ``block_mb``):
+    (start, end, the block's rows, their float32 embeddings in a reused buffer).
+    """
+
+    def __init__(self, run, rows, cand_rows, c_lang, n_langs: int, g_col, block_mb: float):
+        from fastir.kernels.upcast import gather_float32
+
+        self._gather, self._queries, self._rows = gather_float32, run.queries.embeddings, rows
+        self.c_block = gather_float32(run.candidates.embeddings, cand_rows)
+        self.lang_ptr = np.searchsorted(c_lang, np.arange(n_langs + 1)).astype(np.int64)
+        self.g_lang = np.ascontiguousarray(c_lang[g_col], dtype=np.int32)
+        self.rows_per_block = score_block_rows(len(rows), self.c_block.shape[0], block_mb)
+
+    def __iter__(self):
+        q_buf = np.empty((self.rows_per_block, self._queries.shape[1]), dtype=np.float32)
+        for s in range(0, len(self._rows), self.rows_per_block):
+            e = min(s + self.rows_per_block, len(self._rows))
+            b_rows = self._rows[s:e]
+            yield s, e, b_rows, self._gather(self._queries, b_rows, q_buf[:e - s])
+
+
+def _score_group(blocks: GroupBlocks, plan, cand_rows, c_lang, g_ptr, g_col, g_grade, program, out, top, threshold,
+                 bias=None, shares=None):
+    """Score one group's query rows against its candidates (``cand_rows``, languages ``c_lang``),
+    block by block (``blocks``); ``bias``: the language-bias program
+    (:func:`fastir.eval.metrics.bias_program`) when the group holds every candidate, computed on the
+    same score block (exposure distributions into ``shares``)."""
     from fastir.kernels.ranking import score_block
-    from fastir.kernels.upcast import gather_float32
 
     n_langs = len(plan.cand_langs)
-    c_block = gather_float32(run.candidates.embeddings, cand_rows)
-    lang_ptr = np.searchsorted(c_lang, np.arange(n_langs + 1)).astype(np.int64)
-    g_lang = np.ascontiguousarray(c_lang[g_col], dtype=np.int32)
-    q_emb = run.queries.embeddings
-    n_cols = c_block.shape[0]
-    rows_per_block = score_block_rows(len(rows), n_cols, block_mb)
-    s_buf = np.empty((rows_per_block, n_cols), dtype=np.float32)
-    q_buf = np.empty((rows_per_block, q_emb.shape[1]), dtype=np.float32)
-    for s in range(0, len(rows), rows_per_block):
-        e = min(s + rows_per_block, len(rows))
-        n = e - s
-        b_rows = rows[s:e]
-        gather_float32(q_emb, b_rows, q_buf[:n])
-        scores = s_buf[:n]
-        np.matmul(q_buf[:n], c_block.T, out=scores)
+    s_buf = np.empty((blocks.rows_per_block, blocks.c_block.shape[0]), dtype=np.float32)
+    for s, e, b_rows, q in blocks:
+        scores = s_buf[:e - s]
+        np.matmul(q, blocks.c_block.T, out=scores)
         q_group = plan.query_lang_id[b_rows]
         lo, hi = g_ptr[s], g_ptr[e]
-        score_block(scores, lang_ptr, g_ptr[s:e + 1] - lo, g_col[lo:hi], g_lang[lo:hi], g_grade[lo:hi], b_rows,
-                    q_group, plan.want, program, threshold, out)
+        score_block(scores, blocks.lang_ptr, g_ptr[s:e + 1] - lo, g_col[lo:hi], blocks.g_lang[lo:hi],
+                    g_grade[lo:hi], b_rows, q_group, plan.want, program, threshold, out)
         if bias is not None:
             from fastir.kernels.bias import bias_block
 
