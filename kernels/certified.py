@@ -49,7 +49,7 @@ import numpy as np
 from numba import float32, float64, int16, int32, int64, njit, prange, types, void
 
 from fastir.kernels.lazy import lazy_njit
-from fastir.kernels.certified_scan import _scan_block, _scan_block_bf16, bf16_ceiling_keys
+from fastir.kernels.certified_scan import _scan_block, bf16_ceiling_keys
 
 EXPANSION = 64  # scratch doubles for the exact sum: products of float32 need at most ~12
 GROUP = 512  # rows per parallel task of passes 2-3: 1.5 MiB of float32 rows at d = 768, in L2
@@ -388,8 +388,7 @@ def certified_counts(approx, bound, w, q, cand, lang_ptr, gold_ptr, gold_col, go
     und_col = np.empty((n_rows, cap), np.int32)
     und_val = np.empty((n_rows, cap), approx.dtype)
     und_n = np.empty(n_rows, np.int64)
-    scan = _scan_block_bf16 if bf16 else _scan_block
-    scan(rows, approx, lang_ptr, gold_ptr, order, t_lo, t_hi, True, cnt, und_col, und_val, und_n)
+    _scan_block(rows, approx, lang_ptr, gold_ptr, order, t_lo, t_hi, True, cnt, und_col, und_val, und_n, bf16)
     over = und_n > cap
     _recount(rows, und_col, und_val, und_n, order, q, cand, norms, c_lang, golds, counts)  # skips the rows over
     batch = max(1, REDO_BYTES // (12 * n_cols))
@@ -398,7 +397,8 @@ def certified_counts(approx, bound, w, q, cand, lang_ptr, gold_ptr, gold_col, go
         und_col = np.empty((len(redo), n_cols), np.int32)
         und_val = np.empty((len(redo), n_cols), approx.dtype)
         und_n = np.empty(len(redo), np.int64)
-        _scan_block(redo, approx, lang_ptr, gold_ptr, order, t_lo, t_hi, False, cnt, und_col, und_val, und_n)
+        # the rows are order keys already
+        _scan_block(redo, approx, lang_ptr, gold_ptr, order, t_lo, t_hi, False, cnt, und_col, und_val, und_n, False)
         _recount(redo, und_col, und_val, und_n, order, q, cand, norms, c_lang, golds, counts)
     return cnt, gcnt, undecided, recomputed
 

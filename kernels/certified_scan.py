@@ -127,34 +127,24 @@ def _scan_query(b, row, lang_ptr, gold_ptr, order, t_lo, t_hi, count_sure, cnt, 
 
 def _scan_block_sig(t):
     return void(int64[::1], t[:, ::1], int64[::1], int64[::1], int64[::1], t[::1], t[::1], boolean, int32[:, ::1],
-                int32[:, ::1], t[:, ::1], int64[::1])
+                int32[:, ::1], t[:, ::1], int64[::1], boolean)
 
 
 ROWS_PER_TASK = 16  # rows per parallel task, sharing one flags scratch
 
 
 @lazy_njit([_scan_block_sig(float32), _scan_block_sig(int16)], cache=True, parallel=True)
-def _scan_block(rows, approx, lang_ptr, gold_ptr, order, t_lo, t_hi, count_sure, cnt, und_col, und_val, und_n):
+def _scan_block(rows, approx, lang_ptr, gold_ptr, order, t_lo, t_hi, count_sure, cnt, und_col, und_val, und_n,
+                bf16_bits):
+    """:func:`_scan_query` over ``rows``; ``bf16_bits``: ``approx`` holds bfloat16 bit patterns (int16),
+    each row turned into order keys in place just before its scan (while it is in cache)."""
     n_flags = -(-approx.shape[1] // 8) * 8
     for t in prange(-(-rows.shape[0] // ROWS_PER_TASK)):
         flags = np.zeros(n_flags, np.uint8)
         block_max = np.empty(approx.shape[1] // BLOCK + lang_ptr.shape[0], approx.dtype)
         for r in range(t * ROWS_PER_TASK, min((t + 1) * ROWS_PER_TASK, rows.shape[0])):
             b = rows[r]
-            und_n[r] = _scan_query(b, approx[b], lang_ptr, gold_ptr, order, t_lo, t_hi, count_sure, cnt, und_col[r],
-                                   und_val[r], flags, block_max)
-
-
-@lazy_njit(_scan_block_sig(int16), cache=True, parallel=True)
-def _scan_block_bf16(rows, approx, lang_ptr, gold_ptr, order, t_lo, t_hi, count_sure, cnt, und_col, und_val, und_n):
-    """:func:`_scan_block` over bfloat16 bit patterns, each row turned into order keys in place
-    just before its scan (while it is in cache)."""
-    n_flags = -(-approx.shape[1] // 8) * 8
-    for t in prange(-(-rows.shape[0] // ROWS_PER_TASK)):
-        flags = np.zeros(n_flags, np.uint8)
-        block_max = np.empty(approx.shape[1] // BLOCK + lang_ptr.shape[0], approx.dtype)
-        for r in range(t * ROWS_PER_TASK, min((t + 1) * ROWS_PER_TASK, rows.shape[0])):
-            b = rows[r]
-            _bf16_keys(approx[b])
+            if bf16_bits:
+                _bf16_keys(approx[b])
             und_n[r] = _scan_query(b, approx[b], lang_ptr, gold_ptr, order, t_lo, t_hi, count_sure, cnt, und_col[r],
                                    und_val[r], flags, block_max)
