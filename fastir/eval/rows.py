@@ -68,10 +68,11 @@ def score_rows(run, plan, metrics, block_mb: float, trec_depth: int | None, cert
             from fastir.eval.certified import score_group
 
             score_group(blocks, plan, g_ptr, g_col, g_grade, program, out, *certified, threshold)
-            continue
-        group_bias = bias if cols is None else None  # the pooled set needs every candidate
-        _score_group(blocks, plan, cand_rows, c_lang, g_ptr, g_col, g_grade, program, out, top, threshold,
-                     group_bias, shares)
+        else:
+            group_bias = bias if cols is None else None  # the pooled set needs every candidate
+            _score_group(blocks, plan, cand_rows, c_lang, g_ptr, g_col, g_grade, program, out, top, threshold,
+                         group_bias, shares)
+        del blocks  # the next group's candidate block is not allocated while this one is alive
     nrel, values = out
     return QueryMetrics(tuple(metrics), nrel, values, {k: shares[:, i] for i, k in enumerate(exposure_ks)}), top
 
