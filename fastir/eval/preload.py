@@ -10,6 +10,7 @@ thread needs first simply waits for its load.
 
 from __future__ import annotations
 
+
 def gather_kernel(dtype, batches: int = 1) -> str:
     """The upcast gather a float16/float32 table of ``batches`` record batches is read with
     (``dtype``: a numpy dtype or its name): the one name both this preload and the numpy stand-in
@@ -18,14 +19,19 @@ def gather_kernel(dtype, batches: int = 1) -> str:
     return f"fastir.kernels.upcast:_{kind}_gather" + ("" if batches == 1 else "_to")
 
 
+# The finiteness scan, by the one name both this preload and its numpy stand-in
+# (fastir.runs.reader.first_nonfinite_row) go by.
+NONFINITE_KERNEL = "fastir.kernels.upcast:_first_nonfinite"
+
 # The default path (float32 product on the CPU, one process): the count of each score block first,
 # the one kernel without a numpy stand-in; then the row gather of the run's dtype and the
 # finiteness scan, which numpy does until they are loaded (fastir.eval.stream.gather_rows,
 # fastir.runs.reader.first_nonfinite_row); the metrics of the counts. Runs of several record
 # batches load their gather (gather_kernel(dtype, n) for n > 1) when they first need it.
-FP32_KERNELS = {dtype: ("fastir.kernels.tiles:_count_tile", gather_kernel(dtype),
-                        "fastir.kernels.upcast:_first_nonfinite", "fastir.kernels.ranking:_metrics_block")
+FP32_KERNELS = {dtype: ("fastir.kernels.tiles:_count_tile", gather_kernel(dtype), NONFINITE_KERNEL,
+                        "fastir.kernels.ranking:_metrics_block")
                 for dtype in ("float16", "float32")}
+
 
 def preload_score_kernels(run_dir, own_process: bool = False):
     """Start loading the kernels a float32 score of ``run_dir`` calls (:data:`FP32_KERNELS` of its

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from fastir.errors import InputError
+from fastir.eval.preload import NONFINITE_KERNEL
 from fastir.names import check_langs
 from fastir.runs.arrow import numeric_array, to_numpy
 from fastir.runs.schema import (
@@ -262,7 +263,6 @@ def _check_finite(side: EmbeddingTable, file: Path) -> None:
         raise InputError(file, "embedding", f"NaN or inf in the embedding of row {row} (id {side.table.column('id')[row].as_py()!r})")
 
 
-_NONFINITE_KERNEL = "fastir.kernels.upcast:_first_nonfinite"
 _EXPONENT = {np.dtype(np.float16): (np.uint16, 0x7C00), np.dtype(np.float32): (np.uint32, 0x7F800000)}
 
 
@@ -275,7 +275,7 @@ def first_nonfinite_row(chunk: np.ndarray, rows_per_step: int = 8192) -> int:
     """
     from fastir.kernels.lazy import pending
 
-    if not pending(_NONFINITE_KERNEL):
+    if not pending(NONFINITE_KERNEL):
         from fastir.kernels.upcast import first_nonfinite_row as scan
 
         return scan(chunk)

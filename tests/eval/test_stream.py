@@ -107,9 +107,7 @@ def test_a_pool_of_many_record_batches_is_never_joined(tmp_path, make_run, monke
 def _all_pending(monkeypatch):
     """As while a command's preload thread is still loading every kernel of fastir.eval.preload."""
     import fastir.kernels.lazy as lazy
-    from fastir.eval.preload import FP32_KERNELS
-
-    from fastir.eval.preload import gather_kernel
+    from fastir.eval.preload import FP32_KERNELS, gather_kernel
 
     monkeypatch.setattr(lazy, "_PENDING", {n for names in FP32_KERNELS.values() for n in names}
                         | {gather_kernel("float16", 2), gather_kernel("float32", 2)})

@@ -158,10 +158,11 @@ def test_first_nonfinite_row_numpy_stand_in_agrees_with_the_kernel(monkeypatch, 
     finds the same first bad row, across its steps of rows."""
     import fastir.kernels.lazy as lazy
     from fastir.kernels.upcast import first_nonfinite_row as kernel
-    from fastir.runs.reader import _NONFINITE_KERNEL, first_nonfinite_row
+    from fastir.eval.preload import NONFINITE_KERNEL
+    from fastir.runs.reader import first_nonfinite_row
 
     rng = np.random.default_rng(1)
-    monkeypatch.setattr(lazy, "_PENDING", {_NONFINITE_KERNEL})
+    monkeypatch.setattr(lazy, "_PENDING", {NONFINITE_KERNEL})
     for trial in range(40):
         emb = rng.standard_normal((int(rng.integers(0, 50)), 5)).astype(dtype)
         for _ in range(int(rng.integers(0, 3))):
