@@ -1,4 +1,4 @@
-"""pyproject's runtime dependencies each have a real use in fastir/ or kernels/, every third-party import
+"""pyproject's runtime dependencies each have a real use in fastir/, every third-party import
 there is declared (as a dependency or, for a lazily imported option, in an extra), and test and bench
 tools live in extras."""
 
@@ -35,9 +35,9 @@ def _imported_modules(path: Path) -> set[str]:
 
 
 def third_party_imports() -> dict[str, set[str]]:
-    """Top-level module -> the files of fastir/ and kernels/ that import it (stdlib and fastir left out)."""
+    """Top-level module -> the files of fastir/ that import it (stdlib and fastir left out)."""
     found: dict[str, set[str]] = {}
-    for path in [*REPO.glob("fastir/**/*.py"), *REPO.glob("kernels/*.py")]:
+    for path in REPO.glob("fastir/**/*.py"):
         for module in _imported_modules(path):
             if module not in sys.stdlib_module_names and module not in ("fastir", "__future__"):
                 found.setdefault(module, set()).add(path.relative_to(REPO).as_posix())
@@ -48,7 +48,7 @@ def test_every_runtime_dependency_is_imported_by_the_package():
     dists = packages_distributions()
     imported = {d.lower().replace("_", "-") for m in third_party_imports() for d in dists.get(m, [m])}
     unused = runtime_dependencies() - imported
-    assert not unused, f"runtime dependencies that fastir/ and kernels/ never import (move them to an extra): {sorted(unused)}"
+    assert not unused, f"runtime dependencies that fastir/ never imports (move them to an extra): {sorted(unused)}"
 
 
 def test_every_third_party_import_of_the_package_is_declared():

@@ -80,7 +80,7 @@ def test_relative_links_and_anchors_resolve(page):
 
 def _module_file(parts: list[str]) -> Path | None:
     """The source file of the module ``fastir.<parts>``, or None when that is not a module."""
-    if parts and parts[0] in ("kernels", "data_specs"):  # installed as fastir.kernels / fastir.data_specs
+    if parts and parts[0] == "data_specs":  # installed as fastir.data_specs
         base = REPO / parts[0] / Path(*parts[1:])
     else:
         base = REPO / "fastir" / Path(*parts)
@@ -148,6 +148,6 @@ def test_named_paths_modules_and_tests_exist(page):
 def test_metric_definitions_live_only_in_docs_score():
     # AP's defining formula is written once, in docs/score.md; every other text points there.
     defining = re.compile(r"AP\(q\)\s*=")
-    holders = [p for p in [*markdown_files(), *REPO.glob("fastir/**/*.py"), *REPO.glob("kernels/*.py")]
+    holders = [p for p in [*markdown_files(), *REPO.glob("fastir/**/*.py")]
                if defining.search(p.read_text(encoding="utf-8"))]
     assert [p.relative_to(REPO).as_posix() for p in holders] == ["docs/score.md"]
