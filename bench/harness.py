@@ -383,7 +383,7 @@ def update_page(page: Path, table: str) -> None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    from fastir.atomic import atomic_file
+    from fastir.core.outputs import atomic_file
 
     with atomic_file(path, "w") as fh:
         fh.write(text)

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from fastir.train.sampler import BatchSampler
+from fastir.sampling.sampler import BatchSampler
 
 LANGS = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "zh")
 BATCHES_PER_ROUND = 2000
@@ -182,7 +182,7 @@ _CHILD = textwrap.dedent(
         return out
     path, kind, batches = sys.argv[1], sys.argv[2], int(sys.argv[3])
     import numpy, pyarrow, pyarrow.compute
-    from fastir.train.sampler import BatchSampler
+    from fastir.sampling.sampler import BatchSampler
     sys.path.insert(0, sys.argv[4])
     from test_bench_sampler import PythonShuffleLoop
     base = status()

@@ -6,11 +6,11 @@ functions and commands that need them (``fastir.encode`` loads torch on first ca
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
 
 __all__ = ["__version__", "encode", "FastirError", "InputError"]
 
-from fastir.errors import FastirError, InputError
+from fastir.core import __version__
+from fastir.core.errors import FastirError, InputError
 
 
 def __getattr__(name: str):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 
 # OpenBLAS worker threads busy-wait after every matrix product (~0.1 s by default) and steal the
 # cores the Numba ranking kernel needs right after each score block (measured: kernel time halves).
@@ -17,8 +18,8 @@ os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "1")
 
 import click
 
-from fastir import __version__
-from fastir.errors import FastirError, from_environment
+from fastir.core import __version__
+from fastir.core.errors import FastirError, FastirWarning, from_environment
 
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 
@@ -85,10 +86,24 @@ def main(argv: list[str] | None = None, own_process: bool = False) -> int:
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        return _run(argv, own_process)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", FastirWarning)
+            warnings.showwarning = _show_warning
+            return _run(argv, own_process)
     finally:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, previous)
+
+
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """fastir's own warnings as one line ``warning: <message>`` on stderr; any other as Python shows it."""
+    if issubclass(category, FastirWarning):
+        click.echo(f"warning: {message}", err=True)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
 
 
 def executable() -> int:

@@ -47,10 +47,10 @@ def compare(runs, baseline, baselines, dataset, test, samples, seed, metrics, na
     """
     from fastir.compare.comparison import compare as run_compare
     from fastir.compare.experiment import expand_inputs
-    from fastir.errors import InputError
+    from fastir.core.errors import InputError
     from fastir.compare.report import render, write_outputs
-    from fastir.lock import claim_output
-    from fastir.runs.rundir import check_output_dir
+    from fastir.core.outputs import claim_output
+    from fastir.core.outputs import check_output_dir
 
     if out is not None:
         check_output_dir(out, overwrite=overwrite)  # fail before the work, not after

@@ -36,7 +36,7 @@ def export(dataset, out, langs, overwrite):
     """Write questions.arrow, candidates.arrow and qrels.arrow (Arrow IPC) into OUT."""
     from fastir.data.dataset import export_dataset
     from fastir.data.registry import open_dataset
-    from fastir.lock import claim_output
+    from fastir.core.outputs import claim_output
 
     ds = open_dataset(dataset, langs=split_list(langs))
     with claim_output(out):
@@ -56,9 +56,9 @@ def to_train(dataset, out, langs, overwrite):
     """
     from fastir.data.lareqa import LareqaDataset
     from fastir.data.registry import open_dataset
-    from fastir.errors import InputError
-    from fastir.train.writer import write_lareqa_train_table
-    from fastir.lock import claim_output
+    from fastir.core.errors import InputError
+    from fastir.data.train_table_writer import write_lareqa_train_table
+    from fastir.core.outputs import claim_output
 
     ds = open_dataset(dataset, langs=split_list(langs))
     if not isinstance(ds, LareqaDataset):

@@ -6,7 +6,7 @@ import click
 
 from fastir.cli.options import split_list
 from fastir.data.registry import choices_text
-from fastir.train.choices import ALPHA_MODES, PRECISIONS, STRATEGIES
+from fastir.sampling.choices import ALPHA_MODES, PRECISIONS, STRATEGIES
 
 
 @click.command()
@@ -70,8 +70,8 @@ def experiment(data, model, out, strategies, eval_datasets, eval_langs, seeds, b
     Writes OUT/results.json, OUT/report.md (Tables 1-2 with intervals and significance markers,
     per-language tables) and OUT/figures/, and prints the report's summary tables.
     """
-    from fastir.train.experiment import ExperimentConfig, parse_seeds, run_experiment
-    from fastir.train.experiment_report import format_summary
+    from fastir.experiment.driver import ExperimentConfig, parse_seeds, run_experiment
+    from fastir.experiment.report import format_summary
 
     if train["seed"] is None:
         del train["seed"]

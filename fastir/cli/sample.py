@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from fastir.train.choices import ALPHA_MODES, SOURCE_MODES, STRATEGIES
+from fastir.sampling.choices import ALPHA_MODES, SOURCE_MODES, STRATEGIES
 
 
 @click.command()
@@ -29,11 +29,11 @@ def sample(data, strategy, alpha, alpha_mode, batch_size, steps, seed, lang_weig
     """
     import json
 
-    from fastir.train.audit import (check_composition_out, composition_summary, composition_table, format_summary,
+    from fastir.sampling.audit import (check_composition_out, composition_summary, composition_table, format_summary,
                                      write_composition)
-    from fastir.lock import claim_output
-    from fastir.train.sampler import BatchSampler
-    from fastir.train.strategies import CROSS
+    from fastir.core.outputs import claim_output
+    from fastir.sampling.sampler import BatchSampler
+    from fastir.sampling.strategies import CROSS
 
     if out is not None:
         check_composition_out(out, overwrite)  # before sampling: fail fast, write nothing
@@ -62,7 +62,7 @@ def sample(data, strategy, alpha, alpha_mode, batch_size, steps, seed, lang_weig
 
 
 def parse_lang_weights(value: str | None) -> dict[str, float] | None:
-    from fastir.errors import InputError
+    from fastir.core.errors import InputError
 
     if value is None:
         return None

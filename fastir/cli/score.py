@@ -76,9 +76,10 @@ def _score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_que
            block_mb, relevance_threshold, precision, device, shard, merge_shards, timeout):
     import json
 
-    from fastir.errors import InputError
-    from fastir.lock import claim_output
-    from fastir.runs.rundir import check_output_dir, read_run
+    from fastir.core.errors import InputError
+    from fastir.core.outputs import claim_output
+    from fastir.core.outputs import check_output_dir
+    from fastir.runs.rundir import read_run
     from fastir.eval.score import default_out_dir, parse_threshold, score_run
     from fastir.eval.report import format_table, pairs_csv, summary_json, write_scores
     from fastir.eval.cells import parse_ks
@@ -137,10 +138,10 @@ def _score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_que
 
 def _write_shard(run_dir, shard, out_file, overwrite, trec_dir, precision, **options):
     """``--shard I/N``: count one candidate shard and write its counts file."""
-    from fastir.errors import InputError
+    from fastir.core.errors import InputError
     from fastir.eval.score import score_shard
     from fastir.eval.shards import check_shard_file, default_shard_file, parse_shard
-    from fastir.lock import claim_output
+    from fastir.core.outputs import claim_output
 
     index, count = parse_shard(shard)
     if trec_dir is not None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from fastir.cli.options import split_list
-from fastir.errors import InputError
-from fastir.train.choices import ALPHA_MODES, PRECISIONS, SOURCE_MODES, STRATEGIES
+from fastir.core.errors import InputError
+from fastir.sampling.choices import ALPHA_MODES, PRECISIONS, SOURCE_MODES, STRATEGIES
 
 
 @click.command()

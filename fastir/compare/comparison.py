@@ -49,7 +49,7 @@ from fastir.compare.seeds import (
 )
 from fastir.compare.stats import holm
 from fastir.compare.systems import System, comparison_pairs, group_systems, resolve_baselines
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 from fastir.eval.metrics import RANK_DISTANCE, Metric, parse_metrics
 
 QUERY_TESTS = ("randomization", "bootstrap", "t")

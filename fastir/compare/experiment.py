@@ -1,10 +1,5 @@
-"""An experiment dir (``fastir experiment``'s ``OUT``) as the input of ``fastir compare``.
-
-Layout read (format ``fastir-experiment/2``)::
-
-    OUT/results.json                                   the experiment's settings (strategies, seeds, baselines, eval_datasets)
-    OUT/<strategy>/seed-<s>/scores/<dataset>/per_query.parquet   a trained run: named ``strategy@s``
-    OUT/base/scores/<dataset>/per_query.parquet                  the untrained model: named ``base``
+"""An experiment dir (``fastir experiment``'s ``OUT``, laid out by :mod:`fastir.runs.experiment_dir`)
+as the input of ``fastir compare``.
 
 Every per_query.parquet found for the chosen dataset is compared; each must have been scored on
 that dataset (its recorded ``dataset``), and all on the same data (``dataset_checksum``, checked when
@@ -15,17 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 from fastir.eval.result import PER_QUERY_PARQUET
-
-RESULTS_JSON = "results.json"
-EXPERIMENT_FORMAT = "fastir-experiment/2"
-BASE = "base"
-_SEED_DIR = re.compile(r"^seed-(?P<seed>[0-9]+)$")
+from fastir.runs.experiment_dir import (
+    BASE, RESULTS_JSON, is_experiment_dir, read_settings, run_name, run_root, scan_runs, scores_dir,
+)
 
 
 @dataclass
@@ -37,29 +29,6 @@ class ExperimentInputs:
     paths: list[Path]
     names: list[str]
     baselines: list[str] = field(default_factory=list)  # the experiment's own, [] if it recorded none
-
-
-def is_experiment_dir(path: str | os.PathLike) -> bool:
-    """True for a directory holding ``results.json`` (a ``fastir experiment`` output)."""
-    return (Path(path) / RESULTS_JSON).is_file()
-
-
-def read_settings(root: Path) -> dict:
-    """results.json's settings (``settings`` or the top level), after checking its format."""
-    path = root / RESULTS_JSON
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(path, None, f"cannot read: {' '.join(str(exc).split())}") from None
-    if not isinstance(results, dict) or results.get("format") != EXPERIMENT_FORMAT:
-        got = results.get("format") if isinstance(results, dict) else type(results).__name__
-        raise InputError(path, "format", f"expected {EXPERIMENT_FORMAT!r}, got {got!r} "
-                         "(an older experiment has no per_query.parquet: re-run `fastir experiment` on it)")
-    settings = results.get("settings") if isinstance(results.get("settings"), dict) else results
-    datasets = settings.get("eval_datasets")
-    if not isinstance(datasets, list) or not datasets or not all(isinstance(d, str) for d in datasets):
-        raise InputError(path, "eval_datasets", "missing or not a list of dataset names")
-    return settings
 
 
 def experiment_inputs(exp_dir: str | os.PathLike, dataset: str | None = None) -> ExperimentInputs:
@@ -76,7 +45,7 @@ def experiment_inputs(exp_dir: str | os.PathLike, dataset: str | None = None) ->
     elif dataset not in datasets:
         raise InputError(root / RESULTS_JSON, "--dataset",
                          f"{dataset!r} is not an evaluation dataset of this experiment ({', '.join(datasets)})")
-    found = _scan(root, dataset, settings.get("strategies"))
+    found = scan_runs(root, dataset, PER_QUERY_PARQUET, settings.get("strategies"))
     if not found:
         raise InputError(root, PER_QUERY_PARQUET,
                          f"no run of {dataset!r} has one (looked for {BASE}/scores/{dataset}/ and "
@@ -90,25 +59,6 @@ def experiment_inputs(exp_dir: str | os.PathLike, dataset: str | None = None) ->
                             baselines=baselines)
 
 
-def _scan(root: Path, dataset: str, strategies) -> list[tuple[Path, str]]:
-    found = []
-    base = root / BASE / "scores" / dataset / PER_QUERY_PARQUET
-    if base.is_file():
-        found.append((base, BASE))
-    order = list(strategies) if isinstance(strategies, list) else []
-    dirs = sorted((d for d in root.iterdir() if d.is_dir() and d.name != BASE and not d.name.startswith(".")),
-                  key=lambda d: (order.index(d.name) if d.name in order else len(order), d.name))
-    for d in dirs:
-        seeds = []
-        for s in d.iterdir():
-            m = _SEED_DIR.match(s.name)
-            f = s / "scores" / dataset / PER_QUERY_PARQUET
-            if m and f.is_file():
-                seeds.append((int(m["seed"]), f))
-        found += [(f, f"{d.name}@{seed}") for seed, f in sorted(seeds)]
-    return found
-
-
 def _check_complete(root: Path, dataset: str, settings: dict, names: list[str]) -> None:
     """Every (strategy, seed) that results.json lists has its file: a comparison of the seeds that
     happen to be finished would silently be another experiment."""
@@ -117,8 +67,8 @@ def _check_complete(root: Path, dataset: str, settings: dict, names: list[str]) 
         return
     for strategy in strategies:
         for seed in seeds:
-            if f"{strategy}@{seed}" not in names:
-                raise InputError(root / str(strategy) / f"seed-{seed}" / "scores" / dataset, PER_QUERY_PARQUET,
+            if run_name(strategy, seed) not in names:
+                raise InputError(scores_dir(run_root(root, str(strategy), seed), dataset), PER_QUERY_PARQUET,
                                  f"missing: the experiment lists {strategy}@{seed}; finish it (re-run `fastir "
                                  "experiment`, it resumes) or compare the finished runs one by one")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 from fastir.eval.cells import KINDS as SETTINGS
 from fastir.eval.cells import POOLED
 from fastir.eval.metrics import RANK_DISTANCE as RD_METRIC

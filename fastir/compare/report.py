@@ -259,8 +259,8 @@ def plot(cmp: Comparison, path: str | os.PathLike, metric: str | None = None) ->
 
 def write_outputs(cmp: Comparison, out: str | os.PathLike, overwrite: bool = False, digits: int = 3) -> list[Path]:
     """Write compare.{txt,md,tex,json,png} into ``out`` atomically (all files or none)."""
-    from fastir.atomic import atomic_dir
-    from fastir.runs.rundir import check_output_dir
+    from fastir.core.outputs import atomic_dir
+    from fastir.core.outputs import check_output_dir
 
     check_output_dir(out, overwrite=overwrite)
     out = Path(out)

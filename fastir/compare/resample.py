@@ -18,7 +18,7 @@ import numpy as np
 
 from fastir.compare.cells import Cells, Statistic, per_query_contributions, stat_csr
 from fastir.compare.stats import paired_t_test
-from fastir.resources import require_memory
+from fastir.core.resources import require_memory
 
 
 def bootstrap_distribution(cells: Cells, stats: list[Statistic], joint: np.ndarray, strata_ptr: np.ndarray,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 
 _SEEDED = re.compile(r"^(?P<system>.+)@(?P<seed>[0-9]+)$")
 

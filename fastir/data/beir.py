@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Iterator
 
 from fastir.data.dataset import Candidates, Qrels, Queries, check_qrels, dataset_checksum, sha256_file
-from fastir.errors import InputError
-from fastir.names import check_lang, check_langs
+from fastir.core.errors import InputError
+from fastir.core.names import check_lang, check_langs
 
 CORPUS, QUERIES, QRELS_DIR = "corpus.jsonl", "queries.jsonl", "qrels"
 SPLIT_PREFERENCE = ("test", "dev")

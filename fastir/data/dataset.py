@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Iterator, Protocol, runtime_checkable
 
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 
 # The parallel-group id's column name in every Arrow file (run dirs, exports, train tables).
 GROUP_COLUMN = "xling_id"
@@ -152,8 +152,9 @@ def export_dataset(ds: Dataset, out: str | os.PathLike, overwrite: bool = False,
     Returns the rows written per table (queries, candidates, qrels)."""
     import pyarrow as pa
 
-    from fastir.atomic import atomic_dir
-    from fastir.runs.writer import check_output_dir, write_table
+    from fastir.core.outputs import atomic_dir
+    from fastir.core.arrow import write_table
+    from fastir.core.outputs import check_output_dir
 
     check_output_dir(out, overwrite=overwrite)
     rows = {"queries": 0, "candidates": 0, "qrels": 0}

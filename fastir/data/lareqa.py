@@ -21,8 +21,8 @@ from importlib import resources
 from pathlib import Path
 
 from fastir.data.dataset import Candidates, Qrels, Queries, dataset_checksum, sha256_file
-from fastir.errors import InputError
-from fastir.names import check_lang, check_langs
+from fastir.core.errors import InputError
+from fastir.core.names import check_lang, check_langs
 
 
 def _specs_dir() -> Path:

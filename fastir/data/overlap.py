@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 
 # Training-table column -> the evaluation key set it is compared with.
 TRAIN_KEYS = {"xling_id": "groups", "query": "questions", "passage": "passages", "negative": "passages"}
@@ -127,7 +127,7 @@ def _read_dataset(source) -> tuple[str, tuple, tuple]:
 
 
 def _table_keys(path: Path) -> EvalKeys:
-    from fastir.train.table import open_train_table
+    from fastir.data.train_table import open_train_table
 
     table = open_train_table(path).table
     cols = {n: table.column(n).to_pylist() for n in ("xling_id", "lang", "query", "passage")}
@@ -167,7 +167,7 @@ class DatasetOverlap:
 def find_overlap(train: list[str | os.PathLike], evals: list[str | os.PathLike], *, examples: int = 10,
                  batch_rows: int = BATCH_ROWS) -> list[DatasetOverlap]:
     """One :class:`DatasetOverlap` per evaluation source, over every row of every training table."""
-    from fastir.train.table import open_train_table
+    from fastir.data.train_table import open_train_table
 
     if not train:
         raise InputError(None, "TRAIN", "no training table given")

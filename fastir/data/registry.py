@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from typing import Iterator, Protocol, Sequence
 import numpy as np
 
 from fastir.encoding.hf import Encoder
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 
 HF = "hf"
 OBJECT = "object"  # run.json "backend" of a Python object passed to the API

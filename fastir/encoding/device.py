@@ -1,7 +1,7 @@
 """Where a torch encoder runs: device and compute dtype, with the CPU fallback the CLI promises.
 
 * Device: ``auto`` = CUDA when available, else CPU; ``cuda`` without CUDA falls back to the CPU
-  with a one-line warning on stderr.
+  with a :class:`fastir.core.errors.FastirWarning` (one ``warning:`` line from the CLI).
 * Dtype: ``auto`` = fp16 on CUDA, fp32 on CPU.
 
 torch is imported inside the functions, so importing this module is cheap.
@@ -9,22 +9,15 @@ torch is imported inside the functions, so importing this module is cheap.
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING
 
-from fastir.errors import InputError
+from fastir.core.errors import InputError, warn
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 DEVICES = ("auto", "cuda", "cpu")
 DTYPES = ("auto", "fp16", "bf16", "fp32")
-
-
-def warn(message: str) -> None:
-    """A one-line warning on stderr (kept out of stdout so scripted output stays clean)."""
-    print(f"warning: {message}", file=sys.stderr, flush=True)
-
 
 
 def resolve_device(device: str = "auto") -> "torch.device":

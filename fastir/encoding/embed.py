@@ -16,7 +16,7 @@ How a run proceeds, and why:
    indices + embeddings, written under a temporary name then renamed) in a work dir beside OUT
    (``.<OUT>.fastir-embed/``), beside one ``window-<side>-<window>.arrow`` of ids per window.
    Memory stays flat; a part either exists whole or not at all.
-   Rank 0 holds OUT's lock (:mod:`fastir.lock`) for the whole run: a second embed to OUT fails.
+   Rank 0 holds OUT's lock (:mod:`fastir.core.outputs`) for the whole run: a second embed to OUT fails.
    ``--resume`` skips the parts that exist; ``plan.json`` refuses a resume with other options.
 4. Under torchrun, rank r encodes batches r, r + W, ... (numbered across windows and sides);
    after a barrier rank 0 merges.
@@ -40,11 +40,11 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 
-from fastir import __version__
-from fastir.atomic import atomic_dir, remove_leftovers
-from fastir.encoding.distributed import Distributed
-from fastir.errors import FastirError, InputError
-from fastir.lock import claim_output
+from fastir.core import __version__
+from fastir.core.outputs import atomic_dir, remove_leftovers
+from fastir.core.distributed import Distributed
+from fastir.core.errors import FastirError, InputError
+from fastir.core.outputs import claim_output
 from fastir.encoding.windows import (
     READ_CHUNK, WINDOW, Window, gather_window, iter_windows, part_path, window_batches, window_path, write_part,
     write_window,

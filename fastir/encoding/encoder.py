@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from fastir.encoding.backends import Backend, TextBackend, backend_name, check_hf_only, open_backend
-from fastir.encoding.device import DEVICES, DTYPES, dtype_name, resolve_device, resolve_dtype, warn
+from fastir.encoding.device import DEVICES, DTYPES, dtype_name, resolve_device, resolve_dtype
 from fastir.encoding.hf import (
     CPU_BATCH_TOKENS, CUDA_BATCH_TOKENS, DEFAULT_BATCH_TOKENS, POOLINGS, Encoder, Tokenized, default_batch_tokens,
     load_encoder, plan_batches, pool,
@@ -27,7 +27,7 @@ __all__ = [
     "CPU_BATCH_TOKENS", "CUDA_BATCH_TOKENS", "DEFAULT_BATCH_TOKENS", "DEVICES", "DTYPES", "POOLINGS", "Backend",
     "Encoder", "SentenceTransformersConfig", "TextBackend", "Tokenized", "default_batch_tokens", "dtype_name",
     "encode", "load_encoder", "open_backend", "plan_batches", "pool", "read_sentence_transformers_config",
-    "resolve_device", "resolve_dtype", "warn",
+    "resolve_device", "resolve_dtype",
 ]
 
 _CACHE: dict[tuple, Backend] = {}

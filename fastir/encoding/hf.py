@@ -24,7 +24,7 @@ from fastir.encoding.device import dtype_name, resolve_device, resolve_dtype
 from fastir.encoding.hf_folder import (
     TOKENIZER_FILES, SentenceTransformersConfig, read_sentence_transformers_config, resolve_model_dir,
 )
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch

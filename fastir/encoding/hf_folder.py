@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 
 # Files any Hugging Face tokenizer is built from; a model dir with none of them has no tokenizer.
 TOKENIZER_FILES = (

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 
 MODEL = "universal-sentence-encoder-multilingual/3"
 DIM = 512

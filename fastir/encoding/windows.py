@@ -24,7 +24,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import pyarrow as pa
 
-from fastir.errors import FastirError
+from fastir.core.errors import FastirError
 from fastir.runs.rundir import DTYPES, embedding_array, write_table
 
 # Rows per window: bounds the text and tokens held at once (~65k texts; BEIR passages of ~100

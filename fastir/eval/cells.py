@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 
 POOLED = "all"
 KINDS = ("mono", "cross", "multi")

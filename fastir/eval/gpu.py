@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -30,7 +30,7 @@ def _gpu_present() -> bool:
 
 def resolve_device(device: str, certified: bool = False) -> str:  # certified: a CPU-only (whole-row) path
     """``cpu`` or a ``cuda[:N]`` torch device for ``--device``; InputError for CUDA without CUDA."""
-    from fastir.encoding.device import warn
+    from fastir.core.errors import warn
 
     if device not in DEVICES and not str(device).startswith("cuda:"):
         raise InputError(None, "--device", f"expected one of {', '.join(DEVICES)}, found {device!r}")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastir.atomic import atomic_path
+from fastir.core.outputs import atomic_path
 from fastir.eval.cells import POOLED
 
 # viridis (matplotlib's default map) at 0, 1/8, ..., 1; linear in between.

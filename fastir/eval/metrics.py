@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 
 OPTION = "--metrics"
 

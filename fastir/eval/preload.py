@@ -10,18 +10,8 @@ thread needs first simply waits for its load.
 
 from __future__ import annotations
 
+from fastir.kernels import NONFINITE_KERNEL, gather_kernel
 
-def gather_kernel(dtype, batches: int = 1) -> str:
-    """The upcast gather a float16/float32 table of ``batches`` record batches is read with
-    (``dtype``: a numpy dtype or its name): the one name both this preload and the numpy stand-in
-    (fastir.eval.stream.gather_rows) go by."""
-    kind = "half" if getattr(dtype, "name", dtype) == "float16" else "float"
-    return f"fastir.kernels.upcast:_{kind}_gather" + ("" if batches == 1 else "_to")
-
-
-# The finiteness scan, by the one name both this preload and its numpy stand-in
-# (fastir.runs.reader.first_nonfinite_row) go by.
-NONFINITE_KERNEL = "fastir.kernels.upcast:_first_nonfinite"
 
 # The default path (float32 product on the CPU, one process): the count of each score block first,
 # the one kernel without a numpy stand-in; then the row gather of the run's dtype and the

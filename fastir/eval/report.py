@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastir.atomic import atomic_dirs
+from fastir.core.outputs import atomic_dirs
 from fastir.eval.cells import KINDS, POOLED
 from fastir.eval.heatmap import write_heatmap
 from fastir.eval.metrics import RANK_DISTANCE
@@ -37,7 +37,7 @@ def pairs_table(result):
     """One row per cell: query_lang, cand_lang, setting, queries, skipped, then each metric by name."""
     import pyarrow as pa
 
-    from fastir.runs.arrow import numeric_array, string_array
+    from fastir.core.arrow import numeric_array, string_array
 
     cells = result.cells
     stats = [result.cell_stats[c] for c in cells]
@@ -61,7 +61,7 @@ def per_query_table(result):
     """per_query.parquet rows (data_specs/per-query-format.json): one per (query, selected cell) with num_relevant >= 1."""
     import pyarrow as pa
 
-    from fastir.runs.arrow import numeric_array, string_array
+    from fastir.core.arrow import numeric_array, string_array
 
     m = result.metrics
     ids = result.run.queries.table.column("id")
@@ -166,7 +166,7 @@ def write_scores(result, out_dir: str | os.PathLike, overwrite: bool = False, tr
     """
     import pyarrow.parquet as pq
 
-    from fastir.runs.rundir import check_output_dir
+    from fastir.core.outputs import check_output_dir
 
     out_dir = Path(out_dir)
     check_output_dir(out_dir, overwrite=overwrite)
@@ -181,7 +181,7 @@ def write_scores(result, out_dir: str | os.PathLike, overwrite: bool = False, tr
             pq.write_table(result.per_query, tmp / PER_QUERY_PARQUET)
         write_heatmap(result, tmp / HEATMAP_PNG)
         if trec_dir is not None:
-            from fastir.runs.trec import write_trec
+            from fastir.eval.trec import write_trec
 
             write_trec(result, tmps[1], overwrite=True)  # staged: appears with out_dir or not at all
     return out_dir

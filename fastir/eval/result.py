@@ -1,7 +1,7 @@
 """What ``fastir score`` produces: per-query metric values, the score result, and its file names.
 
 Shared by scoring (:mod:`fastir.eval.score`), aggregation (:mod:`fastir.eval.aggregate`), the
-output files (:mod:`fastir.eval.report`), TREC export (:mod:`fastir.runs.trec`) and ``fastir
+output files (:mod:`fastir.eval.report`), TREC export (:mod:`fastir.eval.trec`) and ``fastir
 compare``; it imports none of them, so data flows one way: score -> aggregate -> report.
 """
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from fastir.eval.metrics import bias_metrics, bias_program, exposure_cutoffs, kernel_program
 from fastir.eval.result import QueryMetrics, TopK, concat_ranges
-from fastir.resources import require_memory, score_block_rows
+from fastir.core.resources import require_memory, score_block_rows
 
 
 def groups(plan):

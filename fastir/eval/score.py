@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 from fastir.eval.aggregate import aggregate
 from fastir.eval.cells import DEFAULT_BLOCK_MB, DEFAULT_KS, POOLED, Cell, parse_ks, parse_pairs
 from fastir.eval.metrics import (
@@ -61,7 +61,7 @@ def score_run(
     recall@k for each k of ``ks``); rank distance is always added. ``per_query``: also build the
     per-query table (``result.per_query``); ``block_mb``: memory budget of one float32 score block;
     ``trec_depth``: also keep the top ``trec_depth`` candidates per query and cell for
-    :func:`fastir.runs.trec.write_trec`. ``precision``: ``fp32`` (float32 scores) or a certified one
+    :func:`fastir.eval.trec.write_trec`. ``precision``: ``fp32`` (float32 scores) or a certified one
     (``exact``, ``bf16``, ``int8``: exact ranks, see :mod:`fastir.eval.precision`; one the CPU cannot
     run falls back to ``exact`` and ``result.precision["note"]`` says so). ``relevance_threshold``: a
     judged candidate is relevant at grade >= it (integer >= 1; nDCG's gains are every grade >= 1).

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastir.errors import FastirError, InputError
+from fastir.core.errors import FastirError, InputError
 
 SHARD_FORMAT = "fastir-score-shard/1"
 DEFAULT_TIMEOUT_S = 1800.0
@@ -140,7 +140,7 @@ def join_ranks(timeout_s: float, device: str = "auto", merging: bool = False):
     import os
     from datetime import timedelta
 
-    from fastir.encoding.distributed import Distributed
+    from fastir.core.distributed import Distributed
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return Distributed()
@@ -174,7 +174,7 @@ def check_shard_file(path, overwrite: bool) -> None:
 
 def write_shard(path, run, counts, index: int, count: int, settings: dict) -> None:
     """Shard ``index`` of ``count``'s counts (npz) with the run's checksum and the settings, atomically."""
-    from fastir.atomic import atomic_file
+    from fastir.core.outputs import atomic_file
 
     header = {"format": SHARD_FORMAT, "shard": index, "shards": count, "run_checksum": run_checksum(run),
               "candidates": list(shard_range(len(run.candidates), index, count)), "settings": settings}

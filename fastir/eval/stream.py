@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastir.errors import InputError
-from fastir.eval.preload import gather_kernel
+from fastir.core.errors import InputError
+from fastir.kernels import gather_kernel
 from fastir.kernels.lazy import pending
-from fastir.resources import require_memory
+from fastir.core.resources import require_memory
 from fastir.eval.result import concat_ranges
 
 # Query rows per block when the candidates need several tiles: tall enough for an efficient

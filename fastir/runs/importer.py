@@ -26,11 +26,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from fastir.errors import InputError
-from fastir.names import check_langs
+from fastir.core.errors import InputError
+from fastir.core.names import check_langs
 from fastir.runs.reader import EmbeddingTable, _check_finite, _check_unique
 from fastir.runs.schema import DTYPES, GROUP
-from fastir.runs.writer import check_output_dir, write_run
+from fastir.core.outputs import check_output_dir
+from fastir.runs.writer import write_run
 
 SIDECAR_SUFFIX = ".ids.parquet"  # X.npy -> X.ids.parquet
 IMPORTED_MODEL = "imported"
@@ -105,9 +106,9 @@ def _source(side: Side) -> dict:
 
 
 def _write(out, meta: dict, q: Side, c: Side, judged: Qrels, overwrite: bool) -> None:
-    from fastir.lock import claim_output
+    from fastir.core.outputs import claim_output
 
-    with claim_output(out):  # OS failures reach the CLI's one error path (fastir.errors.from_environment)
+    with claim_output(out):  # OS failures reach the CLI's one error path (fastir.core.errors.from_environment)
         write_run(
             out, meta,
             query_ids=q.ids, query_langs=q.langs, query_groups=q.groups, query_embeddings=q.embeddings,

@@ -10,15 +10,16 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from fastir.errors import InputError
-from fastir.eval.preload import NONFINITE_KERNEL
-from fastir.names import check_langs
-from fastir.runs.arrow import numeric_array, to_numpy
+from fastir.core.errors import InputError
+from fastir.kernels import NONFINITE_KERNEL
+from fastir.core.names import check_langs
+from fastir.core.arrow import numeric_array, to_numpy
 from fastir.runs.schema import (
     CANDIDATES, DTYPES, GROUP, QRELS, QUERIES, READ_FORMATS, RELEVANCE, RELEVANT_GRADE, RUN_FORMAT_V1, RUN_JSON,
     table_fields,
 )
 from fastir.runs.writer import full_meta, qrels_table, relevance_array
+
 
 
 class EmbeddingTable:

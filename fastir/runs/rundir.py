@@ -26,7 +26,7 @@ from fastir.runs.schema import (
     RUN_JSON, run_format_spec, table_fields, table_schema,
 )
 from fastir.runs.writer import (
-    candidates_table, check_output_dir, embedding_array, full_meta, qrels_table, queries_table, relevance_array,
+    candidates_table, embedding_array, full_meta, qrels_table, queries_table, relevance_array,
     write_run, write_run_json, write_table,
 )
 
@@ -34,6 +34,6 @@ __all__ = [
     "EmbeddingTable", "Run", "embeddings_view", "read_run", "read_run_json", "read_table", "run_from_arrays",
     "CANDIDATES", "DTYPES", "GROUP", "QRELS", "QUERIES", "READ_FORMATS", "RELEVANCE", "RELEVANT_GRADE", "RUN_FORMAT",
     "RUN_FORMAT_V1", "RUN_JSON", "run_format_spec", "table_fields", "table_schema",
-    "candidates_table", "check_output_dir", "embedding_array", "full_meta", "qrels_table", "queries_table",
+    "candidates_table", "embedding_array", "full_meta", "qrels_table", "queries_table",
     "relevance_array", "write_run", "write_run_json", "write_table",
 ]

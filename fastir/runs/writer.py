@@ -9,41 +9,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from fastir.atomic import atomic_dir, atomic_path
-from fastir.errors import InputError
+from fastir.core.arrow import embedding_batch_rows, write_table
+from fastir.core.outputs import atomic_dir, atomic_path, check_output_dir
+from fastir.core.errors import InputError
 from fastir.runs.schema import CANDIDATES, DTYPES, GROUP, QRELS, QUERIES, RUN_FORMAT, RUN_JSON, table_schema
-
-# Rows per record batch when writing whole arrays (~64 MiB of embeddings per batch).
-_BATCH_BYTES = 64 << 20
-
-
-def check_output_dir(path: str | os.PathLike, overwrite: bool = False, resume: bool = False) -> None:
-    """Refuse an existing non-empty output directory unless ``overwrite`` (or ``resume``)."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise InputError(path, None, "output path exists and is not a directory")
-    if path.is_dir() and any(path.iterdir()) and not (overwrite or resume):
-        raise InputError(path, None, "output directory exists and is not empty; pass --overwrite (or --resume)")
-
-
-def write_table(path: str | os.PathLike, table: pa.Table) -> None:
-    """Write an Arrow IPC file (uncompressed, memory-mappable) under a temporary name, then rename."""
-    with atomic_path(path) as tmp:
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table, max_chunksize=_rows_per_batch(table))
-
-
-def _rows_per_batch(table: pa.Table) -> int:
-    if "embedding" not in table.column_names:
-        return max(1, table.num_rows)
-    return _embedding_batch_rows(table.schema)
-
-
-def _embedding_batch_rows(schema: pa.Schema) -> int:
-    t = schema.field("embedding").type
-    row_bytes = t.list_size * t.value_type.bit_width // 8
-    return max(1, _BATCH_BYTES // max(1, row_bytes))
-
 
 class TableStream:
     """An embedding table written piece by piece (``fastir embed`` of a corpus larger than memory).
@@ -56,7 +25,7 @@ class TableStream:
 
     def __init__(self, path: str | os.PathLike, schema: pa.Schema):
         self.schema = schema
-        self.batch_rows = _embedding_batch_rows(schema)
+        self.batch_rows = embedding_batch_rows(schema)
         self.rows = 0
         self._pending: list[pa.Table] = []
         self._pending_rows = 0

@@ -23,8 +23,8 @@ import re
 import shutil
 from pathlib import Path
 
-from fastir.atomic import atomic_dir
-from fastir.errors import InputError
+from fastir.core.outputs import atomic_dir
+from fastir.core.errors import InputError
 
 TRAIN_FORMAT = "fastir-train/1"
 TRAIN_JSON = "fastir-train.json"

@@ -8,9 +8,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 from fastir.train.checkpoint import TRAIN_JSON
-from fastir.train.choices import ALPHA_MODES, PRECISIONS, STRATEGIES
+from fastir.sampling.choices import ALPHA_MODES, PRECISIONS, STRATEGIES
 
 # Settings that change the numbers: a resumed run must match the checkpoint on all of them.
 RESUME_KEYS = (

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 
 
 @dataclass
@@ -65,7 +65,7 @@ def _from_dataset(source, langs) -> EvalSet:
 
 
 def _from_train_table(path: Path, langs) -> EvalSet:
-    from fastir.train.table import open_train_table
+    from fastir.data.train_table import open_train_table
 
     table = open_train_table(path)
     # Held-out sets are small: decode the four columns once.

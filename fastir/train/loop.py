@@ -27,8 +27,8 @@ import sys
 import time
 from pathlib import Path
 
-from fastir.encoding.distributed import Distributed
-from fastir.lock import claim_output
+from fastir.core.distributed import Distributed
+from fastir.core.outputs import claim_output
 from fastir.train.checkpoint import FINAL, checkpoint_name
 from fastir.train.config import TrainConfig, TrainResult, validate
 from fastir.train.resume import save_step, trim_log
@@ -83,7 +83,7 @@ def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
     from fastir.train.step import train_step
 
     run = open_run(cfg, dist)
-    build_trainer(run)
+    trainer = build_trainer(run)
     log = _Log(run)
     last_loss = last_eval = None
     last_saved = run.start_step if run.ckpt is not None else -1
@@ -93,16 +93,16 @@ def _train(cfg: TrainConfig, dist: Distributed) -> TrainResult:
         for step in range(run.start_step, cfg.steps):
             t0 = time.perf_counter()
             batch = run.first_batch if step == run.start_step else next(run.batches)
-            result = train_step(run, batch)
+            result = train_step(run, trainer, batch)
             last_loss, done = result.loss, step + 1
             log.step(done, batch, result, time.perf_counter() - t0)
             if run.eval_set is not None and cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
                 last_eval = _evaluate(run, done, log)
             if cfg.save_steps and done % cfg.save_steps == 0 and done < cfg.steps:
-                save_step(run, done)
+                save_step(run, trainer, done)
                 last_saved = done
         if last_saved != cfg.steps:
-            save_step(run, cfg.steps)
+            save_step(run, trainer, cfg.steps)
         if run.eval_set is not None and run.start_step < cfg.steps:  # a finished run was evaluated already
             last_eval = _evaluate(run, cfg.steps, log)
     finally:

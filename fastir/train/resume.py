@@ -9,7 +9,6 @@ size).
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +17,7 @@ from fastir.train.checkpoint import TRAIN_FORMAT, checkpoint_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastir.train.config import TrainConfig
-    from fastir.train.setup import Run
+    from fastir.train.state import Trainer, TrainingRun
 
 
 # ------------------------------------------------------------------------------------------- RNG
@@ -74,20 +73,22 @@ def find_resume(cfg: "TrainConfig", out: Path) -> tuple[Path | None, dict | None
     return ckpt, read_train_json(ckpt)
 
 
-def restore_trainer_state(run: "Run") -> None:
+def restore_trainer_state(run: "TrainingRun", trainer: "Trainer") -> None:
     """Optimizer, scheduler, scaler and this rank's RNG from ``run.ckpt``."""
     from fastir.train.checkpoint import load_trainer_state
 
     state = load_trainer_state(run.ckpt)
-    run.optimizer.load_state_dict(state["optimizer"])
-    run.scheduler.load_state_dict(state["scheduler"])
-    run.scaler.load_state_dict(state["scaler"])
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    trainer.scheduler.load_state_dict(state["scheduler"])
+    trainer.scaler.load_state_dict(state["scaler"])
     rngs, dist = state["rng"], run.dist
     if len(rngs) == dist.world_size:
         set_rng_state(rngs[dist.rank])
     else:
-        print(f"warning: checkpoint was written by {len(rngs)} ranks, this run has {dist.world_size}; "
-              "dropout RNG is reseeded, so the run will not be bit-identical", file=sys.stderr)
+        from fastir.core.errors import warn
+
+        warn(f"checkpoint was written by {len(rngs)} ranks, this run has {dist.world_size}; "
+             "dropout RNG is reseeded, so the run will not be bit-identical")
         seed_everything(run.cfg.seed + run.start_step + dist.rank)
 
 
@@ -95,7 +96,7 @@ def trim_log(file: Path, keep_upto: int) -> None:
     """On resume drop log lines past the resumed step (they belong to the interrupted tail)."""
     if not file.is_file():
         return
-    from fastir.atomic import atomic_file
+    from fastir.core.outputs import atomic_file
 
     lines = []
     for line in file.read_text(encoding="utf-8").splitlines():
@@ -111,7 +112,7 @@ def trim_log(file: Path, keep_upto: int) -> None:
 # ------------------------------------------------------------------------------------------ save
 
 
-def save_step(run: "Run", step: int) -> Path:
+def save_step(run: "TrainingRun", trainer: "Trainer", step: int) -> Path:
     """Checkpoint ``run`` after ``step`` (every rank's RNG gathered, rank 0 writes); prunes old ones."""
     from fastir.train.checkpoint import prune_checkpoints, save_checkpoint
 
@@ -132,7 +133,7 @@ def save_step(run: "Run", step: int) -> Path:
         st_files = dict(pooling=encoder.pooling, dim=encoder.dim, max_length=run.eval_encoder.max_length,
                         query_prefix=cfg.query_prefix, passage_prefix=cfg.passage_prefix, normalize=True)
         save_checkpoint(run.out, step, model=encoder.model, tokenizer=encoder.tokenizer, meta=meta,
-                        st_files=st_files, optimizer=run.optimizer, scheduler=run.scheduler, scaler=run.scaler,
+                        st_files=st_files, optimizer=trainer.optimizer, scheduler=trainer.scheduler, scaler=trainer.scaler,
                         rng_states=rngs)
         prune_checkpoints(run.out, cfg.keep_checkpoints)
     dist.barrier()
@@ -143,6 +144,6 @@ def _versions() -> dict:
     import torch
     import transformers
 
-    from fastir import __version__
+    from fastir.core import __version__
 
     return {"fastir": __version__, "torch": torch.__version__, "transformers": transformers.__version__}

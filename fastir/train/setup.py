@@ -9,48 +9,20 @@ model loading, resume) is part of the bit-identical-resume contract: keep it.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
 
-from fastir.encoding.distributed import Distributed
-from fastir.errors import InputError
+from fastir.core.distributed import Distributed
+from fastir.core.errors import InputError
 from fastir.train.checkpoint import FINAL
 from fastir.train.config import TrainConfig, check_resume_settings, default_warmup, settings
 from fastir.train.resume import find_resume, restore_trainer_state, seed_everything
+from fastir.train.state import Trainer, TrainingRun
 
 
-@dataclass
-class Run:
-    """One training run's live objects, shared by the step, checkpoint and driver code."""
-
-    cfg: TrainConfig
-    dist: Distributed
-    out: Path
-    sampler: Any  # fastir.train.sampler.BatchSampler
-    encoder: Any  # fastir.encoding.encoder.Encoder (its model is the backbone being trained)
-    device: Any  # torch.device
-    precision: str  # resolved: fp32, fp16 or bf16
-    settings: dict  # as recorded in fastir-train.json
-    ckpt: Path | None  # the checkpoint resumed from
-    start_step: int
-    batches: Iterator
-    first_batch: Any  # drawn before anything is written (lazy sampler checks fail early)
-    eval_set: Any = None  # rank 0 only
-    eval_encoder: Any = None  # the encoder's weights, truncating at the evaluation length
-    overlap: dict | None = None  # the zero-shot check against --eval-data (None without it)
-    model: Any = None  # the DualEncoder
-    wrapped: Any = None  # the model, or DDP around it
-    optimizer: Any = None
-    scheduler: Any = None
-    scaler: Any = None
-    amp_dtype: Any = None  # torch.float16 / torch.bfloat16, None for fp32
-
-
-def open_run(cfg: TrainConfig, dist: Distributed) -> Run:
+def open_run(cfg: TrainConfig, dist: Distributed) -> TrainingRun:
     """Check every input, load the encoder (from the checkpoint on resume), then prepare ``out``."""
     from fastir.encoding.encoder import load_encoder, resolve_device
-    from fastir.runs.rundir import check_output_dir
+    from fastir.core.outputs import check_output_dir
 
     out = Path(cfg.out)
     check_output_dir(out, overwrite=cfg.overwrite, resume=cfg.resume)
@@ -87,7 +59,7 @@ def open_run(cfg: TrainConfig, dist: Distributed) -> Run:
     first_batch = next(batches) if start_step < cfg.steps else None  # lazy sampler checks fail here
     prepare_out(cfg, out, dist)
     dist.barrier()  # rank 0 has prepared the output directory
-    return Run(cfg=cfg, dist=dist, out=out, sampler=sampler, encoder=encoder, device=device, precision=precision,
+    return TrainingRun(cfg=cfg, dist=dist, out=out, sampler=sampler, encoder=encoder, device=device, precision=precision,
                settings=current, ckpt=ckpt, start_step=start_step, batches=batches, first_batch=first_batch,
                eval_set=eval_set, eval_encoder=eval_encoder, overlap=overlap)
 
@@ -105,8 +77,8 @@ def evaluation_encoder(cfg: TrainConfig, encoder):
 
 
 def open_sampler(cfg: TrainConfig, dist: Distributed):
-    from fastir.train.sampler import BatchSampler
-    from fastir.train.table import open_train_table
+    from fastir.sampling.sampler import BatchSampler
+    from fastir.data.train_table import open_train_table
 
     if cfg.batch_size % dist.world_size:
         raise InputError(None, "--batch-size",
@@ -133,7 +105,7 @@ def prepare_out(cfg: TrainConfig, out: Path, dist: Distributed) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def build_trainer(run: Run) -> None:
+def build_trainer(run: TrainingRun) -> Trainer:
     """The dual encoder (DDP-wrapped under torchrun), AdamW, the schedule, the scaler; on resume
     their state and this rank's RNG from the checkpoint."""
     import torch
@@ -142,20 +114,22 @@ def build_trainer(run: Run) -> None:
     cfg, encoder = run.cfg, run.encoder
     backbone = encoder.model
     backbone.train()
-    run.model = run.wrapped = _dual_encoder_class()(backbone, encoder.pooling).to(run.device)
+    model = wrapped = _dual_encoder_class()(backbone, encoder.pooling).to(run.device)
     if run.dist.world_size > 1:
         from torch.nn.parallel import DistributedDataParallel
 
         # A pooler layer is unused unless pooling == "pooler": let DDP skip its missing gradients.
         unused = encoder.pooling != "pooler" and getattr(backbone, "pooler", None) is not None
-        run.wrapped = DistributedDataParallel(run.model, find_unused_parameters=unused,
+        wrapped = DistributedDataParallel(model, find_unused_parameters=unused,
                                               device_ids=[run.device.index] if run.device.type == "cuda" else None)
-    run.optimizer = torch.optim.AdamW(param_groups(run.model, cfg.weight_decay), lr=cfg.lr)
-    run.scheduler = get_linear_schedule_with_warmup(run.optimizer, default_warmup(cfg), cfg.steps)
-    run.amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(run.precision)
-    run.scaler = torch.amp.GradScaler(run.device.type, enabled=run.precision == "fp16")
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    trainer = Trainer(model=model, wrapped=wrapped, optimizer=optimizer,
+                      scheduler=get_linear_schedule_with_warmup(optimizer, default_warmup(cfg), cfg.steps),
+                      scaler=torch.amp.GradScaler(run.device.type, enabled=run.precision == "fp16"),
+                      amp_dtype={"fp16": torch.float16, "bf16": torch.bfloat16}.get(run.precision))
     if run.ckpt is not None:
-        restore_trainer_state(run)
+        restore_trainer_state(run, trainer)
+    return trainer
 
 
 def _dual_encoder_class():

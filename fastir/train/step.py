@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastir.train.setup import Run
+from fastir.train.state import Trainer, TrainingRun
 
 
 @dataclass
@@ -28,7 +28,7 @@ def model_inputs(encoder, texts: list[str], prefix: str) -> dict:
     return encoder.model_inputs(tok, np.arange(len(tok)))
 
 
-def train_step(run: Run, batch) -> StepResult:
+def train_step(run: TrainingRun, trainer: Trainer, batch) -> StepResult:
     """Forward, InfoNCE over the global batch, backward and update on ``batch`` (this rank's slice)."""
     import torch
 
@@ -39,25 +39,25 @@ def train_step(run: Run, batch) -> StepResult:
     q_in = model_inputs(encoder, batch.queries, cfg.query_prefix)
     p_in = model_inputs(encoder, batch.passages, cfg.passage_prefix)
     n_in = model_inputs(encoder, negatives, cfg.passage_prefix) if negatives else None
-    amp = run.amp_dtype
+    amp = trainer.amp_dtype
     with torch.autocast(device_type=run.device.type, dtype=amp or torch.float32, enabled=amp is not None):
-        q, p, n = run.wrapped(q_in, p_in, n_in)
+        q, p, n = trainer.wrapped(q_in, p_in, n_in)
     q, p = gather_with_local_grad(q), gather_with_local_grad(p)
     n = gather_with_local_grad(n) if n is not None else None
     loss = info_nce(q, p, n, temperature=cfg.temperature)
     # DDP averages gradients over ranks; every rank holds the same global loss, so scale by the
     # world size to get the single-process gradient of the global loss.
-    run.scaler.scale(loss * run.dist.world_size).backward()
+    trainer.scaler.scale(loss * run.dist.world_size).backward()
     grad_norm = None
     if cfg.max_grad_norm > 0:
-        run.scaler.unscale_(run.optimizer)
+        trainer.scaler.unscale_(trainer.optimizer)
         # the total norm before clipping (inf/nan on an fp16 overflow: the scaler skips the step)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.max_grad_norm))
-    lr = run.scheduler.get_last_lr()[0]
-    run.scaler.step(run.optimizer)
-    run.scaler.update()
-    run.scheduler.step()
-    run.optimizer.zero_grad(set_to_none=True)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), cfg.max_grad_norm))
+    lr = trainer.scheduler.get_last_lr()[0]
+    trainer.scaler.step(trainer.optimizer)
+    trainer.scaler.update()
+    trainer.scheduler.step()
+    trainer.optimizer.zero_grad(set_to_none=True)
     if run.device.type == "cuda":
         torch.cuda.synchronize(run.device)
     return StepResult(float(loss.detach()), grad_norm, lr)

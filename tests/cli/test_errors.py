@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from fastir import atomic
+from fastir.core import outputs
 from fastir.cli import main
-from fastir.errors import from_environment
+from fastir.core.errors import from_environment
 
 COMMANDS = ("score", "score-trec", "compare", "data-export", "data-to-train", "sample", "import")
 
@@ -41,7 +41,7 @@ def _fail_on_publish(monkeypatch, exc_factory):
     def publish(tmp, is_dir):
         raise exc_factory(os.fspath(tmp))
 
-    monkeypatch.setattr(atomic, "_publish", publish)
+    monkeypatch.setattr(outputs, "_publish", publish)
 
 
 # ------------------------------------------------------------------------------------ disk full
@@ -202,7 +202,7 @@ def test_memory_error_anywhere_is_one_line(argv_of, tmp_path, capsys, monkeypatc
 
 
 def test_compare_samples_checked_against_memory_before_allocating(argv_of, tmp_path, capsys, monkeypatch):
-    import fastir.resources as resources
+    import fastir.core.resources as resources
 
     monkeypatch.setattr(resources, "available_memory", lambda: 1 << 30)
     assert main(argv_of("compare", tmp_path / "out")[:-4] + ["--samples", "100000000"]) == 2
@@ -210,7 +210,7 @@ def test_compare_samples_checked_against_memory_before_allocating(argv_of, tmp_p
 
 
 def test_trec_buffer_checked_against_memory(argv_of, tmp_path, capsys, monkeypatch):
-    import fastir.resources as resources
+    import fastir.core.resources as resources
 
     monkeypatch.setattr(resources, "available_memory", lambda: 1000)
     assert main(argv_of("score-trec", tmp_path / "out")) == 2
@@ -289,7 +289,7 @@ def test_help_documents_the_exit_status():
 # ------------------------------------------------------------------ property: failure changes nothing
 
 _FAULTS = {  # where an exception is injected: the IO primitives every writer goes through
-    "publish": (atomic, "_publish"),
+    "publish": (outputs, "_publish"),
     "replace": (os, "replace"),
     "mkdir": (os, "mkdir"),
     "mkstemp": (tempfile, "mkstemp"),

@@ -1,6 +1,6 @@
 """kill -9 at chosen points, and a second writer while the first one runs.
 
-A child process runs a command with :func:`fastir.atomic._publish` wrapped so that it pauses just
+A child process runs a command with :func:`fastir.core.outputs._publish` wrapped so that it pauses just
 before the chosen output (temporary path containing MATCH) is renamed into place: every temporary
 it created exists, fully written. The test then runs the same command again (it must fail at once
 on the lock, naming the child's pid), kills the child with SIGKILL (no cleanup can run), and runs
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow  # child processes import torch
 _CHILD = textwrap.dedent("""
     import json, os, sys, time
     from pathlib import Path
-    import fastir.atomic as atomic
+    import fastir.core.outputs as atomic
 
     flag, match = Path(sys.argv[1]), sys.argv[2]
     real = atomic._publish

@@ -20,7 +20,7 @@ from fastir.compare.comparison import compare
 from fastir.compare.inputs import default_names
 from fastir.compare.report import summary_grid
 from fastir.compare.stats import betainc, holm, paired_t_test, t_two_sided_p
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 
 KS = (1, 5, 10)
 

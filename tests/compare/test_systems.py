@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fastir.compare.systems import comparison_pairs, group_systems, parse_run_name, resolve_baselines
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 
 
 def test_parse_run_name():

@@ -15,7 +15,7 @@ from fastir.cli import main
 from fastir.data import beir
 from fastir.data.dataset import Dataset
 from fastir.data.registry import open_dataset
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 
 
 def _jsonl(path: Path, records) -> None:

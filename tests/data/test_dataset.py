@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from fastir.data.dataset import Candidates, Dataset, Qrels, Queries, check_qrels, export_dataset
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 
 
 @dataclass

@@ -11,7 +11,7 @@ import pytest
 
 from fastir.data import lareqa
 from fastir.cli import main
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 
 # The LAReQA README's table (github.com/google-research-datasets/lareqa), typed in by hand.
 README_COUNTS = {

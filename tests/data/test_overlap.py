@@ -10,7 +10,7 @@ import pytest
 
 from fastir.cli import main
 from fastir.data import overlap
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 from tests.conftest import write_arrow
 
 QUESTION = "What is the first thing?"

@@ -13,7 +13,7 @@ from fastir.cli import main
 from fastir.data import registry
 from fastir.data.dataset import Dataset
 from fastir.data.lareqa import LareqaDataset
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 
 
 def test_names_and_choices():

@@ -19,7 +19,7 @@ from fastir.cli import main
 from fastir.data.lareqa import load_dataset
 from fastir.encoding.backends import ENTRY_POINT_GROUP, TextBackend, backend_names, open_backend
 from fastir.encoding.embed import work_dir_for
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 from fastir.runs.rundir import read_run
 
 TEXTS = ["w1 w2 ?", "w3 .", "w4 w5 w6 w7 w8 .", "", "w9"]

@@ -17,7 +17,7 @@ from fastir.cli import main
 from fastir.data.lareqa import load_dataset
 from fastir.encoding.embed import EmbedOptions, embed_dataset, work_dir_for
 from fastir.encoding.usem3_backend import MODEL, THREADS, make
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 from fastir.eval.score import score_run
 from fastir.runs.rundir import read_run, write_run
 

@@ -128,7 +128,7 @@ def test_windowed_hf_run_resumes_byte_identically(embed_tiny_dataset, embed_tiny
 
 
 def test_resume_with_another_window_is_refused(embed_tiny_dataset, embed_tiny_bert, tmp_path):
-    from fastir.errors import InputError
+    from fastir.core.errors import InputError
 
     base = dict(dataset=embed_tiny_dataset, model=embed_tiny_bert, batch_tokens=120, device="cpu")
 

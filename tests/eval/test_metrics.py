@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 from fastir.eval.metrics import (
     RANK_DISTANCE,
     REGISTRY,

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from fastir.cli import main
 from fastir.cli.score import DEFAULT_PRECISION, PRECISION_CHOICES
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 from fastir.eval import precision as prec
 from fastir.eval.score import score_run
 

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score
 
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 from fastir.eval.score import score_run
 from fastir.eval.cells import Cell
 

@@ -91,11 +91,11 @@ def test_peak_memory_does_not_follow_the_pool(tmp_path, make_run):
 def test_a_pool_of_many_record_batches_is_never_joined(tmp_path, make_run, monkeypatch):
     """A run written in several record batches is read batch by batch (zero-copy views of the
     memory map), scored without joining them into one matrix, and scores as the joined pool."""
-    import fastir.runs.writer as writer
+    import fastir.core.arrow as arrow
 
     cols = tied_columns(np.random.default_rng(4), n_cand=500, n_q=30, dim=8, integer=False)
     joined = score_run(read_run(make_run(tmp_path, **cols, dtype="float16")), trec_depth=4)
-    monkeypatch.setattr(writer, "_BATCH_BYTES", 8 * 2 * 37)  # 37 candidates a batch
+    monkeypatch.setattr(arrow, "_BATCH_BYTES", 8 * 2 * 37)  # 37 candidates a batch
     run = read_run(make_run(tmp_path, **cols, dtype="float16", name="batched"))
     assert len(run.candidates.chunks) == 14 and all(not c.flags.owndata for c in run.candidates.chunks)
     for block_mb in (256, 0.01):
@@ -107,7 +107,8 @@ def test_a_pool_of_many_record_batches_is_never_joined(tmp_path, make_run, monke
 def _all_pending(monkeypatch):
     """As while a command's preload thread is still loading every kernel of fastir.eval.preload."""
     import fastir.kernels.lazy as lazy
-    from fastir.eval.preload import FP32_KERNELS, gather_kernel
+    from fastir.eval.preload import FP32_KERNELS
+    from fastir.kernels import gather_kernel
 
     monkeypatch.setattr(lazy, "_PENDING", {n for names in FP32_KERNELS.values() for n in names}
                         | {gather_kernel("float16", 2), gather_kernel("float32", 2)})
@@ -132,11 +133,11 @@ def test_gather_rows_numpy_stand_in_writes_the_numba_gathers_bits(monkeypatch, n
 def test_score_while_kernels_load_equals_score_after(tmp_path, make_run, monkeypatch):
     """The numpy stand-ins (gathers, finiteness scan) change no number: a score started while
     the preload thread still loads is identical to one after, for one record batch or many."""
-    import fastir.runs.writer as writer
+    import fastir.core.arrow as arrow
 
     cols = tied_columns(np.random.default_rng(5), n_cand=300, n_q=20, dim=8, integer=False)
     for name, batch_bytes in (("one", 1 << 26), ("batched", 8 * 2 * 41)):
-        monkeypatch.setattr(writer, "_BATCH_BYTES", batch_bytes)
+        monkeypatch.setattr(arrow, "_BATCH_BYTES", batch_bytes)
         run_dir = make_run(tmp_path, **cols, dtype="float16", name=name)
         assert len(read_run(run_dir).candidates.chunks) == (1 if name == "one" else 8)
         after = score_run(read_run(run_dir), trec_depth=3)

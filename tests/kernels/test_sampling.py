@@ -45,7 +45,7 @@ def test_draw_languages_matches_the_numpy_inverse_cdf(cross):
 
 def test_texts_with_empty_strings_and_nul_bytes(tmp_path, monkeypatch):
     monkeypatch.setenv("FASTIR_CACHE_DIR", str(tmp_path / "cache"))
-    from fastir.train.table import open_train_table
+    from fastir.data.train_table import open_train_table
 
     n = 40
     queries = [f"q{i} ü" if i % 3 else "" for i in range(n)]

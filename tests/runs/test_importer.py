@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fastir.cli import main
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 from fastir.runs import importer, rundir
 
 LANGS = ("aa", "bb", "cc")

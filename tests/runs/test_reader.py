@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from fastir.cli import main
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 from fastir.runs.reader import read_run
 
 LANGS = ("aa", "bb")
@@ -136,9 +136,9 @@ def test_unknown_format_names_both_readable_ones(tmp_path, make_run):
 def test_record_batches_are_chunks_checked_one_by_one(tmp_path, make_run, monkeypatch):
     """A table of several record batches: zero-copy chunks, joined only on request; a NaN in a
     later batch is reported at its row of the whole table."""
-    import fastir.runs.writer as writer
+    import fastir.core.arrow as arrow
 
-    monkeypatch.setattr(writer, "_BATCH_BYTES", 6 * 4 * 3)  # 3 rows a batch
+    monkeypatch.setattr(arrow, "_BATCH_BYTES", 6 * 4 * 3)  # 3 rows a batch
     c_emb = np.arange(60, dtype=np.float32).reshape(10, 6)
     path = make_run(tmp_path, q_emb=np.ones((2, 6)), q_langs=["aa", "bb"], c_emb=c_emb, c_langs=["aa", "bb"] * 5,
                     qrels=[(0, 0), (1, 1)])
@@ -158,7 +158,7 @@ def test_first_nonfinite_row_numpy_stand_in_agrees_with_the_kernel(monkeypatch, 
     finds the same first bad row, across its steps of rows."""
     import fastir.kernels.lazy as lazy
     from fastir.kernels.upcast import first_nonfinite_row as kernel
-    from fastir.eval.preload import NONFINITE_KERNEL
+    from fastir.kernels import NONFINITE_KERNEL
     from fastir.runs.reader import first_nonfinite_row
 
     rng = np.random.default_rng(1)

@@ -9,8 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from fastir.runs import rundir, writer
-from fastir.errors import InputError
+from fastir.core import arrow
+from fastir.runs import rundir
+from fastir.core.errors import InputError
 
 
 def _make(tmp_path: Path, dtype="float16", dim=8, nq=6, nc=9, name="run", seed=0, **overrides) -> Path:
@@ -48,7 +49,7 @@ def test_round_trip(tmp_path, dtype):
 
 
 def test_multiple_record_batches_are_read_whole(tmp_path, monkeypatch):
-    monkeypatch.setattr(writer, "_BATCH_BYTES", 64)  # 2 rows of dim 8 fp32 per batch
+    monkeypatch.setattr(arrow, "_BATCH_BYTES", 64)  # 2 rows of dim 8 fp32 per batch
     rng = np.random.default_rng(2)
     c = rng.standard_normal((9, 8)).astype(np.float32)
     path = _make(tmp_path, dtype="float32", candidate_embeddings=c)

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 from fastir.runs import writer
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 from fastir.train.checkpoint import STATE_DIR, load_trainer_state, write_trainer_state
 from fastir.train.resume import rng_state, set_rng_state
 

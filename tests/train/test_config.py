@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 from fastir.train.config import RESUME_KEYS, TrainConfig, check_resume_settings, default_warmup, settings, validate
 
 
@@ -31,7 +31,7 @@ def test_validate_names_the_option(kw, field):
 
 
 def test_every_registered_strategy_validates():
-    from fastir.train.strategies import REGISTRY
+    from fastir.sampling.strategies import REGISTRY
 
     for name in REGISTRY:
         validate(_cfg(strategy=name))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fastir.errors import InputError
+from fastir.core.errors import InputError
 from fastir.train.heldout import load_eval_set
 
 

@@ -109,8 +109,8 @@ def test_first_step_loss_matches_an_independent_computation(train_tiny_bert, tra
     """Step 1's logged loss = InfoNCE (numpy, float64) over embeddings from fastir.encode of the
     sampler's first batch, hard negatives and prefixes included (dropout off, weights untouched)."""
     from fastir.encoding.encoder import encode, load_encoder
-    from fastir.train.sampler import BatchSampler
-    from fastir.train.table import open_train_table
+    from fastir.sampling.sampler import BatchSampler
+    from fastir.data.train_table import open_train_table
 
     make_train_rows, write_arrow = train_rows
     data = write_arrow(tmp_path / "neg.arrow", make_train_rows(negatives=True))
@@ -178,7 +178,7 @@ def test_checkpoint_is_a_model_folder_embed_loads(train_tiny_bert, train_table_a
 
 def test_pooler_checkpoint_makes_embed_ask_for_pooling(train_tiny_bert, train_table_arrow, tmp_path):
     from fastir.encoding.encoder import load_encoder
-    from fastir.errors import InputError
+    from fastir.core.errors import InputError
 
     out = tmp_path / "run"
     train(_cfg(train_table_arrow, train_tiny_bert, out, steps=2, pooling="pooler"))

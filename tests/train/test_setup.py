@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fastir.encoding.distributed import Distributed
-from fastir.errors import InputError
+from fastir.core.distributed import Distributed
+from fastir.core.errors import InputError
 from fastir.train.config import TrainConfig
 from fastir.train.setup import build_trainer, open_run, param_groups, prepare_out, resolve_precision
 
@@ -22,10 +22,10 @@ def test_open_run_then_build_trainer(train_tiny_bert, train_table_arrow, tmp_pat
     assert out.is_dir() and list(out.iterdir()) == []  # prepared, nothing written yet
     assert (run.start_step, run.ckpt, run.precision, run.device.type) == (0, None, "fp32", "cpu")
     assert len(run.first_batch) == 8 and run.settings["pooling"] == "mean"
-    build_trainer(run)
-    assert run.wrapped is run.model and run.model.backbone is run.encoder.model and run.model.training
-    assert run.amp_dtype is None and not run.scaler.is_enabled()
-    assert run.scheduler.get_last_lr() == [run.cfg.lr, run.cfg.lr]  # decay and no-decay groups
+    trainer = build_trainer(run)
+    assert trainer.wrapped is trainer.model and trainer.model.backbone is run.encoder.model and trainer.model.training
+    assert trainer.amp_dtype is None and not trainer.scaler.is_enabled()
+    assert trainer.scheduler.get_last_lr() == [run.cfg.lr, run.cfg.lr]  # decay and no-decay groups
 
 
 def test_bad_input_writes_nothing(train_tiny_bert, train_table_arrow, tmp_path):

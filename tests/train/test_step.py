@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fastir.encoding.distributed import Distributed
+from fastir.core.distributed import Distributed
 from fastir.encoding.encoder import load_encoder
 from fastir.train.config import TrainConfig
 from fastir.train.setup import build_trainer, open_run
@@ -28,11 +28,11 @@ def test_a_step_updates_the_weights(train_tiny_bert, train_table_arrow, tmp_path
     cfg = TrainConfig(data=[train_table_arrow], model=train_tiny_bert, out=str(tmp_path / "run"), batch_size=8,
                       steps=4, warmup_steps=0, lr=1e-3, pooling="mean", progress=False)
     run = open_run(cfg, Distributed())
-    build_trainer(run)
-    before = {k: v.detach().clone() for k, v in run.model.named_parameters()}
-    result = train_step(run, run.first_batch)
+    trainer = build_trainer(run)
+    before = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
+    result = train_step(run, trainer, run.first_batch)
     assert result.loss > 0 and result.grad_norm > 0 and result.lr == pytest.approx(1e-3)
-    changed = [k for k, v in run.model.named_parameters() if not torch.equal(v, before[k])]
+    changed = [k for k, v in trainer.model.named_parameters() if not torch.equal(v, before[k])]
     assert "backbone.embeddings.word_embeddings.weight" in changed
-    assert all(p.grad is None for p in run.model.parameters())  # zeroed for the next step
-    assert run.scheduler.get_last_lr()[0] < 1e-3  # linear decay after the step
+    assert all(p.grad is None for p in trainer.model.parameters())  # zeroed for the next step
+    assert trainer.scheduler.get_last_lr()[0] < 1e-3  # linear decay after the step

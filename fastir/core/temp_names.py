@@ -1,0 +1,43 @@
+"""The names of fastir's own temporary and lock entries beside an output, and the way back from
+them to the output they stand for (:mod:`fastir.core.outputs` creates and removes them;
+:mod:`fastir.core.errors` names the output, not the temporary, in its one-line errors)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+TMP_TAG = ".fastir-tmp-"
+LEFTOVER = re.compile(r"^\.(?P<name>.+)\.fastir-tmp-(?P<pid>\d+)-[^/]*$")
+_OURS = re.compile(r"^\.(?P<name>.+)\.fastir-(?:tmp-\d+-[^/]*|lock)$")  # temporaries and lock files
+LOCK_TAG = ".fastir-lock"
+
+
+def lock_file(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path.parent / f".{path.name}{LOCK_TAG}"
+
+
+def temp_prefix(path: str | os.PathLike) -> str:
+    """Name prefix of this process's temporary siblings of ``path``."""
+    return f".{Path(path).name}{TMP_TAG}{os.getpid()}-"
+
+
+def output_name(temp: str | os.PathLike) -> Path:
+    """The output a temporary entry (or a path inside one) stands for: every component named like
+    our temporaries or lock files is replaced by the output's name."""
+    parts = []
+    for part in Path(temp).parts:
+        while (m := _OURS.match(part)) is not None:
+            part = m.group("name")
+        parts.append(part)
+    return Path(*parts)
+
+
+def base_name(name: str) -> str:
+    """The output a temporary name stands for, through temporaries of temporaries (a TREC dir
+    staged for ``score``'s two-output publish is itself written through a temporary)."""
+    while (m := LEFTOVER.match(name)) is not None:
+        name = m.group("name")
+    return name
