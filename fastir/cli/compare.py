@@ -48,13 +48,14 @@ def compare(runs, baseline, baselines, dataset, test, samples, seed, metrics, na
     from fastir.compare.comparison import compare as run_compare
     from fastir.compare.experiment import expand_inputs
     from fastir.core.errors import InputError
-    from fastir.compare.report import render, write_outputs
-    from fastir.core.outputs import claim_output
-    from fastir.core.outputs import check_output_dir
+    from fastir.compare.inputs import find_per_query
+    from fastir.compare.report import OUT_FILES, PLOT_FILE, render, write_outputs
+    from fastir.core.outputs import check_output_dir, claim_output
 
-    if out is not None:
-        check_output_dir(out, overwrite=overwrite)  # fail before the work, not after
     paths, exp_names, exp_baselines = expand_inputs(list(runs), dataset)
+    if out is not None:  # fail before the work, not after
+        check_output_dir(out, overwrite=overwrite, inputs=[find_per_query(p) for p in paths],
+                         written=[*OUT_FILES.values(), PLOT_FILE])
     asked = split_list(baselines)
     if asked == []:
         raise InputError(None, "--baselines", "no baseline named")

@@ -40,7 +40,7 @@ def export(dataset, out, langs, overwrite):
 
     ds = open_dataset(dataset, langs=split_list(langs))
     with claim_output(out):
-        rows = export_dataset(ds, out, overwrite=overwrite)
+        rows = export_dataset(ds, out, overwrite=overwrite, inputs=[dataset])
     click.echo(f"wrote {rows['queries']} questions, {rows['candidates']} candidates, {rows['qrels']} qrels to {out}")
 
 
@@ -64,7 +64,7 @@ def to_train(dataset, out, langs, overwrite):
     if not isinstance(ds, LareqaDataset):
         raise InputError(dataset, "dataset", "to-train needs a LAReQA dataset (its questions' answer sentences)")
     with claim_output(out):
-        rows = write_lareqa_train_table(ds, out, overwrite=overwrite)
+        rows = write_lareqa_train_table(ds, out, overwrite=overwrite, inputs=[dataset])
     click.echo(f"wrote {rows} rows to {out}")
 
 

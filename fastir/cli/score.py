@@ -78,10 +78,9 @@ def _score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_que
 
     from fastir.core.errors import InputError
     from fastir.core.outputs import claim_output
-    from fastir.core.outputs import check_output_dir
     from fastir.runs.rundir import read_run
     from fastir.eval.score import default_out_dir, parse_threshold, score_run
-    from fastir.eval.report import format_table, pairs_csv, summary_json, write_scores
+    from fastir.eval.report import check_score_outputs, format_table, pairs_csv, summary_json, write_scores
     from fastir.eval.cells import parse_ks
     from fastir.eval.metrics import parse_metrics
 
@@ -104,9 +103,8 @@ def _score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_que
         raise InputError(None, "--timeout", f"must be positive, found {timeout}")
     run = read_run(run_dir)
     out_dir = out_dir or default_out_dir(run_dir)
-    check_output_dir(out_dir, overwrite=overwrite)
+    check_score_outputs(run_dir, out_dir, trec_dir, overwrite, shard_files if merge_shards else ())
     if trec_dir is not None:
-        check_output_dir(trec_dir, overwrite=overwrite)
         cutoffs = ks if chosen is None else [m.k for m in chosen if m.k is not None] or [max(DEFAULT_KS)]
         trec_depth = max(cutoffs) if trec_depth is None else trec_depth
     from fastir.eval.shards import join_ranks
@@ -150,7 +148,7 @@ def _write_shard(run_dir, shard, out_file, overwrite, trec_dir, precision, **opt
         raise InputError(None, "--precision", f"sharded scoring adds counts of float32 scores: use --precision fp32, "
                                               f"not {precision}")
     out_file = out_file or default_shard_file(run_dir, index, count)
-    check_shard_file(out_file, overwrite)
+    check_shard_file(out_file, overwrite, run_dir)
     with claim_output(out_file):
         score_shard(run_dir, index, count, out_file, **options)
     click.echo(f"wrote {out_file}")

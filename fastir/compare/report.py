@@ -259,10 +259,9 @@ def plot(cmp: Comparison, path: str | os.PathLike, metric: str | None = None) ->
 
 def write_outputs(cmp: Comparison, out: str | os.PathLike, overwrite: bool = False, digits: int = 3) -> list[Path]:
     """Write compare.{txt,md,tex,json,png} into ``out`` atomically (all files or none)."""
-    from fastir.core.outputs import atomic_dir
-    from fastir.core.outputs import check_output_dir
+    from fastir.core.outputs import atomic_dir, check_output_dir
 
-    check_output_dir(out, overwrite=overwrite)
+    check_output_dir(out, overwrite=overwrite, written=[*OUT_FILES.values(), PLOT_FILE])
     out = Path(out)
     with atomic_dir(out, overwrite=overwrite) as tmp:
         for fmt, name in OUT_FILES.items():

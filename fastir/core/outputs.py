@@ -27,15 +27,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fnmatch
 import os
 import shutil
 import stat
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from fastir.core.errors import InputError
-from fastir.core.temp_names import LEFTOVER, TMP_TAG, base_name, lock_file, temp_prefix
+from fastir.core.temp_names import LEFTOVER, TMP_TAG, base_name, is_temporary_or_lock, lock_file, temp_prefix
 
 
 
@@ -335,10 +336,63 @@ def _remove_empty(created: list[Path]) -> None:
 # ------------------------------------------------------------------------------ the output-dir check
 
 
-def check_output_dir(path: str | os.PathLike, overwrite: bool = False, resume: bool = False) -> None:
-    """Refuse an existing non-empty output directory unless ``overwrite`` (or ``resume``)."""
+def check_output_dir(path: str | os.PathLike, overwrite: bool = False, resume: bool = False, *,
+                     inputs: Iterable[str | os.PathLike] = (), written: Iterable[str] | None = None) -> None:
+    """Refuse, before any work, an output that would destroy an input or anything fastir did not write.
+
+    * The output may not be, contain or lie inside any of ``inputs`` (the files and directories the
+      command reads; symbolic links resolved): ``--overwrite`` would remove them.
+    * An existing non-empty directory needs ``overwrite`` (or ``resume``), and with ``overwrite`` it
+      is replaced only when every entry is one this kind of output holds: ``written``, the names
+      (glob patterns) that the owning module writes there, or fastir's own temporary and lock
+      entries. ``written=None``: the caller removes only what it wrote itself (``fastir train``).
+    """
     path = Path(path)
+    check_not_an_input(path, inputs)
     if path.exists() and not path.is_dir():
         raise InputError(path, None, "output path exists and is not a directory")
-    if path.is_dir() and any(path.iterdir()) and not (overwrite or resume):
+    entries = sorted(path.iterdir()) if path.is_dir() else []
+    if entries and not (overwrite or resume):
         raise InputError(path, None, "output directory exists and is not empty; pass --overwrite (or --resume)")
+    if entries and overwrite and written is not None:
+        patterns = tuple(written)
+        foreign = [e.name for e in entries if not (any(fnmatch.fnmatchcase(e.name, p) for p in patterns)
+                                                   or is_temporary_or_lock(e.name))]
+        if foreign:
+            raise InputError(path, None, f"holds {foreign[0]!r}, which this command does not write; --overwrite "
+                                         "replaces only an output fastir wrote: choose another output or remove it "
+                                         "yourself")
+
+
+def check_output_file(path: str | os.PathLike, overwrite: bool = False, *,
+                      inputs: Iterable[str | os.PathLike] = ()) -> None:
+    """An output file: never one of ``inputs`` or inside one, never a directory, replaced only with ``overwrite``."""
+    path = Path(path)
+    check_not_an_input(path, inputs)
+    if path.is_dir():
+        raise InputError(path, None, "output path is a directory; name a file")
+    if path.exists() and not overwrite:
+        raise InputError(path, None, "output file exists; pass --overwrite")
+
+
+def check_outputs_apart(first: str | os.PathLike, second: str | os.PathLike, field: str) -> None:
+    """Two outputs of one command (``field`` names the second's option) are neither the same path nor nested."""
+    a, b = Path(os.path.realpath(first)), Path(os.path.realpath(second))
+    if a == b or a.is_relative_to(b) or b.is_relative_to(a):
+        raise InputError(second, field, f"must lie apart from {os.fspath(first)!r}, this command's other output")
+
+
+def check_not_an_input(output: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> None:
+    """Refuse an ``output`` that is, contains or lies inside one of ``inputs`` (links resolved; an
+    input that is not on disk, such as a hub id, cannot be harmed and is skipped)."""
+    out = Path(os.path.realpath(output))
+    for given in inputs:
+        if given is None or not os.path.lexists(given):
+            continue
+        source = Path(os.path.realpath(given))
+        if out == source or source.is_relative_to(out):
+            raise InputError(output, None, f"would replace {os.fspath(given)!r}, an input of this command: "
+                                           "choose another output")
+        if out.is_relative_to(source):
+            raise InputError(output, None, f"lies inside {os.fspath(given)!r}, an input of this command: "
+                                           "choose another output")

@@ -41,3 +41,8 @@ def base_name(name: str) -> str:
     while (m := LEFTOVER.match(name)) is not None:
         name = m.group("name")
     return name
+
+
+def is_temporary_or_lock(name: str) -> bool:
+    """Whether ``name`` is one of fastir's own temporary or lock entries."""
+    return _OURS.match(name) is not None

@@ -146,17 +146,18 @@ def check_qrels(qrels: Qrels, source: str | os.PathLike | None) -> None:
 
 
 def export_dataset(ds: Dataset, out: str | os.PathLike, overwrite: bool = False,
-                   batch_size: int = 65536) -> dict[str, int]:
+                   batch_size: int = 65536, inputs=()) -> dict[str, int]:
     """``fastir data export``: questions.arrow, candidates.arrow (written batch by batch from
     :meth:`Dataset.iter_candidates`) and qrels.arrow, as Arrow IPC, atomically into ``out``.
-    Returns the rows written per table (queries, candidates, qrels)."""
+    Returns the rows written per table (queries, candidates, qrels). ``inputs``: the paths ``ds``
+    was read from, which ``out`` may not be, hold or lie inside."""
     import pyarrow as pa
 
     from fastir.core.outputs import atomic_dir
     from fastir.core.arrow import write_table
     from fastir.core.outputs import check_output_dir
 
-    check_output_dir(out, overwrite=overwrite)
+    check_output_dir(out, overwrite=overwrite, inputs=inputs, written=EXPORT_FILES)
     rows = {"queries": 0, "candidates": 0, "qrels": 0}
     with atomic_dir(out, overwrite=overwrite) as tmp:
         queries = ds.queries().to_arrow()

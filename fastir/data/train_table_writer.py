@@ -27,14 +27,14 @@ def lareqa_train_table(ds) -> pa.Table:
     )
 
 
-def write_train_table(table: pa.Table, out: str | os.PathLike, overwrite: bool = False) -> int:
-    """Write ``table`` as Parquet, Arrow IPC or JSONL (by ``out``'s suffix), atomically."""
+def write_train_table(table: pa.Table, out: str | os.PathLike, overwrite: bool = False, inputs=()) -> int:
+    """Write ``table`` as Parquet, Arrow IPC or JSONL (by ``out``'s suffix), atomically; ``out`` is
+    never one of ``inputs`` (what ``table`` was read from) nor inside one."""
+    from fastir.core.outputs import check_output_file
+
     out = Path(out)
     fmt = table_format(out)
-    if out.exists() and not overwrite:
-        raise InputError(out, None, "output file exists; pass --overwrite")
-    if out.is_dir():
-        raise InputError(out, None, "output path is a directory")
+    check_output_file(out, overwrite, inputs=inputs)
     write_rows(table, out, fmt)
     return table.num_rows
 
@@ -58,6 +58,6 @@ def write_rows(table: pa.Table, out: Path, fmt: str) -> None:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def write_lareqa_train_table(ds, out: str | os.PathLike, overwrite: bool = False) -> int:
+def write_lareqa_train_table(ds, out: str | os.PathLike, overwrite: bool = False, inputs=()) -> int:
     """``fastir data to-train``: write ``ds`` as a parallel QA table; returns the rows written."""
-    return write_train_table(lareqa_train_table(ds), out, overwrite=overwrite)
+    return write_train_table(lareqa_train_table(ds), out, overwrite=overwrite, inputs=inputs)

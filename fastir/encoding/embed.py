@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ from fastir.runs.rundir import (
     CANDIDATES, QRELS, QUERIES, RUN_FORMAT, RUN_JSON, embedding_array, qrels_table, queries_table, table_schema,
     write_run_json, write_table,
 )
+from fastir.runs.schema import RUN_DIR_ENTRIES
 from fastir.runs.writer import TableStream
 
 CANDIDATE_MODES = ("sentence", "sentence+context")
@@ -213,6 +215,13 @@ def _check_options(opts: EmbedOptions) -> None:
 
 def _check_out(out: Path, work: Path, opts: EmbedOptions) -> dict | None:
     """Check OUT before anything is written. Returns OUT's run.json when ``--resume`` finds it complete."""
+    from fastir.core.outputs import check_not_an_input, check_output_dir
+
+    inputs = [opts.dataset, *([opts.model] if isinstance(opts.model, (str, os.PathLike)) else [])]
+    check_not_an_input(out, inputs)
+    check_not_an_input(work, inputs)
+    if opts.overwrite:  # replaces only a run dir (and what fastir writes inside one)
+        check_output_dir(out, overwrite=True, written=RUN_DIR_ENTRIES)
     if out.exists() and not out.is_dir():
         raise InputError(out, None, "output path exists and is not a directory")
     non_empty = out.is_dir() and any(out.iterdir())

@@ -25,6 +25,7 @@ from fastir.eval.result import (
     PER_QUERY_FORMAT,
     PER_QUERY_PARQUET,
     SCORES_FORMAT,
+    SCORE_FILES,
     SUMMARY_JSON,
     ScoreResult,
 )
@@ -158,6 +159,22 @@ def pairs_csv(result) -> str:
     return buf.getvalue()
 
 
+def check_score_outputs(run_dir, out_dir, trec_dir=None, overwrite: bool = False, shard_files=()) -> None:
+    """``--out`` (and ``--trec``) of ``fastir score``, before any work: neither is, holds or lies inside
+    the run's files or the shard files read, ``--trec`` is not ``--out`` nor nested with it, and
+    ``--overwrite`` replaces only score (or TREC) folders."""
+    from fastir.core.outputs import check_output_dir, check_outputs_apart
+    from fastir.eval.trec import TREC_FILES
+    from fastir.runs.schema import RUN_FILES
+
+    run_files = [] if run_dir is None else [Path(run_dir) / name for name in RUN_FILES]  # None: in memory
+    inputs = [*run_files, *shard_files]
+    check_output_dir(out_dir, overwrite=overwrite, inputs=inputs, written=SCORE_FILES)
+    if trec_dir is not None:
+        check_outputs_apart(out_dir, trec_dir, "--trec")  # published together: never one inside the other
+        check_output_dir(trec_dir, overwrite=overwrite, inputs=inputs, written=TREC_FILES)
+
+
 def write_scores(result, out_dir: str | os.PathLike, overwrite: bool = False, trec_dir=None) -> Path:
     """Write pairs.csv/.parquet, summary.json, heatmap.png (and per_query.parquet, TREC files).
 
@@ -166,12 +183,8 @@ def write_scores(result, out_dir: str | os.PathLike, overwrite: bool = False, tr
     """
     import pyarrow.parquet as pq
 
-    from fastir.core.outputs import check_output_dir
-
     out_dir = Path(out_dir)
-    check_output_dir(out_dir, overwrite=overwrite)
-    if trec_dir is not None:
-        check_output_dir(trec_dir, overwrite=overwrite)
+    check_score_outputs(result.run.path, out_dir, trec_dir, overwrite)
     with atomic_dirs([out_dir, *([trec_dir] if trec_dir is not None else [])], overwrite=overwrite) as tmps:
         tmp = tmps[0]
         (tmp / PAIRS_CSV).write_text(pairs_csv(result), encoding="utf-8")

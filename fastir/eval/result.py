@@ -21,6 +21,7 @@ PAIRS_PARQUET = "pairs.parquet"
 SUMMARY_JSON = "summary.json"
 PER_QUERY_PARQUET = "per_query.parquet"
 HEATMAP_PNG = "heatmap.png"
+SCORE_FILES = (PAIRS_CSV, PAIRS_PARQUET, SUMMARY_JSON, PER_QUERY_PARQUET, HEATMAP_PNG)
 
 
 @dataclass

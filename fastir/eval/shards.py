@@ -162,9 +162,14 @@ def default_shard_file(run_dir, index: int, count: int) -> Path:
     return Path(run_dir) / "shards" / f"shard-{index}-of-{count}.npz"
 
 
-def check_shard_file(path, overwrite: bool) -> None:
-    """A shard file may replace an existing one only with --overwrite; a directory is refused."""
+def check_shard_file(path, overwrite: bool, run_dir) -> None:
+    """A shard file may replace an existing one only with --overwrite, never a file of the run it
+    counts; a directory is refused."""
+    from fastir.core.outputs import check_not_an_input
+    from fastir.runs.schema import RUN_FILES
+
     path = Path(path)
+    check_not_an_input(path, [Path(run_dir) / name for name in RUN_FILES])
     if path.is_dir():
         raise InputError(path, "--out", "is a directory; a shard writes one file")
     if path.exists() and not overwrite:

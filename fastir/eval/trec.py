@@ -23,6 +23,7 @@ from fastir.eval.result import concat_ranges
 from fastir.eval.cells import POOLED
 
 RUN_TAG = "fastir"
+TREC_FILES = ("*.run", "*.qrels")  # what --trec DIR holds
 _WS = re.compile(r"\s")
 
 
@@ -41,7 +42,7 @@ def write_trec(result, out_dir: str | os.PathLike, overwrite: bool = False) -> P
         if bad is not None:
             raise InputError(side.path, "id", f"id {bad!r} contains whitespace, which TREC files cannot hold")
     out_dir = Path(out_dir)
-    check_output_dir(out_dir, overwrite=overwrite)
+    check_output_dir(out_dir, overwrite=overwrite, written=TREC_FILES)
     qids = run.queries.table.column("id").combine_chunks()
     cids = run.candidates.table.column("id").combine_chunks()
     _, cand_lang_id = run.candidates.lang_codes()  # codes index result.cand_langs

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastir.core.errors import InputError
+from fastir.core.outputs import check_not_an_input
 from fastir.sampling.choices import STRATEGIES
 from fastir.train.config import TrainConfig
 from fastir.experiment.stages import RunSpec
@@ -171,6 +172,7 @@ def plan_experiment(cfg: ExperimentConfig) -> Plan:
     heldout = _check_heldout(cfg)
     extra_metrics(cfg)
     out = Path(cfg.out)
+    check_not_an_input(out, [*cfg.data, cfg.model, *cfg.eval_datasets])
     if out.exists() and not out.is_dir():
         raise InputError(out, None, "output path exists and is not a directory")
     eval_max_length = _eval_max_length(cfg)

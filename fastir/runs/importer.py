@@ -29,7 +29,7 @@ import pyarrow as pa
 from fastir.core.errors import InputError
 from fastir.core.names import check_langs
 from fastir.runs.reader import EmbeddingTable, _check_finite, _check_unique
-from fastir.runs.schema import DTYPES, GROUP
+from fastir.runs.schema import DTYPES, GROUP, RUN_DIR_ENTRIES
 from fastir.core.outputs import check_output_dir
 from fastir.runs.writer import write_run
 
@@ -75,7 +75,8 @@ def import_run(out: str | os.PathLike, *, queries: str | os.PathLike, candidates
     """
     if dtype not in DTYPES:
         raise InputError(None, "--dtype", f"unsupported embedding dtype {dtype!r}; use float16 or float32")
-    check_output_dir(out, overwrite=overwrite)
+    check_output_dir(out, overwrite=overwrite, inputs=[queries, candidates, qrels, queries_ids, candidates_ids],
+                     written=RUN_DIR_ENTRIES)
     q = read_side(queries, queries_ids, dtype, allow_groups=True)
     c = read_side(candidates, candidates_ids, dtype, allow_groups=False)
     if q.embeddings.shape[1] != c.embeddings.shape[1]:

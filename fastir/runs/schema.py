@@ -21,6 +21,9 @@ RUN_JSON = "run.json"
 QUERIES = "queries.arrow"
 CANDIDATES = "candidates.arrow"
 QRELS = "qrels.arrow"
+RUN_FILES = (RUN_JSON, QUERIES, CANDIDATES, QRELS)
+# What a run dir may hold besides its files: `fastir score`'s default --out and shard files.
+RUN_DIR_ENTRIES = (*RUN_FILES, "scores", "shards")
 GROUP = "xling_id"  # the queries' optional parallel-group id column
 RELEVANCE = "relevance"
 # Binary metrics count a qrel as relevant iff its grade is at least this (trec_eval's default).

@@ -25,7 +25,7 @@ def open_run(cfg: TrainConfig, dist: Distributed) -> TrainingRun:
     from fastir.core.outputs import check_output_dir
 
     out = Path(cfg.out)
-    check_output_dir(out, overwrite=cfg.overwrite, resume=cfg.resume)
+    check_output_dir(out, overwrite=cfg.overwrite, resume=cfg.resume, inputs=[*cfg.data, cfg.model, cfg.eval_data])
     sampler = open_sampler(cfg, dist)
     overlap = None
     if cfg.eval_data:

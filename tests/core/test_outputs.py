@@ -249,3 +249,32 @@ def test_check_output_dir_refuses_a_file_and_a_non_empty_directory(tmp_path):
         check_output_dir(tmp_path / "d")
     check_output_dir(tmp_path / "d", overwrite=True)
     check_output_dir(tmp_path / "d", resume=True)
+
+
+def test_an_output_is_never_an_input_nor_holds_one_nor_lies_inside_one(tmp_path):
+    from fastir.core.outputs import check_not_an_input
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "in.txt").write_text("x")
+    for output, message in ((tmp_path / "d", "would replace"), (tmp_path, "would replace"),
+                            (tmp_path / "d" / "in.txt", "would replace"), (tmp_path / "d" / "out", "lies inside")):
+        with pytest.raises(InputError, match=message):
+            check_not_an_input(output, [tmp_path / "d" / "in.txt"] if "in.txt" in str(output) else [tmp_path / "d"])
+    check_not_an_input(tmp_path / "e", [tmp_path / "d", None, tmp_path / "hub-id-not-on-disk"])
+    os.symlink(tmp_path / "d", tmp_path / "link")
+    with pytest.raises(InputError, match="would replace"):
+        check_not_an_input(tmp_path / "link", [tmp_path / "d"])
+
+
+def test_overwrite_replaces_only_what_the_output_kind_holds(tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "summary.json").write_text("{}")
+    (out / ".summary.json.fastir-tmp-1-x").write_text("")  # our own leftover does not count
+    check_output_dir(out, overwrite=True, written=["summary.json", "*.run"])
+    (out / "a.run").write_text("")
+    check_output_dir(out, overwrite=True, written=["summary.json", "*.run"])
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="holds 'notes.txt', which this command does not write"):
+        check_output_dir(out, overwrite=True, written=["summary.json", "*.run"])
+    check_output_dir(out, overwrite=True)  # written=None: the caller removes only its own files

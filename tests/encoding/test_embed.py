@@ -139,12 +139,17 @@ def test_resume_is_byte_identical(embed_tiny_dataset, embed_tiny_bert, tmp_path,
 
 def test_overwrite_replaces_run(embed_tiny_dataset, embed_tiny_bert, tmp_path, capsys):
     out = tmp_path / "run"
-    out.mkdir()
-    (out / "junk.txt").write_text("x")
-    code, _, err = _run(capsys, "--dataset", embed_tiny_dataset, "--model", embed_tiny_bert, "--out", out,
-                        "--overwrite", "--langs", "aa")
+    argv = ["--dataset", embed_tiny_dataset, "--model", embed_tiny_bert, "--out", out, "--overwrite", "--langs", "aa"]
+    code, _, err = _run(capsys, *argv)
+    assert code == 0, err
+    (out / "scores").mkdir()  # what fastir writes inside a run dir is replaced with it
+    code, _, err = _run(capsys, *argv)
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == ["candidates.arrow", "qrels.arrow", "queries.arrow", "run.json"]
+    (out / "junk.txt").write_text("x")  # anything else: refused, nothing removed
+    code, _, err = _run(capsys, *argv)
+    assert code == 2 and "'junk.txt', which this command does not write" in err
+    assert (out / "junk.txt").read_text() == "x"
 
 
 def test_cuda_fallback_is_recorded(embed_tiny_dataset, embed_tiny_bert, tmp_path, capsys):

@@ -80,8 +80,12 @@ def test_existing_output_needs_overwrite(inputs, tmp_path, capsys):
     out.mkdir()
     (out / "keep").write_text("x")
     assert main(_args(inputs, out)) == 2 and "pass --overwrite" in capsys.readouterr().err
-    assert (out / "keep").exists()
-    assert main(_args(inputs, out) + ["--overwrite"]) == 0 and not (out / "keep").exists()
+    # --overwrite replaces only a run dir: a folder holding anything else is refused and kept
+    assert main(_args(inputs, out) + ["--overwrite"]) == 2 and "'keep', which" in capsys.readouterr().err
+    assert (out / "keep").read_text() == "x"
+    (out / "keep").unlink()
+    assert main(_args(inputs, out)) == 0
+    assert main(_args(inputs, out) + ["--overwrite"]) == 0
     assert rundir.read_run(out).meta["model"] == "imported"
 
 
