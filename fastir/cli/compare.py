@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from fastir.cli.options import split_list
+from fastir.compare.render import DIGITS
 from fastir.eval.metrics import known_names
 
 
@@ -33,7 +34,8 @@ from fastir.eval.metrics import known_names
               show_default=True, help="Bootstrap confidence level.")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "latex", "json"]), default="table",
               show_default=True, help="What to print on the terminal.")
-@click.option("--digits", type=click.IntRange(1, 8), default=3, show_default=True)
+@click.option("--digits", type=click.IntRange(1, 8), default=DIGITS, show_default=True,
+              help="Decimal places of 0-1 metrics; rank distance, in ranks, gets two fewer (at least one).")
 @click.option("--out", type=click.Path(), default=None,
               help="Also write compare.{txt,md,tex,json,png} into this directory (atomically).")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --out directory.")

@@ -1,13 +1,14 @@
 """The metric registry: every metric of fastir, defined once.
 
 A :class:`Measure` is a declarative spec (as ir_measures' measures): its name as ranx /
-ir_measures spell it, a display label, its per-query column, whether higher is better, and the
-Numba finaliser of :mod:`fastir.kernels.ranking` that computes its per-query value from the ranks
-of the query's golds (its docstring is the formula, :attr:`Measure.formula`; docs/score.md is the
-page that defines every metric in prose, one table row per registered measure). A cutoff family (``recall``) is
-one measure; ``recall@10`` is a :class:`Metric` (a measure at a cutoff). Scoring, the per-query
-table, ``fastir compare`` and ``fastir experiment`` read names, labels, columns and directions
-from here. Adding a metric = one :func:`register` call plus its finaliser, its test and its docs/score.md row.
+ir_measures spell it, a display label and its decimal places, its per-query column, whether higher
+is better, and the Numba finaliser of :mod:`fastir.kernels.ranking` that computes its per-query
+value from the ranks of the query's golds (its docstring is the formula, :attr:`Measure.formula`;
+docs/score.md is the page that defines every metric in prose, one table row per registered
+measure). A cutoff family (``recall``) is one measure; ``recall@10`` is a :class:`Metric` (a measure
+at a cutoff). Scoring, the per-query table, ``fastir compare`` and ``fastir experiment`` read names,
+labels, decimals, columns and directions from here. Adding a metric = one :func:`register` call
+plus its finaliser, its test and its docs/score.md row.
 
 No numba or numpy at import: the CLI reads this registry for its help text and validation.
 """
@@ -33,6 +34,9 @@ class Measure:
     cutoff: bool = False  # a family: spelled name@k, k a positive integer
     pooled_only: bool = False  # defined on pooled cells (X->all) only
     bounded: bool = True  # per-query values lie in [0, 1]
+    # decimal places of its values in fastir compare's and fastir experiment's tables (at compare's
+    # default --digits 3; --digits shifts every metric alike): three for a 0-1 value, one for a rank
+    decimals: int = 3
     kernel: str = "ranking"  # ranking: from the golds' ranks; bias: from the top k of the pooled ranking
     citation: str = ""  # where the measure is defined, for measures not in every IR textbook
 
@@ -90,7 +94,7 @@ register(Measure("mrr", "MRR", "rr", True, "reciprocal_rank"))
 register(Measure("recall", "R@{k}", "recall@{k}", True, "recall_at", cutoff=True))
 register(Measure("ndcg", "nDCG@{k}", "ndcg@{k}", True, "ndcg_at", cutoff=True))
 register(Measure("rank_distance", "Rank dist.", "rank_distance", False, "rank_distance", pooled_only=True,
-                 bounded=False))
+                 bounded=False, decimals=1))
 
 # The language-bias suite: pooled cells only, from the top k of the pooled ranking (fastir.kernels.bias).
 _AWRF = ("Sapiezynski et al., WWW 2019 companion, 'Quantifying the impact of user attention on fair group "

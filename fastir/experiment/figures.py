@@ -1,6 +1,8 @@
 """``fastir experiment``'s figures (matplotlib, Agg canvas, no pyplot): per evaluation dataset the
 X→Y mAP difference heatmap (strategy − baseline, mean over seeds), the per-language bars with
-their intervals and the rank-distance distributions; and the learning curves.
+their intervals (``fastir compare``'s plot, :mod:`fastir.compare.render`) and the rank-distance
+distributions; and the learning curves. Each ``*_figure`` function returns the drawn Figure;
+:func:`write_figures` saves them.
 
 Values come from the comparison JSON (bars) and from the runs' score files (``pairs.parquet``:
 cell mAPs; ``per_query.parquet``: per-query rank distances), 0-1 scale as everywhere.
@@ -12,24 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from fastir.compare.report import SETTING_LABEL
+from fastir.compare.render import bar_figure, bar_plot_data, new_figure
 from fastir.eval.result import PAIRS_PARQUET, PER_QUERY_PARQUET
 from fastir.runs.experiment_dir import scores_dir
 
 DPI = 100
 
 
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height))
-    FigureCanvasAgg(fig)
-    return fig
-
-
 def _save(fig, tmp: Path, name: str) -> str:
-    fig.tight_layout()
     fig.savefig(tmp / name, dpi=DPI, format="png")
     return f"figures/{name}"
 
@@ -41,11 +33,12 @@ def write_figures(results: dict, out: Path, tmp: Path) -> dict:
         cmp = results["compare"].get(ds)
         if cmp is None:
             continue
-        written[ds] = {"heatmap": heatmap(results, cmp, out, ds, tmp),
-                       "languages": language_bars(cmp, ds, tmp),
-                       "rank_distance": rank_distance(cmp, out, ds, results, tmp)}
+        written[ds] = {"heatmap": _save(heatmap_figure(results, cmp, out, ds), tmp, f"{ds}-heatmap.png"),
+                       "languages": _save(language_bars_figure(cmp, ds), tmp, f"{ds}-languages.png"),
+                       "rank_distance": _save(rank_distance_figure(cmp, out, ds, results), tmp,
+                                              f"{ds}-rank-distance.png")}
     if any(run["curve"] for run in results["runs"].values()):
-        written["curves"] = curves(results, tmp)
+        written["curves"] = _save(curves_figure(results), tmp, "curves.png")
     return written
 
 
@@ -70,7 +63,7 @@ def _cell_matrix(out: Path, run_dirs: list[Path], ds: str, langs: list[str]) -> 
     return np.mean(mats, axis=0)
 
 
-def heatmap(results: dict, cmp: dict, out: Path, ds: str, tmp: Path) -> str:
+def heatmap_figure(results: dict, cmp: dict, out: Path, ds: str):
     """One panel per (system, baseline) pair: the X→Y mAP of the system minus the baseline's."""
     langs, runs = cmp["langs"], _system_runs(cmp, results)
     cells = {name: _cell_matrix(out, dirs, ds, langs) for name, dirs in runs.items()}
@@ -85,7 +78,7 @@ def heatmap(results: dict, cmp: dict, out: Path, ds: str, tmp: Path) -> str:
     cols = min(3, len(panels))
     rows = -(-len(panels) // cols)
     size = 0.45 * len(langs) + 1.6
-    fig = _figure(size * cols + 0.8, size * rows)
+    fig = new_figure(size * cols + 0.8, size * rows)
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.ravel()[len(panels):]:
         ax.set_axis_off()
@@ -103,44 +96,15 @@ def heatmap(results: dict, cmp: dict, out: Path, ds: str, tmp: Path) -> str:
                     ax.text(j, i, f"{v:+.2f}", ha="center", va="center", fontsize=6)
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="Δ mAP")
     fig.suptitle(f"{ds}: X→Y mAP, strategy − baseline (mean over seeds)", fontsize=9)
-    fig.savefig(tmp / f"{ds}-heatmap.png", dpi=DPI, format="png")
-    return f"figures/{ds}-heatmap.png"
+    return fig  # no tight_layout: it cannot fit a colorbar shared by several panels
 
 
-def language_bars(cmp: dict, ds: str, tmp: Path, metric: str = "map") -> str:
-    """Per query language, one bar per system with its interval; one panel per setting; ▲/▼ vs
-    the first baseline where significant."""
-    idx = {(r["setting"], r["lang"], r["run"]): r for r in cmp["results"]
-           if r["level"] == "language" and r["metric"] == metric}
-    langs, names = cmp["langs"], [s["name"] for s in cmp["systems"]]
-    first = cmp["baselines"][0]
-    fig = _figure(max(6.0, 0.35 * len(langs) * len(names) + 2.5), 2.4 * len(SETTING_LABEL))
-    axes = fig.subplots(len(SETTING_LABEL), 1, squeeze=False)[:, 0]
-    width, x = 0.8 / len(names), np.arange(len(langs))
-    for ax, setting in zip(axes, SETTING_LABEL):
-        for i, name in enumerate(names):
-            recs = [idx.get((setting, lang, name)) for lang in langs]
-            val = np.array([np.nan if r is None or r["value"] is None else r["value"] for r in recs])
-            lo = np.array([np.nan if r is None or r["ci"][0] is None else r["ci"][0] for r in recs])
-            hi = np.array([np.nan if r is None or r["ci"][1] is None else r["ci"][1] for r in recs])
-            err = np.vstack([np.clip(val - lo, 0, None), np.clip(hi - val, 0, None)])
-            bars = ax.bar(x + (i - (len(names) - 1) / 2) * width, val, width, yerr=np.nan_to_num(err), capsize=2,
-                          label=name)
-            for bar, r, top in zip(bars, recs, np.fmax(hi, val)):
-                vs = (r or {}).get("vs", {}).get(first)
-                if vs and vs["significant"]:
-                    ax.annotate("▲" if vs["better"] else "▼", (bar.get_x() + bar.get_width() / 2, top), ha="center",
-                                va="bottom", fontsize=7, xytext=(0, 1), textcoords="offset points")
-        ax.set_xticks(x, langs)
-        ax.set_ylabel(f"{SETTING_LABEL[setting]} mAP")
-        ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    axes[0].set_title(f"{ds}: mAP by query language, {cmp['confidence']:.0%} interval ({cmp['interval']}); "
-                      f"▲/▼ vs {first}", fontsize=8)
-    return _save(fig, tmp, f"{ds}-languages.png")
+def language_bars_figure(cmp: dict, ds: str, metric: str = "map"):
+    """``fastir compare``'s per-language bars (one panel per setting, ▲/▼ vs the first baseline)."""
+    return bar_figure(bar_plot_data(cmp, metric, prefix=f"{ds}: "))
 
 
-def rank_distance(cmp: dict, out: Path, ds: str, results: dict, tmp: Path) -> str:
+def rank_distance_figure(cmp: dict, out: Path, ds: str, results: dict):
     """Distribution of the per-query rank distance (pooled X→all rows), each system's seeds pooled."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -154,7 +118,7 @@ def rank_distance(cmp: dict, out: Path, ds: str, results: dict, tmp: Path) -> st
             vals.append(col[np.isfinite(col)])
         data.append(np.concatenate(vals))
         names.append(name)
-    fig = _figure(max(5.0, 0.9 * len(names) + 2), 3.2)
+    fig = new_figure(max(5.0, 0.9 * len(names) + 2), 3.2)
     ax = fig.subplots()
     ax.boxplot(data, showfliers=False, showmeans=True, whis=(5, 95))
     ax.set_xticks(range(1, len(names) + 1), names, fontsize=8, rotation=20)
@@ -162,7 +126,8 @@ def rank_distance(cmp: dict, out: Path, ds: str, results: dict, tmp: Path) -> st
     ax.set_title(f"{ds}: rank distance, lower is better\n(box: quartiles, whiskers: 5–95 %, triangle: mean)",
                  fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, tmp, f"{ds}-rank-distance.png")
+    fig.tight_layout()
+    return fig
 
 
 def _smooth(y: np.ndarray, window: int) -> np.ndarray:
@@ -171,12 +136,12 @@ def _smooth(y: np.ndarray, window: int) -> np.ndarray:
     return np.convolve(y, np.ones(window) / window, mode="valid")
 
 
-def curves(results: dict, tmp: Path) -> str:
+def curves_figure(results: dict):
     """Loss per step (moving average) and held-out pooled mAP per strategy: thin lines per seed,
     thick the mean over seeds."""
     strategies = [s for s in results["settings"]["strategies"]]
     has_eval = any(run["curve"] and run["curve"]["eval"] for run in results["runs"].values())
-    fig = _figure(10.0 if has_eval else 5.5, 3.4)
+    fig = new_figure(10.0 if has_eval else 5.5, 3.4)
     axes = fig.subplots(1, 2 if has_eval else 1, squeeze=False)[0]
     colors = {s: f"C{i}" for i, s in enumerate(strategies)}
     for strategy in strategies:
@@ -207,4 +172,5 @@ def curves(results: dict, tmp: Path) -> str:
         axes[1].set_ylabel(f"held-out pooled mAP ({Path(results['settings']['heldout']).name})")
         axes[1].set_title("descriptive only: never used to choose a checkpoint", fontsize=8)
         axes[1].legend(fontsize=7)
-    return _save(fig, tmp, "curves.png")
+    fig.tight_layout()
+    return fig

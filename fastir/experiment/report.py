@@ -14,7 +14,7 @@ import json
 import time
 from pathlib import Path
 
-from fastir.compare.report import SETTING_LABEL, SUPERSCRIPT, metric_label
+from fastir.compare.render import cell, column_label, index_records, md_table, number, sup, system_label
 from fastir.runs.experiment_dir import FIGURES, REPORT_MD, write_results
 
 COMPARE_METRICS = ["map", "mrr", "recall@1", "recall@10"]
@@ -61,68 +61,20 @@ def write_report(results: dict, out: Path) -> None:
 # ------------------------------------------------------------------------------------------ cells
 
 
-def fmt_value(x, metric: str) -> str:
-    if x is None:
-        return "–"
-    return f"{x:.2f}" if metric == RANK_DISTANCE else f"{x:.3f}"
-
-
-def fmt_cell(rec: dict | None, baselines: list[str]) -> str:
-    """``value ±sd [lo, hi] ▲¹▼²``: the mean over seeds, the sd across seeds (several seeds only),
-    the interval, and a marker per baseline k the difference to which is significant (Holm), written
-    as ``fastir compare`` writes it (no number with a single baseline)."""
-    if rec is None:
-        return "–"
-    m = rec["metric"]
-    text = fmt_value(rec["value"], m)
-    if rec.get("n_seeds", 1) > 1 and rec.get("seed_sd") is not None:
-        text += f" ±{fmt_value(rec['seed_sd'], m)}"
-    lo, hi = rec["ci"]
-    if lo is not None and hi is not None:
-        text += f" [{fmt_value(lo, m)}, {fmt_value(hi, m)}]"
-    marks = ""
-    for k, b in enumerate(baselines):
-        vs = rec.get("vs", {}).get(b)
-        if vs and vs["significant"]:
-            marks += ("▲" if vs["better"] else "▼") + (_sup(k) if len(baselines) > 1 else "")
-    return text + (" " + marks if marks else "")
-
-
-def _sup(k: int) -> str:
-    return SUPERSCRIPT[k] if k < len(SUPERSCRIPT) else f"^{k + 1}"
-
-
-def index_records(cmp: dict) -> dict:
-    return {(r["level"], r["setting"], r["metric"], r["lang"], r["run"]): r for r in cmp["results"]}
-
-
-def _column_label(metric: str, setting: str) -> str:
-    return "Rank dist." if metric == RANK_DISTANCE else f"{SETTING_LABEL[setting]} {metric_label(metric)}"
-
-
-def _md(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(r) + " |" for r in rows)]
-
-
-def _system_label(name: str, baselines: list[str]) -> str:
-    if name not in baselines:
-        return name
-    return name + (" (baseline)" if len(baselines) == 1 else f" (baseline{_sup(baselines.index(name))})")
-
-
 def summary_table(cmp: dict, columns: list[tuple[str, str]]) -> list[str]:
+    """One row per system, one column per (metric, setting); cells as ``fastir compare`` writes them."""
     idx, base = index_records(cmp), cmp["baselines"]
-    rows = [[_system_label(s["name"], base)] + [fmt_cell(idx.get(("summary", st, m, None, s["name"])), base)
-                                                for m, st in columns] for s in cmp["systems"]]
-    return _md(["System"] + [_column_label(m, st) for m, st in columns], rows)
+    rows = [[system_label(s["name"], base)] + [cell(idx.get(("summary", st, m, None, s["name"])), base)
+                                               for m, st in columns] for s in cmp["systems"]]
+    return md_table(["System"] + [column_label(m, st) for m, st in columns], rows)
 
 
 def language_table(cmp: dict, metric: str, setting: str) -> list[str]:
+    """One row per system, one column per query language; cells with their intervals."""
     idx, base = index_records(cmp), cmp["baselines"]
-    rows = [[_system_label(s["name"], base)] + [fmt_cell(idx.get(("language", setting, metric, lang, s["name"])), base)
-                                                for lang in cmp["langs"]] for s in cmp["systems"]]
-    return _md(["System", *cmp["langs"]], rows)
+    rows = [[system_label(s["name"], base)] + [cell(idx.get(("language", setting, metric, lang, s["name"])), base)
+                                               for lang in cmp["langs"]] for s in cmp["systems"]]
+    return md_table(["System", *cmp["langs"]], rows)
 
 
 # ----------------------------------------------------------------------------------------- report
@@ -168,7 +120,7 @@ def _header(results: dict) -> list[str]:
             f"- model `{s['model']}`, trained on {', '.join(f'`{d}`' for d in s['data'])}",
             f"- strategies {', '.join(s['strategies'])}" + (" and the untrained `base`" if s["include_base"] else "")
             + f"; seeds {', '.join(map(str, s['seeds']))}; baselines "
-            + ", ".join(f"{_sup(k)} {b}" for k, b in enumerate(s["baselines"])),
+            + ", ".join(f"{sup(k)} {b}" for k, b in enumerate(s["baselines"])),
             f"- training: {train or 'defaults'} (every setting: `results.json` → `settings`)",
             f"- evaluation: {', '.join(s['eval_datasets'])}"
             + (f" ({', '.join(s['eval_langs'])})" if s["eval_langs"] else "")
@@ -206,7 +158,7 @@ def _dataset_section(results: dict, ds: str, figures: dict) -> list[str]:
             lines += [f"![{caption}]({figures[key]})", ""]
     lines += ["### By query language", ""]
     for metric, setting in LANGUAGE_TABLES:
-        lines += [f"**{_column_label(metric, setting)} by query language**", "",
+        lines += [f"**{column_label(metric, setting)} by query language**", "",
                   *language_table(cmp, metric, setting), ""]
     return lines
 
@@ -252,10 +204,10 @@ def heldout_table(results: dict, max_columns: int = 11) -> list[str]:
         cells = []
         for step in steps:
             vals = [r[step] for r in runs if step in r and r[step] is not None]
-            cell = "–" if not vals else f"{np.mean(vals):.3f}"
-            cells.append(cell + (f" ±{np.std(vals, ddof=1):.3f}" if len(vals) > 1 else ""))
+            mean = number(float(np.mean(vals)) if vals else None, "map")
+            cells.append(mean + (f" ±{number(float(np.std(vals, ddof=1)), 'map')}" if len(vals) > 1 else ""))
         rows.append([strategy, *cells])
-    return _md(["strategy", *(f"step {s}" for s in steps)], rows)
+    return md_table(["strategy", *(f"step {s}" for s in steps)], rows)
 
 
 def _runs_section(results: dict) -> list[str]:
@@ -268,7 +220,7 @@ def _runs_section(results: dict) -> list[str]:
         rows.append([name, kinds, stages or "–"])
     compare_s = ", ".join(f"{ds} {v:.1f}" for ds, v in results.get("compare_s", {}).items()) or "–"
     lines = ["## Runs", "", "Realised batch kinds (share of steps) and wall seconds per stage "
-             "(kept from the call that did the work):", "", *_md(["run", "batches", "wall s"], rows), "",
+             "(kept from the call that did the work):", "", *md_table(["run", "batches", "wall s"], rows), "",
              f"compare: {compare_s} s.", ""]
     for ds in results["settings"]["eval_datasets"]:
         lines += [f"Per run on {ds}:", "", *run_table(results, ds), ""]
@@ -278,6 +230,6 @@ def _runs_section(results: dict) -> list[str]:
 def run_table(results: dict, ds: str) -> list[str]:
     """One row per run: Mo./Cr./Mul. mAP, R@1, R@10 and rank distance (fastir score's numbers)."""
     cols = [(m, st) for m in ("map", "recall@1", "recall@10") for st in SETTINGS] + [(RANK_DISTANCE, "multi")]
-    rows = [[name] + [fmt_value(results["runs"][name]["results"][ds].get(
+    rows = [[name] + [number(results["runs"][name]["results"][ds].get(
         RANK_DISTANCE if m == RANK_DISTANCE else f"{st}_{m}"), m) for m, st in cols] for name in results["names"]]
-    return _md(["run"] + [_column_label(m, st) for m, st in cols], rows)
+    return md_table(["run"] + [column_label(m, st) for m, st in cols], rows)

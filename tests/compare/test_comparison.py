@@ -486,7 +486,7 @@ def test_cli_writes_every_format(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["compare.json", "compare.md", "compare.png", "compare.tex",
                                                      "compare.txt"]
     assert json.loads((out / "compare.json").read_text()) == printed
-    assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    _check_plot(out / "compare.png", printed)
     md = (out / "compare.md").read_text()
     assert "| Run | Mo. mAP | Cr. mAP | Mul. mAP | Mo. R@1" in md and "Rank dist." in md and "▲" in md
     tex = (out / "compare.tex").read_text()
@@ -496,6 +496,31 @@ def test_cli_writes_every_format(tmp_path, capsys):
     for fmt in ("table", "markdown", "latex"):
         assert main(["compare", str(b), str(a), "--samples", "50", "--format", fmt, "--test", "t"]) == 0
         assert "hybrid" in capsys.readouterr().out
+
+
+def _check_plot(png: Path, doc: dict) -> None:
+    """compare.png is the bar plot of the first metric's per-language values of compare.json."""
+    from matplotlib.image import imread
+
+    from fastir.compare.render import bar_figure, bar_plot_data
+    from fastir.compare.report import PLOT_DPI
+
+    fig = bar_figure(bar_plot_data(doc))
+    width, height = fig.get_size_inches() * PLOT_DPI
+    assert imread(png).shape[:2] == (round(height), round(width))
+    values = {(r["setting"], r["lang"], r["run"]): r["value"] for r in doc["results"]
+              if r["level"] == "language" and r["metric"] == doc["metrics"][0]}
+    axes = fig.get_axes()
+    assert [ax.get_ylabel() for ax in axes] == ["Mo. mAP", "Cr. mAP", "Mul. mAP"]
+    for ax, setting in zip(axes, ("mono", "cross", "multi")):
+        bars = [c for c in ax.containers if hasattr(c, "patches")]
+        assert len(bars) == len(doc["systems"])
+        for b, system in zip(bars, [s["name"] for s in doc["systems"]]):
+            np.testing.assert_allclose([p.get_height() for p in b.patches],
+                                       [values[(setting, lang, system)] for lang in doc["langs"]])
+    marked = sum(r["vs"].get(doc["baseline"], {}).get("significant", False) for r in doc["results"]
+                 if r["level"] == "language" and r["metric"] == doc["metrics"][0])
+    assert sum(len(ax.texts) for ax in axes) == marked  # a marker per significant bar
 
 
 def test_flat_paired_randomization_test_matches_reference():

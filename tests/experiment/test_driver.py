@@ -136,7 +136,7 @@ def _table(md: str, title: str) -> list[list[str]]:
 
 @pytest.mark.slow
 def test_report_numbers_are_the_comparison_and_figures_are_written(experiment):
-    from fastir.experiment.report import fmt_cell
+    from fastir.compare.render import cell
 
     out, _, _ = experiment
     results = json.loads((out / "results.json").read_text())
@@ -147,28 +147,79 @@ def test_report_numbers_are_the_comparison_and_figures_are_written(experiment):
     table1 = _table(md, "**Table 1: mAP**")
     assert [row[0] for row in table1] == ["base (baseline²)", "x-x-mono (baseline¹)", "hybrid"]
     for row, system in zip(table1, ("base", "x-x-mono", "hybrid")):
-        for cell, setting in zip(row[1:], ("mono", "cross", "multi")):
+        for text, setting in zip(row[1:], ("mono", "cross", "multi")):
             rec = records[("summary", setting, "map", None, system)]
-            assert cell == fmt_cell(rec, ["x-x-mono", "base"])
-            assert cell.startswith(f"{rec['value']:.3f}")
+            assert cell(rec, ["x-x-mono", "base"]) == text
+            assert text.startswith(f"{rec['value']:.3f}")
             if system != "base":  # two seeds: the spread across seeds and the interval
-                assert f"±{rec['seed_sd']:.3f} [{rec['ci'][0]:.3f}, {rec['ci'][1]:.3f}]" in cell
+                assert f"±{rec['seed_sd']:.3f} [{rec['ci'][0]:.3f}, {rec['ci'][1]:.3f}]" in text
             vs = rec["vs"].get("base")
             if vs is not None:  # a marker exactly where the comparison says significant
-                assert (("▲²" if vs["better"] else "▼²") in cell) == vs["significant"]
-                assert vs["significant"] or "²" not in cell
+                assert (("▲²" if vs["better"] else "▼²") in text) == vs["significant"]
+                assert vs["significant"] or "²" not in text
     table2 = _table(md, "**Table 2: R@1, R@10 and rank distance**")
     rd = records[("summary", "multi", "rank_distance", None, "hybrid")]
-    assert table2[2][-1].startswith(f"{rd['value']:.2f} ±{rd['seed_sd']:.2f}")
+    assert table2[2][-1].startswith(f"{rd['value']:.1f} ±{rd['seed_sd']:.1f}")  # a rank: one decimal
     de = _table(md, "**Mul. mAP by query language**")
     assert de[2][1].startswith(f"{records[('language', 'multi', 'map', 'aa', 'hybrid')]['value']:.3f}")
     # trained hybrid is significantly better than the untrained base somewhere in Table 1
     assert any("▲²" in cell for cell in table1[2][1:])
     assert "not used" in md or "never used" in md or "no checkpoint is chosen" in md
-    for name in ("synth-lareqa-heatmap.png", "synth-lareqa-languages.png", "synth-lareqa-rank-distance.png",
-                 "curves.png"):
-        png = out / "figures" / name
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"(figures/{name})" in md
+    _check_figures(out, results, md)
+
+
+def _check_figures(out: Path, results: dict, md: str) -> None:
+    """Each figure the report links is the drawing of the experiment's numbers: redrawn here, its
+    panels checked against results.json, and the PNG on disk decoded at the redrawn figure's size."""
+    import pyarrow.parquet as pq
+    from matplotlib.image import imread
+
+    from fastir.experiment import figures
+
+    ds, cmp = "synth-lareqa", results["compare"]["synth-lareqa"]
+    drawn = {f"{ds}-heatmap.png": figures.heatmap_figure(results, cmp, out, ds),
+             f"{ds}-languages.png": figures.language_bars_figure(cmp, ds),
+             f"{ds}-rank-distance.png": figures.rank_distance_figure(cmp, out, ds, results),
+             "curves.png": figures.curves_figure(results)}
+    for name, fig in drawn.items():
+        assert f"(figures/{name})" in md
+        width, height = fig.get_size_inches() * figures.DPI
+        assert imread(out / "figures" / name).shape[:2] == (round(height), round(width))
+
+    def seed_mean(system, key):
+        return np.mean([results["runs"][r]["results"][ds][key] for r in results["runs"]
+                        if r.partition("@")[0] == system])
+
+    # heatmap, hybrid − base: its diagonal cells average to the Mo. mAP difference, the others to Cr.
+    panel = next(ax for ax in drawn[f"{ds}-heatmap.png"].get_axes() if ax.get_title() == "hybrid − base")
+    diff = np.asarray(panel.images[0].get_array())
+    off = ~np.eye(len(diff), dtype=bool)
+    assert np.mean(np.diag(diff)) == pytest.approx(seed_mean("hybrid", "mono_map") - seed_mean("base", "mono_map"))
+    assert np.mean(diff[off]) == pytest.approx(seed_mean("hybrid", "cross_map") - seed_mean("base", "cross_map"))
+    # per-language bars: the comparison's per-language mAP of each system, per setting
+    records = {(r["setting"], r["lang"], r["run"]): r["value"] for r in cmp["results"]
+               if r["level"] == "language" and r["metric"] == "map"}
+    for ax, setting in zip(drawn[f"{ds}-languages.png"].get_axes(), ("mono", "cross", "multi"), strict=True):
+        bars = [c for c in ax.containers if hasattr(c, "patches")]
+        assert len(bars) == len(cmp["systems"])
+        for b, system in zip(bars, [s["name"] for s in cmp["systems"]]):
+            np.testing.assert_allclose([p.get_height() for p in b.patches],
+                                       [records[(setting, lang, system)] for lang in cmp["langs"]])
+    # rank distance: one box per system, its mean marker the mean over every seed's pooled queries
+    ax = drawn[f"{ds}-rank-distance.png"].get_axes()[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [s["name"] for s in cmp["systems"]]
+    means = [line.get_ydata()[0] for line in ax.get_lines() if line.get_marker() == "^"]
+    assert len(means) == len(cmp["systems"])
+    for mean, system in zip(means, cmp["systems"]):
+        values = np.concatenate([pq.read_table(out / results["runs"][r]["dir"] / "scores" / ds / "per_query.parquet",
+                                               filters=[("setting", "=", "multi")])["rank_distance"].to_numpy()
+                                 for r in system["runs"]])
+        assert mean == pytest.approx(np.nanmean(values))
+    # curves: hybrid's mean held-out line ends at the mean over seeds of its last held-out mAP
+    curve = next(line for line in drawn["curves.png"].get_axes()[1].get_lines()
+                 if line.get_label() == "hybrid" and line.get_linewidth() == 1.6)
+    last = [results["runs"][r]["curve"]["eval"][-1]["eval_pooled_map"] for r in ("hybrid@0", "hybrid@1")]
+    assert curve.get_ydata()[-1] == pytest.approx(np.mean(last))
 
 
 @pytest.mark.slow

@@ -1,8 +1,9 @@
-"""report.md cells and sections from a comparison JSON (no training: records built by hand)."""
+"""report.md tables and sections from a comparison JSON (no training: records built by hand); the
+cells themselves are fastir.compare.render's (tests/compare/test_render.py)."""
 
 from __future__ import annotations
 
-from fastir.experiment.report import fmt_cell, format_report, language_table, summary_table
+from fastir.experiment.report import format_report, language_table, summary_table
 
 
 def _rec(run, value, *, metric="map", setting="multi", lang=None, n_seeds=3, sd=0.01, vs=None, baseline=False):
@@ -13,17 +14,6 @@ def _rec(run, value, *, metric="map", setting="multi", lang=None, n_seeds=3, sd=
 
 def _sig(better):
     return {"diff": 0.1, "significant": True, "better": better}
-
-
-def test_cell_shows_mean_sd_interval_and_a_marker_per_baseline():
-    rec = _rec("hybrid", 0.2734, vs={"x-x-mono": _sig(True), "x-y": _sig(False), "base": {"significant": False}})
-    assert fmt_cell(rec, ["x-x-mono", "x-y"]) == "0.273 ±0.010 [0.253, 0.293] ▲¹▼²"
-    assert fmt_cell(rec, ["x-y"]) == "0.273 ±0.010 [0.253, 0.293] ▼"
-    one_seed = _rec("base", 0.05, n_seeds=1)
-    assert fmt_cell(one_seed, ["x-x-mono"]) == "0.050 [0.030, 0.070]"
-    rd = _rec("hybrid", 96.704, metric="rank_distance", sd=7.861)
-    assert fmt_cell(rd, []) == "96.70 ±7.86 [96.68, 96.72]"
-    assert fmt_cell(None, []) == "–"
 
 
 def _cmp():
@@ -42,10 +32,10 @@ def _cmp():
 
 def test_tables_have_one_row_per_system_and_the_baseline_named():
     table = summary_table(_cmp(), [("map", "mono"), ("map", "multi")])
-    assert table[0] == "| System | Mo. mAP | Mul. mAP |"
+    assert table[:2] == ["| System | Mo. mAP | Mul. mAP |", "|:---|---:|---:|"]
     assert table[2] == "| x-x-mono (baseline) | 0.100 ±0.010 [0.080, 0.120] | 0.100 ±0.010 [0.080, 0.120] |"
-    assert table[3].endswith("| 0.200 ±0.010 [0.180, 0.220] ▲ |")
-    assert language_table(_cmp(), "map", "cross")[3] == "| hybrid | 0.200 ±0.010 [0.180, 0.220] ▲ |"
+    assert table[3].endswith("| 0.200 ±0.010 [0.180, 0.220]▲ |")
+    assert language_table(_cmp(), "map", "cross")[3] == "| hybrid | 0.200 ±0.010 [0.180, 0.220]▲ |"
 
 
 def _results(compare):
@@ -71,7 +61,7 @@ def test_heldout_table_means_and_spreads_over_seeds():
     results = {"runs": {"base": {"strategy": "base", "curve": None},
                         "x-y@0": run("x-y", [(0, 0.1), (5, 0.3)]), "x-y@1": run("x-y", [(0, 0.1), (5, 0.5)]),
                         "hybrid@0": run("hybrid", [(0, 0.1), (5, 0.6)])}}
-    assert heldout_table(results) == ["| strategy | step 0 | step 5 |", "|---|---|---|",
+    assert heldout_table(results) == ["| strategy | step 0 | step 5 |", "|:---|---:|---:|",
                                       "| x-y | 0.100 ±0.000 | 0.400 ±0.141 |", "| hybrid | 0.100 | 0.600 |"]
     many = {"runs": {"x-y@0": run("x-y", [(s, s / 100) for s in range(0, 101, 5)])}}
     assert heldout_table(many)[0] == "| strategy | " + " | ".join(f"step {s}" for s in range(0, 101, 10)) + " |"
@@ -80,6 +70,26 @@ def test_heldout_table_means_and_spreads_over_seeds():
 def test_report_of_one_system_lists_the_runs_and_says_nothing_was_compared():
     md = format_report(_results(None))
     assert "One system: nothing to compare." in md
-    assert "| hybrid@0 | 0.100 | 0.200 | 0.300 |" in md and "| 12.00 |" in md
+    assert "| hybrid@0 | 0.100 | 0.200 | 0.300 |" in md and "| 12.0 |" in md  # rank distance: one decimal
     assert "mono 1 (0.50)" in md and "ds: 0 of 4 training rows overlap" in md
     assert "no held-out curve: `--eval-every 0`" in md and "no checkpoint is chosen" in md
+
+
+def test_report_tables_hold_fastir_compares_cells(tmp_path):
+    """The report renders a comparison's records as `fastir compare --format markdown` does: same cells,
+    same labels, same digits (rank distance included)."""
+    from fastir.compare.comparison import compare
+    from fastir.compare.experiment import experiment_inputs
+    from fastir.compare.render import md_table
+    from fastir.compare.report import summary_grid
+    from fastir.experiment.report import TABLE_1, TABLE_2
+    from tests.compare.test_experiment import write_experiment
+
+    exp = experiment_inputs(write_experiment(tmp_path / "exp", strategies=("x-x-mono", "hybrid"), seeds=(0, 1)))
+    cmp = compare(exp.paths, names=exp.names, baselines=["x-x-mono", "base"], samples=100, seed=1,
+                  metrics=["map", "recall@1", "recall@10"])
+    header, rows = summary_grid(cmp)
+    table = summary_table(cmp.to_json(), TABLE_1 + TABLE_2)
+    assert table[0] == "| System | " + " | ".join(header[1:]) + " |"
+    assert table[1:] == md_table(header, rows)[1:]
+    assert table[-1].startswith("| hybrid | ") and "▲" in table[-1]
