@@ -16,7 +16,8 @@ from pathlib import Path
 from fastir.core.errors import InputError
 from fastir.eval.result import PER_QUERY_PARQUET
 from fastir.runs.experiment_dir import (
-    BASE, RESULTS_JSON, is_experiment_dir, read_settings, run_name, run_root, scan_runs, scores_dir,
+    BASE, RESULTS_JSON, is_experiment_dir, read_results, run_name, run_root, scan_runs, scores_digest, scores_dir,
+    settings_of,
 )
 
 
@@ -33,9 +34,13 @@ class ExperimentInputs:
 
 def experiment_inputs(exp_dir: str | os.PathLike, dataset: str | None = None) -> ExperimentInputs:
     """The per_query.parquet files of ``dataset`` (default: the experiment's only evaluation dataset)
-    in ``exp_dir``: ``base`` first, then each strategy (in the experiment's order) by seed."""
+    in ``exp_dir``: ``base`` first, then each strategy (in the experiment's order) by seed.
+
+    Only the runs results.json lists count (a stray ``seed-7`` folder is not a seed of this
+    experiment), and each file must be the one the experiment scored (its SHA-256 in results.json)."""
     root = Path(exp_dir)
-    settings = read_settings(root)
+    results = read_results(root)
+    settings = settings_of(results)
     datasets = [Path(d).name or d for d in settings["eval_datasets"]]
     if dataset is None:
         if len(datasets) > 1:
@@ -45,14 +50,17 @@ def experiment_inputs(exp_dir: str | os.PathLike, dataset: str | None = None) ->
     elif dataset not in datasets:
         raise InputError(root / RESULTS_JSON, "--dataset",
                          f"{dataset!r} is not an evaluation dataset of this experiment ({', '.join(datasets)})")
-    found = scan_runs(root, dataset, PER_QUERY_PARQUET, settings.get("strategies"))
+    listed = results.get("names")
+    found = [(path, name) for path, name in scan_runs(root, dataset, PER_QUERY_PARQUET, settings.get("strategies"))
+             if not isinstance(listed, list) or name in listed]
     if not found:
         raise InputError(root, PER_QUERY_PARQUET,
                          f"no run of {dataset!r} has one (looked for {BASE}/scores/{dataset}/ and "
                          f"<strategy>/seed-<s>/scores/{dataset}/): finish the experiment first")
     _check_complete(root, dataset, settings, [n for _, n in found])
-    for path, _ in found:
+    for path, name in found:
         _check_dataset(path, dataset)
+        _check_digest(root, results, name, dataset, path)
     baselines = settings.get("baselines")
     baselines = [b for b in baselines if isinstance(b, str)] if isinstance(baselines, list) else []
     return ExperimentInputs(root=root, dataset=dataset, paths=[p for p, _ in found], names=[n for _, n in found],
@@ -71,6 +79,19 @@ def _check_complete(root: Path, dataset: str, settings: dict, names: list[str]) 
                 raise InputError(scores_dir(run_root(root, str(strategy), seed), dataset), PER_QUERY_PARQUET,
                                  f"missing: the experiment lists {strategy}@{seed}; finish it (re-run `fastir "
                                  "experiment`, it resumes) or compare the finished runs one by one")
+
+
+def _check_digest(root: Path, results: dict, name: str, dataset: str, per_query: Path) -> None:
+    """``per_query`` is the file the experiment scored for run ``name``: its SHA-256 is recorded."""
+    run = results.get("runs", {}).get(name) if isinstance(results.get("runs"), dict) else None
+    recorded = (run or {}).get("scores_sha256") if isinstance(run, dict) else None
+    if not isinstance(recorded, dict) or not isinstance(recorded.get(dataset), str):
+        raise InputError(root / RESULTS_JSON, f"runs.{name}.scores_sha256",
+                         "missing: this experiment predates score digests; re-run `fastir experiment` on it "
+                         "(finished stages are reused) to record them")
+    if scores_digest(per_query) != recorded[dataset]:
+        raise InputError(per_query, None, f"is not the file this experiment scored for {name} (its SHA-256 "
+                                          "differs from results.json's): another experiment's or an edited copy")
 
 
 def _check_dataset(per_query: Path, dataset: str) -> None:

@@ -36,7 +36,8 @@ from fastir.core.outputs import check_not_an_input
 from fastir.sampling.choices import STRATEGIES
 from fastir.train.config import TrainConfig
 from fastir.experiment.stages import RunSpec
-from fastir.runs.experiment_dir import BASE, RESULTS_FORMAT, model_dir, run_root
+from fastir.eval.result import PER_QUERY_PARQUET
+from fastir.runs.experiment_dir import BASE, RESULTS_FORMAT, model_dir, run_root, scores_digest
 MAX_SEED = 2**63 - 1  # torch.manual_seed's range
 
 
@@ -263,6 +264,8 @@ def _results(cfg: ExperimentConfig, plan: Plan, summaries: dict) -> dict:
             "batches": batch_shares(log) if spec.train is not None else None,
             "curve": learning_curve(log) if spec.train is not None else None,
             "results": {ds: numbers(summary["summary"]) for ds, summary in summaries[spec.name].items()},
+            "scores_sha256": {ds: scores_digest(spec.scores_dir(ds) / PER_QUERY_PARQUET)
+                              for ds in summaries[spec.name]},
         }
     return {"format": RESULTS_FORMAT, "settings": _settings(cfg, plan), "overlap": plan.overlap,
             "names": [s.name for s in plan.specs], "runs": runs}

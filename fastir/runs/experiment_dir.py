@@ -72,8 +72,13 @@ def write_results(results: dict, out: Path) -> None:
         json.dump(results, fh, indent=2)
 
 
-def read_settings(root: Path) -> dict:
-    """results.json's settings (``settings`` or the top level), after checking its format."""
+def settings_of(results: dict) -> dict:
+    """results.json's settings: its ``settings`` (or, written by early versions, the top level)."""
+    return results.get("settings") if isinstance(results.get("settings"), dict) else results
+
+
+def read_results(root: Path) -> dict:
+    """results.json, after checking its format and its evaluation datasets."""
     path = root / RESULTS_JSON
     try:
         results = json.loads(path.read_text(encoding="utf-8"))
@@ -83,11 +88,22 @@ def read_settings(root: Path) -> dict:
         got = results.get("format") if isinstance(results, dict) else type(results).__name__
         raise InputError(path, "format", f"expected {RESULTS_FORMAT!r}, got {got!r} "
                          "(an older experiment has no per_query.parquet: re-run `fastir experiment` on it)")
-    settings = results.get("settings") if isinstance(results.get("settings"), dict) else results
-    datasets = settings.get("eval_datasets")
+    datasets = settings_of(results).get("eval_datasets")
     if not isinstance(datasets, list) or not datasets or not all(isinstance(d, str) for d in datasets):
         raise InputError(path, "eval_datasets", "missing or not a list of dataset names")
-    return settings
+    return results
+
+
+def scores_digest(path: Path) -> str:
+    """SHA-256 of a run's scores file: results.json records it, so that ``fastir compare EXP`` reads
+    the very files the experiment scored and no other."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 # -------------------------------------------------------------------------------------- the runs

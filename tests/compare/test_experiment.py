@@ -15,6 +15,7 @@ from fastir.compare.experiment import experiment_inputs
 from fastir.compare.inputs import default_names
 from fastir.compare.report import render
 from fastir.compare.stats import holm
+from fastir.runs.experiment_dir import scores_digest
 from tests.compare.test_comparison import record, synth_rows, write_per_query
 
 LANGS = ("de", "en", "zh")
@@ -28,17 +29,33 @@ def write_experiment(out: Path, *, seeds=SEEDS, strategies=("x-x-mono", "x-y", "
     per-row noise."""
     out.mkdir(parents=True, exist_ok=True)
     info = {"dataset": dataset, **(meta or {})}
+    written = {}  # run name -> its scores dir
     if base:
-        write_per_query(out / "base" / "scores" / dataset, synth_rows(list(LANGS), n, 99, shift=-0.1), meta=info)
+        written["base"] = out / "base" / "scores" / dataset
+        write_per_query(written["base"], synth_rows(list(LANGS), n, 99, shift=-0.1), meta=info)
     for j, strategy in enumerate(strategies):
         for s in seeds:
             offset = 0.04 * j + 0.01 * (s - 1)
-            write_per_query(out / strategy / f"seed-{s}" / "scores" / dataset,
+            written[f"{strategy}@{s}"] = out / strategy / f"seed-{s}" / "scores" / dataset
+            write_per_query(written[f"{strategy}@{s}"],
                             synth_rows(list(LANGS), n, 10 * j + s, shift=offset, noise=0.03), meta=info)
     settings = {"strategies": list(strategies), "seeds": list(seeds), "baselines": ["x-x-mono"],
                 "eval_datasets": [dataset]}
-    doc = {"format": "fastir-experiment/2", "settings": settings, "names": []}
+    doc = {"format": "fastir-experiment/2", "settings": settings, "names": list(written), "runs": {}}
     doc.update(results or {})
+    (out / "results.json").write_text(json.dumps(doc))
+    return record_scores(out, dataset)
+
+
+def record_scores(out: Path, dataset: str = "xquad-r") -> Path:
+    """As ``fastir experiment`` does at its end: results.json lists every run whose per_query.parquet
+    is there (base, strategy@seed) with the file's SHA-256."""
+    doc = json.loads((out / "results.json").read_text())
+    found = sorted(out.glob(f"*/scores/{dataset}/per_query.parquet")) + sorted(
+        out.glob(f"*/seed-*/scores/{dataset}/per_query.parquet"))
+    names = {f: ("base" if f.parents[3] == out else f"{f.parents[3].name}@{f.parents[2].name[5:]}") for f in found}
+    doc["names"] = [n for n in names.values()]
+    doc["runs"] = {n: {"scores_sha256": {dataset: scores_digest(f)}} for f, n in names.items()}
     (out / "results.json").write_text(json.dumps(doc))
     return out
 
@@ -173,6 +190,7 @@ def test_experiment_from_another_dataset_or_mixed(tmp_path, capsys):
     mixed = write_experiment(tmp_path / "mixed", seeds=(0, 1))
     write_per_query(mixed / "x-y" / "seed-1" / "scores" / "xquad-r", synth_rows(list(LANGS), 30, 5),
                     checksum="sha-other", meta={"dataset": "xquad-r"})
+    record_scores(mixed)  # an experiment whose runs were scored on different data
     assert "dataset_checksum" in _no_output(["compare", str(mixed)], capsys, tmp_path)
     # an experiment next to a run of another dataset
     good = write_experiment(tmp_path / "good", seeds=(0, 1))
@@ -199,6 +217,7 @@ def test_experiment_without_per_query_files_or_results(tmp_path, capsys):
     err = _no_output(["compare", str(two), "--dataset", "xquad-r"], capsys, tmp_path)
     assert "hybrid@1" in err and "missing" in err
     write_experiment(two, seeds=(1,), strategies=("hybrid",))  # finished now (results.json: xquad-r only)
+    record_scores(two)
     assert main(["compare", str(two), "--dataset", "xquad-r", "--samples", "20"]) == 0
 
 
@@ -215,6 +234,7 @@ def test_seed_noise_is_not_significant_where_one_seed_would_be(tmp_path):
                             meta={"dataset": "xquad-r"})
     (out / "results.json").write_text(json.dumps({"format": "fastir-experiment/2", "settings": {
         "strategies": ["x-y", "hybrid"], "seeds": [0, 1, 2], "eval_datasets": ["xquad-r"]}}))
+    record_scores(out)
     seeded = compare(experiment_inputs(out).paths, names=experiment_inputs(out).names, baseline="x-y", samples=500)
     assert not record(seeded, "hybrid", "cross", "map")["significant"]
     for s in (0, 1):
@@ -222,3 +242,21 @@ def test_seed_noise_is_not_significant_where_one_seed_would_be(tmp_path):
                        "xquad-r"], names=["x-y", "hybrid"], samples=500)
         rec = record(one, "hybrid", "cross", "map")
         assert rec["significant"] and rec["better"] == (s == 1)
+
+
+def test_only_the_runs_results_json_lists_and_scored_count(tmp_path, capsys):
+    # issue 31, item 5: a stray seed folder is no seed of the experiment; a seed folder holding
+    # another experiment's scores, or an experiment without digests, is refused
+    exp = write_experiment(tmp_path / "exp", strategies=("x-y",), seeds=(0, 1))
+    other = write_experiment(tmp_path / "other", strategies=("x-y",), seeds=(0, 1, 7), n=31)
+    (exp / "x-y" / "seed-7").symlink_to(other / "x-y" / "seed-7", target_is_directory=True)
+    assert experiment_inputs(exp).names == ["base", "x-y@0", "x-y@1"]
+    target = exp / "x-y" / "seed-1" / "scores" / "xquad-r" / "per_query.parquet"
+    target.write_bytes((other / "x-y" / "seed-1" / "scores" / "xquad-r" / "per_query.parquet").read_bytes())
+    err = _cli_error(["compare", str(exp)], capsys)
+    assert "seed-1/scores/xquad-r/per_query.parquet: is not the file this experiment scored for x-y@1" in err
+    doc = json.loads((other / "results.json").read_text())
+    del doc["runs"]["x-y@0"]["scores_sha256"]
+    (other / "results.json").write_text(json.dumps(doc))
+    err = _cli_error(["compare", str(other)], capsys)
+    assert "runs.x-y@0.scores_sha256: missing: this experiment predates score digests" in err

@@ -9,8 +9,8 @@ import pytest
 
 from fastir.core.errors import InputError
 from fastir.runs.experiment_dir import (
-    BASE, RESULTS_FORMAT, RESULTS_JSON, is_experiment_dir, model_dir, read_settings, run_dir, run_name, run_root,
-    scan_runs, scores_dir, write_results,
+    BASE, RESULTS_FORMAT, RESULTS_JSON, is_experiment_dir, model_dir, read_results, run_dir, run_name, run_root,
+    scan_runs, scores_digest, scores_dir, settings_of, write_results,
 )
 
 
@@ -27,16 +27,16 @@ def test_results_round_trip_and_format_check(tmp_path):
     assert not is_experiment_dir(tmp_path)
     settings = {"eval_datasets": ["xquad-r"], "seeds": [0, 1]}
     write_results({"format": RESULTS_FORMAT, "settings": settings, "runs": {}}, tmp_path)
-    assert is_experiment_dir(tmp_path) and read_settings(tmp_path) == settings
+    assert is_experiment_dir(tmp_path) and settings_of(read_results(tmp_path)) == settings
     (tmp_path / RESULTS_JSON).write_text(json.dumps({"format": "fastir-experiment/1", "eval_datasets": ["x"]}))
     with pytest.raises(InputError, match="format: expected 'fastir-experiment/2', got 'fastir-experiment/1'"):
-        read_settings(tmp_path)
+        read_results(tmp_path)
     (tmp_path / RESULTS_JSON).write_text(json.dumps({"format": RESULTS_FORMAT, "settings": {"eval_datasets": []}}))
     with pytest.raises(InputError, match="eval_datasets: missing or not a list"):
-        read_settings(tmp_path)
+        read_results(tmp_path)
     (tmp_path / RESULTS_JSON).write_text("{")
     with pytest.raises(InputError, match="cannot read"):
-        read_settings(tmp_path)
+        read_results(tmp_path)
 
 
 def test_scan_finds_base_then_strategies_in_order_then_seeds(tmp_path):
@@ -49,3 +49,11 @@ def test_scan_finds_base_then_strategies_in_order_then_seeds(tmp_path):
     found = scan_runs(tmp_path, "ds", "per_query.parquet", ["hybrid", "x-y"])
     assert [name for _, name in found] == ["base", "hybrid@2", "hybrid@10", "x-y@1", "zzz@0"]
     assert found[1][0] == tmp_path / "hybrid" / "seed-2" / "scores" / "ds" / "per_query.parquet"
+
+
+def test_scores_digest_is_the_sha256_of_the_file(tmp_path):
+    import hashlib
+
+    f = tmp_path / "per_query.parquet"
+    f.write_bytes(bytes(range(256)) * 5000)  # over one read block
+    assert scores_digest(f) == hashlib.sha256(f.read_bytes()).hexdigest()
