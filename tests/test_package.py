@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -103,9 +104,14 @@ def test_transformers_model_code_imports_from_the_repo_root():
 def test_wheel_install_scores_a_run(tmp_path, make_run):
     # A regular (non-editable) install: build the wheel, install it into a scratch venv that sees
     # the dependencies of this one (a .pth line, so this venv's editable finder is not loaded).
-    wheels, venv = tmp_path / "wheels", tmp_path / "venv"
+    # built from a copy of the sources: setuptools builds in the tree (build/), and a build/lib left
+    # by an earlier layout would slip stale modules into the wheel
+    source, wheels, venv = tmp_path / "source", tmp_path / "wheels", tmp_path / "venv"
+    skip = shutil.ignore_patterns("__pycache__", "*.egg-info", ".pytest_cache", ".hypothesis")
+    top = {".git", ".venv", "build", "dist", "runs"}  # the checkout's own, not the sources
+    shutil.copytree(REPO, source, ignore=lambda d, names: skip(d, names) | (top & set(names) if d == str(REPO) else set()))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(wheels), str(REPO)], check=True, capture_output=True, cwd=tmp_path)
+                    "-w", str(wheels), str(source)], check=True, capture_output=True, cwd=tmp_path)
     (wheel,) = wheels.glob("fastir-*.whl")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
