@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import click
 
-from fastir.cli.options import split_list
+from fastir.cli.options import config_options, split_list
+from fastir.core.options import EXPERIMENT
 from fastir.data.registry import choices_text
-from fastir.sampling.choices import ALPHA_MODES, PRECISIONS, STRATEGIES
+from fastir.sampling.choices import STRATEGIES
+from fastir.train.config import TrainConfig
 
 
 @click.command()
@@ -29,24 +31,7 @@ from fastir.sampling.choices import ALPHA_MODES, PRECISIONS, STRATEGIES
               show_default=True, help="How fastir embed encodes candidates.")
 @click.option("--store", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True,
               help="dtype of the stored embeddings (fastir embed --store).")
-@click.option("--alpha", type=float, default=0.5, show_default=True)
-@click.option("--alpha-mode", type=click.Choice(ALPHA_MODES), default="random", show_default=True,
-              help="random: each step is mono with probability alpha (seeded); exact: mono and cross interleaved so the mono share is within one batch of alpha at every step.")
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--steps", type=int, default=1000, show_default=True)
-@click.option("--lr", type=float, default=3e-5, show_default=True)
-@click.option("--temperature", type=float, default=0.05, show_default=True)
-@click.option("--warmup-steps", type=int, default=None)
-@click.option("--weight-decay", type=float, default=0.01, show_default=True)
-@click.option("--max-grad-norm", type=float, default=1.0, show_default=True, help="0 disables clipping.")
-@click.option("--seed", type=int, default=None, help="One training seed [default: 0]; --seeds for several.")
-@click.option("--pooling", type=click.Choice(["cls", "mean", "pooler"]), default=None)
-@click.option("--max-length", type=int, default=None)
-@click.option("--query-prefix", default="")
-@click.option("--passage-prefix", default="")
-@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
-@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True)
-@click.option("--save-steps", type=int, default=0, show_default=True)
+@config_options(TrainConfig, EXPERIMENT)  # every training option: each run gets it
 @click.option("--eval-max-length", type=int, default=None,
               help="Truncate evaluation texts to this many tokens [default: the base model's own length, not --max-length].")
 @click.option("--eval-every", type=int, default=0, show_default=True,

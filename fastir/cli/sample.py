@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import click
 
-from fastir.sampling.choices import ALPHA_MODES, SOURCE_MODES, STRATEGIES
+from fastir.cli.options import config_options
+from fastir.core.options import SAMPLE
+from fastir.train.config import TrainConfig
 
 
 @click.command()
 @click.argument("data", nargs=-1, required=True)
-@click.option("--strategy", type=click.Choice(STRATEGIES), default="hybrid", show_default=True)
-@click.option("--alpha", type=float, default=0.5, show_default=True, help="hybrid: probability of a monolingual batch.")
-@click.option("--alpha-mode", type=click.Choice(ALPHA_MODES), default="random", show_default=True,
-              help="random: each step is mono with probability alpha (seeded); exact: mono and cross interleaved so the mono share is within one batch of alpha at every step.")
-@click.option("--batch-size", type=int, default=32, show_default=True, help="Global batch size (pairs).")
-@click.option("--steps", type=int, default=None, help="Batches to draw (default: one epoch).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--lang-weights", default=None, help="e.g. en=2,de=1 (unlisted languages get 0; default: uniform).")
-@click.option("--source-mode", type=click.Choice(SOURCE_MODES), default="proportional", show_default=True)
+@config_options(TrainConfig, SAMPLE)  # the sampler's settings, as fastir train takes them
 @click.option("--out", type=click.Path(), default=None, help="Write one row per pair: .jsonl or .parquet.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
@@ -40,7 +34,7 @@ def sample(data, strategy, alpha, alpha_mode, batch_size, steps, seed, lang_weig
     with claim_output(out):
         sampler = BatchSampler(
             list(data), strategy=strategy, batch_size=batch_size, seed=seed, alpha=alpha,
-            alpha_mode=alpha_mode, lang_weights=parse_lang_weights(lang_weights), source_mode=source_mode,
+            alpha_mode=alpha_mode, lang_weights=lang_weights, source_mode=source_mode,
         )
         table = composition_table(sampler, sampler.steps_per_epoch if steps is None else steps)
         if out is not None:
@@ -60,22 +54,3 @@ def sample(data, strategy, alpha, alpha_mode, batch_size, steps, seed, lang_weig
         if out is not None:
             click.echo(f"wrote {table.num_rows} rows to {out}")
 
-
-def parse_lang_weights(value: str | None) -> dict[str, float] | None:
-    from fastir.core.errors import InputError
-
-    if value is None:
-        return None
-    weights = {}
-    for item in value.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        lang, sep, w = item.partition("=")
-        if not sep or not lang.strip():
-            raise InputError(None, "--lang-weights", f"expected LANG=WEIGHT, got {item!r}")
-        try:
-            weights[lang.strip()] = float(w)
-        except ValueError:
-            raise InputError(None, "--lang-weights", f"weight of {lang.strip()!r} is not a number: {w!r}") from None
-    return weights

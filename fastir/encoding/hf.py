@@ -22,14 +22,13 @@ import numpy as np
 
 from fastir.encoding.device import dtype_name, resolve_device, resolve_dtype
 from fastir.encoding.hf_folder import (
-    TOKENIZER_FILES, SentenceTransformersConfig, read_sentence_transformers_config, resolve_model_dir,
+    POOLINGS, TOKENIZER_FILES, SentenceTransformersConfig, read_sentence_transformers_config, resolve_model_dir,
 )
 from fastir.core.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-POOLINGS = ("cls", "mean", "pooler")
 # Padded tokens per forward pass. Sorted-by-length batches make padding nearly free, so this is
 # essentially the number of real tokens per batch. A GPU wants large batches to fill its SMs;
 # a CPU is faster with activations that stay in cache (measured on MiniLM, see docs/embed.md).

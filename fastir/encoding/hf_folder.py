@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fastir.core.errors import InputError
 
+POOLINGS = ("cls", "mean", "pooler")  # here, not in hf.py: the CLI's choices stay light (no numpy)
 # Files any Hugging Face tokenizer is built from; a model dir with none of them has no tokenizer.
 TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "sentencepiece.bpe.model",

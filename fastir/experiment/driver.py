@@ -38,7 +38,13 @@ from fastir.train.config import TrainConfig
 from fastir.experiment.stages import RunSpec
 from fastir.eval.result import PER_QUERY_PARQUET
 from fastir.runs.experiment_dir import BASE, RESULTS_FORMAT, model_dir, run_root, scores_digest
+
 MAX_SEED = 2**63 - 1  # torch.manual_seed's range
+# The TrainConfig fields the experiment sets for each run itself (its strategy, seed and model dir, and
+# its own options --data, --model, --heldout, ...): every other one comes from ``train``, and
+# ``fastir experiment`` offers each as an option (the ``experiment`` verb of their metadata).
+PER_RUN = ("data", "model", "out", "strategy", "seed", "resume", "overwrite", "progress", "eval_data", "eval_every",
+           "eval_langs", "eval_max_queries", "eval_max_length", "allow_overlap")
 
 
 @dataclass

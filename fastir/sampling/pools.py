@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastir.core.errors import InputError
-from fastir.core.names import check_lang
+from fastir.sampling.lang_weights import OPTION, check_lang_weights
 from fastir.sampling.strategies import ANY, CROSS, MONO, Strategy
 from fastir.sampling.pair_index import PairIndex
 
@@ -49,19 +49,10 @@ def resolve_weights(strategy: Strategy, langs: tuple[str, ...], lang_weights: di
     if lang_weights is None:
         return np.ones(len(langs))
     w = np.zeros(len(langs))
-    for lang, value in lang_weights.items():
-        check_lang(lang, None, "--lang-weights")
+    for lang, value in check_lang_weights(lang_weights).items():
         if lang not in langs:
-            raise InputError(path_hint, "--lang-weights", f"language {lang!r} not in the data (found: {', '.join(langs)})")
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise InputError(None, "--lang-weights", f"weight of {lang!r} is not a number: {value!r}") from None
-        if not np.isfinite(value) or value < 0:
-            raise InputError(None, "--lang-weights", f"weight of {lang!r} must be finite and >= 0, got {value}")
+            raise InputError(path_hint, OPTION, f"language {lang!r} not in the data (found: {', '.join(langs)})")
         w[langs.index(lang)] = value
-    if not (w > 0).any():
-        raise InputError(None, "--lang-weights", "every language has weight 0")
     return w
 
 

@@ -1,16 +1,21 @@
-"""What a training run is asked to do: :class:`TrainConfig`, its checks, the settings a
-checkpoint records (and a resume must match), and :class:`TrainResult`."""
+"""What a training run is asked to do: :class:`TrainConfig` (each field also its command-line option),
+its checks, the settings a checkpoint records (and a resume must match), and :class:`TrainResult`."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastir.core.errors import InputError
+from fastir.core.options import EXPERIMENT, SAMPLE, TRAIN, cli
+from fastir.encoding.device import DEVICES
+from fastir.encoding.hf_folder import POOLINGS
+from fastir.eval.cells import split_list
+from fastir.sampling.choices import ALPHA_MODES, PRECISIONS, SOURCE_MODES, STRATEGIES
+from fastir.sampling.lang_weights import parse_lang_weights
 from fastir.train.checkpoint import TRAIN_JSON
-from fastir.sampling.choices import ALPHA_MODES, PRECISIONS, STRATEGIES
 
 # Settings that change the numbers: a resumed run must match the checkpoint on all of them.
 RESUME_KEYS = (
@@ -21,44 +26,78 @@ RESUME_KEYS = (
 # Resume keys added after checkpoints were first written: a checkpoint without one used this value.
 ADDED_LATER = {"alpha_mode": "random"}
 
+# The commands offering a training option: the sampler's settings are in all three, the rest in the two that train.
+SAMPLER_VERBS = (TRAIN, EXPERIMENT, SAMPLE)
+TRAINING_VERBS = (TRAIN, EXPERIMENT)
+ALPHA_MODE_HELP = ("random: each step is mono with probability alpha (seeded); exact: mono and cross interleaved "
+                   "so the mono share is within one batch of alpha at every step.")
+
+
+def _langs(text: str | None) -> list[str] | None:
+    """``--eval-langs en,de`` -> ["en", "de"]; not given or empty -> None (every language)."""
+    return split_list(text) if text else None
+
 
 @dataclass
 class TrainConfig:
-    data: list[str]
-    model: str
-    out: str
-    strategy: str = "hybrid"
-    alpha: float = 0.5
-    alpha_mode: str = "random"  # hybrid: "random" (a seeded draw per step) or "exact" (a fixed interleaving)
-    batch_size: int = 32
-    steps: int = 1000
-    lr: float = 3e-5
-    temperature: float = 0.05
-    warmup_steps: int | None = None  # None: 10% of steps
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0  # 0 disables clipping
-    seed: int = 0
-    pooling: str | None = None  # None: the model folder's default, as fastir embed
-    max_length: int | None = None  # None: the model's limit, as fastir embed
-    query_prefix: str = ""
-    passage_prefix: str = ""
-    lang_weights: dict[str, float] | None = None
-    source_mode: str = "proportional"
-    hard_negatives: bool = True  # use the table's `negative` column when present
-    device: str = "auto"
-    precision: str = "auto"
-    save_steps: int = 0  # 0: only the final step
-    keep_checkpoints: int = 0  # 0: keep all
-    eval_data: str | None = None
-    eval_every: int = 0
-    eval_langs: list[str] | None = None
-    eval_max_queries: int = 0
-    eval_max_length: int | None = None  # None: the base model's own length, not --max-length
-    allow_overlap: bool = False  # train even if the training tables overlap --eval-data
-    resume: bool = False
-    overwrite: bool = False
-    progress: bool = True
-    log_batches: bool = False  # write each rank's batch composition (xling_ids) per step
+    """Every setting of a training run. Each field's ``cli`` metadata is its command-line option in
+    ``fastir train`` and, where it lists them, ``fastir experiment`` (every run of the experiment gets
+    it) and ``fastir sample`` (:mod:`fastir.core.options`, :mod:`fastir.cli.options`)."""
+
+    data: list[str] = field(metadata=cli(TRAIN, path=True, help=(
+        "Train table (.parquet, .arrow, .jsonl); repeat for several sources.")))
+    model: str = field(metadata=cli(TRAIN, help="Hub id or local folder to start from."))
+    out: str = field(metadata=cli(TRAIN, path=True, help="Output dir: checkpoint-NNNNNN/, final/, train.jsonl."))
+    strategy: str = field(default="hybrid", metadata=cli(TRAIN, SAMPLE, choices=STRATEGIES))
+    alpha: float = field(default=0.5, metadata=cli(*SAMPLER_VERBS, help="Hybrid: probability of a mono batch."))
+    alpha_mode: str = field(default="random", metadata=cli(*SAMPLER_VERBS, choices=ALPHA_MODES, help=ALPHA_MODE_HELP))
+    batch_size: int = field(default=32, metadata=cli(*SAMPLER_VERBS, help="Global batch size (all ranks)."))
+    steps: int = field(default=1000, metadata=cli(*SAMPLER_VERBS, per_verb={
+        SAMPLE: {"default": None, "help": "Batches to draw (default: one epoch)."}}))
+    lr: float = field(default=3e-5, metadata=cli(*TRAINING_VERBS))
+    temperature: float = field(default=0.05, metadata=cli(*TRAINING_VERBS, help="Cosine similarity is divided by it."))
+    warmup_steps: int | None = field(default=None, metadata=cli(
+        *TRAINING_VERBS, help="Linear warm-up steps [default: 10% of --steps]."))
+    weight_decay: float = field(default=0.01, metadata=cli(*TRAINING_VERBS))
+    max_grad_norm: float = field(default=1.0, metadata=cli(*TRAINING_VERBS, help="0 disables clipping."))
+    # the experiment trains from each of --seeds, by default from --seed (itself by default 0)
+    seed: int = field(default=0, metadata=cli(*SAMPLER_VERBS, per_verb={
+        EXPERIMENT: {"default": None, "help": "One training seed [default: 0]; --seeds for several."}}))
+    pooling: str | None = field(default=None, metadata=cli(
+        *TRAINING_VERBS, choices=POOLINGS,
+        help="Default: the model folder's (sentence-transformers) pooling, else cls — as fastir embed."))
+    max_length: int | None = field(default=None, metadata=cli(
+        *TRAINING_VERBS, help="Truncate texts to this many tokens [default: model limit]."))
+    query_prefix: str = field(default="", metadata=cli(*TRAINING_VERBS, help="Prepended to every query."))
+    passage_prefix: str = field(default="", metadata=cli(
+        *TRAINING_VERBS, help="Prepended to every passage and hard negative."))
+    lang_weights: dict[str, float] | None = field(default=None, metadata=cli(
+        *SAMPLER_VERBS, parse=parse_lang_weights, help="Language weights, e.g. en=2,de=1 (default uniform)."))
+    source_mode: str = field(default="proportional", metadata=cli(*SAMPLER_VERBS, choices=SOURCE_MODES))
+    hard_negatives: bool = field(default=True, metadata=cli(
+        *TRAINING_VERBS, help="Use the table's negative column when present."))
+    device: str = field(default="auto", metadata=cli(*TRAINING_VERBS, choices=DEVICES))
+    precision: str = field(default="auto", metadata=cli(*TRAINING_VERBS, choices=PRECISIONS, help=(
+        "auto: bf16 (or fp16 + GradScaler) autocast on CUDA, fp32 on the CPU.")))
+    save_steps: int = field(default=0, metadata=cli(*TRAINING_VERBS, help="Checkpoint every N steps (0: final only)."))
+    keep_checkpoints: int = field(default=0, metadata=cli(*TRAINING_VERBS, help="Keep the newest N (0: all)."))
+    # The held-out evaluation: the experiment sets it per run from its own options (--heldout, ...).
+    eval_data: str | None = field(default=None, metadata=cli(TRAIN, aliases=("--eval-run",), help=(
+        "Held-out data for a quick pooled mAP: xquad-r, mlqa-r, a LAReQA dir, or a train table.")))
+    eval_every: int = field(default=0, metadata=cli(TRAIN, help="Evaluate every N steps (and at the end)."))
+    eval_langs: list[str] | None = field(default=None, metadata=cli(
+        TRAIN, parse=_langs, help="Comma-separated languages of the held-out data."))
+    eval_max_queries: int = field(default=0, metadata=cli(TRAIN, help="Random subset of queries (0: all)."))
+    eval_max_length: int | None = field(default=None, metadata=cli(
+        TRAIN, help="Truncate held-out texts to this many tokens [default: the base model's own length, "
+                    "not --max-length]."))
+    allow_overlap: bool = field(default=False, metadata=cli(
+        TRAIN, help="Train even if a training row shares an xling_id, question or passage with --eval-data."))
+    resume: bool = field(default=False, metadata=cli(TRAIN, help="Continue from the newest checkpoint in --out."))
+    overwrite: bool = field(default=False, metadata=cli(TRAIN, help="Replace a previous run in --out."))
+    log_batches: bool = field(default=False, metadata=cli(  # each rank's batch composition
+        *TRAINING_VERBS, help="Write batches.rankR.jsonl (xling_ids per step) for auditing."))
+    progress: bool = field(default=True, metadata=cli(TRAIN))
 
 
 @dataclass

@@ -267,6 +267,42 @@ def test_rerun_with_more_metrics_rescores_compares_and_reports_them(experiment, 
     assert "**Other metrics**" in report and "nDCG@10" in report
 
 
+def test_each_run_sets_the_per_run_fields_and_takes_every_other_from_train(tmp_path):
+    from dataclasses import fields
+
+    from fastir.experiment.driver import PER_RUN, ExperimentConfig, _train_config
+    from fastir.train.config import TrainConfig
+
+    given = object()
+    cfg = ExperimentConfig(data=["t.arrow"], model="m", out=str(tmp_path),
+                           train={f.name: given for f in fields(TrainConfig)})
+    run = _train_config(cfg, "hybrid", 3, tmp_path, None)
+    assert {f.name for f in fields(TrainConfig) if getattr(run, f.name) is not given} == set(PER_RUN)
+
+
+@pytest.mark.slow
+def test_sampler_and_checkpoint_options_reach_every_run(train_tiny_bert, train_table_arrow, tmp_path):
+    """The training options fastir experiment gained reach each run's TrainConfig (as training records
+    it in fastir-train.json) and results.json's settings.train, and take effect (checkpoints, batch log)."""
+    from tests.conftest import make_train_rows
+
+    out = tmp_path / "exp"
+    argv = _argv(train_table_arrow, train_tiny_bert, out, _lareqa_dir(tmp_path / "synth-lareqa", make_train_rows),
+                 "--strategies", "x-x-mono,hybrid", "--steps", "2", "--save-steps", "1", "--keep-checkpoints", "1",
+                 "--lang-weights", "aa=2,bb=1", "--source-mode", "uniform", "--no-hard-negatives", "--log-batches")
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    given = {"lang_weights": {"aa": 2.0, "bb": 1.0}, "keep_checkpoints": 1, "source_mode": "uniform",
+             "hard_negatives": False, "log_batches": True}
+    assert {key: results["settings"]["train"][key] for key in given} == given
+    assert results["names"] == ["x-x-mono@0", "hybrid@0"]
+    for run in results["runs"].values():
+        assert {key: run["train_settings"][key] for key in given} == given
+        model = out / run["dir"] / "model"
+        assert [p.name for p in model.glob("checkpoint-*")] == ["checkpoint-000002"]
+        assert len((model / "batches.rank0.jsonl").read_text().splitlines()) == 2
+
+
 def test_experiment_rejects_unknown_strategy(train_tiny_bert, train_table_arrow, tmp_path, capsys):
     code = main(["experiment", "--data", train_table_arrow, "--model", train_tiny_bert, "--out", str(tmp_path / "e"),
                  "--strategies", "x-x-mono,bogus"])
