@@ -26,7 +26,7 @@ import numpy as np
 
 from fastir.core.errors import FastirError, InputError
 
-SHARD_FORMAT = "fastir-score-shard/1"
+SHARD_FORMAT = "fastir-score-shard/2"  # /1 had no digest
 DEFAULT_TIMEOUT_S = 1800.0
 _EDGE = 1 << 20  # bytes hashed at each end of an embedding table
 
@@ -183,17 +183,31 @@ def write_shard(path, run, counts, index: int, count: int, settings: dict) -> No
 
     header = {"format": SHARD_FORMAT, "shard": index, "shards": count, "run_checksum": run_checksum(run),
               "candidates": list(shard_range(len(run.candidates), index, count)), "settings": settings}
-    arrays = {"header": np.frombuffer(json.dumps(header).encode(), np.uint8), "cnt": counts.cnt}
+    arrays = {"cnt": counts.cnt}
     if counts.top is not None:
         arrays.update(top_score=counts.top[0], top_key=counts.top[1], top_length=counts.top[2])
+    header["sha256"] = _digest(header, arrays)
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     with atomic_file(path) as fh:
         fh.write(buf.getbuffer())
 
 
+def _digest(header: dict, arrays: dict) -> str:
+    """SHA-256 of a shard's header (less its digest) and of every array's name, dtype, shape and bytes."""
+    h = hashlib.sha256(json.dumps({k: v for k, v in header.items() if k != "sha256"}, sort_keys=True).encode())
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def read_shards(files, run, settings: dict, n_golds: int, n_langs: int):
-    """The counts of complete, consistent shard files summed (a Counts); InputError otherwise."""
+    """The counts of shard files summed (a Counts), when they are exactly one complete partition of
+    the candidates, of this run and these settings, each intact (its digest) and in range; InputError
+    otherwise, before any kernel reads them."""
     from fastir.eval.stream import Counts
 
     if not files:
@@ -214,18 +228,66 @@ def read_shards(files, run, settings: dict, n_golds: int, n_langs: int):
         if index in seen:
             raise InputError(file, "shard", f"shard {index}/{count} given twice (also {seen[index]})")
         seen[index] = file
-        cnt = arrays["cnt"]
-        if cnt.shape != (n_golds, n_langs) or cnt.dtype != np.int64:
-            raise InputError(file, "cnt", f"expected int64 counts of shape {(n_golds, n_langs)}, found "
-                                          f"{cnt.dtype} {cnt.shape}")
+        first, end = _check_range(file, header, len(run.candidates))
+        cnt = _check_counts(file, arrays.get("cnt"), n_golds, n_langs, end - first)
         total = cnt.copy() if total is None else total + cnt
         if settings.get("trec_depth"):
-            tops[index] = (arrays["top_score"], arrays["top_key"], arrays["top_length"])
+            shape = next(iter(tops.values()))[0].shape if tops else (len(run.queries), n_langs + 1, None)
+            tops[index] = _check_top(file, arrays, shape, end - first, len(run.candidates))
     missing = sorted(set(range(count)) - set(seen))
     if missing:
         raise InputError(None, "--merge-shards", f"shard {missing[0]}/{count} is missing ({len(seen)} of {count} given)")
     top = merge_tops([tops[i] for i in range(count)]) if tops else None
     return Counts(total, np.zeros(n_golds, np.float32), top)
+
+
+def _check_range(file: Path, header: dict, n_candidates: int) -> tuple[int, int]:
+    """The shard's index, count and candidate rows agree with each other and with the run."""
+    index, count = header["shard"], header["shards"]
+    if not (count >= 1 and 0 <= index < count):
+        raise InputError(file, "shard", f"shard {index} of {count} is out of range (0 <= shard < shards)")
+    want = list(shard_range(n_candidates, index, count))
+    if header.get("candidates") != want:
+        raise InputError(file, "candidates", f"{header.get('candidates')!r}, but shard {index} of {count} of this "
+                                             f"run's {n_candidates} candidates is rows {want}")
+    return want[0], want[1]
+
+
+def _check_counts(file: Path, cnt, n_golds: int, n_langs: int, size: int) -> np.ndarray:
+    """int64 per-gold, per-language counts, each gold's total within the shard's ``size`` candidates."""
+    if not isinstance(cnt, np.ndarray) or cnt.shape != (n_golds, n_langs) or cnt.dtype != np.int64:
+        found = f"{cnt.dtype} {cnt.shape}" if isinstance(cnt, np.ndarray) else "none"
+        raise InputError(file, "cnt", f"expected int64 counts of shape {(n_golds, n_langs)}, found {found}")
+    if cnt.size and (cnt.min() < 0 or cnt.sum(axis=1).max() > size):
+        raise InputError(file, "cnt", f"counts out of range: each gold counts 0 to {size} candidates in this shard")
+    return cnt
+
+
+def _check_top(file: Path, arrays: dict, shape: tuple, size: int, n_candidates: int):
+    """The shard's top-k lists: shapes of the run (and of the other shards), lengths within the
+    depth and the shard's ``size``, keys (positions in the pool) within it, sorted by score
+    descending, then key ascending."""
+    kinds = {"top_score": np.float32, "top_key": np.int64, "top_length": np.int32}
+    for name, kind in kinds.items():
+        a = arrays.get(name)
+        want = shape if name != "top_length" else shape[:2]
+        if not isinstance(a, np.ndarray) or a.dtype != kind or a.ndim != len(want) or any(
+                w is not None and w != g for w, g in zip(want, a.shape)):
+            raise InputError(file, name, f"expected {np.dtype(kind)} of shape {tuple(want)} (None: any)")
+    score, key, length = arrays["top_score"], arrays["top_key"], arrays["top_length"]
+    if score.shape != key.shape or length.shape != score.shape[:2]:
+        raise InputError(file, "top_key", "top-k arrays of different shapes")
+    depth = score.shape[2]
+    held = np.arange(depth)[None, None, :] < length[:, :, None]
+    if length.size and (length.min() < 0 or length.max() > min(depth, size)):
+        raise InputError(file, "top_length", f"lengths out of range 0..{min(depth, size)}")
+    if np.any(held & ((key < 0) | (key >= n_candidates))) or not np.all(np.isfinite(score[held])):
+        raise InputError(file, "top_key", f"entries outside the pool's {n_candidates} candidates or not finite")
+    pair = held[:, :, 1:]
+    later = (score[:, :, :-1] > score[:, :, 1:]) | ((score[:, :, :-1] == score[:, :, 1:]) & (key[:, :, :-1] < key[:, :, 1:]))
+    if np.any(pair & ~later):
+        raise InputError(file, "top_score", "top-k lists not sorted by score descending, then key ascending")
+    return score, key, length
 
 
 def _load(file: Path):
@@ -238,10 +300,14 @@ def _load(file: Path):
     except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
         raise InputError(file, "format", f"not a fastir shard file ({' '.join(str(exc).split())[:120]})") from None
     if not isinstance(header, dict) or header.get("format") != SHARD_FORMAT:
-        raise InputError(file, "format", f"expected {SHARD_FORMAT!r}")
-    for key, kind in (("shard", int), ("shards", int), ("run_checksum", str), ("settings", dict)):
-        if not isinstance(header.get(key), kind):
+        got = header.get("format") if isinstance(header, dict) else None
+        hint = ": written by an earlier fastir, without a digest; score the shard again" if got == \
+            "fastir-score-shard/1" else ""
+        raise InputError(file, "format", f"expected {SHARD_FORMAT!r}, found {got!r}{hint}")
+    for key, kind in (("shard", int), ("shards", int), ("run_checksum", str), ("settings", dict), ("sha256", str)):
+        if not isinstance(header.get(key), kind) or isinstance(header.get(key), bool):
             raise InputError(file, key, f"missing or not {kind.__name__}")
-    if "cnt" not in arrays:
-        raise InputError(file, "cnt", "missing")
+    if _digest(header, arrays) != header["sha256"]:
+        raise InputError(file, "sha256", "the file's content does not match its digest: damaged or edited; "
+                                         "score the shard again")
     return header, arrays

@@ -4,6 +4,7 @@ makes the others fail after --timeout instead of hanging."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from fastir.cli import main
+from fastir.eval import shards
 from fastir.eval.shards import parse_shard, shard_range
 
 LANGS = ("aa", "bb", "cc")
@@ -102,6 +104,51 @@ def test_bad_shards(run_dir, tmp_path, make_run, capsys):
                          "--out", str(tmp_path / "p.npz")]), "--precision")
     _error(capsys, main(["score", str(run_dir), "--shard", "0/3", "--out", files[0]]), "exists")
     assert not out.exists() and not list(tmp_path.glob(".merged*")) and not (tmp_path / "p.npz").exists()
+
+
+def _forge(src: str, dst: Path, *, digest: bool = True, drop=(), **changes) -> str:
+    """A copy of shard file ``src`` with header fields or arrays changed (``top_length`` = an array),
+    its digest recomputed unless ``digest`` is False: what a careless or hostile edit leaves."""
+    with np.load(src, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    header = json.loads(arrays.pop("header").tobytes())
+    for key, value in changes.items():
+        (arrays if isinstance(value, np.ndarray) else header)[key] = value
+    for key in drop:
+        (arrays if key in arrays else header).pop(key)
+    if digest:
+        header["sha256"] = shards._digest(header, arrays)
+    np.savez(dst, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
+    return str(dst)
+
+
+def test_forged_or_damaged_shards_are_refused_before_any_kernel_reads_them(run_dir, tmp_path, capsys):
+    # issue 31, item 2: each of these merged with exit 0 and wrong metrics (or read out of bounds)
+    files = []
+    for i in range(3):
+        files.append(str(tmp_path / f"s{i}.npz"))
+        assert main(["score", str(run_dir), "--shard", f"{i}/3", "--out", files[-1], "--trec-depth", "5"]) == 0
+    capsys.readouterr()
+    merge = ["score", str(run_dir), "--merge-shards", "--trec-depth", "5", "--out", str(tmp_path / "m"),
+             "--trec", str(tmp_path / "t")]
+    with np.load(files[1]) as npz:
+        cnt, top_length, top_key = npz["cnt"], npz["top_length"], npz["top_key"]
+    cases = [
+        (_forge(files[1], tmp_path / "relabelled.npz", shard=0, shards=1), [], "candidates"),
+        (_forge(files[1], tmp_path / "five.npz", shard=5), files, "shard 5 of 3 is out of range"),
+        (_forge(files[1], tmp_path / "negative.npz", cnt=cnt - cnt.max() - 1), [files[0], files[2]], "cnt: counts out"),
+        (_forge(files[1], tmp_path / "short.npz", top_length=top_length[:-1]), [files[0], files[2]], "top_length"),
+        (_forge(files[1], tmp_path / "deep.npz", top_length=top_length + 100), [files[0], files[2]], "top_length"),
+        (_forge(files[1], tmp_path / "keys.npz", top_key=top_key + 10**12), [files[0], files[2]], "top_key"),
+        (_forge(files[1], tmp_path / "edited.npz", digest=False, cnt=cnt + 1), [files[0], files[2]], "sha256"),
+        (_forge(files[1], tmp_path / "nocnt.npz", drop=["cnt"]), [files[0], files[2]], "cnt: expected int64"),
+        (_forge(files[1], tmp_path / "noshards.npz", drop=["shards"]), [files[0], files[2]], "shards: missing"),
+        (_forge(files[1], tmp_path / "v1.npz", format="fastir-score-shard/1"), [], "without a digest"),
+    ]
+    for forged, others, needle in cases:
+        _error(capsys, main(merge + [forged, *others]), Path(forged).name, needle)
+    assert not (tmp_path / "m").exists() and not (tmp_path / "t").exists()
+    assert main(merge + files) == 0  # the genuine set still merges
 
 
 # -------------------------------------------------------------------------------- torchrun / ranks
