@@ -91,12 +91,46 @@ def import_run(out: str | os.PathLike, *, queries: str | os.PathLike, candidates
         "dtype": dtype,
         "langs": list(dict.fromkeys(q.langs.unique().to_pylist() + c.langs.unique().to_pylist())),
         "num_queries": len(q.ids), "num_candidates": len(c.ids), "num_qrels": len(judged.grades),
+        "dataset_checksum": evaluation_checksum(q, c, judged),
         "source": {
             "queries": _source(q), "candidates": _source(c), "qrels": os.fspath(qrels),
         },
     }
     _write(out, meta, q, c, judged, overwrite)
     return {**meta, "dim": int(q.embeddings.shape[1])}
+
+
+def evaluation_checksum(q: Side, c: Side, judged: Qrels) -> str:
+    """SHA-256 of what an imported run is evaluated on, in any row order: the queries' and the
+    candidates' (id, language, group) and the judgments (query, candidate, grade). Two systems
+    imported on the same data get the same checksum, so ``fastir compare`` pairs them; the
+    embeddings do not enter it."""
+    import hashlib
+
+    import pyarrow.compute as pc
+
+    h = hashlib.sha256(b"fastir-imported-evaluation/1")
+    for name, columns in (("queries", {"id": q.ids, "lang": q.langs, "group": q.groups}),
+                          ("candidates", {"id": c.ids, "lang": c.langs}),
+                          ("qrels", {"query": judged.query_ids, "candidate": judged.candidate_ids,
+                                     "grade": pa.array(judged.grades, pa.int64())})):
+        table = pa.table({k: v for k, v in columns.items() if v is not None})
+        keys = [(k, "ascending") for k in table.column_names if k in ("id", "query", "candidate")]
+        table = table.take(pc.sort_indices(table, sort_keys=keys))
+        h.update(f"\0{name}:{table.num_rows}".encode())
+        for column in table.columns:
+            h.update(_column_bytes(column.combine_chunks()))
+    return h.hexdigest()
+
+
+def _column_bytes(arr: pa.Array) -> bytes:
+    """A null-free string or integer array's values as bytes: lengths and characters, or the numbers."""
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return arr.to_numpy().tobytes()
+    width = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    offsets = np.frombuffer(arr.buffers()[1], width)[arr.offset:arr.offset + len(arr) + 1]
+    data = arr.buffers()[2]
+    return np.diff(offsets).astype(np.int64).tobytes() + (data.to_pybytes()[offsets[0]:offsets[-1]] if data is not None else b"")
 
 
 def _source(side: Side) -> dict:

@@ -44,6 +44,29 @@ def test_import_then_score(inputs, tmp_path, capsys):
     assert main(["score", str(out), "--out", str(tmp_path / "scores")]) == 0
 
 
+def test_imported_systems_on_the_same_data_compare(inputs, tmp_path, capsys):
+    # issue 31, item 3: compare refused every imported run (no dataset_checksum)
+    other = tmp_path / "other"
+    other.mkdir()
+    rng = np.random.default_rng(9)  # another system: other embeddings, rows and qrels in another order
+    pq.write_table(pa.table({"id": ["q2", "q1"], "lang": ["de", "en"],
+                             "embedding": pa.array(list(rng.standard_normal((2, 4))), pa.list_(pa.float32(), 4))}),
+                   other / "q.parquet")
+    np.save(other / "c.npy", rng.standard_normal((3, 4)).astype(np.float32))
+    pq.write_table(pa.table({"id": ["d3", "d1", "d2"], "lang": ["de", "en", "de"]}), other / "c.ids.parquet")
+    (other / "qrels.txt").write_text("q2 0 d3 0\nq2 0 d1 2\nq1 0 d2 1\nq2 0 d2 3\nq1 0 d1 1\n")
+    for name, d in (("a", inputs), ("b", other)):
+        assert main(_args(d, tmp_path / name)) == 0
+        assert main(["score", str(tmp_path / name), "--per-query", "--out", str(tmp_path / name / "scores")]) == 0
+    checksums = {rundir.read_run(tmp_path / n).meta["dataset_checksum"] for n in ("a", "b")}
+    assert len(checksums) == 1
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--samples", "50"]) == 0
+    (other / "qrels.txt").write_text("q2 0 d3 1\nq2 0 d1 2\nq1 0 d2 1\nq2 0 d2 3\nq1 0 d1 1\n")  # one grade differs
+    assert main(_args(other, tmp_path / "c")) == 0
+    assert rundir.read_run(tmp_path / "c").meta["dataset_checksum"] not in checksums
+
+
 def test_help_lists_import(capsys):
     assert main(["--help"]) == 0
     assert "import" in capsys.readouterr().out
