@@ -1,6 +1,7 @@
-"""``fastir embed`` (fastir.cli.embed): every option reaches the library as asked, the one summary line
-(hf and other backends, a finished run, ranks other than 0), and option errors before any work.
-(The run dirs it writes, resume, torchrun and bad datasets or models: tests/encoding/test_embed.py.)"""
+"""``fastir embed`` (fastir.cli.embed): every option reaches the library as asked (--langs split by
+fastir.cli.options' split_list), the one summary line (hf and other backends, a finished run, ranks other
+than 0), and option errors before any work. (The run dirs it writes, resume, torchrun and bad datasets or
+models: tests/encoding/test_embed.py.)"""
 
 from __future__ import annotations
 
