@@ -175,3 +175,23 @@ def test_unsupported_st_pooling_needs_explicit_pooling(embed_tiny_st, tmp_path):
     with pytest.raises(InputError, match="max_tokens"):
         load_encoder(folder)
     assert load_encoder(folder, pooling="cls").pooling == "cls"
+
+
+def test_model_max_lengths_without_loading_weights(embed_tiny_bert, embed_tiny_st, tmp_path):
+    """(own length, limit) as load_encoder resolves them: a plain folder's limit is its own length; a
+    sentence-transformers folder's max_seq_length is its own length below the same limit."""
+    from fastir.encoding.hf import check_max_length, model_max_lengths
+
+    assert model_max_lengths(embed_tiny_bert) == (128, 128)
+    assert load_encoder(embed_tiny_bert, device="cpu").max_length == 128
+    assert model_max_lengths(embed_tiny_st) == (40, 128)
+    no_weights = tmp_path / "no-weights"
+    shutil.copytree(embed_tiny_bert, no_weights)
+    (no_weights / "model.safetensors").unlink()
+    assert model_max_lengths(no_weights) == (128, 128)
+    assert check_max_length(None, 40, 128) == 40 and check_max_length(128, 40, 128) == 128
+    for bad, message in ((0, "--eval-max-length: must be positive, found 0"),
+                         (129, "--eval-max-length: 129 is above the model's limit of 128 tokens")):
+        with pytest.raises(InputError) as info:
+            check_max_length(bad, 40, 128, "--eval-max-length")
+        assert str(info.value) == message

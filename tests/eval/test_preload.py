@@ -5,7 +5,6 @@ fastir/kernels that the preload really loads; a run.json it cannot read starts n
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,18 +13,14 @@ import fastir.kernels.lazy as lazy
 from fastir.eval.preload import FP32_KERNELS, preload_score_kernels
 from fastir.kernels import NONFINITE_KERNEL, gather_kernel
 
-KERNELS_DIR = Path(importlib.import_module("fastir.kernels").__file__).parent
 
-
-def test_every_named_kernel_is_a_function_of_a_kernel_module():
+def test_each_dtype_preloads_its_own_gather_and_the_finiteness_scan():
+    """The names the numpy stand-ins check (fastir.kernels): a drift would leave a stand-in never used."""
     assert set(FP32_KERNELS) == {"float16", "float32"}
     for dtype, names in FP32_KERNELS.items():
-        assert len(set(names)) == len(names) == 4
+        assert len(set(names)) == len(names) == 4 and all(n.startswith("fastir.kernels.") for n in names)
         assert gather_kernel(dtype) in names and NONFINITE_KERNEL in names
-        for name in names:
-            module, attr = name.split(":")
-            assert module.startswith("fastir.kernels.") and (KERNELS_DIR / f"{module.split('.')[-1]}.py").is_file()
-            assert f"def {attr}(" in (KERNELS_DIR / f"{module.split('.')[-1]}.py").read_text(encoding="utf-8")
+    assert gather_kernel("float16") not in FP32_KERNELS["float32"]
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32"])
@@ -42,18 +37,16 @@ def test_the_preload_of_a_run_loads_its_dtypes_kernels(tmp_path, make_run, monke
     loading.thread.join(timeout=300)  # every kernel, not only the one in flight at finish()
     loading.finish()
     assert loading.names == FP32_KERNELS[dtype]
-    for name in loading.names:  # loaded in the background: compiled or read from Numba's cache
+    for name in loading.names:  # each exists in fastir/kernels and was loaded in the background
         module, attr = name.split(":")
         kernel = getattr(importlib.import_module(module), attr)
         assert isinstance(kernel, lazy.LazyKernel) and kernel._dispatcher is not None, name
         assert not lazy.pending(name)
 
 
-@pytest.mark.parametrize("run_json", [None, "not json", "[1, 2]", '"float32"', "{}", '{"dtype": "float64"}',
-                                      '{"dtype": ["float32"]}'])
+@pytest.mark.parametrize("run_json", ["not json", "[1, 2]", '"float32"', "{}", '{"dtype": ["float32"]}'])
 def test_an_unreadable_run_json_starts_nothing(tmp_path, monkeypatch, run_json):
+    """(A missing run.json and an unknown dtype: tests/kernels/test_lazy.py.)"""
     monkeypatch.setattr(lazy, "preload", lambda *a, **k: pytest.fail("a preload started"))
-    if run_json is not None:
-        (tmp_path / "run.json").write_text(run_json)
+    (tmp_path / "run.json").write_text(run_json)
     assert preload_score_kernels(tmp_path) is None
-    assert preload_score_kernels(tmp_path / "no-such-run") is None
