@@ -91,9 +91,10 @@ def paired_randomization_test(a, b, samples: int = 10000, seed: int = 0) -> floa
     """
     from fastir.kernels.resampling import sign_flip_statistics
 
-    d = np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)
-    if d.ndim != 1 or d.size == 0:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.ndim != 1 or a.shape != b.shape or a.size == 0:  # a length-1 side would broadcast silently
         raise ValueError("a and b must be 1-D arrays of equal, non-zero length")
+    d = b - a
     flips = sign_flip_statistics(np.array([0, d.size]), np.arange(d.size), d, np.array([0, 1]), [0], [1.0],
                                  d.size, samples, seed)
     return float(_exceed_p(flips, np.array([[d.mean()]]))[0, 0])

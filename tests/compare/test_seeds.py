@@ -1,35 +1,14 @@
-"""Seed-aware statistics (fastir.compare.seeds): simulation with known seed and query variance, and the
-small-sample pieces (t quantile, Welch-Satterthwaite) against scipy."""
+"""Seed-aware statistics (fastir.compare.seeds): simulation with known seed and query variance (its
+small-sample pieces, the t quantile and Welch-Satterthwaite, against scipy: test_stats.py)."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
-import scipy.stats
 
 from fastir.compare.cells import Cells, Statistic, observed_statistics
 from fastir.compare.seeds import deviation_columns, interaction_variance, seed_spread, two_level
-from fastir.compare.stats import t_quantile, welch_df
 from fastir.compare.systems import group_systems
-
-
-def test_t_quantile_against_scipy():
-    for df in (1, 1.5, 2, 3, 4.7, 10, 100, 1e4):
-        for q in (0.6, 0.9, 0.975, 0.995):
-            assert t_quantile(q, df) == pytest.approx(scipy.stats.t.ppf(q, df), rel=1e-10)
-    assert t_quantile(0.975, math.inf) == pytest.approx(scipy.stats.norm.ppf(0.975), rel=1e-12)
-
-
-def test_welch_df_is_satterthwaite():
-    # two sample means: the textbook Welch df
-    s1, n1, s2, n2 = 0.04, 3, 0.01, 8
-    v1, v2 = s1**2 / n1, s2**2 / n2
-    want = (v1 + v2) ** 2 / (v1**2 / (n1 - 1) + v2**2 / (n2 - 1))
-    assert welch_df([v1, v2], [n1 - 1, n2 - 1]) == pytest.approx(want)
-    assert welch_df([v1, 0.0], [n1 - 1, math.inf]) == pytest.approx(n1 - 1)  # one part alone: its df
-    assert welch_df([0.0, 0.0], [2, 5]) == math.inf
 
 
 # ----------------------------------------------------------------------------- simulation

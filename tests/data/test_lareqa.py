@@ -225,39 +225,6 @@ def test_missing_language_file(bundled_copy):
         lareqa.load_dataset("mlqa-r")
 
 
-def test_cli_data_show(capsys):
-    assert main(["data", "show", "xquad-r"]) == 0
-    out = capsys.readouterr().out
-    assert "13,090" in out and "13,014" in out and out.count("1,190") == 11
-    assert main(["data", "show", "mlqa-r", "--format", "json"]) == 0
-    summary = json.loads(capsys.readouterr().out)
-    assert summary["totals"]["questions"] == 4199 and summary["totals"]["candidates"] == 20534
-
-
-def test_cli_data_export_round_trip(tmp_path):
-    import pyarrow as pa
-
-    out = tmp_path / "export"
-    assert main(["data", "export", "mlqa-r", str(out), "--langs", "en,de"]) == 0
-    q = pa.ipc.open_file(pa.memory_map(str(out / "questions.arrow"))).read_all()
-    c = pa.ipc.open_file(pa.memory_map(str(out / "candidates.arrow"))).read_all()
-    r = pa.ipc.open_file(pa.memory_map(str(out / "qrels.arrow"))).read_all()
-    assert q.num_rows == 512 + 1148 and c.num_rows == 2362 + 6264
-    assert set(r.column("query_id").to_pylist()) <= set(q.column("id").to_pylist())
-    assert set(r.column("candidate_id").to_pylist()) <= set(c.column("id").to_pylist())
-
-
-def test_cli_bad_input_exit_2_and_nothing_written(tmp_path, capsys):
-    (tmp_path / "bad").mkdir()
-    (tmp_path / "bad" / "en.json").write_text("not json", encoding="utf-8")
-    out = tmp_path / "out"
-    assert main(["data", "export", str(tmp_path / "bad"), str(out)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "en.json: json" in err and "\n" not in err
-    assert not out.exists()
-    assert [p.name for p in tmp_path.iterdir()] == ["bad"]
-
-
 def test_dataset_interface_columns():
     ds = lareqa.load_dataset("mlqa-r", langs=["en"])
     q, r = ds.queries(), ds.qrels()

@@ -27,14 +27,19 @@ def _lang_file(lang: str, question: str, sentences: list[str], qid: str) -> dict
                                                     "qas": qas}]}]}
 
 
-@pytest.fixture
-def eval_dir(tmp_path):
+def write_eval_dir(tmp_path) -> str:
+    """A two-language LAReQA dir ``ev`` (one question each, parallel-group id g1); also tests/cli/test_data.py's."""
     root = tmp_path / "ev"
     root.mkdir()
     (root / "en.json").write_text(json.dumps(_lang_file("en", QUESTION, SENTENCES, "g1")), encoding="utf-8")
     (root / "de.json").write_text(json.dumps(_lang_file("de", "Was ist das erste Ding?",
                                                         ["Der erste Satz.", "Ein zweiter."], "g1")), encoding="utf-8")
     return str(root)
+
+
+@pytest.fixture
+def eval_dir(tmp_path):
+    return write_eval_dir(tmp_path)
 
 
 def _row(x, query, passage, lang="en", **extra):
@@ -127,27 +132,3 @@ def test_bundled_mlqa_and_xquad_share_nothing(tmp_path):
     assert on_mlqa.rows == 4199 and on_mlqa.by_key == {"xling_id": 4199, "query": 4199, "passage": 4199, "negative": 0}
 
 
-def test_cli_table_and_json(tmp_path, eval_dir, capsys):
-    table = write_arrow(tmp_path / "train.arrow", _negative_default(PLANTED))
-    assert main(["data", "overlap", table, eval_dir, "--examples", "2"]) == 0
-    out = capsys.readouterr().out
-    assert "ev" in out.splitlines()[1] and f"{table}: row 1: xling_id equals" in out
-    assert main(["data", "overlap", table, eval_dir, "--format", "json"]) == 0
-    doc = json.loads(capsys.readouterr().out)
-    assert doc["datasets"][0]["rows"] == 6 and doc["datasets"][0]["examples"][0]["row"] == 1
-
-
-@pytest.mark.parametrize("args, where", [
-    (["no-such-dataset"], "no-such-dataset"),
-    ([], "Missing argument"),
-])
-def test_cli_bad_input(tmp_path, eval_dir, capsys, args, where):
-    table = write_arrow(tmp_path / "train.arrow", [PLANTED[0]])
-    assert main(["data", "overlap", table, *args]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error: ") and where in err
-
-
-def test_cli_missing_table(tmp_path, eval_dir, capsys):
-    assert main(["data", "overlap", str(tmp_path / "none.arrow"), eval_dir]) == 2
-    assert capsys.readouterr().err == f"error: {tmp_path / 'none.arrow'}: no such file\n"

@@ -1,4 +1,4 @@
-"""Writing train tables and LAReQA -> train table (``fastir data to-train``)."""
+"""Writing train tables and LAReQA -> train table (the command ``fastir data to-train``: tests/cli/test_data.py)."""
 
 from __future__ import annotations
 
@@ -34,12 +34,3 @@ def test_write_lareqa_train_table(tmp_path, suffix):
     assert write_lareqa_train_table(ds, out, overwrite=True) == n
 
 
-def test_cli_data_to_train(tmp_path, capsys):
-    from fastir.cli import main
-
-    out = tmp_path / "t.parquet"
-    assert main(["data", "to-train", "xquad-r", str(out), "--langs", "en,es"]) == 0
-    assert "wrote" in capsys.readouterr().out and open_train_table(out).num_rows > 0
-    assert main(["data", "to-train", "xquad-r", str(out)]) == 2
-    assert main(["data", "to-train", "xquad-r", str(tmp_path / "t.csv")]) == 2
-    assert not (tmp_path / "t.csv").exists()

@@ -1,178 +1,18 @@
-"""fastir.encoding.encoder (and fastir.encode) against independent references: sentence-transformers, plain HF forward passes, numpy.
+"""fastir.encoding.encoder: ``encode`` (also ``fastir.encode``) picks a backend by name or object and
+keeps the last model loaded by name (the hf backend's numbers: tests/encoding/test_hf.py).
 
-Fixtures (tiny BERT, its sentence-transformers folder, MiniLM path) live in conftest.py.
+Fixtures (tiny BERT) live in conftest.py.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-
 import numpy as np
 import pytest
-import torch
 
-from fastir.encoding.encoder import encode, load_encoder, plan_batches, pool
-from fastir.core.errors import InputError
+from fastir.encoding import encoder
+from fastir.encoding.encoder import encode, load_encoder
 
-TEXTS = [
-    "w1 ?",
-    "w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 w16 w17 w18 w19 w20 w21 w22 w23 .",
-    "w30 w31 w32 .",
-    "w40 , w41 , w42 , w43 , w44 , w45 w46 w47 w48 w49 .",
-    "w5",
-    "w7 w7 w7 w7 w7 w7 ?",
-]
-
-
-def _hf_one_by_one(path, texts, pooling, pairs=None, max_length=128):
-    """Independent reference: one text per forward pass, no padding at all."""
-    from transformers import AutoModel, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path, attn_implementation="eager").eval()
-    out = []
-    with torch.no_grad():
-        for i, text in enumerate(texts):
-            inputs = tok(text, pairs[i] if pairs else None, return_tensors="pt", truncation=True, max_length=max_length)
-            res = model(**inputs)
-            h = res.last_hidden_state[0].numpy()
-            out.append({"cls": h[0], "mean": h.mean(axis=0), "pooler": res.pooler_output[0].numpy()}[pooling])
-    return np.stack(out)
-
-
-def test_pool_ignores_padding():
-    rng = np.random.default_rng(0)
-    h = rng.normal(size=(3, 5, 4)).astype(np.float32)
-    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0]])
-    garbage = h.copy()
-    garbage[mask == 0] = 1e6  # padding holds huge values: none may leak in
-    got = pool(torch.from_numpy(garbage), torch.from_numpy(mask), "mean").numpy()
-    want = np.stack([h[i, : mask[i].sum()].mean(axis=0) for i in range(3)])
-    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
-    np.testing.assert_array_equal(pool(torch.from_numpy(h), torch.from_numpy(mask), "cls").numpy(), h[:, 0])
-    half = pool(torch.from_numpy(h).half(), torch.from_numpy(mask), "mean")
-    assert half.dtype == torch.float32
-
-
-@pytest.mark.parametrize("budget", [1, 7, 40, 1000])
-def test_plan_batches_respects_budget_and_covers_rows(budget):
-    lengths = np.random.default_rng(1).integers(1, 60, size=200)
-    batches = plan_batches(lengths, budget)
-    rows = np.concatenate(batches)
-    assert sorted(rows.tolist()) == list(range(200))
-    assert (np.diff(lengths[rows]) <= 0).all()  # longest first
-    for b in batches:
-        assert len(b) == 1 or len(b) * lengths[b].max() <= budget
-
-
-@pytest.mark.parametrize("pooling", ["cls", "mean", "pooler"])
-def test_token_budget_batching_equals_one_by_one(embed_tiny_bert, pooling):
-    enc = load_encoder(embed_tiny_bert, pooling=pooling, device="cpu")
-    want = _hf_one_by_one(embed_tiny_bert, TEXTS, pooling)
-    for budget in (24, 100, 10_000):  # several rows per batch, padded to very different widths
-        got = encode(TEXTS, model=enc, normalize=False, batch_tokens=budget)
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
-    one = np.stack([encode([t], model=enc, normalize=False)[0] for t in TEXTS])
-    np.testing.assert_allclose(encode(TEXTS, model=enc, normalize=False, batch_tokens=64), one, rtol=1e-4, atol=1e-5)
-
-
-def test_text_pairs_and_prefix(embed_tiny_bert):
-    enc = load_encoder(embed_tiny_bert, pooling="mean", device="cpu")
-    pairs = [t + " w59 w58" for t in reversed(TEXTS)]
-    want = _hf_one_by_one(embed_tiny_bert, TEXTS, "mean", pairs=pairs)
-    got = encode(TEXTS, model=enc, normalize=False, text_pairs=pairs, batch_tokens=50)
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
-    # token_type_ids matter: the pair must not equal the concatenated single text
-    single = encode([a + " " + b for a, b in zip(TEXTS, pairs)], model=enc, normalize=False)
-    assert not np.allclose(got, single, atol=1e-3)
-    prefixed = encode(TEXTS, model=enc, normalize=False, prefix="w0 w0 ")
-    np.testing.assert_allclose(prefixed, _hf_one_by_one(embed_tiny_bert, ["w0 w0 " + t for t in TEXTS], "mean"),
-                               rtol=1e-4, atol=1e-5)
-
-
-def test_normalize_and_truncation(embed_tiny_bert):
-    enc = load_encoder(embed_tiny_bert, pooling="cls", device="cpu", max_length=5)
-    assert enc.max_length == 5
-    got = encode(TEXTS, model=enc, normalize=True)
-    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, rtol=1e-5)
-    want = _hf_one_by_one(embed_tiny_bert, TEXTS, "cls", max_length=5)
-    np.testing.assert_allclose(got, want / np.linalg.norm(want, axis=1, keepdims=True), rtol=1e-4, atol=1e-5)
-
-
-def test_sentence_transformers_folder_defaults(embed_tiny_st, embed_tiny_bert):
-    st = load_encoder(embed_tiny_st, device="cpu")
-    assert (st.pooling, st.normalize_default, st.max_length) == ("mean", True, 40)
-    plain = load_encoder(embed_tiny_bert, device="cpu")
-    assert (plain.pooling, plain.normalize_default, plain.max_length) == ("cls", False, 128)
-    assert plain.device.type == "cpu" and plain.dtype == torch.float32
-    assert plain.attn_implementation == "sdpa"
-
-
-def test_tiny_st_folder_matches_sentence_transformers(embed_tiny_st):
-    from sentence_transformers import SentenceTransformer
-
-    ref = SentenceTransformer(embed_tiny_st, device="cpu").encode(TEXTS, convert_to_numpy=True)
-    got = encode(TEXTS, model=embed_tiny_st, device="cpu", batch_tokens=30)
-    cos = (got * ref).sum(axis=1) / np.linalg.norm(ref, axis=1)
-    assert cos.min() >= 0.9999, cos
-
-
-def test_minilm_matches_sentence_transformers(minilm_path):
-    """Mean pooling + Normalize on the real MiniLM: cosine >= 0.9999 per row vs sentence-transformers."""
-    from sentence_transformers import SentenceTransformer
-
-    from fastir.data.lareqa import load_dataset
-
-    ds = load_dataset("xquad-r", langs=["en", "de"])
-    texts = ds.question_text[:30] + ds.candidate_text[:30] + ds.candidate_context[:4]  # contexts: > 256 tokens
-    ref = SentenceTransformer(minilm_path, device="cpu").encode(texts, convert_to_numpy=True, batch_size=16)
-    got = encode(texts, model=minilm_path, device="cpu")
-    assert got.dtype == np.float32 and got.shape == ref.shape == (64, 384)
-    cos = (got * ref).sum(axis=1) / np.linalg.norm(got, axis=1) / np.linalg.norm(ref, axis=1)
-    assert cos.min() >= 0.9999, cos.min()
-    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, rtol=1e-5)
-
-
-def test_cuda_request_falls_back_to_cpu_with_one_warning(embed_tiny_bert, capsys):
-    # the library warns through `warnings` (the CLI prints it as one line) and prints nothing itself
-    from fastir.core.errors import FastirWarning
-
-    if torch.cuda.is_available():
-        pytest.skip("CUDA is available: the fallback path does not apply")
-    with pytest.warns(FastirWarning, match="CUDA is not available") as caught:
-        enc = load_encoder(embed_tiny_bert, device="cuda", dtype="auto")
-    assert enc.device.type == "cpu" and enc.dtype == torch.float32
-    assert len(caught) == 1 and capsys.readouterr().err == ""
-
-
-def test_bad_models(embed_tiny_bert, tmp_path):
-    with pytest.raises(InputError, match="does not exist"):
-        load_encoder(tmp_path / "nope")
-    bare = tmp_path / "bare"
-    shutil.copytree(embed_tiny_bert, bare)
-    for f in bare.iterdir():
-        if f.name not in ("config.json", "model.safetensors"):
-            f.unlink()
-    with pytest.raises(InputError, match="tokenizer"):
-        load_encoder(bare)
-    with pytest.raises(InputError, match="above the model's limit of 128"):
-        load_encoder(embed_tiny_bert, max_length=129)
-    with pytest.raises(InputError, match="not a Hugging Face model"):
-        load_encoder(tmp_path)
-    with pytest.raises(InputError, match="--pooling"):
-        load_encoder(embed_tiny_bert, pooling="max")
-
-
-def test_unsupported_st_pooling_needs_explicit_pooling(embed_tiny_st, tmp_path):
-    folder = tmp_path / "st-max"
-    shutil.copytree(embed_tiny_st, folder)
-    cfg = json.loads((folder / "1_Pooling" / "config.json").read_text())
-    cfg.update(pooling_mode_mean_tokens=False, pooling_mode_max_tokens=True)
-    (folder / "1_Pooling" / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(InputError, match="max_tokens"):
-        load_encoder(folder)
-    assert load_encoder(folder, pooling="cls").pooling == "cls"
+TEXTS = ["w1 ?", "w2 w3 w4 .", "w30 w31 w32 ."]
 
 
 def test_package_level_encode_is_callable_after_submodule_import(embed_tiny_bert):
@@ -184,3 +24,34 @@ def test_package_level_encode_is_callable_after_submodule_import(embed_tiny_bert
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(a, encode(TEXTS, model=embed_tiny_bert, device="cpu"))
     assert a.shape == (len(TEXTS), 32) and a.dtype == np.float32
+
+
+def test_a_single_string_is_refused():
+    with pytest.raises(TypeError, match="not a single string"):
+        encode("w1 w2 .", model=object())
+
+
+def test_an_encoder_object_takes_no_loading_options(embed_tiny_bert):
+    enc = load_encoder(embed_tiny_bert, device="cpu")
+    for option in ({"pooling": "mean"}, {"device": "cpu"}, {"dtype": "fp32"}, {"max_length": 8}):
+        with pytest.raises(ValueError, match="pass pooling/device/dtype/max_length to load_encoder"):
+            encode(TEXTS, model=enc, **option)
+    np.testing.assert_array_equal(encode(TEXTS, model=enc), encode(TEXTS, model=embed_tiny_bert, device="cpu"))
+
+
+def test_the_last_model_loaded_by_name_is_reused(embed_tiny_bert, monkeypatch):
+    opened = []
+    real = encoder.open_backend
+
+    def counting(model, backend, **options):
+        opened.append((str(model), options["pooling"]))
+        return real(model, backend, **options)
+
+    monkeypatch.setattr(encoder, "_CACHE", {})
+    monkeypatch.setattr(encoder, "open_backend", counting)
+    first = encode(TEXTS, model=embed_tiny_bert, device="cpu")
+    np.testing.assert_array_equal(encode(TEXTS, model=embed_tiny_bert, device="cpu"), first)
+    assert opened == [(embed_tiny_bert, None)]  # loaded once
+    encode(TEXTS, model=embed_tiny_bert, device="cpu", pooling="mean")  # other options: another model
+    encode(TEXTS, model=embed_tiny_bert, device="cpu")  # only the last one is kept
+    assert opened == [(embed_tiny_bert, None), (embed_tiny_bert, "mean"), (embed_tiny_bert, None)]

@@ -1,4 +1,5 @@
-"""Setting up a run: nothing written before the inputs pass, the trainer's pieces, --overwrite."""
+"""Setting up a run: nothing written before the inputs pass, the trainer's pieces, --overwrite (open_run and
+build_trainer return the two phases of fastir.train.state: TrainingRun, Trainer)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`fastir import` command line: it parses and calls fastir.runs.importer; bad input and OS failures
+"""`fastir import` (fastir.cli.import_) command line: it parses and calls fastir.runs.importer; bad input and OS failures
 are one line `error: <file>: <field>: <message>`, exit 2, nothing (not even a temp dir) left behind."""
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from fastir.runs import rundir
 
 
 @pytest.fixture
-def inputs(tmp_path):
+def import_dir(tmp_path):
+    """q.parquet, c.npy + c.ids.parquet and graded qrels (tests/cli/conftest.py's ``inputs`` holds smaller ones)."""
     d = tmp_path / "in"
     d.mkdir()
     rng = np.random.default_rng(3)
@@ -33,18 +34,18 @@ def _args(d, out):
             "--qrels", str(d / "qrels.txt"), "--out", str(out)]
 
 
-def test_import_then_score(inputs, tmp_path, capsys):
+def test_import_then_score(import_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(_args(inputs, out)) == 0
+    assert main(_args(import_dir, out)) == 0
     printed = capsys.readouterr().out
     assert printed.startswith(f"wrote {out}: 2 queries, 3 candidates, 5 qrels, dim 4, float32")
     run = rundir.read_run(out)
-    assert run.meta["source"]["candidates"]["ids_file"] == str(inputs / "c.ids.parquet")
+    assert run.meta["source"]["candidates"]["ids_file"] == str(import_dir / "c.ids.parquet")
     assert run.meta["format"] == "fastir-run/2" and list(run.qrels_relevance) == [1, 1, 3, 2, 0]
     assert main(["score", str(out), "--out", str(tmp_path / "scores")]) == 0
 
 
-def test_imported_systems_on_the_same_data_compare(inputs, tmp_path, capsys):
+def test_imported_systems_on_the_same_data_compare(import_dir, tmp_path, capsys):
     # issue 31, item 3: compare refused every imported run (no dataset_checksum)
     other = tmp_path / "other"
     other.mkdir()
@@ -55,7 +56,7 @@ def test_imported_systems_on_the_same_data_compare(inputs, tmp_path, capsys):
     np.save(other / "c.npy", rng.standard_normal((3, 4)).astype(np.float32))
     pq.write_table(pa.table({"id": ["d3", "d1", "d2"], "lang": ["de", "en", "de"]}), other / "c.ids.parquet")
     (other / "qrels.txt").write_text("q2 0 d3 0\nq2 0 d1 2\nq1 0 d2 1\nq2 0 d2 3\nq1 0 d1 1\n")
-    for name, d in (("a", inputs), ("b", other)):
+    for name, d in (("a", import_dir), ("b", other)):
         assert main(_args(d, tmp_path / name)) == 0
         assert main(["score", str(tmp_path / name), "--per-query", "--out", str(tmp_path / name / "scores")]) == 0
     checksums = {rundir.read_run(tmp_path / n).meta["dataset_checksum"] for n in ("a", "b")}
@@ -77,47 +78,47 @@ def test_help_lists_import(capsys):
     ("q1 0 d1 yes\n", "qrels.txt: line 1: grade: expected an integer, found 'yes'"),
     ("q1 0 d1 1\nq1 0 nope 1\n", "qrels.txt: line 2: unknown candidate id 'nope' (not in c.ids.parquet)"),
 ])
-def test_bad_qrels_one_line_exit_2_nothing_written(inputs, tmp_path, capsys, text, where):
-    (inputs / "qrels.txt").write_text(text)
-    assert main(_args(inputs, tmp_path / "run")) == 2
+def test_bad_qrels_one_line_exit_2_nothing_written(import_dir, tmp_path, capsys, text, where):
+    (import_dir / "qrels.txt").write_text(text)
+    assert main(_args(import_dir, tmp_path / "run")) == 2
     err = capsys.readouterr().err
     assert where in err, err
-    assert err.count("\n") == 1 and err.startswith(f"error: {inputs / 'qrels.txt'}: ")
+    assert err.count("\n") == 1 and err.startswith(f"error: {import_dir / 'qrels.txt'}: ")
     assert not (tmp_path / "run").exists()
 
 
-def test_npy_rows_differ_from_sidecar(inputs, tmp_path, capsys):
-    np.save(inputs / "c.npy", np.ones((2, 4), np.float32))
-    assert main(_args(inputs, tmp_path / "run")) == 2
-    assert capsys.readouterr().err == (f"error: {inputs / 'c.npy'}: embedding: 2 rows, but c.ids.parquet has 3 ids\n")
+def test_npy_rows_differ_from_sidecar(import_dir, tmp_path, capsys):
+    np.save(import_dir / "c.npy", np.ones((2, 4), np.float32))
+    assert main(_args(import_dir, tmp_path / "run")) == 2
+    assert capsys.readouterr().err == (f"error: {import_dir / 'c.npy'}: embedding: 2 rows, but c.ids.parquet has 3 ids\n")
 
 
-def test_missing_option_is_one_line(inputs, capsys):
-    assert main(["import", "--queries", str(inputs / "q.parquet")]) == 2
+def test_missing_option_is_one_line(import_dir, capsys):
+    assert main(["import", "--queries", str(import_dir / "q.parquet")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--candidates" in err
 
 
-def test_existing_output_needs_overwrite(inputs, tmp_path, capsys):
+def test_existing_output_needs_overwrite(import_dir, tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
     (out / "keep").write_text("x")
-    assert main(_args(inputs, out)) == 2 and "pass --overwrite" in capsys.readouterr().err
+    assert main(_args(import_dir, out)) == 2 and "pass --overwrite" in capsys.readouterr().err
     # --overwrite replaces only a run dir: a folder holding anything else is refused and kept
-    assert main(_args(inputs, out) + ["--overwrite"]) == 2 and "'keep', which" in capsys.readouterr().err
+    assert main(_args(import_dir, out) + ["--overwrite"]) == 2 and "'keep', which" in capsys.readouterr().err
     assert (out / "keep").read_text() == "x"
     (out / "keep").unlink()
-    assert main(_args(inputs, out)) == 0
-    assert main(_args(inputs, out) + ["--overwrite"]) == 0
+    assert main(_args(import_dir, out)) == 0
+    assert main(_args(import_dir, out) + ["--overwrite"]) == 0
     assert rundir.read_run(out).meta["model"] == "imported"
 
 
-def test_disk_full_while_writing_leaves_nothing(inputs, tmp_path, capsys, monkeypatch):
+def test_disk_full_while_writing_leaves_nothing(import_dir, tmp_path, capsys, monkeypatch):
     def full(sink, schema):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(pa.ipc, "new_file", full)  # the run dir's Arrow writer, after its temp file is open
-    assert main(_args(inputs, tmp_path / "out" / "run")) == 2
+    assert main(_args(import_dir, tmp_path / "out" / "run")) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: disk: No space left on device [ENOSPC]"), err
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []

@@ -1,0 +1,52 @@
+"""fastir.eval.preload: ``fastir score`` preloads the kernels of its run's dtype, each a lazy kernel of
+fastir/kernels that the preload really loads; a run.json it cannot read starts nothing.
+(tests/kernels/test_lazy.py checks that a float16 score loads exactly the float16 list.)"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+
+import fastir.kernels.lazy as lazy
+from fastir.eval.preload import FP32_KERNELS, preload_score_kernels
+from fastir.kernels import NONFINITE_KERNEL, gather_kernel
+
+
+def test_each_dtype_preloads_its_own_gather_and_the_finiteness_scan():
+    """The names the numpy stand-ins check (fastir.kernels): a drift would leave a stand-in never used."""
+    assert set(FP32_KERNELS) == {"float16", "float32"}
+    for dtype, names in FP32_KERNELS.items():
+        assert len(set(names)) == len(names) == 4 and all(n.startswith("fastir.kernels.") for n in names)
+        assert gather_kernel(dtype) in names and NONFINITE_KERNEL in names
+    assert gather_kernel("float16") not in FP32_KERNELS["float32"]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_the_preload_of_a_run_loads_its_dtypes_kernels(tmp_path, make_run, monkeypatch, dtype):
+    run = make_run(tmp_path, q_emb=np.eye(2), q_langs=["aa", "aa"], c_emb=np.eye(2), c_langs=["aa", "aa"],
+                   qrels=[(0, 0)], dtype=dtype)
+    started = []
+    monkeypatch.setattr(lazy, "preload", lambda names, own_process=False: started.append((names, own_process)))
+    preload_score_kernels(run, own_process=True)
+    preload_score_kernels(str(run))
+    assert started == [(FP32_KERNELS[dtype], True), (FP32_KERNELS[dtype], False)]
+    monkeypatch.undo()
+    loading = preload_score_kernels(run)
+    loading.thread.join(timeout=300)  # every kernel, not only the one in flight at finish()
+    loading.finish()
+    assert loading.names == FP32_KERNELS[dtype]
+    for name in loading.names:  # each exists in fastir/kernels and was loaded in the background
+        module, attr = name.split(":")
+        kernel = getattr(importlib.import_module(module), attr)
+        assert isinstance(kernel, lazy.LazyKernel) and kernel._dispatcher is not None, name
+        assert not lazy.pending(name)
+
+
+@pytest.mark.parametrize("run_json", ["not json", "[1, 2]", '"float32"', "{}", '{"dtype": ["float32"]}'])
+def test_an_unreadable_run_json_starts_nothing(tmp_path, monkeypatch, run_json):
+    """(A missing run.json and an unknown dtype: tests/kernels/test_lazy.py.)"""
+    monkeypatch.setattr(lazy, "preload", lambda *a, **k: pytest.fail("a preload started"))
+    (tmp_path / "run.json").write_text(run_json)
+    assert preload_score_kernels(tmp_path) is None
