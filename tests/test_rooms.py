@@ -173,8 +173,6 @@ TEST_FILE_EXEMPTIONS = {
     "fastir/cli/experiment.py": ("the command's tests live beside the experiment driver",
                                  "tests/experiment/test_driver.py"),
     "fastir/cli/sample.py": ("the command's tests live beside the sampler it audits", "tests/sampling/test_sampler.py"),
-    "fastir/cli/options.py": ("a re-export of split_list (itself tested in tests/eval/test_cells.py), checked "
-                              "through the options it splits", "tests/cli/test_embed.py"),
     "fastir/sampling/choices.py": ("declarations only: the CLI's choice lists", "tests/sampling/test_strategies.py"),
     "fastir/train/state.py": ("declarations only: the dataclasses open_run and build_trainer return",
                               "tests/train/test_setup.py"),

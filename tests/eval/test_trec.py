@@ -103,8 +103,13 @@ def test_refusals_and_overwrite(tmp_path, make_run):
     with pytest.raises(InputError, match="not empty; pass --overwrite"):
         write_trec(result, busy)
     assert sorted(p.name for p in busy.iterdir()) == ["keep"]
+    with pytest.raises(InputError, match="holds 'keep', which this command does not write"):
+        write_trec(result, busy, overwrite=True)  # --overwrite replaces only a TREC folder
+    (busy / "keep").unlink()
+    write_trec(result, busy)
+    (busy / "aa-all.run").write_text("old")
     write_trec(result, busy, overwrite=True)
-    assert "keep" not in {p.name for p in busy.iterdir()} and (busy / "aa-all.run").is_file()
+    assert (busy / "aa-all.run").read_text() != "old" and (busy / "aa-all.qrels").is_file()
 
 
 @pytest.mark.parametrize("side", ["q_ids", "c_ids"])
