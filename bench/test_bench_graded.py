@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pytrec_eval
 
 from fastir.eval.score import score_run
 from fastir.runs.rundir import read_run, write_run
@@ -157,8 +158,6 @@ class Peers:
 
 
 def faiss_pytrec_eval(peers: Peers) -> dict:
-    import pytrec_eval
-
     out = {}
     for x, y, run, qrels in peers.cells(peers.search()):
         ev = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.100", "map"})
@@ -291,8 +290,6 @@ def _pytrec_get(values, name):
 
 @pytest.mark.benchmark(group=GROUP)
 def test_faiss_pytrec_eval(benchmark, graded_run, fastir_result, bench_scale, pinned_threads):
-    pytest.importorskip("faiss")
-    pytest.importorskip("pytrec_eval")
     peers = Peers(read_run(graded_run))
     benchmark.extra_info.update(role="peer", peer="faiss + pytrec_eval", scale=bench_scale,
                                 what="faiss IndexFlatIP top-100 per language index (X→Y) and pooled (X→all), "
@@ -307,8 +304,6 @@ def test_faiss_pytrec_eval(benchmark, graded_run, fastir_result, bench_scale, pi
 
 @pytest.mark.benchmark(group=GROUP)
 def test_faiss_ranx(benchmark, graded_run, fastir_result, bench_scale, pinned_threads):
-    pytest.importorskip("faiss")
-    pytest.importorskip("ranx")
     peers = Peers(read_run(graded_run))
     benchmark.extra_info.update(role="peer", peer="faiss + ranx", scale=bench_scale,
                                 what="faiss IndexFlatIP top-100 as above, ranx.evaluate per cell (Numba, "

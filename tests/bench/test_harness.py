@@ -373,7 +373,6 @@ def test_real_run_check_fails_on_an_injected_slowdown(synthetic_suite, tmp_path)
 
 
 def test_pinned_threads_pins_and_restores(tmp_path):
-    pytest.importorskip("numba")
     if (os.cpu_count() or 1) < 2:
         pytest.skip("needs 2 cores to tell a pinned count from the default")
     suite = tmp_path / "suite"

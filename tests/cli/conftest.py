@@ -69,8 +69,26 @@ def _import_inputs(d: Path) -> Path:
     return d
 
 
+WRITERS = ("score", "score-trec", "compare", "data-export", "data-to-train", "sample", "import", "embed", "train",
+           "experiment")
+
+
 def command(name: str, inputs: dict, out: Path) -> list[str]:
-    """argv of command ``name`` writing to ``out`` (every writing command, small and fast)."""
+    """argv of command ``name`` (one of :data:`WRITERS`) writing to ``out``, each as small and fast as
+    it gets. embed, train and experiment also need ``inputs["embed_model"]`` / ``inputs["train_model"]``
+    (the tiny BERTs of tests/conftest.py)."""
+    models = {
+        "embed": lambda: ["embed", "--no-progress", "--dataset", str(inputs["lareqa"]), "--model",
+                          inputs["embed_model"], "--out", str(out), "--device", "cpu"],
+        "train": lambda: ["train", "--data", str(inputs["train_arrow"]), "--model", inputs["train_model"],
+                          "--out", str(out), "--batch-size", "4", "--steps", "2", "--device", "cpu", "--no-progress"],
+        "experiment": lambda: ["experiment", "--data", str(inputs["train_arrow"]), "--model", inputs["train_model"],
+                               "--out", str(out), "--eval", str(inputs["lareqa"]), "--strategies", "x-y", "--seed", "0",
+                               "--steps", "2", "--batch-size", "4", "--max-length", "12", "--store", "fp32",
+                               "--samples", "200", "--device", "cpu", "--allow-overlap", "--no-progress"],
+    }
+    if name in models:
+        return models[name]()
     return {
         "score": ["score", str(inputs["run"]), "--out", str(out), "--per-query", "--format", "json"],
         "score-trec": ["score", str(inputs["run"]), "--out", str(out / "scores"), "--trec", str(out / "trec"),
@@ -84,6 +102,16 @@ def command(name: str, inputs: dict, out: Path) -> list[str]:
         "import": ["import", "--queries", str(inputs["import"] / "q.parquet"), "--candidates",
                    str(inputs["import"] / "c.npy"), "--qrels", str(inputs["import"] / "qrels.txt"), "--out", str(out)],
     }[name]
+
+
+def one_line_error(err: str, *needles: str) -> str:
+    """The one line ``error: ...`` that is all of ``err`` (stderr), holding each of ``needles``."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    assert "Traceback" not in err
+    return lines[0]
 
 
 @pytest.fixture

@@ -19,21 +19,13 @@ import pytest
 from fastir.core import outputs
 from fastir.cli import main
 from fastir.core.errors import from_environment
+from tests.cli.conftest import one_line_error
 
 COMMANDS = ("score", "score-trec", "compare", "data-export", "data-to-train", "sample", "import")
 
 
 def _listing(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
-
-
-def _one_line_error(err: str, *needles: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def _fail_on_publish(monkeypatch, exc_factory):
@@ -52,7 +44,7 @@ def test_disk_full_is_one_line_and_leaves_nothing(name, argv_of, tmp_path, capsy
     _fail_on_publish(monkeypatch, lambda p: OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), p))
     capsys.readouterr()
     assert main(argv_of(name, tmp_path / "out")) == 2
-    line = _one_line_error(capsys.readouterr().err, ": disk: ", "No space left on device", "[ENOSPC]")
+    line = one_line_error(capsys.readouterr().err, ": disk: ", "No space left on device", "[ENOSPC]")
     assert "fastir-tmp" not in line  # names the output, not our temporary
     assert _listing(tmp_path) == []
 
@@ -75,7 +67,7 @@ def test_embed_disk_full_during_merge(embed_tiny_bert, embed_tiny_dataset, tmp_p
             "--device", "cpu"]
     monkeypatch.setattr(writer.TableStream, "write", full)
     assert main(argv) == 2
-    _one_line_error(capsys.readouterr().err, ": disk: ", "[ENOSPC]")
+    one_line_error(capsys.readouterr().err, ": disk: ", "[ENOSPC]")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".run.fastir-embed"]  # the resumable parts only
     monkeypatch.undo()
     assert main([*argv, "--resume"]) == 0
@@ -87,7 +79,7 @@ def test_train_disk_full_at_the_first_checkpoint_leaves_nothing(train_tiny_bert,
     out = tmp_path / "deep" / "train"
     assert main(["train", "--data", str(inputs["train_arrow"]), "--model", train_tiny_bert, "--out", str(out),
                  "--batch-size", "4", "--steps", "2", "--device", "cpu", "--no-progress"]) == 2
-    _one_line_error(capsys.readouterr().err, "checkpoint-000002: disk: ")
+    one_line_error(capsys.readouterr().err, "checkpoint-000002: disk: ")
     assert _listing(tmp_path) == []  # no train.jsonl, no checkpoint temp, no created parent
 
 
@@ -99,7 +91,7 @@ def test_permission_denied_is_one_line_and_leaves_nothing(name, argv_of, tmp_pat
     _fail_on_publish(monkeypatch, lambda p: PermissionError(errno.EACCES, os.strerror(errno.EACCES), p))
     capsys.readouterr()
     assert main(argv_of(name, tmp_path / "out")) == 2
-    _one_line_error(capsys.readouterr().err, ": permission: ", "[EACCES]")
+    one_line_error(capsys.readouterr().err, ": permission: ", "[EACCES]")
     assert _listing(tmp_path) == []
 
 
@@ -181,7 +173,7 @@ def test_read_only_locations_as_a_non_root_user(inputs, world_readable_root):
     results = json.loads(proc.stdout.strip().splitlines()[-1])
     for (argv, needle), (code, err) in zip(cases, results):
         assert code == 2, (argv, err)
-        _one_line_error(err, needle, "[EACCES]")
+        one_line_error(err, needle, "[EACCES]")
     assert _listing(ro) == before
     assert not (scratch / "s").exists()
 
@@ -197,7 +189,7 @@ def test_memory_error_anywhere_is_one_line(argv_of, tmp_path, capsys, monkeypatc
 
     monkeypatch.setattr(score, "count_range", oom)  # the fp32 pass
     assert main(argv_of("score", tmp_path / "out")) == 2
-    _one_line_error(capsys.readouterr().err, "error: memory: out of memory (Unable to allocate 2.95 TiB")
+    one_line_error(capsys.readouterr().err, "error: memory: out of memory (Unable to allocate 2.95 TiB")
     assert _listing(tmp_path) == []
 
 
@@ -206,7 +198,7 @@ def test_compare_samples_checked_against_memory_before_allocating(argv_of, tmp_p
 
     monkeypatch.setattr(resources, "available_memory", lambda: 1 << 30)
     assert main(argv_of("compare", tmp_path / "out")[:-4] + ["--samples", "100000000"]) == 2
-    _one_line_error(capsys.readouterr().err, "error: --samples: 100000000 resamples", "GiB")
+    one_line_error(capsys.readouterr().err, "error: --samples: 100000000 resamples", "GiB")
 
 
 def test_trec_buffer_checked_against_memory(argv_of, tmp_path, capsys, monkeypatch):
@@ -214,7 +206,7 @@ def test_trec_buffer_checked_against_memory(argv_of, tmp_path, capsys, monkeypat
 
     monkeypatch.setattr(resources, "available_memory", lambda: 1000)
     assert main(argv_of("score-trec", tmp_path / "out")) == 2
-    _one_line_error(capsys.readouterr().err, "error: --trec-depth: the TREC top-", "GiB")
+    one_line_error(capsys.readouterr().err, "error: --trec-depth: the TREC top-", "GiB")
     assert _listing(tmp_path) == []
 
 
@@ -235,7 +227,7 @@ def test_bugs_keep_their_traceback(argv_of, tmp_path, monkeypatch):
 
 def test_huge_k_is_one_line(inputs, tmp_path, capsys):
     assert main(["score", str(inputs["run"]), "--out", str(tmp_path / "o"), "--k", "99999999999999999999"]) == 2
-    _one_line_error(capsys.readouterr().err, "error: --k: must be at most 2147483647")
+    one_line_error(capsys.readouterr().err, "error: --k: must be at most 2147483647")
     assert _listing(tmp_path) == []
 
 
@@ -269,11 +261,11 @@ def truncated_model(train_tiny_bert, tmp_path):
 def test_truncated_safetensors_in_embed_and_train(truncated_model, embed_tiny_dataset, inputs, tmp_path, capsys):
     assert main(["embed", "--no-progress", "--dataset", embed_tiny_dataset, "--model", truncated_model,
                  "--out", str(tmp_path / "run"), "--device", "cpu"]) == 2
-    _one_line_error(capsys.readouterr().err, f"error: {truncated_model}: weights: unreadable safetensors file")
+    one_line_error(capsys.readouterr().err, f"error: {truncated_model}: weights: unreadable safetensors file")
     assert main(["train", "--data", str(inputs["train_arrow"]), "--model", truncated_model,
                  "--out", str(tmp_path / "train"), "--batch-size", "4", "--steps", "1", "--device", "cpu",
                  "--no-progress"]) == 2
-    _one_line_error(capsys.readouterr().err, f"error: {truncated_model}: weights: unreadable safetensors file")
+    one_line_error(capsys.readouterr().err, f"error: {truncated_model}: weights: unreadable safetensors file")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
@@ -284,84 +276,3 @@ def test_help_documents_the_exit_status():
 
     text = CliRunner().invoke(cli, ["--help"]).output
     assert "Exit status" in text and "2 bad input or a failure of the environment" in text
-
-
-# ------------------------------------------------------------------ property: failure changes nothing
-
-_FAULTS = {  # where an exception is injected: the IO primitives every writer goes through
-    "publish": (outputs, "_publish"),
-    "replace": (os, "replace"),
-    "mkdir": (os, "mkdir"),
-    "mkstemp": (tempfile, "mkstemp"),
-    "open-for-writing": (__import__("builtins"), "open"),
-    "write_text": (Path, "write_text"),
-}
-_EXCEPTIONS = {
-    "disk full": lambda: OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
-    "permission": lambda: PermissionError(errno.EACCES, os.strerror(errno.EACCES)),
-    "memory": lambda: MemoryError(),
-    "bug": lambda: RuntimeError("a bug"),
-    "interrupt": lambda: KeyboardInterrupt(),
-}
-
-
-def _snapshot(root: Path) -> dict[str, bytes | None]:
-    return {str(p.relative_to(root)): (None if p.is_dir() else p.read_bytes()) for p in root.rglob("*")}
-
-
-def _inject(monkeypatch, fault: str, nth: int, make_exc) -> list[int]:
-    owner, name = _FAULTS[fault]
-    real = getattr(owner, name)
-    calls = [0]
-
-    def faulty(*args, **kwargs):
-        if fault == "open-for-writing":
-            mode = args[1] if len(args) > 1 else kwargs.get("mode", "r")
-            if not any(c in mode for c in "wax+"):
-                return real(*args, **kwargs)
-        calls[0] += 1
-        if calls[0] == nth:
-            raise make_exc()
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(owner, name, faulty)
-    return calls
-
-
-from hypothesis import HealthCheck, event, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.sampled_from(COMMANDS), fault=st.sampled_from(sorted(_FAULTS)), nth=st.integers(1, 4),
-       exc=st.sampled_from(sorted(_EXCEPTIONS)), existing=st.booleans())
-def test_any_exception_inside_a_command_leaves_the_output_location_as_it_was(argv_of, capsys, name, fault, nth,
-                                                                             exc, existing):
-    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as mp:
-        root = Path(tmp)
-        out = root / "sub" / "out"
-        argv = argv_of(name, out)
-        if existing:  # an earlier output that --overwrite would replace: it must survive a failure
-            target = Path(argv[argv.index("--out") + 1] if "--out" in argv else argv[3])
-            if target.suffix:
-                target.parent.mkdir(parents=True)
-                target.write_text("old\n")
-            else:
-                target.mkdir(parents=True)
-                (target / "old.txt").write_text("old\n")
-            argv = [*argv, "--overwrite"]
-        before = _snapshot(root)
-        calls = _inject(mp, fault, nth, _EXCEPTIONS[exc])
-        try:
-            code = main(argv)
-        except RuntimeError:
-            code = None  # a bug keeps its traceback
-        mp.undo()
-        err = capsys.readouterr().err
-        event(f"fault fired: {calls[0] >= nth}")
-        if code == 0:  # the fault point was not reached that often, or the fault was tolerated
-            assert not [p for p in _snapshot(root) if ".fastir-" in p]  # (Path.mkdir(exist_ok=True) is)
-            return
-        if code == 2:
-            _one_line_error(err)
-        assert _snapshot(root) == before

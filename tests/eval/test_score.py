@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import pytrec_eval
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score
@@ -108,7 +109,6 @@ def test_rank_distance_hand_computed(tmp_path, make_run):
 
 
 def test_pytrec_eval_on_tie_free_data(tmp_path, make_run):
-    pytrec_eval = pytest.importorskip("pytrec_eval")
     cols = parallel_run_columns(np.random.default_rng(2), integer=False, dim=8)
     scores = cols["q_emb"] @ cols["c_emb"].T
     assert all(len(np.unique(r)) == len(r) for r in scores)  # tie-free: trec_eval's tie order is irrelevant
@@ -130,7 +130,6 @@ def test_pytrec_eval_on_tie_free_data(tmp_path, make_run):
 
 
 def test_ndcg_equals_pytrec_eval_ndcg_cut_on_tie_free_data(tmp_path, make_run):
-    pytrec_eval = pytest.importorskip("pytrec_eval")
     cols = parallel_run_columns(np.random.default_rng(3), integer=False, dim=8)
     scores = cols["q_emb"] @ cols["c_emb"].T
     assert all(len(np.unique(r)) == len(r) for r in scores)
@@ -155,7 +154,6 @@ def test_ndcg_equals_pytrec_eval_ndcg_cut_on_tie_free_data(tmp_path, make_run):
 def test_graded_ndcg_equals_pytrec_eval_ndcg_cut_on_tie_free_data(tmp_path, make_run):
     """Graded qrels (grades 0..3; 0 = judged not relevant): nDCG's gains are the grades, as
     trec_eval's ndcg_cut; binary metrics count grade >= 1 as relevant."""
-    pytrec_eval = pytest.importorskip("pytrec_eval")
     rng = np.random.default_rng(7)
     cols = parallel_run_columns(rng, integer=False, dim=8)
     grades = [int(g) for g in rng.integers(0, 4, len(cols["qrels"]))]
@@ -250,7 +248,6 @@ def test_relevance_threshold_equals_pytrec_eval_relevance_level(tmp_path, make_r
     """--relevance-threshold 2 on graded qrels (0..3): map / recip_rank / recall count grade >= 2 as
     relevant, nDCG keeps every grade >= 1 as gain (trec_eval's ndcg_cut ignores relevance_level);
     queries without a grade >= 2 candidate in a set are not scored there."""
-    pytrec_eval = pytest.importorskip("pytrec_eval")
     rng = np.random.default_rng(17)
     cols = parallel_run_columns(rng, integer=False, dim=8)
     grades = [int(g) for g in rng.integers(0, 4, len(cols["qrels"]))]

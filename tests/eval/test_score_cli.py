@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import pytrec_eval
 
 from fastir.cli import main
 
@@ -105,7 +106,6 @@ def test_default_out_dir_and_overwrite(small_run, capsys):
 
 
 def test_trec_export_matches_pytrec_eval(small_run, tmp_path):
-    pytrec_eval = pytest.importorskip("pytrec_eval")
     trec = tmp_path / "trec"
     out = tmp_path / "scores"
     # Depth 30 >= the pooled set size: the exported runs are complete rankings.
@@ -136,7 +136,6 @@ def test_graded_trec_export_matches_pytrec_eval(tmp_path, make_run, threshold):
     """Graded qrels (0..3): the exported .qrels carry the grades of the judged pairs (grade >= 1),
     and pytrec_eval's ndcg_cut / map on the exported files, at relevance_level = --relevance-threshold,
     equal fastir's per-query values."""
-    pytrec_eval = pytest.importorskip("pytrec_eval")
     rng = np.random.default_rng(12)
     q_langs, c_langs, qrels = [], [], []
     for lang in LANGS:
