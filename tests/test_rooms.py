@@ -168,7 +168,6 @@ TESTS = REPO / "tests"
 TEST_FILE_EXEMPTIONS = {
     "fastir/compare/report.py": ("the comparison's tables and files are checked through compare",
                                  "tests/compare/test_comparison.py"),
-    "fastir/cli/score.py": ("the command's tests live beside the scoring it drives", "tests/eval/test_score_cli.py"),
     "fastir/cli/train.py": ("the command's tests live beside the training loop", "tests/train/test_loop.py"),
     "fastir/cli/experiment.py": ("the command's tests live beside the experiment driver",
                                  "tests/experiment/test_driver.py"),

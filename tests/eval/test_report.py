@@ -1,6 +1,6 @@
 """fastir.eval.report: the output files of a scored run read back (pairs.csv / .parquet, per_query.parquet
 in data_specs/per-query-format.json, summary.json), the terminal view, and an all-or-nothing write.
-(``fastir score``'s options and formats: tests/eval/test_score_cli.py.)"""
+(``fastir score``'s options and formats: tests/cli/test_score.py.)"""
 
 from __future__ import annotations
 
