@@ -64,6 +64,10 @@ RESUMABLE = {  # command: (where what it continues from stays, for the output ou
     "train": (lambda out: out, "checkpoint-*"),
     "experiment": (lambda out: out, "*"),
 }
+OLD_ENTRY = {  # command: an entry its output folder holds (the old output it replaces)
+    "score": "summary.json", "score-trec": "summary.json", "compare": "compare.json", "data-export": "qrels.arrow",
+    "import": "run.json", "embed": "run.json",
+}
 SLOW = ("experiment",)
 PAIRS = [(name, fault) for name in WRITERS for fault in FAULTS if (name, fault) not in NEVER_CALLED]
 
@@ -87,9 +91,9 @@ def _argv(every_input, name: str, root: Path, existing: bool) -> tuple[list[str]
         if target.suffix:
             target.parent.mkdir(parents=True)
             target.write_text("old\n")
-        else:
+        else:  # a folder of the kind the command writes: --overwrite replaces nothing else
             target.mkdir(parents=True)
-            (target / "old.txt").write_text("old\n")
+            (target / OLD_ENTRY.get(name, "old.txt")).write_text("old\n")
         argv = [*argv, "--overwrite"]
     return argv, out
 
