@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from fastir.cli.options import split_list
+from fastir.cli.options import Float, Int, split_list
 from fastir.compare.render import DIGITS
 from fastir.eval.metrics import known_names
 
@@ -20,21 +20,21 @@ from fastir.eval.metrics import known_names
 @click.option("--test", "test", type=click.Choice(["randomization", "bootstrap", "t", "two-level"]), default=None,
               help="Paired test of each system against each baseline. Default: randomization with one seed per "
                    "system; two-level (seed + query variance, the only one allowed) when a system has several seeds.")
-@click.option("--samples", type=click.IntRange(min=1), default=10000, show_default=True,
+@click.option("--samples", type=Int(min=1), default=10000, show_default=True,
               help="Randomization / bootstrap resamples.")
-@click.option("--seed", type=click.IntRange(min=0, max=2**64 - 1), default=0, show_default=True,
+@click.option("--seed", type=Int(min=0, max=2**64 - 1), default=0, show_default=True,
               help="Seed of the resampling streams (results do not depend on the thread count).")
 @click.option("--metrics", default="map,recall@1,recall@10", show_default=True,
               help=f"Comma-separated, from {known_names()} (recall@1,10: a bare number continues the family "
                    "before it), or `all`: every metric the runs hold. Rank distance is always reported.")
 @click.option("--names", default=None, help="Comma-separated display names, one per run (default: dir names).")
-@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True,
+@click.option("--alpha", type=Float(0, 1, min_open=True, max_open=True), default=0.05, show_default=True,
               help="Family-wise significance level (Holm).")
-@click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95,
+@click.option("--confidence", type=Float(0, 1, min_open=True, max_open=True), default=0.95,
               show_default=True, help="Bootstrap confidence level.")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "latex", "json"]), default="table",
               show_default=True, help="What to print on the terminal.")
-@click.option("--digits", type=click.IntRange(1, 8), default=DIGITS, show_default=True,
+@click.option("--digits", type=Int(1, 8), default=DIGITS, show_default=True,
               help="Decimal places of 0-1 metrics; rank distance, in ranks, gets two fewer (at least one).")
 @click.option("--out", type=click.Path(), default=None,
               help="Also write compare.{txt,md,tex,json,png} into this directory (atomically).")

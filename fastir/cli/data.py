@@ -6,7 +6,7 @@ import json
 
 import click
 
-from fastir.cli.options import split_list
+from fastir.cli.options import Int, split_list
 from fastir.data.registry import choices_text
 
 
@@ -71,7 +71,7 @@ def to_train(dataset, out, langs, overwrite):
 @data.command()
 @click.argument("train", type=click.Path())
 @click.argument("evals", metavar="EVAL...", nargs=-1, required=True)
-@click.option("--examples", type=click.IntRange(min=0), default=10, show_default=True,
+@click.option("--examples", type=Int(min=0), default=10, show_default=True,
               help="Matches listed per evaluation dataset (the first by row).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def overlap(train, evals, examples, fmt):

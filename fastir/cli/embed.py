@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from fastir.cli.options import split_list
+from fastir.cli.options import Int, split_list
 from fastir.data.registry import choices_text
 
 
@@ -28,7 +28,7 @@ from fastir.data.registry import choices_text
               default="sentence", show_default=True,
               help="sentence+context (hf only) encodes (candidate, its context) as a text pair, as LAReQA does "
                    "with (sentence, paragraph).")
-@click.option("--max-length", type=int, default=None,
+@click.option("--max-length", type=Int(), default=None,
               help="hf: truncate inputs to this many tokens. Default: the model's limit (sentence-transformers: max_seq_length).")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True,
               help="hf: where the model runs; cuda without CUDA falls back to the CPU with a warning.")
@@ -36,7 +36,7 @@ from fastir.data.registry import choices_text
               help="hf: compute dtype; auto = fp16 on CUDA, fp32 on CPU.")
 @click.option("--store", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True,
               help="Element type of the stored embeddings.")
-@click.option("--batch-tokens", type=int, default=None,
+@click.option("--batch-tokens", type=Int(), default=None,
               help="hf: padded tokens per batch (default: 16384 on CUDA, 2048 on CPU).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run of the same command.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT (and discard an interrupted run).")

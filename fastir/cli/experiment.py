@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from fastir.cli.options import config_options, split_list
+from fastir.cli.options import Int, config_options, split_list
 from fastir.core.options import EXPERIMENT
 from fastir.data.registry import choices_text
 from fastir.sampling.choices import STRATEGIES
@@ -32,17 +32,17 @@ from fastir.train.config import TrainConfig
 @click.option("--store", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True,
               help="dtype of the stored embeddings (fastir embed --store).")
 @config_options(TrainConfig, EXPERIMENT)  # every training option: each run gets it
-@click.option("--eval-max-length", type=int, default=None,
+@click.option("--eval-max-length", type=Int(), default=None,
               help="Truncate evaluation texts to this many tokens [default: the base model's own length, not --max-length].")
-@click.option("--eval-every", type=int, default=0, show_default=True,
+@click.option("--eval-every", type=Int(), default=0, show_default=True,
               help="Learning curves: held-out pooled mAP every N training steps (0: loss only).")
 @click.option("--heldout", default=None,
               help="Held-out data of the curves: a dataset or train table [default: the first --eval dataset].")
-@click.option("--heldout-max-queries", type=int, default=0, show_default=True,
+@click.option("--heldout-max-queries", type=Int(), default=0, show_default=True,
               help="Random subset of held-out queries, seeded by the training seed (0: all).")
 @click.option("--metrics", default=None,
               help="More registry metrics to score, compare and report, e.g. ndcg@10,same_lang@10,lang_jsd@10.")
-@click.option("--samples", type=int, default=10000, show_default=True,
+@click.option("--samples", type=Int(), default=10000, show_default=True,
               help="Resamples of the comparison's bootstrap intervals and tests.")
 @click.option("--allow-overlap", is_flag=True,
               help="Run even if a training row shares an xling_id, question or passage with an --eval dataset.")

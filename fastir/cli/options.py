@@ -18,7 +18,52 @@ import click
 from fastir.core.options import CLI, CliOption, option_name
 from fastir.eval.cells import split_list
 
-__all__ = ["split_list", "config_options", "offered_fields", "field_option"]
+__all__ = ["split_list", "config_options", "offered_fields", "field_option", "Int", "Float"]
+
+
+class Int(click.IntRange):
+    """An integer option in ASCII digits (click's own INT takes ``٣`` as 3 and ``1_0`` as 10), within
+    ``min``..``max`` (default: int64, so no value overflows the arrays it reaches)."""
+
+    def __init__(self, min: int | None = None, max: int | None = None, **kw):
+        from fastir.core.numbers import INT64
+
+        super().__init__(INT64[0] if min is None else min, INT64[1] if max is None else max, **kw)
+        self._asked = (min, max)  # the bounds help shows (not int64's own)
+        self.name = "integer" if min is None and max is None else "integer range"
+
+    def _describe_range(self) -> str:
+        lo, hi = self._asked
+        if lo is None and hi is None:
+            return ""
+        if hi is None:
+            return f"x>={lo}"
+        return f"x<={hi}" if lo is None else f"{lo}<=x<={hi}"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str):
+            from fastir.core.numbers import parse_int
+
+            value = parse_int(value, param.opts[0] if param else None)
+        return super().convert(value, param, ctx)
+
+
+class Float(click.FloatRange):
+    """A finite decimal option in ASCII (no ``inf``, ``nan``, ``1_0`` or other scripts' digits)."""
+
+    def __init__(self, min: float | None = None, max: float | None = None, **kw):
+        super().__init__(min, max, **kw)
+        self.name = "float" if min is None and max is None else "float range"
+
+    def _describe_range(self) -> str:
+        return "" if self.min is None and self.max is None else super()._describe_range()
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str):
+            from fastir.core.numbers import parse_float
+
+            value = parse_float(value, param.opts[0] if param else None)
+        return super().convert(value, param, ctx)
 
 
 def offered_fields(config: type, verb: str) -> list[dataclasses.Field]:
@@ -77,7 +122,11 @@ def _click_type(spec: CliOption, kind: type):
         return click.Choice(spec.choices)
     if spec.path:
         return click.Path()
-    if kind in (int, float, str):
+    if kind is int:
+        return Int()
+    if kind is float:
+        return Float()
+    if kind is str:
         return kind
     if spec.parse is not None or kind is list:
         return str

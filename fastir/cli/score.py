@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import click
 
+from fastir.cli.options import Float, Int
 from fastir.eval.cells import DEFAULT_BLOCK_MB, DEFAULT_KS
 from fastir.eval.metrics import known_names
+
+MAX_TIMEOUT_S = 1e9  # about 31 years
 
 # The precision names, without importing fastir.eval.precision (numpy) for `fastir --help`.
 PRECISION_CHOICES = ("fp32", "exact", "bf16", "int8")
@@ -28,11 +31,11 @@ DEFAULT_PRECISION = "fp32"
 @click.option("--per-query", is_flag=True, help="Also write per_query.parquet (input of `fastir compare`).")
 @click.option("--trec", "trec_dir", type=click.Path(), default=None,
               help="Also write TREC run + qrels files per cell into this directory.")
-@click.option("--trec-depth", type=int, default=None,
+@click.option("--trec-depth", type=Int(), default=None,
               help="Candidates per query in TREC runs [default: the largest cutoff of --k / --metrics, else 100].")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
               help="What to print: summary table, summary.json content, or pairs.csv content.")
-@click.option("--block-mb", type=float, default=DEFAULT_BLOCK_MB, show_default=True,
+@click.option("--block-mb", type=Float(), default=DEFAULT_BLOCK_MB, show_default=True,
               help="Memory budget of one float32 score block (MiB).")
 @click.option("--relevance-threshold", "relevance_threshold", default="1", show_default=True,
               help="A judged candidate is relevant at grade >= N (trec_eval's relevance_level); nDCG's gains are "
@@ -48,7 +51,7 @@ DEFAULT_PRECISION = "fp32"
                    "[default: RUN/shards/shard-I-of-N.npz]; combine them with --merge-shards.")
 @click.option("--merge-shards", is_flag=True,
               help="Sum the shard files SHARD_FILES (all N shards of RUN, same options) and write the scores.")
-@click.option("--timeout", type=float, default=1800.0, show_default=True,
+@click.option("--timeout", type=Float(), default=1800.0, show_default=True,
               help="Under torchrun: seconds a rank waits for the others before failing.")
 def score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_query, trec_dir, trec_depth, fmt,
           block_mb, relevance_threshold, precision, device, shard, merge_shards, timeout):
@@ -99,8 +102,8 @@ def _score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_que
         _write_shard(run_dir, shard, out_dir, overwrite, trec_dir, precision, pairs=pairs, ks=ks, block_mb=block_mb,
                      metrics=chosen, device=device, trec_depth=trec_depth, relevance_threshold=threshold)
         return
-    if not (timeout > 0):
-        raise InputError(None, "--timeout", f"must be positive, found {timeout}")
+    if not 0 < timeout <= MAX_TIMEOUT_S:  # beyond it, torch's timedelta overflows on every rank
+        raise InputError(None, "--timeout", f"must be positive and at most {MAX_TIMEOUT_S:g} s, found {timeout}")
     run = read_run(run_dir)
     out_dir = out_dir or default_out_dir(run_dir)
     check_score_outputs(run_dir, out_dir, trec_dir, overwrite, shard_files if merge_shards else ())

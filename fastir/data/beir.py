@@ -29,6 +29,7 @@ from typing import Iterator
 from fastir.data.dataset import Candidates, Qrels, Queries, check_qrels, dataset_checksum, sha256_file
 from fastir.core.errors import InputError
 from fastir.core.names import check_lang, check_langs
+from fastir.core.numbers import INT32_MAX, parse_int
 
 CORPUS, QUERIES, QRELS_DIR = "corpus.jsonl", "queries.jsonl", "qrels"
 SPLIT_PREFERENCE = ("test", "dev")
@@ -307,12 +308,7 @@ def _read_qrels(path: Path, prefix: str) -> list[tuple[int, str, str, int]]:
             if len(fields) != 3:
                 raise InputError(path, f"line {number}", f"expected 3 fields (query-id corpus-id score), found {len(fields)}")
             qid, did, score = fields
-            try:
-                grade = int(score)
-            except ValueError:
-                raise InputError(path, f"line {number}: score", f"expected an integer grade, found {score!r}") from None
-            if grade < 0:
-                raise InputError(path, f"line {number}: score", f"grades must be >= 0, found {grade}")
+            grade = parse_int(score, f"line {number}: score", path=path, lo=0, hi=INT32_MAX)
             key = (qid, did)
             if key in seen:
                 raise InputError(path, f"line {number}", f"duplicate judgement of ({qid!r}, {did!r})")

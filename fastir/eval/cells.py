@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastir.core.errors import InputError
+from fastir.core.numbers import parse_int
 
 POOLED = "all"
 KINDS = ("mono", "cross", "multi")
@@ -98,12 +99,14 @@ def parse_ks(value) -> tuple[int, ...]:
     for x in raw:
         if isinstance(x, str) and not x:
             continue
-        try:
+        if isinstance(x, str):
+            k = parse_int(x, "--k")
+        elif isinstance(x, int) and not isinstance(x, bool):
+            k = x
+        elif isinstance(x, float) and x.is_integer():
             k = int(x)
-            if isinstance(x, float) and k != x:
-                raise ValueError
-        except (TypeError, ValueError):
-            raise InputError(None, "--k", f"{x!r} is not an integer") from None
+        else:
+            raise InputError(None, "--k", f"{x!r} is not an integer")
         if k <= 0:
             raise InputError(None, "--k", f"must be positive, found {k}")
         if k > MAX_CUTOFF:

@@ -134,9 +134,13 @@ def metric(name: str, option: str = OPTION) -> Metric:
 
 
 def _cutoff(text: str, name: str, option: str) -> int:
-    if not text.strip().isdigit() or int(text) <= 0:
-        raise InputError(None, option, f"bad cutoff in {name!r}: K must be a positive integer")
-    return int(text)
+    from fastir.core.numbers import INT32_MAX, parse_int
+
+    try:
+        return parse_int(text, option, lo=1, hi=INT32_MAX)
+    except InputError:
+        raise InputError(None, option, f"bad cutoff in {name!r}: K must be an integer from 1 to {INT32_MAX} "
+                                       "in ASCII digits") from None
 
 
 def parse_metrics(spec, option: str = OPTION) -> tuple[Metric, ...]:

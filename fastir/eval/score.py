@@ -186,12 +186,14 @@ def _chosen_metrics(ks, metrics):
 
 def parse_threshold(value) -> int:
     """The relevance threshold as an int >= 1 (``value``: int or the option's text), else InputError."""
-    text = str(value).strip()
-    if isinstance(value, bool) or not (isinstance(value, int) or text.lstrip("+-").isdigit()):
+    from fastir.core.numbers import INT32_MAX, parse_int
+
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise InputError(None, THRESHOLD_OPTION, f"must be an integer grade >= 1, found {value!r}")
-    if int(text) < 1:
-        raise InputError(None, THRESHOLD_OPTION, f"must be >= 1 (grade-0 judgments are never relevant), found {text}")
-    return int(text)
+    grade = parse_int(str(value), THRESHOLD_OPTION, hi=INT32_MAX)
+    if grade < 1:
+        raise InputError(None, THRESHOLD_OPTION, f"must be >= 1 (grade-0 judgments are never relevant), found {grade}")
+    return grade
 
 
 def _check_options(run: Run, block_mb, trec_depth, precision: str):

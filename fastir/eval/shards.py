@@ -38,10 +38,12 @@ def shard_range(n_candidates: int, index: int, count: int) -> tuple[int, int]:
 
 def parse_shard(text: str) -> tuple[int, int]:
     """``"I/N"`` -> (I, N) with 0 <= I < N, or InputError naming --shard."""
-    try:
-        i, n = (int(part) for part in str(text).split("/"))
-    except ValueError:
-        raise InputError(None, "--shard", f"expected I/N (shard I of N, 0 <= I < N), found {text!r}") from None
+    from fastir.core.numbers import parse_int
+
+    parts = str(text).split("/")
+    if len(parts) != 2:
+        raise InputError(None, "--shard", f"expected I/N (shard I of N, 0 <= I < N), found {text!r}")
+    i, n = (parse_int(part, "--shard", lo=-(2**31), hi=2**31 - 1) for part in parts)
     if n < 1 or not 0 <= i < n:
         raise InputError(None, "--shard", f"shard {i} of {n} is out of range: expected 0 <= I < N")
     return i, n

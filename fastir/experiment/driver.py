@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastir.core.errors import InputError
+from fastir.core.numbers import parse_int
 from fastir.core.outputs import check_not_an_input
 from fastir.sampling.choices import STRATEGIES
 from fastir.train.config import TrainConfig
@@ -81,10 +82,7 @@ def parse_seeds(text: str | None) -> list[int] | None:
         raise InputError(None, "--seeds", "no seed given")
     seeds = []
     for item in text.split(","):
-        item = item.strip()
-        if not item.isdigit():
-            raise InputError(None, "--seeds", f"{item!r} is not a non-negative integer (write --seeds 0,1,2)")
-        seeds.append(int(item))
+        seeds.append(parse_int(item, "--seeds", lo=0, hi=MAX_SEED))
     check_seeds(seeds)
     return seeds
 

@@ -19,7 +19,6 @@ the run dir is then written by :func:`~fastir.runs.rundir.write_run`, atomically
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import pyarrow as pa
 
 from fastir.core.errors import InputError
 from fastir.core.names import check_langs
+from fastir.core.numbers import INT32_MAX, parse_int
 from fastir.runs.reader import EmbeddingTable, _check_finite, _check_unique
 from fastir.runs.schema import DTYPES, GROUP, RUN_DIR_ENTRIES
 from fastir.core.outputs import check_output_dir
@@ -38,7 +38,6 @@ IMPORTED_MODEL = "imported"
 # |norm - 1| below this on every row records the embeddings as L2-normalised (run.json ``normalized``).
 _UNIT_NORM_TOL = 1e-3
 _BATCH_ROWS = 8192
-_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 @dataclass
@@ -353,11 +352,7 @@ def read_trec_qrels(path: str | os.PathLike) -> Qrels:
                 if len(parts) != 4:
                     raise InputError(file, f"line {number}", f"expected 4 whitespace-separated fields "
                                                              f"(qid 0 docid grade), found {len(parts)}")
-                if not _INTEGER.fullmatch(parts[3]):
-                    raise InputError(file, f"line {number}: grade", f"expected an integer, found {parts[3]!r}")
-                grade = int(parts[3])
-                if grade < 0 or grade > np.iinfo(np.int32).max:
-                    raise InputError(file, f"line {number}: grade", f"must be >= 0 (and < 2^31), found {grade}")
+                grade = parse_int(parts[3], f"line {number}: grade", path=file, lo=0, hi=INT32_MAX)
                 qids.append(parts[0])
                 dids.append(parts[2])
                 grades.append(grade)

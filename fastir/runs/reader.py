@@ -15,7 +15,7 @@ from fastir.kernels import NONFINITE_KERNEL
 from fastir.core.names import check_langs
 from fastir.core.arrow import numeric_array, to_numpy
 from fastir.runs.schema import (
-    CANDIDATES, DTYPES, GROUP, QRELS, QUERIES, READ_FORMATS, RELEVANCE, RELEVANT_GRADE, RUN_FORMAT_V1, RUN_JSON,
+    CANDIDATES, DTYPES, GROUP, MAX_DIM, QRELS, QUERIES, READ_FORMATS, RELEVANCE, RELEVANT_GRADE, RUN_FORMAT_V1, RUN_JSON,
     table_fields,
 )
 from fastir.runs.writer import full_meta, qrels_table, relevance_array
@@ -193,8 +193,8 @@ def read_run_json(path: str | os.PathLike) -> dict:
             raise InputError(file, key, "missing")
         if not isinstance(meta[key], kind) or (kind is int and isinstance(meta[key], bool)):
             raise InputError(file, key, f"expected {kind.__name__}, found {type(meta[key]).__name__}")
-    if meta["dim"] <= 0:
-        raise InputError(file, "dim", f"must be positive, found {meta['dim']}")
+    if not 0 < meta["dim"] <= MAX_DIM:
+        raise InputError(file, "dim", f"must be 1 to {MAX_DIM}, found {meta['dim']}")
     if meta["dtype"] not in DTYPES:
         raise InputError(file, "dtype", f"expected float16 or float32, found {meta['dtype']!r}")
     if "langs" in meta:

@@ -75,7 +75,7 @@ def test_help_lists_import(capsys):
 
 @pytest.mark.parametrize("text, where", [
     ("q1 0 d1\n", "qrels.txt: line 1: expected 4 whitespace-separated fields"),
-    ("q1 0 d1 yes\n", "qrels.txt: line 1: grade: expected an integer, found 'yes'"),
+    ("q1 0 d1 yes\n", "qrels.txt: line 1: grade: expected an integer in ASCII digits, found 'yes'"),
     ("q1 0 d1 1\nq1 0 nope 1\n", "qrels.txt: line 2: unknown candidate id 'nope' (not in c.ids.parquet)"),
 ])
 def test_bad_qrels_one_line_exit_2_nothing_written(import_dir, tmp_path, capsys, text, where):

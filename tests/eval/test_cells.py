@@ -86,7 +86,7 @@ def test_ks_keep_the_given_order_without_duplicates(value, want):
 
 @pytest.mark.parametrize("value, message", [
     ("0", "--k: must be positive, found 0"), ("5,-1", "--k: must be positive, found -1"),
-    ("a", "--k: 'a' is not an integer"), ([2.5], "--k: 2.5 is not an integer"), ("1.0", "--k: '1.0' is not an integer"),
+    ("a", "--k: expected an integer in ASCII digits, found 'a'"), ([2.5], "--k: 2.5 is not an integer"), ("1.0", "--k: expected an integer in ASCII digits, found '1.0'"),
     ([None], "--k: None is not an integer"), (",,", "--k: no cutoff given"), ([], "--k: no cutoff given"),
     (str(MAX_CUTOFF + 1), f"--k: must be at most {MAX_CUTOFF}, found {MAX_CUTOFF + 1}"),
 ])

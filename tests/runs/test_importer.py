@@ -155,7 +155,7 @@ BAD = {
     "unknown query": (lambda d: _qrels(d, "q1 0 d1 1\nq9 0 d1 1\n"), "qrels.txt", "line 2", "unknown query id 'q9'"),
     "unknown document": (lambda d: _qrels(d, "\nq1 0 d7 1\n"), "qrels.txt", "line 2", "unknown candidate id 'd7'"),
     "non-integer grade": (lambda d: _qrels(d, "q1 0 d1 1.5\n"), "qrels.txt", "line 1: grade", "expected an integer"),
-    "negative grade": (lambda d: _qrels(d, "q1 0 d1 -1\n"), "qrels.txt", "line 1: grade", "must be >= 0"),
+    "negative grade": (lambda d: _qrels(d, "q1 0 d1 -1\n"), "qrels.txt", "line 1: grade", "-1 is out of range (0 to"),
     "duplicate judgement": (lambda d: _qrels(d, "q1 0 d1 1\nq2 0 d1 1\nq1 0 d1 2\n"), "qrels.txt", "line 3",
                             "duplicate judgement"),
     "empty qrels": (lambda d: _qrels(d, "\n"), "qrels.txt", None, "no judgements"),

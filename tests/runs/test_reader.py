@@ -171,3 +171,14 @@ def test_first_nonfinite_row_numpy_stand_in_agrees_with_the_kernel(monkeypatch, 
         if trial % 5 == 0 and len(emb):  # the largest finite value and a subnormal stay finite
             emb[0, 0], emb[-1, -1] = np.finfo(dtype).max, np.finfo(dtype).smallest_subnormal
         assert first_nonfinite_row(emb, rows_per_step=7) == kernel(emb), trial
+
+
+@pytest.mark.parametrize("dim, message", [(1e30, "dim: expected int, found float"), (10**30, "dim: must be 1 to 2147483647"),
+                                          (0, "dim: must be 1 to"), (True, "dim: expected int, found bool")])
+def test_run_json_dim_is_an_int_an_arrow_list_can_hold(tmp_path, make_run, dim, message):
+    # issue 31, item 9: "dim": 10**30 overflowed inside pyarrow
+    path = make_run(tmp_path, q_emb=[[1, 0]], q_langs=["en"], c_emb=[[1, 0]], c_langs=["en"], qrels=[(0, 0)])
+    meta = json.loads((path / "run.json").read_text())
+    (path / "run.json").write_text(json.dumps({**meta, "dim": dim}))
+    with pytest.raises(InputError, match=message):
+        read_run(path)
