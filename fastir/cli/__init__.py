@@ -101,9 +101,17 @@ _python_showwarning = warnings.showwarning
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     """fastir's own warnings as one line ``warning: <message>`` on stderr; any other as Python shows it."""
     if issubclass(category, FastirWarning):
-        click.echo(f"warning: {message}", err=True)
+        echo(f"warning: {message}", err=True)
     else:
         _python_showwarning(message, category, filename, lineno, file, line)
+
+
+def echo(message: str = "", err: bool = False, nl: bool = True) -> None:
+    """``click.echo`` of text that may hold data (model names, ids, paths from files): control
+    characters are shown as escapes, so a crafted run.json cannot drive the terminal."""
+    from fastir.core.names import printable
+
+    click.echo(printable(message if isinstance(message, str) else str(message)), err=err, nl=nl)
 
 
 def executable() -> int:
@@ -134,7 +142,7 @@ def _run(argv: list[str] | None, own_process: bool) -> int:
     try:
         cli.main(args=argv, prog_name="fastir", standalone_mode=False, obj={"own_process": own_process})
     except FastirError as exc:
-        click.echo(f"error: {exc.one_line()}", err=True)
+        echo(f"error: {exc.one_line()}", err=True)
         return exc.exit_code
     except Terminated:
         click.echo("error: terminated", err=True)
@@ -145,7 +153,7 @@ def _run(argv: list[str] | None, own_process: bool) -> int:
     except click.ClickException as exc:
         # Usage errors (unknown option, bad value) are bad input too: exit 2, one line.
         msg = exc.format_message().replace("\n", " ")
-        click.echo(f"error: {msg}", err=True)
+        echo(f"error: {msg}", err=True)
         return 2
     except click.exceptions.Exit as exc:
         return exc.exit_code
@@ -153,7 +161,7 @@ def _run(argv: list[str] | None, own_process: bool) -> int:
         error = from_environment(exc)
         if error is None:
             raise  # a bug: keep the traceback
-        click.echo(f"error: {error.one_line()}", err=True)
+        echo(f"error: {error.one_line()}", err=True)
         return error.exit_code
     return 0
 

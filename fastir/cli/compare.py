@@ -7,6 +7,7 @@ import click
 from fastir.cli.options import Float, Int, split_list
 from fastir.compare.render import DIGITS
 from fastir.eval.metrics import known_names
+from fastir.cli import echo
 
 
 @click.command()
@@ -69,6 +70,6 @@ def compare(runs, baseline, baselines, dataset, test, samples, seed, metrics, na
                              confidence=confidence)
         if out is not None:
             write_outputs(result, out, overwrite=overwrite, digits=digits)
-    click.echo(render(result, fmt, digits), nl=False)
+    echo(render(result, fmt, digits), nl=False)
     if out is not None:
-        click.echo(f"wrote compare.txt, compare.md, compare.tex, compare.json, compare.png to {out}", err=True)
+        echo(f"wrote compare.txt, compare.md, compare.tex, compare.json, compare.png to {out}", err=True)

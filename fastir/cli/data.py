@@ -8,6 +8,7 @@ import click
 
 from fastir.cli.options import Int, split_list
 from fastir.data.registry import choices_text
+from fastir.cli import echo
 
 
 @click.group(help=f"Inspect and export datasets: {choices_text()}.")
@@ -24,7 +25,7 @@ def show(dataset, langs, fmt):
     from fastir.data.registry import open_dataset
 
     ds = open_dataset(dataset, langs=split_list(langs))
-    click.echo(json.dumps(ds.summary(), indent=2) if fmt == "json" else ds.describe())
+    echo(json.dumps(ds.summary(), indent=2) if fmt == "json" else ds.describe())
 
 
 @data.command()
@@ -41,7 +42,7 @@ def export(dataset, out, langs, overwrite):
     ds = open_dataset(dataset, langs=split_list(langs))
     with claim_output(out):
         rows = export_dataset(ds, out, overwrite=overwrite, inputs=[dataset])
-    click.echo(f"wrote {rows['queries']} questions, {rows['candidates']} candidates, {rows['qrels']} qrels to {out}")
+    echo(f"wrote {rows['queries']} questions, {rows['candidates']} candidates, {rows['qrels']} qrels to {out}")
 
 
 @data.command("to-train")
@@ -65,7 +66,7 @@ def to_train(dataset, out, langs, overwrite):
         raise InputError(dataset, "dataset", "to-train needs a LAReQA dataset (its questions' answer sentences)")
     with claim_output(out):
         rows = write_lareqa_train_table(ds, out, overwrite=overwrite, inputs=[dataset])
-    click.echo(f"wrote {rows} rows to {out}")
+    echo(f"wrote {rows} rows to {out}")
 
 
 @data.command()
@@ -82,6 +83,6 @@ def overlap(train, evals, examples, fmt):
 
     reports = find_overlap([train], list(evals), examples=examples)
     if fmt == "json":
-        click.echo(json.dumps({"train": [train], "datasets": [r.to_json() for r in reports]}, indent=2))
+        echo(json.dumps({"train": [train], "datasets": [r.to_json() for r in reports]}, indent=2))
     else:
-        click.echo(format_reports(reports))
+        echo(format_reports(reports))

@@ -6,6 +6,7 @@ import click
 
 from fastir.cli.options import Int, split_list
 from fastir.data.registry import choices_text
+from fastir.cli import echo
 
 
 @click.command()
@@ -62,10 +63,10 @@ def embed(dataset, model, backend, out, langs, pooling, normalize, query_prefix,
         return
     m = res.meta
     if res.already_complete:
-        click.echo(f"{out} is already complete; nothing to do")
+        echo(f"{out} is already complete; nothing to do")
         return
     rate = f", {res.encoded / res.seconds:.0f} texts/s" if res.encoded and res.seconds > 0 else ""
     where = f"{m['device']}/{m['compute_dtype']}" if m.get("backend", "hf") == "hf" else f"{m['backend']} {m['model']}"
-    click.echo(f"wrote {out}: {m['num_queries']} queries, {m['num_candidates']} candidates, dim {m['dim']} "
+    echo(f"wrote {out}: {m['num_queries']} queries, {m['num_candidates']} candidates, dim {m['dim']} "
                f"({m['dtype']}), {where}, {res.seconds:.1f} s{rate}")
 

@@ -9,6 +9,7 @@ from fastir.core.options import EXPERIMENT
 from fastir.data.registry import choices_text
 from fastir.sampling.choices import STRATEGIES
 from fastir.train.config import TrainConfig
+from fastir.cli import echo
 
 
 @click.command()
@@ -67,4 +68,4 @@ def experiment(data, model, out, strategies, eval_datasets, eval_langs, seeds, b
         eval_max_length=eval_max_length, eval_every=eval_every, heldout=heldout,
         heldout_max_queries=heldout_max_queries, metrics=split_list(metrics) or [], samples=samples, allow_overlap=allow_overlap, train=train,
         progress=progress))
-    click.echo(format_summary(results))
+    echo(format_summary(results))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from fastir.cli import echo
 
 
 @click.command("import")
@@ -30,6 +31,6 @@ def import_(queries, candidates, qrels, out, queries_ids, candidates_ids, dtype,
 
     meta = import_run(out, queries=queries, candidates=candidates, qrels=qrels, queries_ids=queries_ids,
                       candidates_ids=candidates_ids, dtype=dtype, dataset=dataset, overwrite=overwrite)
-    click.echo(f"wrote {out}: {meta['num_queries']} queries, {meta['num_candidates']} candidates, "
+    echo(f"wrote {out}: {meta['num_queries']} queries, {meta['num_candidates']} candidates, "
                f"{meta['num_qrels']} qrels, "
                f"dim {meta['dim']}, {meta['dtype']}, normalized {str(meta['normalized']).lower()}")

@@ -7,6 +7,7 @@ import click
 from fastir.cli.options import config_options
 from fastir.core.options import SAMPLE
 from fastir.train.config import TrainConfig
+from fastir.cli import echo
 
 
 @click.command()
@@ -41,16 +42,16 @@ def sample(data, strategy, alpha, alpha_mode, batch_size, steps, seed, lang_weig
             write_composition(table, out, overwrite=overwrite)
     summary = composition_summary(table)
     if fmt == "json":
-        click.echo(json.dumps({"sampler": sampler.summary(), "composition": summary}, indent=2))
+        echo(json.dumps({"sampler": sampler.summary(), "composition": summary}, indent=2))
     else:
         s, rules = sampler.summary(), sampler.rules
-        click.echo(f"{s['rows']} rows, {s['pairs']} xling_ids, languages {','.join(s['langs'])}; "
+        echo(f"{s['rows']} rows, {s['pairs']} xling_ids, languages {','.join(s['langs'])}; "
                    f"strategy {strategy}" + (f" alpha={alpha}" + (f" ({alpha_mode})" if alpha_mode != "random" else "")
                                        if rules.uses_alpha else "")
                    + f", batch size {batch_size}, seed {seed}")
         if s["single_language_pairs"] and CROSS in rules.kinds:
-            click.echo(f"note: {s['single_language_pairs']} xling_ids exist in one language only; x-y batches never use them")
-        click.echo(format_summary(summary))
+            echo(f"note: {s['single_language_pairs']} xling_ids exist in one language only; x-y batches never use them")
+        echo(format_summary(summary))
         if out is not None:
-            click.echo(f"wrote {table.num_rows} rows to {out}")
+            echo(f"wrote {table.num_rows} rows to {out}")
 

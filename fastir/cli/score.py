@@ -7,6 +7,7 @@ import click
 from fastir.cli.options import Float, Int
 from fastir.eval.cells import DEFAULT_BLOCK_MB, DEFAULT_KS
 from fastir.eval.metrics import known_names
+from fastir.cli import echo
 
 MAX_TIMEOUT_S = 1e9  # about 31 years
 
@@ -124,17 +125,17 @@ def _score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_que
                                shard_files=list(shard_files) if merge_shards else None,
                                relevance_threshold=threshold)
             if result.precision and result.precision["note"]:
-                click.echo(f"warning: {result.precision['note']}", err=True)
+                echo(f"warning: {result.precision['note']}", err=True)
             write_scores(result, out_dir, overwrite=overwrite, trec_dir=trec_dir)
     finally:
         dist.close()
     if fmt == "json":
-        click.echo(json.dumps(summary_json(result), indent=2))
+        echo(json.dumps(summary_json(result), indent=2))
     elif fmt == "csv":
-        click.echo(pairs_csv(result), nl=False)
+        echo(pairs_csv(result), nl=False)
     else:
-        click.echo(format_table(result))
-        click.echo(f"\nwrote {out_dir}" + (f" and {trec_dir}" if trec_dir else ""))
+        echo(format_table(result))
+        echo(f"\nwrote {out_dir}" + (f" and {trec_dir}" if trec_dir else ""))
 
 
 def _write_shard(run_dir, shard, out_file, overwrite, trec_dir, precision, **options):
@@ -154,4 +155,4 @@ def _write_shard(run_dir, shard, out_file, overwrite, trec_dir, precision, **opt
     check_shard_file(out_file, overwrite, run_dir)
     with claim_output(out_file):
         score_shard(run_dir, index, count, out_file, **options)
-    click.echo(f"wrote {out_file}")
+    echo(f"wrote {out_file}")

@@ -7,6 +7,7 @@ import click
 from fastir.cli.options import config_options
 from fastir.core.options import TRAIN
 from fastir.train.config import TrainConfig
+from fastir.cli import echo
 
 
 @click.command()
@@ -27,4 +28,4 @@ def train(**kw):
         msg += f"; last loss {result.last_loss:.4f}"
     if result.eval:
         msg += f"; pooled mAP {result.eval['eval_pooled_map']:.4f}"
-    click.echo(msg)
+    echo(msg)

@@ -53,3 +53,18 @@ def path_inside(root: str | os.PathLike, name: str, field: str, shown: str | os.
     if not os.path.realpath(target).startswith(base.rstrip(os.sep) + os.sep):
         raise InputError(root if shown is None else shown, field, f"{name!r} would be written outside the output directory")
     return target
+
+
+# What a terminal or a figure must not receive from data: C0/C1 controls (ESC starts escape
+# sequences that retitle or rewrite a terminal; NUL), DEL and the bidi controls that reorder text.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_UNPRINTABLE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str, one_line: bool = False, limit: int | None = None) -> str:
+    """``text`` with every control character written as its escape (``\\x1b``, ``\\u202e``), so
+    text that came from data cannot drive a terminal; ``one_line``: newlines and tabs too;
+    ``limit``: at most that many characters, the rest cut to ``…``."""
+    pattern = _UNPRINTABLE_LINE if one_line else _UNPRINTABLE
+    shown = pattern.sub(lambda m: repr(m.group(0))[1:-1], text)
+    return shown if limit is None or len(shown) <= limit else shown[:max(0, limit - 1)] + "…"

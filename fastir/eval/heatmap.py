@@ -62,9 +62,13 @@ def heatmap_grid(result) -> tuple[np.ndarray, list[str], list[str]]:
 
 
 def heatmap_title(result) -> str:
+    from fastir.core.names import printable
+
     model = str(result.run.meta.get("model", ""))
     dataset = Path(str(result.run.meta.get("dataset", ""))).name
-    return f"{result.metrics.metrics[0].label} X->Y  ({Path(model).name or model}, {dataset})"
+    # names from run.json: one line, no control characters, short enough to draw
+    return printable(f"{result.metrics.metrics[0].label} X->Y  ({Path(model).name or model}, {dataset})",
+                     one_line=True, limit=120)
 
 
 def render_heatmap(grid: np.ndarray, rows: list[str], cols: list[str], title: str):

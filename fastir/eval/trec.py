@@ -24,7 +24,7 @@ from fastir.eval.cells import POOLED
 
 RUN_TAG = "fastir"
 TREC_FILES = ("*.run", "*.qrels")  # what --trec DIR holds
-_WS = re.compile(r"\s")
+_NOT_IN_TREC = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")  # fields are whitespace-separated lines
 
 
 def write_trec(result, out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -38,9 +38,9 @@ def write_trec(result, out_dir: str | os.PathLike, overwrite: bool = False) -> P
         raise InputError(None, "--trec", "scores were computed without trec_depth")
     run = result.run
     for side in (run.queries, run.candidates):
-        bad = next((x for x in side.ids if _WS.search(x)), None)
+        bad = next((x for x in side.ids if _NOT_IN_TREC.search(x)), None)
         if bad is not None:
-            raise InputError(side.path, "id", f"id {bad!r} contains whitespace, which TREC files cannot hold")
+            raise InputError(side.path, "id", f"id {bad!r} contains whitespace or a control character, which TREC files cannot hold")
     out_dir = Path(out_dir)
     check_output_dir(out_dir, overwrite=overwrite, written=TREC_FILES)
     qids = run.queries.table.column("id").combine_chunks()

@@ -252,6 +252,20 @@ def embedding_chunks(table: pa.Table, file: Path, dim: int, dtype: str) -> list[
     return parts or [np.empty((0, dim), dtype=np_dtype)]
 
 
+def _check_no_null_values(column: pa.ChunkedArray, file: Path) -> None:
+    """No null inside an embedding (the list is there, a value of it is not): its bytes would be
+    read as a number. The validity bitmap, not the values, is read: cheap for any pool."""
+    start = 0
+    for chunk in column.chunks:
+        values = chunk.values.slice(chunk.offset * chunk.type.list_size, len(chunk) * chunk.type.list_size)
+        if values.null_count:
+            import pyarrow.compute as pc
+
+            first = pc.index(pc.is_null(values), True).as_py() // chunk.type.list_size
+            raise InputError(file, "embedding", f"a null value inside the embedding of row {start + first}")
+        start += len(chunk)
+
+
 def _check_finite(side: EmbeddingTable, file: Path) -> None:
     row, start = -1, 0
     for chunk in side.chunks:  # batch by batch: a pool beyond RAM is never joined
@@ -339,6 +353,7 @@ def _read_side(path: Path, name: str, file_name: str, meta: dict) -> EmbeddingTa
         raise InputError(file, "embedding", f"expected fixed_size_list<{dtype}>[{dim}], found {emb_type}")
     if table.column("embedding").null_count:
         raise InputError(file, "embedding", "contains nulls")
+    _check_no_null_values(table.column("embedding"), file)
     if emb_type.list_size != dim:
         raise InputError(file, "embedding", f"dimension {emb_type.list_size} does not match run.json dim {dim}")
     if emb_type.value_type != DTYPES[dtype]:

@@ -28,3 +28,15 @@ def test_path_inside_refuses_names_that_leave_the_directory(tmp_path):
     for name in ("../a-en.run", "/etc/x.run", "sub/../../x", ".."):
         with pytest.raises(InputError, match=r"shown: lang: .* would be written outside the output directory"):
             path_inside(tmp_path / "out", name, "lang", shown="shown")
+
+
+def test_printable_escapes_what_would_drive_a_terminal():
+    from fastir.core.names import printable
+
+    assert printable("a\x1b]0;owned\x07b") == "a\\x1b]0;owned\\x07b"
+    assert printable("x\x00y\x7f\x9bz") == "x\\x00y\\x7f\\x9bz"
+    assert printable("r\u202el \u2066i\u2069") == "r\\u202el \\u2066i\\u2069"  # bidi overrides reorder text
+    assert printable("table\n\tline", one_line=False) == "table\n\tline"  # our own layout stays
+    assert printable("one\nline\t", one_line=True) == "one\\nline\\t"
+    assert printable("ünïcode 日本") == "ünïcode 日本"
+    assert printable("abcdef", limit=4) == "abc…" and printable("abc", limit=4) == "abc"

@@ -119,6 +119,18 @@ def test_ids_with_whitespace_are_refused(tmp_path, make_run, side):
     ids = [f"id{i}" for i in range(n)]
     ids[1] = "id 1"
     result = score_run(make_run(tmp_path, **cols, **{side: ids}), trec_depth=3)
-    with pytest.raises(InputError, match="id 'id 1' contains whitespace, which TREC files cannot hold") as info:
+    with pytest.raises(InputError, match="id 'id 1' contains whitespace or a control character, which TREC files") as info:
         write_trec(result, tmp_path / "trec")
     assert info.value.field == "id" and not (tmp_path / "trec").exists()
+
+
+@pytest.mark.parametrize("bad", ["id\x00x", "id\x1b]0;x\x07", "id\x85"])
+def test_ids_with_control_characters_are_refused(tmp_path, make_run, bad):
+    # issue 31, item 16: a NUL or an escape sequence was written into the TREC files
+    cols = _columns(3)
+    ids = [f"id{i}" for i in range(len(cols["c_emb"]))]
+    ids[0] = bad
+    result = score_run(make_run(tmp_path, **cols, c_ids=ids), trec_depth=3)
+    with pytest.raises(InputError, match="control character"):
+        write_trec(result, tmp_path / "trec")
+    assert not (tmp_path / "trec").exists()

@@ -182,3 +182,18 @@ def test_run_json_dim_is_an_int_an_arrow_list_can_hold(tmp_path, make_run, dim, 
     (path / "run.json").write_text(json.dumps({**meta, "dim": dim}))
     with pytest.raises(InputError, match=message):
         read_run(path)
+
+
+def test_a_null_inside_an_embedding_is_refused(tmp_path, make_run, capsys):
+    # issue 31, item 6: the list was there, one value of it null, and the run scored silently
+    path = make_run(tmp_path, q_emb=[[1, 0], [0, 1]], q_langs=["de", "en"], c_emb=[[1, 0], [0, 1]],
+                    c_langs=["de", "en"], qrels=[(0, 0), (0, 1), (1, 0), (1, 1)])
+    table = pa.ipc.open_file(str(path / "candidates.arrow")).read_all()
+    emb = pa.FixedSizeListArray.from_arrays(pa.array([1.0, 0.0, None, 1.0], pa.float32()), 2)
+    table = table.set_column(table.schema.get_field_index("embedding"), table.schema.field("embedding"), emb)
+    with pa.OSFile(str(path / "candidates.arrow"), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    assert main(["score", str(path), "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {path / 'candidates.arrow'}: embedding: a null value inside the embedding of row 1\n"
+    assert not (tmp_path / "s").exists()
