@@ -245,12 +245,14 @@ class _Filler:
 
     def add(self, block: np.ndarray) -> None:
         n = len(block)
-        with np.errstate(over="ignore"):  # a float16 overflow becomes inf, which the finite check reports
+        # a float64 value beyond float16/32 becomes inf, which the finite check reports as one line:
+        # numpy's overflow warnings would print before it
+        with np.errstate(over="ignore", invalid="ignore"):
             self.out[self.filled:self.filled + n] = block  # casts to the stored dtype
-        if self.normalized:
-            b = block.astype(np.float32, copy=False)
-            norms = np.sqrt(np.einsum("ij,ij->i", b, b, dtype=np.float32))
-            self.normalized = bool(np.all(np.abs(norms - 1) < _UNIT_NORM_TOL))
+            if self.normalized:
+                b = block.astype(np.float32, copy=False)
+                norms = np.sqrt(np.einsum("ij,ij->i", b, b, dtype=np.float32))
+                self.normalized = bool(np.all(np.abs(norms - 1) < _UNIT_NORM_TOL))
         self.filled += n
 
 

@@ -122,3 +122,18 @@ def test_disk_full_while_writing_leaves_nothing(import_dir, tmp_path, capsys, mo
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: disk: No space left on device [ENOSPC]"), err
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_float64_beyond_the_stored_type_is_one_line(tmp_path, capsys, dtype):
+    # issue 31, item 11: numpy's two overflow RuntimeWarnings printed before the error
+    pq.write_table(pa.table({"id": ["q1"], "lang": ["en"], "embedding": pa.array([[1e300, 2.0]], pa.list_(pa.float64()))}),
+                   tmp_path / "q.parquet")
+    pq.write_table(pa.table({"id": ["d1"], "lang": ["en"], "embedding": pa.array([[1.0, 2.0]], pa.list_(pa.float64()))}),
+                   tmp_path / "c.parquet")
+    (tmp_path / "qrels.txt").write_text("q1 0 d1 1\n")
+    argv = ["import", "--queries", str(tmp_path / "q.parquet"), "--candidates", str(tmp_path / "c.parquet"),
+            "--qrels", str(tmp_path / "qrels.txt"), "--out", str(tmp_path / "r"), "--dtype", dtype]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'q.parquet'}: embedding: NaN or inf in the embedding of row 0 (id 'q1')\n"
+    assert not (tmp_path / "r").exists()
