@@ -31,7 +31,7 @@ def sample(data, strategy, alpha, alpha_mode, batch_size, steps, seed, lang_weig
     from fastir.sampling.strategies import CROSS
 
     if out is not None:
-        check_composition_out(out, overwrite)  # before sampling: fail fast, write nothing
+        check_composition_out(out, overwrite, inputs=data)  # before sampling: fail fast, write nothing
     with claim_output(out):
         sampler = BatchSampler(
             list(data), strategy=strategy, batch_size=batch_size, seed=seed, alpha=alpha,

@@ -349,6 +349,7 @@ def check_output_dir(path: str | os.PathLike, overwrite: bool = False, resume: b
     """
     path = Path(path)
     check_not_an_input(path, inputs)
+    check_not_a_link(path)
     if path.exists() and not path.is_dir():
         raise InputError(path, None, "output path exists and is not a directory")
     entries = sorted(path.iterdir()) if path.is_dir() else []
@@ -369,10 +370,18 @@ def check_output_file(path: str | os.PathLike, overwrite: bool = False, *,
     """An output file: never one of ``inputs`` or inside one, never a directory, replaced only with ``overwrite``."""
     path = Path(path)
     check_not_an_input(path, inputs)
+    check_not_a_link(path)
     if path.is_dir():
         raise InputError(path, None, "output path is a directory; name a file")
     if path.exists() and not overwrite:
         raise InputError(path, None, "output file exists; pass --overwrite")
+
+
+def check_not_a_link(output: str | os.PathLike) -> None:
+    """An output is replaced by renaming a new entry onto its name, which would replace a symbolic
+    link, not what it points to: refuse one before any work (its target is the place to name)."""
+    if os.path.islink(output):
+        raise InputError(output, None, f"is a symbolic link (to {os.readlink(output)!r}); name the real location")
 
 
 def check_outputs_apart(first: str | os.PathLike, second: str | os.PathLike, field: str) -> None:

@@ -215,11 +215,12 @@ def _check_options(opts: EmbedOptions) -> None:
 
 def _check_out(out: Path, work: Path, opts: EmbedOptions) -> dict | None:
     """Check OUT before anything is written. Returns OUT's run.json when ``--resume`` finds it complete."""
-    from fastir.core.outputs import check_not_an_input, check_output_dir
+    from fastir.core.outputs import check_not_a_link, check_not_an_input, check_output_dir
 
     inputs = [opts.dataset, *([opts.model] if isinstance(opts.model, (str, os.PathLike)) else [])]
     check_not_an_input(out, inputs)
     check_not_an_input(work, inputs)
+    check_not_a_link(out)
     if opts.overwrite:  # replaces only a run dir (and what fastir writes inside one)
         check_output_dir(out, overwrite=True, written=RUN_DIR_ENTRIES)
     if out.exists() and not out.is_dir():

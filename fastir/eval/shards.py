@@ -167,11 +167,12 @@ def default_shard_file(run_dir, index: int, count: int) -> Path:
 def check_shard_file(path, overwrite: bool, run_dir) -> None:
     """A shard file may replace an existing one only with --overwrite, never a file of the run it
     counts; a directory is refused."""
-    from fastir.core.outputs import check_not_an_input
+    from fastir.core.outputs import check_not_a_link, check_not_an_input
     from fastir.runs.schema import RUN_FILES
 
     path = Path(path)
     check_not_an_input(path, [Path(run_dir) / name for name in RUN_FILES])
+    check_not_a_link(path)
     if path.is_dir():
         raise InputError(path, "--out", "is a directory; a shard writes one file")
     if path.exists() and not overwrite:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from fastir.core.errors import InputError
 from fastir.core.numbers import parse_int
-from fastir.core.outputs import check_not_an_input
+from fastir.core.outputs import check_not_a_link, check_not_an_input
 from fastir.sampling.choices import STRATEGIES
 from fastir.train.config import TrainConfig
 from fastir.experiment.stages import RunSpec
@@ -178,6 +178,7 @@ def plan_experiment(cfg: ExperimentConfig) -> Plan:
     extra_metrics(cfg)
     out = Path(cfg.out)
     check_not_an_input(out, [*cfg.data, cfg.model, *cfg.eval_datasets])
+    check_not_a_link(out)
     if out.exists() and not out.is_dir():
         raise InputError(out, None, "output path exists and is not a directory")
     eval_max_length = _eval_max_length(cfg)

@@ -43,9 +43,14 @@ def composition_table(sampler: BatchSampler, steps: int) -> pa.Table:
     )
 
 
-def check_composition_out(out: str | os.PathLike, overwrite: bool = False) -> Path:
-    """``--out`` of ``fastir sample``: a new (or, with ``overwrite``, existing) .jsonl or .parquet file."""
+def check_composition_out(out: str | os.PathLike, overwrite: bool = False, inputs=()) -> Path:
+    """``--out`` of ``fastir sample``: a new (or, with ``overwrite``, existing) .jsonl or .parquet
+    file, never one of ``inputs`` (the tables sampled) nor a symbolic link."""
+    from fastir.core.outputs import check_not_a_link, check_not_an_input
+
     out = Path(out)
+    check_not_an_input(out, inputs)
+    check_not_a_link(out)
     if not out.name.lower().endswith((".jsonl", ".parquet")):
         raise InputError(out, "--out", "expected a file ending in .jsonl or .parquet")
     if out.is_dir():

@@ -105,3 +105,19 @@ def test_embed_into_its_dataset(project, capsys, embed_tiny_bert):
                                "--out", project / "lareqa" / "run", "--no-progress"], "lies inside")
     _refused(capsys, project, ["embed", "--dataset", project / "lareqa", "--model", embed_tiny_bert,
                                "--out", project, "--overwrite", "--no-progress"], "an input")
+
+
+def test_a_symlinked_output_is_refused_before_any_work(project, capsys, embed_tiny_bert):
+    # issue 31, item 13: refused only after all the work (EISDIR), embed leaving its work dir
+    (project / "elsewhere").mkdir()
+    os.symlink(project / "elsewhere", project / "link")
+    os.symlink(project / "nowhere.jsonl", project / "dangling.jsonl")
+    for argv in (["score", project / "run", "--out", project / "link"],
+                 ["embed", "--dataset", project / "lareqa", "--model", embed_tiny_bert, "--out", project / "link",
+                  "--no-progress"],
+                 ["data", "export", project / "lareqa", project / "link"],
+                 ["data", "to-train", project / "lareqa", project / "dangling.jsonl"],
+                 ["sample", project / "train.arrow", "--batch-size", "4", "--steps", "2", "--out",
+                  project / "dangling.jsonl"]):
+        _refused(capsys, project, argv, "is a symbolic link")
+    assert not list(project.glob(".link*")) and not list(project.glob(".*fastir*"))
