@@ -133,6 +133,7 @@ def _check_strategies(cfg: ExperimentConfig) -> None:
         raise InputError(None, "--strategies", "a strategy is listed twice")
     if not cfg.eval_datasets:
         raise InputError(None, "--eval", "no evaluation dataset given")
+    _check_eval_keys(cfg.eval_datasets)
     unknown = set(cfg.train) - {f.name for f in dataclasses.fields(TrainConfig)}
     if unknown:
         raise InputError(None, "train", f"unknown training setting(s) {', '.join(sorted(unknown))}")
@@ -320,7 +321,23 @@ def _train_config(cfg: ExperimentConfig, strategy: str, seed: int, out: Path, he
 
 
 def ds_key(ds: str) -> str:
+    """An evaluation dataset's key: its folder name under each run's ``runs/`` and ``scores/``."""
     return Path(ds).name or str(ds)
+
+
+def _check_eval_keys(datasets: list[str]) -> None:
+    """Every evaluation dataset has a key of its own that stays inside ``runs/`` and ``scores/``,
+    checked before any training (two datasets of one key would score into one folder)."""
+    seen: dict[str, str] = {}
+    for ds in datasets:
+        key = ds_key(ds)
+        if key in ("", ".", "..") or "/" in key or "\0" in key:
+            raise InputError(None, "--eval", f"{ds!r}: its folder name {key!r} cannot name runs/<dataset>/; "
+                                             "give the dataset's own folder")
+        if key in seen:
+            raise InputError(None, "--eval", f"{seen[key]!r} and {ds!r} share the folder name {key!r} "
+                                             "(runs/<name>/, scores/<name>/): give each evaluation dataset its own")
+        seen[key] = ds
 
 
 SETTINGS = ("mono", "cross", "multi")

@@ -341,6 +341,10 @@ def test_experiment_refuses_overlap_before_any_work(train_tiny_bert, train_table
 
 @pytest.mark.parametrize("args, message", [
     (["--eval", "no-such-dataset"], "no-such-dataset: dataset: unknown dataset"),
+    # issue 31, item 14: checked before training, not after it
+    (["--eval", "xquad-r,xquad-r"], "--eval: 'xquad-r' and 'xquad-r' share the folder name 'xquad-r'"),
+    (["--eval", "xquad-r,/tmp/x/xquad-r"], "--eval: 'xquad-r' and '/tmp/x/xquad-r' share the folder name"),
+    (["--eval", ".."], "--eval: '..': its folder name '..' cannot name runs/<dataset>/"),
     (["--eval-max-length", "0"], "--eval-max-length: must be positive, found 0"),
     (["--eval-max-length", "65"], "--eval-max-length: 65 is above the model's limit of 64 tokens"),
 ])
