@@ -20,7 +20,6 @@ no text); :meth:`BeirDataset.iter_candidates` streams the text again in batches.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from fastir.data.dataset import Candidates, Qrels, Queries, check_qrels, dataset
 from fastir.core.errors import InputError
 from fastir.core.names import check_lang, check_langs
 from fastir.core.numbers import INT32_MAX, parse_int
+from fastir.core.textfiles import parse_json, text_lines
 
 CORPUS, QUERIES, QRELS_DIR = "corpus.jsonl", "queries.jsonl", "qrels"
 SPLIT_PREFERENCE = ("test", "dev")
@@ -63,19 +63,13 @@ def _records(path: Path, digest=None) -> Iterator[tuple[int, dict]]:
     """(line number, JSON object) of every non-blank line; ``digest`` (a hashlib object) sees the bytes."""
     if not path.is_file():
         raise InputError(path, None, "missing")
-    with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if digest is not None:
-                digest.update(raw)
-            if not raw.strip():
-                continue
-            try:
-                rec = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise InputError(path, f"line {number}", f"malformed JSON: {getattr(exc, 'msg', exc)}") from None
-            if not isinstance(rec, dict):
-                raise InputError(path, f"line {number}", f"expected a JSON object, found {type(rec).__name__}")
-            yield number, rec
+    for number, text in text_lines(path, digest):
+        if not text.strip():
+            continue
+        rec = parse_json(text, path, f"line {number}")
+        if not isinstance(rec, dict):
+            raise InputError(path, f"line {number}", f"expected a JSON object, found {type(rec).__name__}")
+        yield number, rec
 
 
 def _text(path: Path, line: int, rec: dict, key: str, required: bool = True) -> str:
@@ -296,24 +290,23 @@ def _read_queries(part: _Part, root: Path, shas: dict) -> list[tuple[str, str, s
 def _read_qrels(path: Path, prefix: str) -> list[tuple[int, str, str, int]]:
     """(line, query id, corpus id, grade) rows of a BEIR qrels TSV; the header is required."""
     rows, seen = [], set()
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            fields = line.split()
-            if number == 1:
-                if tuple(fields) != QRELS_HEADER:
-                    raise InputError(path, "line 1", f"expected the header {' '.join(QRELS_HEADER)!r}, found {line.strip()!r}")
-                continue
-            if not fields:
-                continue
-            if len(fields) != 3:
-                raise InputError(path, f"line {number}", f"expected 3 fields (query-id corpus-id score), found {len(fields)}")
-            qid, did, score = fields
-            grade = parse_int(score, f"line {number}: score", path=path, lo=0, hi=INT32_MAX)
-            key = (qid, did)
-            if key in seen:
-                raise InputError(path, f"line {number}", f"duplicate judgement of ({qid!r}, {did!r})")
-            seen.add(key)
-            rows.append((number, prefix + qid, prefix + did, grade))
+    for number, line in text_lines(path):
+        fields = line.split()
+        if number == 1:
+            if tuple(fields) != QRELS_HEADER:
+                raise InputError(path, "line 1", f"expected the header {' '.join(QRELS_HEADER)!r}, found {line.strip()!r}")
+            continue
+        if not fields:
+            continue
+        if len(fields) != 3:
+            raise InputError(path, f"line {number}", f"expected 3 fields (query-id corpus-id score), found {len(fields)}")
+        qid, did, score = fields
+        grade = parse_int(score, f"line {number}: score", path=path, lo=0, hi=INT32_MAX)
+        key = (qid, did)
+        if key in seen:
+            raise InputError(path, f"line {number}", f"duplicate judgement of ({qid!r}, {did!r})")
+        seen.add(key)
+        rows.append((number, prefix + qid, prefix + did, grade))
     return rows
 
 

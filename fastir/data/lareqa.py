@@ -209,13 +209,9 @@ def _load(name: str, root: Path, spec: dict | None, langs: list[str] | None) -> 
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise InputError(path, "json", f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(path, "json", f"not UTF-8: {exc.reason}") from None
+    from fastir.core.textfiles import read_json
+
+    data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise InputError(path, "data", "expected a SQuAD-format object with a 'data' list")
     return data

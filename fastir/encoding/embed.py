@@ -54,6 +54,7 @@ from fastir.runs.rundir import (
     CANDIDATES, QRELS, QUERIES, RUN_FORMAT, RUN_JSON, embedding_array, qrels_table, queries_table, table_schema,
     write_run_json, write_table,
 )
+from fastir.core.textfiles import read_json
 from fastir.runs.schema import RUN_DIR_ENTRIES
 from fastir.runs.writer import TableStream
 
@@ -232,9 +233,9 @@ def _check_out(out: Path, work: Path, opts: EmbedOptions) -> dict | None:
         if not (out / RUN_JSON).is_file():
             raise InputError(out, None, "output directory is not empty and holds no fastir run; pass --overwrite")
         try:
-            return json.loads((out / RUN_JSON).read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            raise InputError(out / RUN_JSON, "json", "malformed; pass --overwrite to start over") from None
+            return read_json(out / RUN_JSON)
+        except InputError as exc:
+            raise InputError(out / RUN_JSON, "json", f"{exc.message}; pass --overwrite to start over") from None
     if work.exists() and not (opts.resume or opts.overwrite):
         raise InputError(work, None, "an interrupted run of this OUT is here; pass --resume to continue it "
                                      "or --overwrite to start over")
@@ -263,8 +264,8 @@ def _prepare_work_dir(work: Path, plan: dict, opts: EmbedOptions) -> None:
     if work.exists():
         # --resume (checked before): the interrupted run must have been asked for exactly this.
         try:
-            old = json.loads(plan_file.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
+            old = read_json(plan_file)
+        except (OSError, InputError):
             old = None
         if not isinstance(old, dict):
             raise InputError(plan_file, None, "unreadable; pass --overwrite to start over")

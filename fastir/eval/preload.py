@@ -35,7 +35,7 @@ def preload_score_kernels(run_dir, own_process: bool = False):
     try:
         with open(os.path.join(run_dir, "run.json"), encoding="utf-8") as f:
             names = FP32_KERNELS[json.load(f)["dtype"]]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
     from fastir.kernels.lazy import preload
 

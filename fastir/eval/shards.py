@@ -296,12 +296,15 @@ def _check_top(file: Path, arrays: dict, shape: tuple, size: int, n_candidates: 
 def _load(file: Path):
     if not file.is_file():
         raise InputError(file, None, "missing" if not file.exists() else "not a file")
+    from fastir.core.textfiles import parse_json
+
     try:
         with np.load(file, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-        header = json.loads(arrays.pop("header").tobytes().decode())
-    except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
+        header = arrays.pop("header").tobytes()
+    except (OSError, ValueError, KeyError) as exc:
         raise InputError(file, "format", f"not a fastir shard file ({' '.join(str(exc).split())[:120]})") from None
+    header = parse_json(header, file, "header")
     if not isinstance(header, dict) or header.get("format") != SHARD_FORMAT:
         got = header.get("format") if isinstance(header, dict) else None
         hint = ": written by an earlier fastir, without a digest; score the shard again" if got == \

@@ -80,9 +80,11 @@ def settings_of(results: dict) -> dict:
 def read_results(root: Path) -> dict:
     """results.json, after checking its format and its evaluation datasets."""
     path = root / RESULTS_JSON
+    from fastir.core.textfiles import read_json
+
     try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        results = read_json(path)
+    except OSError as exc:
         raise InputError(path, None, f"cannot read: {' '.join(str(exc).split())}") from None
     if not isinstance(results, dict) or results.get("format") != RESULTS_FORMAT:
         got = results.get("format") if isinstance(results, dict) else type(results).__name__

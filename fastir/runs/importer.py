@@ -28,6 +28,7 @@ import pyarrow as pa
 from fastir.core.errors import InputError
 from fastir.core.names import check_langs
 from fastir.core.numbers import INT32_MAX, parse_int
+from fastir.core.textfiles import text_lines
 from fastir.runs.reader import EmbeddingTable, _check_finite, _check_unique
 from fastir.runs.schema import DTYPES, GROUP, RUN_DIR_ENTRIES
 from fastir.core.outputs import check_output_dir
@@ -346,23 +347,20 @@ def read_trec_qrels(path: str | os.PathLike) -> Qrels:
     file = Path(path)
     qids, dids, grades, lines = [], [], [], []
     try:
-        with open(file, encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                parts = line.split()
-                if not parts:
-                    continue
-                if len(parts) != 4:
-                    raise InputError(file, f"line {number}", f"expected 4 whitespace-separated fields "
-                                                             f"(qid 0 docid grade), found {len(parts)}")
-                grade = parse_int(parts[3], f"line {number}: grade", path=file, lo=0, hi=INT32_MAX)
-                qids.append(parts[0])
-                dids.append(parts[2])
-                grades.append(grade)
-                lines.append(number)
+        for number, line in text_lines(file):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 4:
+                raise InputError(file, f"line {number}", f"expected 4 whitespace-separated fields "
+                                                         f"(qid 0 docid grade), found {len(parts)}")
+            grade = parse_int(parts[3], f"line {number}: grade", path=file, lo=0, hi=INT32_MAX)
+            qids.append(parts[0])
+            dids.append(parts[2])
+            grades.append(grade)
+            lines.append(number)
     except FileNotFoundError:
         raise InputError(file, None, "missing") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(file, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise InputError(file, None, f"cannot read ({exc.strerror or exc})") from None
     if not grades:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,10 +178,9 @@ def read_run_json(path: str | os.PathLike) -> dict:
         raise InputError(path, "RUN", "run dir does not exist")
     if not file.is_file():
         raise InputError(file, None, "missing (not a fastir run dir)")
-    try:
-        meta = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(file, "json", f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    from fastir.core.textfiles import read_json
+
+    meta = read_json(file)
     if not isinstance(meta, dict):
         raise InputError(file, "json", f"expected a JSON object, found {type(meta).__name__}")
     if meta.get("format") not in READ_FORMATS:

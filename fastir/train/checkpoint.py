@@ -58,12 +58,12 @@ def list_checkpoints(out: str | os.PathLike) -> list[tuple[int, Path]]:
 
 def read_train_json(ckpt: str | os.PathLike) -> dict:
     file = Path(ckpt) / TRAIN_JSON
+    from fastir.core.textfiles import read_json
+
     try:
-        meta = json.loads(file.read_text(encoding="utf-8"))
+        meta = read_json(file)
     except FileNotFoundError:
         raise InputError(file, None, "missing (not a fastir train checkpoint)") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(file, "json", f"malformed JSON at line {exc.lineno}: {exc.msg}") from None
     if not isinstance(meta, dict) or meta.get("format") != TRAIN_FORMAT:
         raise InputError(file, "format", f"expected {TRAIN_FORMAT!r}")
     return meta

@@ -168,7 +168,7 @@ BAD = {
     "malformed line": (lambda r: (r / "sw" / "corpus.jsonl").open("a").write('{"_id": "x", "text": \n'),
                        "sw/corpus.jsonl: line 13", "malformed JSON"),
     "invalid UTF-8": (lambda r: (r / "yo" / "corpus.jsonl").open("ab").write(b'{"_id": "z", "text": "\xff"}\n'),
-                      "yo/corpus.jsonl: line 13", "malformed JSON"),
+                      "yo/corpus.jsonl: line 13", "not UTF-8"),
     "blank lines keep numbering": (lambda r: (r / "sw" / "queries.jsonl").open("a").write('\n\n{"_id": 9}\n'),
                                    "sw/queries.jsonl: line 8: text", "missing"),
     "not an object": (lambda r: (r / "yo" / "queries.jsonl").open("a").write("[1, 2]\n"),

@@ -35,7 +35,7 @@ def test_results_round_trip_and_format_check(tmp_path):
     with pytest.raises(InputError, match="eval_datasets: missing or not a list"):
         read_results(tmp_path)
     (tmp_path / RESULTS_JSON).write_text("{")
-    with pytest.raises(InputError, match="cannot read"):
+    with pytest.raises(InputError, match="malformed JSON"):
         read_results(tmp_path)
 
 
