@@ -36,7 +36,9 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from fastir.core.errors import InputError
-from fastir.core.temp_names import LEFTOVER, TMP_TAG, base_name, is_temporary_or_lock, lock_file, temp_prefix
+from fastir.core.temp_names import (
+    LEFTOVER, TMP_RESERVED, TMP_TAG, base_name, fit_name, is_temporary_or_lock, lock_file, temp_prefix,
+)
 
 
 
@@ -120,7 +122,8 @@ def remove_leftovers(path: str | os.PathLike) -> list[Path]:
     path = Path(path)
     candidates: list[Path] = []
     with contextlib.suppress(OSError):
-        candidates += [e for e in path.parent.iterdir() if TMP_TAG in e.name and base_name(e.name) == path.name]
+        names = {path.name, fit_name(path.name, TMP_RESERVED)}  # a long name's temporaries carry its fitted form
+        candidates += [e for e in path.parent.iterdir() if TMP_TAG in e.name and base_name(e.name) in names]
     if path.is_dir() and not path.is_symlink():
         with contextlib.suppress(OSError):
             candidates += [e for e in path.iterdir() if TMP_TAG in e.name]

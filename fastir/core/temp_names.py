@@ -4,9 +4,15 @@ them to the output they stand for (:mod:`fastir.core.outputs` creates and remove
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
+
+NAME_MAX = 255  # bytes of one file name (Linux, macOS)
+# What a temporary adds to the output's name: '.', '.fastir-tmp-', a pid, '-', mkstemp's 8 random
+# characters, '-old' (an old output moved aside): 33 bytes at most; kept under 40.
+TMP_RESERVED = 40
 
 TMP_TAG = ".fastir-tmp-"
 LEFTOVER = re.compile(r"^\.(?P<name>.+)\.fastir-tmp-(?P<pid>\d+)-[^/]*$")
@@ -14,14 +20,26 @@ _OURS = re.compile(r"^\.(?P<name>.+)\.fastir-(?:tmp-\d+-[^/]*|lock)$")  # tempor
 LOCK_TAG = ".fastir-lock"
 
 
+def fit_name(name: str, reserved: int) -> str:
+    """``name`` when ``reserved`` more bytes still make a legal file name; else its longest prefix
+    that leaves room, then ``~`` and 12 hex digits of its SHA-256 (unique, and the same every time):
+    fastir's own temporary, lock and work names never push a legal output name over the limit."""
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) + reserved <= NAME_MAX:
+        return name
+    digest = hashlib.sha256(raw).hexdigest()[:12]
+    head = raw[:NAME_MAX - reserved - 13].decode("utf-8", "ignore")  # a prefix on a character boundary
+    return f"{head}~{digest}"
+
+
 def lock_file(path: str | os.PathLike) -> Path:
     path = Path(path)
-    return path.parent / f".{path.name}{LOCK_TAG}"
+    return path.parent / f".{fit_name(path.name, 1 + len(LOCK_TAG))}{LOCK_TAG}"
 
 
 def temp_prefix(path: str | os.PathLike) -> str:
     """Name prefix of this process's temporary siblings of ``path``."""
-    return f".{Path(path).name}{TMP_TAG}{os.getpid()}-"
+    return f".{fit_name(Path(path).name, TMP_RESERVED)}{TMP_TAG}{os.getpid()}-"
 
 
 def output_name(temp: str | os.PathLike) -> Path:

@@ -78,7 +78,10 @@ def _cache_key(path: Path, fmt: str) -> str:
 
 
 def cached_conversion(path: Path, fmt: str) -> Path:
-    target = cache_dir() / f"{stem(path)}.{_cache_key(path, fmt)}.arrow"
+    from fastir.core.temp_names import fit_name
+
+    key = _cache_key(path, fmt)
+    target = cache_dir() / f"{fit_name(stem(path), len(key) + len('..arrow'))}.{key}.arrow"
     if target.is_file():
         return target
     try:

@@ -99,7 +99,9 @@ class EmbedResult:
 
 
 def work_dir_for(out: Path) -> Path:
-    return out.parent / f".{out.name}.fastir-embed"
+    from fastir.core.temp_names import fit_name
+
+    return out.parent / f".{fit_name(out.name, len('..fastir-embed'))}.fastir-embed"
 
 
 def embed_dataset(opts: EmbedOptions, on_batch: Callable[[str, int], None] | None = None) -> EmbedResult:

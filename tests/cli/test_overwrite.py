@@ -121,3 +121,19 @@ def test_a_symlinked_output_is_refused_before_any_work(project, capsys, embed_ti
                   project / "dangling.jsonl"]):
         _refused(capsys, project, argv, "is a symbolic link")
     assert not list(project.glob(".link*")) and not list(project.glob(".*fastir*"))
+
+
+def test_long_legal_output_names_work(project, capsys, embed_tiny_bert):
+    # issue 31, item 12: names over ~228 bytes (~195 with --trec) were refused by fastir's own
+    # temporary, lock and work names; a training table's stem over ~190 by its cache name
+    long = "n" * 250
+    assert main(["score", str(project / "run"), "--out", str(project / long), "--trec", str(project / ("t" * 250)),
+                 "--trec-depth", "3"]) == 0
+    assert (project / long / "summary.json").is_file() and list((project / ("t" * 250)).glob("*.run"))
+    assert main(["score", str(project / "run"), "--out", str(project / long), "--overwrite"]) == 0
+    assert main(["embed", "--dataset", str(project / "lareqa"), "--model", embed_tiny_bert,
+                 "--out", str(project / ("e" * 250)), "--no-progress"]) == 0
+    table = project / ("s" * 240 + ".jsonl")
+    assert main(["data", "to-train", str(project / "lareqa"), str(table)]) == 0
+    assert main(["sample", str(table), "--batch-size", "2", "--steps", "1"]) == 0
+    assert not [p for p in project.iterdir() if ".fastir-" in p.name]

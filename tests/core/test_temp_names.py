@@ -51,3 +51,16 @@ def test_leftover_names_carry_the_writers_pid():
     assert m is not None and (m["name"], int(m["pid"])) == ("out.json", 4242)
     assert LEFTOVER.match("out.json.fastir-tmp-4242-x") is None  # not hidden: not ours
     assert LEFTOVER.match(".out.fastir-tmp-4242") is None  # no random part
+
+
+def test_long_names_are_fitted_not_pushed_over_the_limit():
+    # issue 31, item 12: fastir's own names pushed a legal output name over 255 bytes
+    from fastir.core.temp_names import NAME_MAX, TMP_RESERVED, fit_name
+
+    assert fit_name("scores", TMP_RESERVED) == "scores"
+    long = "é" * 120  # 240 bytes: legal, but not with a temporary's suffix
+    fitted = fit_name(long, TMP_RESERVED)
+    assert len(fitted.encode()) + TMP_RESERVED <= NAME_MAX and fitted.startswith("é" * 10) and "~" in fitted
+    assert fitted == fit_name(long, TMP_RESERVED) != fit_name(long[:-1] + "e", TMP_RESERVED)  # stable, distinct
+    assert len(lock_file(Path("/x") / long).name.encode()) <= NAME_MAX
+    assert len(temp_prefix(Path("/x") / long).encode()) + 8 + 4 <= NAME_MAX  # mkstemp's random part, '-old'
