@@ -196,10 +196,24 @@ def open_directory(path: str | os.PathLike, langs: list[str] | None = None) -> B
     for _, per_lang in corpus:
         for lang, n in per_lang.items():
             counts[lang] = counts.get(lang, 0) + n
+    kept = _languages_with_data(kept, queries.langs, counts, langs, root, split)
     return BeirDataset(name=root.name, root=root, layout=layout, split=split, langs=kept,
                        checksum=dataset_checksum(shas), parts=parts, _queries=queries, _qrels=qrels,
                        candidate_counts={lang: counts.get(lang, 0) for lang in kept}, skipped_queries=skipped,
                        file_sha256=shas)
+
+
+def _languages_with_data(kept: tuple[str, ...], query_langs, counts: dict[str, int], asked, root: Path,
+                         split: str) -> tuple[str, ...]:
+    """The languages holding a judged query or a document: one whose queries are all unjudged and
+    that has no document (MIRACL's unjudged topics) has nothing to score, and a run dir naming it
+    would be refused by ``fastir score``. Dropped unless asked for by name (then one line)."""
+    judged = set(query_langs)
+    empty = [lang for lang in kept if lang not in judged and not counts.get(lang)]
+    if asked is not None and empty:
+        raise InputError(root, "langs", f"language {empty[0]!r} has no judged query in split {split!r} "
+                                        "and no document: nothing to score")
+    return tuple(lang for lang in kept if lang not in empty)
 
 
 def _parts(root: Path, langs: list[str] | None) -> tuple[list[_Part], str]:

