@@ -14,6 +14,8 @@ torch and transformers are imported inside the functions, so importing this modu
 from __future__ import annotations
 
 import os
+import pickle
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
@@ -349,13 +351,24 @@ def _load_model(model: str, source: str, torch_dtype) -> tuple[object, str]:
     bar_was_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
-        try:
-            hf = AutoModel.from_pretrained(source, dtype=torch_dtype, attn_implementation="sdpa")
-        except (ValueError, ImportError):
-            # Architectures without SDPA support fall back to their default attention.
-            hf = AutoModel.from_pretrained(source, dtype=torch_dtype)
+        with warnings.catch_warnings():  # torch's note on a pickle's protocol precedes the refusal below
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            try:
+                hf = AutoModel.from_pretrained(source, dtype=torch_dtype, attn_implementation="sdpa")
+            except (ValueError, ImportError):
+                # Architectures without SDPA support fall back to their default attention.
+                hf = AutoModel.from_pretrained(source, dtype=torch_dtype)
     except SafetensorError as exc:  # a truncated or corrupt model.safetensors
         raise InputError(model, "weights", f"unreadable safetensors file ({_one_line(exc)}): the model "
+                                           "file is truncated or corrupt") from None
+    except pickle.UnpicklingError as exc:  # torch.load(weights_only=True) met code, not tensors
+        raise InputError(model, "weights", f"pytorch_model.bin holds more than tensors (torch: "
+                                           f"{_one_line(exc).split('. ')[0]}): fastir runs no code from a model "
+                                           "file; use model.safetensors") from None
+    except (RuntimeError, EOFError) as exc:
+        if not isinstance(exc, EOFError) and "PytorchStreamReader" not in str(exc):
+            raise
+        raise InputError(model, "weights", f"unreadable pytorch_model.bin ({_one_line(exc)[:160]}): the model "
                                            "file is truncated or corrupt") from None
     except (OSError, ValueError, KeyError) as exc:
         raise InputError(model, None, f"cannot load model weights: {_one_line(exc)}") from None

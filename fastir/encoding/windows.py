@@ -111,10 +111,21 @@ def write_window(path: Path, window: Window, batches: int) -> None:
                                            schema=schema))
 
 
+def _read_work_file(path: Path, schema_only: bool = False):
+    """A work file's table (or schema): a damaged one (a crash or a full disk mid-write on some file
+    system, an edit) is one line, not pyarrow's ArrowInvalid."""
+    try:
+        with pa.memory_map(str(path), "r") as source:
+            reader = pa.ipc.open_file(source)
+            return reader.schema if schema_only else reader.read_all()
+    except pa.ArrowInvalid as exc:
+        raise FastirError(f"{path}: damaged work file ({' '.join(str(exc).split())[:120]}); rerun with "
+                          "--overwrite") from None
+
+
 def read_window(path: Path) -> tuple[pa.Table, int, int]:
     """(ids + langs table, first row, batches) of a window file."""
-    with pa.memory_map(str(path), "r") as source:
-        table = pa.ipc.open_file(source).read_all()
+    table = _read_work_file(path)
     meta = table.schema.metadata or {}
     try:
         return table, int(meta[b"start"]), int(meta[b"batches"])
@@ -126,8 +137,7 @@ def window_batches(path: Path) -> int | None:
     """The batch count a window file records, or None when there is none (not planned yet)."""
     if not path.is_file():
         return None
-    with pa.memory_map(str(path), "r") as source:
-        meta = pa.ipc.open_file(source).schema.metadata or {}
+    meta = _read_work_file(path, schema_only=True).metadata or {}
     return int(meta[b"batches"]) if b"batches" in meta else None
 
 
@@ -142,8 +152,7 @@ def gather_window(work: Path, side: str, index: int, store: str, dim: int) -> tu
         path = part_path(work, side, index, batch)
         if not path.is_file():
             raise FastirError(f"{path}: missing part: a rank did not finish; rerun with --resume")
-        with pa.memory_map(str(path), "r") as source:
-            part = pa.ipc.open_file(source).read_all()
+        part = _read_work_file(path)
         if part.schema != expected:
             raise FastirError(f"{path}: unexpected schema {part.schema}; rerun with --overwrite")
         rows = part.column("row").to_numpy() - start

@@ -223,3 +223,51 @@ def test_torchrun_two_cpu_ranks_merge_one_run(embed_tiny_dataset, embed_tiny_ber
     np.testing.assert_allclose(b.queries.embeddings, a.queries.embeddings, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(b.candidates.embeddings, a.candidates.embeddings, rtol=1e-5, atol=1e-6)
     assert not work_dir_for(out).exists()
+
+
+def test_a_damaged_work_file_on_resume_is_one_line(embed_tiny_dataset, embed_tiny_bert, tmp_path, capsys):
+    # issue 31, item 10: pyarrow's ArrowInvalid traceback
+    base = dict(dataset=embed_tiny_dataset, model=embed_tiny_bert, batch_tokens=120, device="cpu")
+    out = tmp_path / "part"
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_three(side, index, seen=[]):
+        seen.append(index)
+        if len(seen) == 3:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        embed_dataset(EmbedOptions(out=str(out), **base), on_batch=stop_after_three)
+    part = sorted(work_dir_for(out).glob("part-*.arrow"))[0]
+    part.write_bytes(part.read_bytes()[:40])  # cut short
+    code, _, err = _run(capsys, "--dataset", embed_tiny_dataset, "--model", embed_tiny_bert, "--out", out,
+                        "--batch-tokens", 120, "--resume")
+    assert code == 2 and err.startswith(f"error: {part}: damaged work file (") and err.count("\n") == 1, err
+    assert "rerun with --overwrite" in err and not out.exists()
+
+
+def test_a_pickled_or_truncated_pytorch_model_bin_is_one_line(embed_tiny_dataset, embed_tiny_bert, tmp_path, capsys):
+    # issue 31, item 10: UnpicklingError / PytorchStreamReader tracebacks (and no code is run)
+    import pickle
+
+    import torch
+    from safetensors.torch import load_file
+
+    weights = load_file(str(Path(embed_tiny_bert) / "model.safetensors"))
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'ran'}",))
+
+    for name, write in (("pickled", lambda f: f.write_bytes(pickle.dumps({"x": Payload()}))),
+                        ("truncated", lambda f: (torch.save(weights, f), f.write_bytes(f.read_bytes()[:300])))):
+        model = tmp_path / name
+        shutil.copytree(embed_tiny_bert, model)
+        (model / "model.safetensors").unlink()
+        write(model / "pytorch_model.bin")
+        code, _, err = _run(capsys, "--dataset", embed_tiny_dataset, "--model", model, "--out", tmp_path / f"r-{name}")
+        assert code == 2 and err.count("\n") == 1 and err.startswith(f"error: {model}: "), err
+        assert not (tmp_path / f"r-{name}").exists()
+    assert not (tmp_path / "ran").exists()
