@@ -94,6 +94,21 @@ def from_environment(exc: BaseException) -> InputError | None:
         hint = _HINTS.get(field)
         return InputError(filename, field, f"{text}{f' [{code}]' if code else ''}{f'; {hint}' if hint else ''}")
     if type(exc).__name__ == "SafetensorError":
+        os_error = os_error_in(exc)
+        if os_error is not None:  # the OS failed it (a full disk while saving), not a damaged file
+            return from_environment(os_error)
         return InputError(None, "weights", f"unreadable safetensors file ({' '.join(str(exc).split())}): "
                                            "the model file is truncated or corrupt")
     return None
+
+
+def os_error_in(exc: BaseException, filename: str | os.PathLike | None = None) -> OSError | None:
+    """The OS error a library reports only in its message (safetensors: ``IoError(Os { code: 28,
+    kind: StorageFull, ... })``), as an OSError, or None."""
+    import re
+
+    found = re.search(r"\bOs \{ code: (\d+)", str(exc))
+    if found is None:
+        return None
+    code = int(found.group(1))
+    return OSError(code, os.strerror(code), None if filename is None else os.fspath(filename))

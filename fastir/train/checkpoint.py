@@ -102,12 +102,28 @@ def sentence_transformers_files(directory: Path, *, pooling: str, dim: int, max_
         + "\n", encoding="utf-8")
 
 
+def _save_weights(model, tmp: Path, path: Path) -> None:
+    """``model.save_pretrained(tmp)``; an OS error inside safetensors' (a full disk) is raised as
+    that OSError on the checkpoint, not as a damaged-file error."""
+    from safetensors import SafetensorError
+
+    from fastir.core.errors import os_error_in
+
+    try:
+        model.save_pretrained(tmp)
+    except SafetensorError as exc:
+        os_error = os_error_in(exc, path)
+        if os_error is None:
+            raise
+        raise os_error from None
+
+
 def save_checkpoint(out: Path, step: int, *, model, tokenizer, meta: dict, st_files: dict,
                     optimizer, scheduler, scaler, rng_states: list) -> Path:
     """Write ``out/checkpoint-{step}`` atomically; returns its path. Call on rank 0 only."""
     path = out / checkpoint_name(step)
     with atomic_dir(path, overwrite=True) as tmp:
-        model.save_pretrained(tmp)
+        _save_weights(model, tmp, path)
         tokenizer.save_pretrained(tmp)
         sentence_transformers_files(tmp, **st_files)
         write_trainer_state(tmp / STATE_DIR, optimizer=optimizer, scheduler=scheduler, scaler=scaler,

@@ -114,3 +114,17 @@ def test_torch_out_of_memory_and_safetensors_errors_by_class_name():
 @pytest.mark.parametrize("exc", [ValueError("bad"), RuntimeError("some bug"), KeyError("x"), TypeError("t")])
 def test_bugs_are_not_turned_into_input_errors(exc):
     assert from_environment(exc) is None
+
+
+def test_an_os_error_inside_a_safetensors_error_is_that_os_error():
+    # issue 31, item 15: a full disk while saving was reported as a truncated model file
+    from safetensors import SafetensorError
+
+    from fastir.core.errors import from_environment, os_error_in
+
+    full = SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: '
+                           '"No space left on device" })')
+    assert str(from_environment(full)).startswith("disk: No space left on device [ENOSPC]")
+    assert os_error_in(full, "/x/ckpt").filename == "/x/ckpt" and os_error_in(full).errno == 28
+    damaged = SafetensorError("Error while deserializing header: MetadataIncompleteBuffer")
+    assert os_error_in(damaged) is None and "truncated or corrupt" in str(from_environment(damaged))

@@ -93,3 +93,25 @@ def test_malformed_rng_state_names_the_entry(tmp_path, mutate, field):
     with pytest.raises(InputError) as err:
         load_trainer_state(tmp_path)
     assert err.value.one_line().startswith(f"{file}: {field}: "), err.value
+
+
+def test_a_full_disk_while_saving_a_checkpoint_is_a_disk_error(train_tiny_bert, train_table_arrow, tmp_path,
+                                                               monkeypatch, capsys):
+    # issue 31, item 15: reported as "the model file is truncated or corrupt"
+    from safetensors import SafetensorError
+    from transformers import PreTrainedModel
+
+    from fastir.cli import main
+
+    def full(self, *args, **kwargs):
+        raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: '
+                              '"No space left on device" })')
+
+    monkeypatch.setattr(PreTrainedModel, "save_pretrained", full)
+    out = tmp_path / "run"
+    code = main(["train", "--data", train_table_arrow, "--model", train_tiny_bert, "--out", str(out), "--steps", "2",
+                 "--batch-size", "4", "--device", "cpu", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"error: {out / 'checkpoint-000002'}: disk: No space left on device [ENOSPC]")
+    assert not out.exists()  # failed before its first checkpoint: the output location is as it was
