@@ -260,3 +260,17 @@ def test_large_side_is_read_into_one_preallocated_array(tmp_path, kind):
         tracemalloc.stop()
     np.testing.assert_array_equal(side.embeddings, emb)
     assert peak < 1.5 * emb.nbytes, (peak, emb.nbytes)
+
+
+def test_qrels_read_in_chunks_equal_one_read(tmp_path, monkeypatch):
+    # issue 31, item 17: the qrels are read in bounded chunks, not as Python lists of the whole file
+    from fastir.runs import importer
+
+    f = tmp_path / "qrels.txt"
+    f.write_text("q1 0 d1 1\n\nq1 0 d2 0\nq2 0 d2 3\nq2 0 d1 2\nq3 0 d1 1\n")
+    whole = importer.read_trec_qrels(f)
+    monkeypatch.setattr(importer, "_QRELS_CHUNK", 2)
+    chunked = importer.read_trec_qrels(f)
+    assert chunked.query_ids.equals(whole.query_ids) and chunked.candidate_ids.equals(whole.candidate_ids)
+    assert chunked.grades.tolist() == whole.grades.tolist() == [1, 0, 3, 2, 1]
+    assert chunked.lines.tolist() == whole.lines.tolist() == [1, 3, 4, 5, 6]
