@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from fastir.core.errors import InputError
+from fastir.core.stop import temporary
 from fastir.core.temp_names import (
     LEFTOVER, TMP_RESERVED, TMP_TAG, base_name, fit_name, is_temporary_or_lock, lock_file, temp_prefix,
 )
@@ -154,10 +155,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), dir=path.parent)
     os.close(fd)
     try:
-        yield Path(tmp)
-        _publish(tmp, is_dir=False)
-        _fsync(tmp)
-        os.replace(tmp, path)
+        with temporary(tmp):
+            yield Path(tmp)
+            _publish(tmp, is_dir=False)
+            _fsync(tmp)
+            os.replace(tmp, path)
         _fsync(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -184,14 +186,16 @@ def atomic_dirs(paths, overwrite: bool = False) -> Iterator[list[Path]]:
     paths = [Path(p) for p in paths]
     tmps: list[Path] = []
     try:
-        for path in paths:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmps.append(Path(tempfile.mkdtemp(prefix=temp_prefix(path), dir=path.parent)))
-        yield tmps
-        for tmp in tmps:
-            _publish(tmp, is_dir=True)
-            _fsync_tree(tmp)
-        _swap_in(paths, tmps, overwrite)
+        with contextlib.ExitStack() as live:
+            for path in paths:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmps.append(Path(tempfile.mkdtemp(prefix=temp_prefix(path), dir=path.parent)))
+                live.enter_context(temporary(tmps[-1]))
+            yield tmps
+            for tmp in tmps:
+                _publish(tmp, is_dir=True)
+                _fsync_tree(tmp)
+            _swap_in(paths, tmps, overwrite)
         for parent in dict.fromkeys(path.parent for path in paths):
             _fsync(parent)
     except BaseException:
