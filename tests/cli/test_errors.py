@@ -226,12 +226,14 @@ def test_bugs_keep_their_traceback(argv_of, tmp_path, monkeypatch):
 
 
 def test_huge_k_is_one_line(inputs, tmp_path, capsys):
-    assert main(["score", str(inputs["run"]), "--out", str(tmp_path / "o"), "--k", "99999999999999999999"]) == 2
+    assert main(["score", str(inputs["run"]), "--out", str(tmp_path / "o"), "--k", "9999999999"]) == 2
     one_line_error(capsys.readouterr().err, "error: --k: must be at most 2147483647")
+    assert main(["score", str(inputs["run"]), "--out", str(tmp_path / "o"), "--k", "99999999999999999999"]) == 2
+    one_line_error(capsys.readouterr().err, "error: --k: 99999999999999999999 is out of range")  # beyond int64
     assert _listing(tmp_path) == []
 
 
-@pytest.mark.parametrize("args", [["--trec-depth", "99999999999999999999"], ["--k", "1000000000"],
+@pytest.mark.parametrize("args", [["--trec-depth", "9223372036854775807"], ["--k", "1000000000"],
                                   ["--k", "100000000"]])
 def test_trec_depth_is_capped_by_the_candidates(inputs, tmp_path, capsys, args):
     """A depth beyond the candidate count cannot fill: the buffer is capped, the files are those of

@@ -187,7 +187,7 @@ def test_graded_trec_export_matches_pytrec_eval(tmp_path, make_run, threshold):
     (["--metrics", "rank_distance"], "--metrics: rank distance is always reported"),
     (["--metrics", "map", "--k", "5"], "--k: give either --k or --metrics"),
     (["--relevance-threshold", "0"], "--relevance-threshold: must be >= 1"),
-    (["--relevance-threshold", "2.5"], "--relevance-threshold: must be an integer grade"),
+    (["--relevance-threshold", "2.5"], "--relevance-threshold: expected an integer in ASCII digits, found '2.5'"),
     (["--relevance-threshold", "2"], "no query has a relevant candidate at --relevance-threshold 2"),
 ])
 def test_bad_arguments_exit_2_and_write_nothing(small_run, tmp_path, capsys, args, needle):
