@@ -114,6 +114,15 @@ def one_line_error(err: str, *needles: str) -> str:
     return lines[0]
 
 
+def refused(capsys, argv, *needles: str) -> str:
+    """Run ``fastir ARGV``: exit 2 and one ``error:`` line holding each of ``needles``."""
+    from fastir.cli import main
+
+    capsys.readouterr()
+    assert main([str(a) for a in argv]) == 2
+    return one_line_error(capsys.readouterr().err, *needles)
+
+
 @pytest.fixture
 def argv_of(inputs):
     """``argv_of(name, out)``: the argv of writing command ``name`` (see :func:`command`) to ``out``."""
