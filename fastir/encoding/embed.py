@@ -12,12 +12,13 @@ How a run proceeds, and why:
    text is never held whole). Each window is tokenized, sorted by length and cut into batches of
    at most ``batch_tokens`` padded tokens (:func:`fastir.encoding.encoder.plan_batches`). The plan
    depends only on the data and the options, so an interrupted run re-creates it exactly.
-3. Each batch's embeddings go to their own Arrow file (``part-<side>-<window>-<batch>.arrow``, row
-   indices + embeddings, written under a temporary name then renamed) in a work dir beside OUT
-   (``.<OUT>.fastir-embed/``), beside one ``window-<side>-<window>.arrow`` of ids per window.
-   Memory stays flat; a part either exists whole or not at all.
+3. The batches' embeddings go to part files (``part-<side>-<window>-r<rank>-<k>.arrow``: row
+   indices, batch numbers and embeddings of up to :data:`~fastir.encoding.windows.PART_ROWS` rows,
+   written under a temporary name then renamed) in a work dir beside OUT (``.<OUT>.fastir-embed/``),
+   beside one ``window-<side>-<window>.arrow`` of ids per window: a few files per window, whatever
+   the batch size. Memory stays flat; a part either exists whole or not at all.
    Rank 0 holds OUT's lock (:mod:`fastir.core.outputs`) for the whole run: a second embed to OUT fails.
-   ``--resume`` skips the parts that exist; ``plan.json`` refuses a resume with other options.
+   ``--resume`` skips the batches the parts hold; ``plan.json`` refuses a resume with other options.
 4. Under torchrun, rank r encodes batches r, r + W, ... (numbered across windows and sides);
    after a barrier rank 0 merges.
 5. Rank 0 assembles each window from its parts in dataset order and appends it to the tables
@@ -47,8 +48,8 @@ from fastir.core.distributed import Distributed
 from fastir.core.errors import FastirError, InputError
 from fastir.core.outputs import claim_output
 from fastir.encoding.windows import (
-    READ_CHUNK, WINDOW, Window, gather_window, iter_windows, part_path, window_batches, window_path, write_part,
-    write_window,
+    PART_ROWS, READ_CHUNK, WINDOW, Window, done_batches, gather_window, iter_windows, new_part_path, window_batches,
+    window_path, write_part, write_window,
 )
 from fastir.runs.rundir import (
     CANDIDATES, QRELS, QUERIES, RUN_FORMAT, RUN_JSON, embedding_array, qrels_table, queries_table, table_schema,
@@ -317,8 +318,8 @@ def _encode_window(enc, win: Window, work: Path, store: str, normalize: bool, di
     takes the jobs j with j % W == r). Returns (texts encoded, the next window's first job)."""
     marker = window_path(work, win.side, win.index)
     planned = window_batches(marker)
-    if planned is not None and all(part_path(work, win.side, win.index, b).is_file()
-                                   for b in range(planned) if (job + b) % dist.world_size == dist.rank):
+    done = done_batches(work, win.side, win.index) if planned is not None else set()
+    if planned is not None and all(b in done for b in range(planned) if (job + b) % dist.world_size == dist.rank):
         bar.update(len(win))  # nothing left here for this rank: no need to tokenize again
         return 0, job + planned
     side = win.side
@@ -332,16 +333,20 @@ def _encode_window(enc, win: Window, work: Path, store: str, normalize: bool, di
         write_window(marker, win, len(batches))
     todo = []
     for b, rows in enumerate(batches):
-        if (job + b) % dist.world_size != dist.rank or part_path(work, side, win.index, b).is_file():
+        if (job + b) % dist.world_size != dist.rank or b in done:
             bar.update(len(rows) if (job + b) % dist.world_size == dist.rank else 0)
         else:
             todo.append(b)
-    encoded = 0
+    encoded, held = 0, []
     for b, (rows, emb) in zip(todo, enc.iter_encode(prepared, [batches[b] for b in todo], normalize)):
-        write_part(part_path(work, side, win.index, b), rows + win.start, emb, store)
+        held.append((b, rows + win.start, emb))
         encoded += len(rows)
         bar.update(len(rows))
-        committed(job + b)
+        if sum(len(r) for _, r, _ in held) >= PART_ROWS or b == todo[-1]:  # one file per PART_ROWS rows
+            write_part(new_part_path(work, side, win.index, dist.rank), held, store)
+            for done_b, _, _ in held:
+                committed(job + done_b)
+            held = []
     return encoded, job + len(batches)
 
 

@@ -9,10 +9,13 @@ plan of a whole-side sort, so the bundled datasets give the same run dir byte fo
 
 The work dir holds, per window, ``window-<side>-<w>.arrow`` (the window's ids and languages;
 its schema metadata records the first row and the number of batches the window was cut into) and
-one ``part-<side>-<w>-<b>.arrow`` per batch (dataset rows + embeddings). Both are written under
-a temporary name then renamed, so each exists whole or not at all: ``--resume`` skips a window whose
-parts all exist without tokenizing it again, and the merge reads the ids from the window files
-instead of holding them while encoding.
+a few ``part-<side>-<w>-r<rank>-<k>.arrow`` (dataset rows, batch numbers and embeddings of the
+batches a rank encoded, written each time it holds :data:`PART_ROWS` rows, and at the window's end).
+So the number of work files is bounded by the windows, not by the batches: a 10 M-passage corpus
+with small batches once left hundreds of thousands of part files. Every file is written under a
+temporary name then renamed, so each exists whole or not at all: ``--resume`` reads which batches
+the parts hold, skips a window whose batches of this rank are all there without tokenizing it again,
+and the merge reads the ids from the window files instead of holding them while encoding.
 """
 
 from __future__ import annotations
@@ -84,8 +87,22 @@ def iter_windows(side: str, chunks: Iterable, size: int) -> Iterator[Window]:
 # ---------------------------------------------------------------------------------- work-dir files
 
 
-def part_path(work: Path, side: str, window: int, batch: int) -> Path:
-    return work / f"part-{side}-{window:06d}-{batch:06d}.arrow"
+# Rows a rank holds before it writes them as one part file (embeddings of a window's batches).
+PART_ROWS = 16384
+
+
+def part_paths(work: Path, side: str, window: int) -> list[Path]:
+    """The part files of a window, any rank's, in name order."""
+    return sorted(work.glob(f"part-{side}-{window:06d}-r*.arrow"))
+
+
+def new_part_path(work: Path, side: str, window: int, rank: int) -> Path:
+    """The next free part name of ``rank`` in ``window`` (a resumed run adds to those there)."""
+    taken = {p.name for p in work.glob(f"part-{side}-{window:06d}-r{rank}-*.arrow")}
+    k = 0
+    while f"part-{side}-{window:06d}-r{rank}-{k:04d}.arrow" in taken:
+        k += 1
+    return work / f"part-{side}-{window:06d}-r{rank}-{k:04d}.arrow"
 
 
 def window_path(work: Path, side: str, window: int) -> Path:
@@ -93,14 +110,29 @@ def window_path(work: Path, side: str, window: int) -> Path:
 
 
 def part_schema(store: str, dim: int) -> pa.Schema:
-    return pa.schema([pa.field("row", pa.int64(), nullable=False),
+    return pa.schema([pa.field("row", pa.int64(), nullable=False), pa.field("batch", pa.int32(), nullable=False),
                       pa.field("embedding", pa.list_(DTYPES[store], dim), nullable=False)])
 
 
-def write_part(path: Path, rows: np.ndarray, emb: np.ndarray, store: str) -> None:
-    table = pa.Table.from_arrays([pa.array(rows.astype(np.int64)), embedding_array(emb, store)],
+def write_part(path: Path, pieces: list[tuple[int, np.ndarray, np.ndarray]], store: str) -> None:
+    """One part file of ``pieces``: (batch number, dataset rows, embeddings) of each batch."""
+    rows = np.concatenate([r for _, r, _ in pieces]).astype(np.int64)
+    batch = np.concatenate([np.full(len(r), b, np.int32) for b, r, _ in pieces])
+    emb = np.concatenate([e for _, _, e in pieces])
+    table = pa.Table.from_arrays([pa.array(rows), pa.array(batch), embedding_array(emb, store)],
                                  schema=part_schema(store, emb.shape[1]))
     write_table(path, table)
+
+
+def done_batches(work: Path, side: str, window: int) -> set[int]:
+    """The batch numbers the window's part files hold."""
+    done: set[int] = set()
+    for path in part_paths(work, side, window):
+        table = _read_work_file(path)
+        if "batch" not in table.column_names:
+            raise FastirError(f"{path}: a part file of an earlier fastir; rerun with --overwrite")
+        done.update(np.unique(table.column("batch").to_numpy()).tolist())
+    return done
 
 
 def write_window(path: Path, window: Window, batches: int) -> None:
@@ -148,10 +180,7 @@ def gather_window(work: Path, side: str, index: int, store: str, dim: int) -> tu
     out = np.zeros((n, dim), dtype=np.dtype(store))
     seen = np.zeros(n, dtype=bool)
     expected = part_schema(store, dim)
-    for batch in range(batches):
-        path = part_path(work, side, index, batch)
-        if not path.is_file():
-            raise FastirError(f"{path}: missing part: a rank did not finish; rerun with --resume")
+    for path in part_paths(work, side, index):
         part = _read_work_file(path)
         if part.schema != expected:
             raise FastirError(f"{path}: unexpected schema {part.schema}; rerun with --overwrite")
@@ -160,6 +189,6 @@ def gather_window(work: Path, side: str, index: int, store: str, dim: int) -> tu
         out[rows] = values.reshape(len(rows), dim)
         seen[rows] = True
     if not seen.all():
-        raise FastirError(f"{work}: {side} row {start + int(np.argmin(seen))} was never encoded; "
-                          "rerun with --overwrite")
+        raise FastirError(f"{work}: {side} row {start + int(np.argmin(seen))} was never encoded (of the "
+                          f"{batches} batches of window {index}, a rank did not finish); rerun with --resume")
     return table, out

@@ -92,7 +92,10 @@ def test_options_reach_the_encoder(embed_tiny_dataset, embed_tiny_bert, tmp_path
     assert not np.allclose(run.candidates.embeddings, sentence_only, atol=1e-3)
 
 
-def test_resume_is_byte_identical(embed_tiny_dataset, embed_tiny_bert, tmp_path, capsys):
+def test_resume_is_byte_identical(embed_tiny_dataset, embed_tiny_bert, tmp_path, capsys, monkeypatch):
+    import fastir.encoding.embed as embed
+
+    monkeypatch.setattr(embed, "PART_ROWS", 1)  # a part file per batch: the interruption lands mid-window
     base = dict(dataset=embed_tiny_dataset, model=embed_tiny_bert, batch_tokens=120, device="cpu")
     full = embed_dataset(EmbedOptions(out=str(tmp_path / "full"), **base))
     total = full.meta["num_queries"] + full.meta["num_candidates"]
@@ -271,3 +274,29 @@ def test_a_pickled_or_truncated_pytorch_model_bin_is_one_line(embed_tiny_dataset
         assert code == 2 and err.count("\n") == 1 and err.startswith(f"error: {model}: "), err
         assert not (tmp_path / f"r-{name}").exists()
     assert not (tmp_path / "ran").exists()
+
+
+
+def test_work_files_stay_few_whatever_the_batch_size(embed_tiny_dataset, embed_tiny_bert, tmp_path, monkeypatch):
+    # issue 31, item 19: one part file per batch left hundreds of thousands of files for a big corpus
+    import fastir.encoding.embed as embed
+
+    seen = []
+    real = embed.write_part
+
+    def count(path, pieces, store):
+        seen.append(len(pieces))
+        real(path, pieces, store)
+
+    monkeypatch.setattr(embed, "write_part", count)
+    tiny = embed_dataset(EmbedOptions(out=str(tmp_path / "tiny"), dataset=embed_tiny_dataset, model=embed_tiny_bert,
+                                      batch_tokens=40, device="cpu"))
+    # two sides in one window each: two part files, however many batches the small budget makes
+    assert len(seen) == 2 and sum(seen) > 10
+    monkeypatch.setattr(embed, "PART_ROWS", 20)
+    seen.clear()
+    again = embed_dataset(EmbedOptions(out=str(tmp_path / "again"), dataset=embed_tiny_dataset,
+                                       model=embed_tiny_bert, batch_tokens=40, device="cpu"))
+    rows = tiny.meta["num_queries"] + tiny.meta["num_candidates"]
+    assert 2 < len(seen) <= rows // 20 + 2  # one file per PART_ROWS rows (and each side's last)
+    assert _tables(tmp_path / "tiny") == _tables(tmp_path / "again")
