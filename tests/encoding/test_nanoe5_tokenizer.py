@@ -69,7 +69,10 @@ def test_normalisation_spaces_and_unknown_characters(tiny_e5_file):
     # the ligature becomes "fi", the tab a space, runs of spaces one, the zero-width space nothing;
     # the leading metaspace is added and a trailing space kept, as the engine does
     assert tokens == ["<s>", "\u2581f", "i", "s", "h", "\u2581", "K", "\u2581x", "\u2581", "</s>"]
-    # the one known difference from the engine: tokenizers fuses a run of characters outside the
+    # a known difference from the engine: tokenizers fuses a run of characters outside the
     # vocabulary into one <unk> (the engine counts one per character); XQuAD-R has no such run
     encoding = tokenizer.encode("\u00e9\u00e9")
     assert encoding.ids == [0, 4, 3, 2] and encoding.tokens[2] == "\u00e9\u00e9"
+    # and another: Precompiled looks a whole grapheme cluster up first, so a replaced character
+    # takes a combining mark after it along (the engine maps each codepoint and keeps the mark)
+    assert tokenizer.normalizer.normalize_str("\u212a\u0301x") == "Kx"
