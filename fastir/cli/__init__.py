@@ -41,6 +41,7 @@ SUBCOMMANDS = {
     "experiment": "fastir.cli.experiment:experiment",
     "compare": "fastir.cli.compare:compare",
     "import": "fastir.cli.import_:import_",
+    "models": "fastir.cli.models:models",
 }
 
 

@@ -1,7 +1,8 @@
 """What a Hugging Face model folder declares: sentence-transformers modules, pooling, max length.
 
 A hub id passes through untouched; a local path must be a model folder (``config.json`` or a
-sentence-transformers ``modules.json``).
+sentence-transformers ``modules.json``). :func:`sentence_transformers_files` writes the
+sentence-transformers part of a folder fastir makes (a training checkpoint, a converted model).
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "sentencepiece.bpe.model",
     "spiece.model", "tokenizer.model", "merges.txt",
 )
+
+# sentence-transformers pooling flags for the poolings fastir has a name for. "pooler" (BERT's
+# tanh pooler over [CLS]) has no sentence-transformers equivalent: its 1_Pooling/config.json sets
+# no mode, so `fastir embed` refuses to guess and asks for --pooling instead of silently using cls.
+_ST_POOLING = {"cls": "pooling_mode_cls_token", "mean": "pooling_mode_mean_tokens", "pooler": None}
 
 
 @dataclass
@@ -97,3 +103,36 @@ def resolve_model_dir(model: str) -> tuple[str, Path | None]:
         raise InputError(model, None, "model directory does not exist")
     return model, None
 
+
+def sentence_transformers_files(directory: Path, *, pooling: str, dim: int, max_length: int,
+                                query_prefix: str, passage_prefix: str, normalize: bool) -> None:
+    """Describe pooling, normalisation and prompts the sentence-transformers way, which ``fastir embed``
+    reads (and sentence-transformers itself): for training checkpoints and converted models."""
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]
+    if pooling in _ST_POOLING:  # always true for fastir's poolings
+        flags = {
+            "word_embedding_dimension": dim,
+            "pooling_mode_cls_token": False,
+            "pooling_mode_mean_tokens": False,
+            "pooling_mode_max_tokens": False,
+            "pooling_mode_mean_sqrt_len_tokens": False,
+            "pooling_mode_weightedmean_tokens": False,
+            "pooling_mode_lasttoken": False,
+            "include_prompt": True,
+        }
+        if _ST_POOLING[pooling]:
+            flags[_ST_POOLING[pooling]] = True
+        (directory / "1_Pooling").mkdir()
+        (directory / "1_Pooling" / "config.json").write_text(json.dumps(flags, indent=2) + "\n", encoding="utf-8")
+        modules.append({"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"})
+        if normalize:
+            (directory / "2_Normalize").mkdir()
+            modules.append({"idx": 2, "name": "2", "path": "2_Normalize",
+                            "type": "sentence_transformers.models.Normalize"})
+        (directory / "modules.json").write_text(json.dumps(modules, indent=2) + "\n", encoding="utf-8")
+    (directory / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": max_length, "do_lower_case": False}, indent=2) + "\n", encoding="utf-8")
+    prompts = {"query": query_prefix, "document": passage_prefix}
+    (directory / "config_sentence_transformers.json").write_text(
+        json.dumps({"prompts": prompts, "default_prompt_name": None, "similarity_fn_name": "cosine"}, indent=2)
+        + "\n", encoding="utf-8")

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from fastir.core.outputs import atomic_dir
 from fastir.core.errors import InputError
+from fastir.encoding.hf_folder import sentence_transformers_files
 
 TRAIN_FORMAT = "fastir-train/1"
 TRAIN_JSON = "fastir-train.json"
@@ -32,11 +33,6 @@ STATE_DIR = "trainer_state"
 FINAL = "final"
 RNG_FORMAT = "fastir-rng/1"
 _CKPT_RE = re.compile(r"^checkpoint-(\d+)$")
-
-# sentence-transformers pooling flags for the poolings fastir has a name for. "pooler" (BERT's
-# tanh pooler over [CLS]) has no sentence-transformers equivalent: its 1_Pooling/config.json sets
-# no mode, so `fastir embed` refuses to guess and asks for --pooling instead of silently using cls.
-_ST_POOLING = {"cls": "pooling_mode_cls_token", "mean": "pooling_mode_mean_tokens", "pooler": None}
 
 
 def checkpoint_name(step: int) -> str:
@@ -67,39 +63,6 @@ def read_train_json(ckpt: str | os.PathLike) -> dict:
     if not isinstance(meta, dict) or meta.get("format") != TRAIN_FORMAT:
         raise InputError(file, "format", f"expected {TRAIN_FORMAT!r}")
     return meta
-
-
-def sentence_transformers_files(directory: Path, *, pooling: str, dim: int, max_length: int,
-                                query_prefix: str, passage_prefix: str, normalize: bool) -> None:
-    """Describe pooling/normalisation the sentence-transformers way, which ``fastir embed`` reads."""
-    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]
-    if pooling in _ST_POOLING:  # always true for fastir's poolings
-        flags = {
-            "word_embedding_dimension": dim,
-            "pooling_mode_cls_token": False,
-            "pooling_mode_mean_tokens": False,
-            "pooling_mode_max_tokens": False,
-            "pooling_mode_mean_sqrt_len_tokens": False,
-            "pooling_mode_weightedmean_tokens": False,
-            "pooling_mode_lasttoken": False,
-            "include_prompt": True,
-        }
-        if _ST_POOLING[pooling]:
-            flags[_ST_POOLING[pooling]] = True
-        (directory / "1_Pooling").mkdir()
-        (directory / "1_Pooling" / "config.json").write_text(json.dumps(flags, indent=2) + "\n", encoding="utf-8")
-        modules.append({"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"})
-        if normalize:
-            (directory / "2_Normalize").mkdir()
-            modules.append({"idx": 2, "name": "2", "path": "2_Normalize",
-                            "type": "sentence_transformers.models.Normalize"})
-        (directory / "modules.json").write_text(json.dumps(modules, indent=2) + "\n", encoding="utf-8")
-    (directory / "sentence_bert_config.json").write_text(
-        json.dumps({"max_seq_length": max_length, "do_lower_case": False}, indent=2) + "\n", encoding="utf-8")
-    prompts = {"query": query_prefix, "document": passage_prefix}
-    (directory / "config_sentence_transformers.json").write_text(
-        json.dumps({"prompts": prompts, "default_prompt_name": None, "similarity_fn_name": "cosine"}, indent=2)
-        + "\n", encoding="utf-8")
 
 
 def _save_weights(model, tmp: Path, path: Path) -> None:
