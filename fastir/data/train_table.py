@@ -124,6 +124,13 @@ class TrainTable:
     def __len__(self) -> int:
         return self.table.num_rows
 
+    @property
+    def langs(self) -> list[str]:
+        """The table's languages, sorted."""
+        import pyarrow.compute as pc
+
+        return sorted(pc.unique(self.table.column("lang")).to_pylist())
+
     def texts(self, column: str, rows: np.ndarray) -> list[str]:
         """Decode ``column`` at integer ``rows`` from the mapped buffers."""
         return self.texts_many([(column, rows)])[0]

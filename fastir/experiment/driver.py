@@ -167,6 +167,7 @@ class Plan:
     heldout: str | None
     eval_max_length: int
     overlap: dict
+    train_langs: list[str]  # the training tables' languages: the report sets the others apart
 
 
 def plan_experiment(cfg: ExperimentConfig) -> Plan:
@@ -193,7 +194,7 @@ def plan_experiment(cfg: ExperimentConfig) -> Plan:
     for spec in specs:
         if spec.train is not None:
             validate(dataclasses.replace(spec.train, resume=False))
-    _check_samplers([spec.train for spec in specs if spec.train is not None and spec.seed == seeds[0]])
+    train_langs = _check_samplers([spec.train for spec in specs if spec.train is not None and spec.seed == seeds[0]])
     for ds in cfg.eval_datasets:
         open_dataset(ds, langs=cfg.eval_langs)
     if heldout is not None and heldout not in cfg.eval_datasets:
@@ -204,7 +205,7 @@ def plan_experiment(cfg: ExperimentConfig) -> Plan:
 
     checked = list(cfg.eval_datasets) + ([heldout] if heldout is not None and heldout not in cfg.eval_datasets else [])
     overlap = guard(cfg.data, checked, allow=cfg.allow_overlap)
-    return Plan(specs, seeds, baselines, heldout, eval_max_length, overlap)
+    return Plan(specs, seeds, baselines, heldout, eval_max_length, overlap, train_langs)
 
 
 def extra_metrics(cfg: ExperimentConfig) -> list[str]:
@@ -282,6 +283,7 @@ def _settings(cfg: ExperimentConfig, plan: Plan) -> dict:
     s = dataclasses.asdict(cfg)
     s.pop("progress")
     s.update(seeds=plan.seeds, baselines=plan.baselines, heldout=plan.heldout, metrics=extra_metrics(cfg),
+             train_langs=plan.train_langs,
              eval_max_length=plan.eval_max_length, eval_datasets=[ds_key(d) for d in cfg.eval_datasets])
     return s
 
@@ -296,9 +298,10 @@ def _eval_max_length(cfg: ExperimentConfig) -> int:
     return check_max_length(cfg.eval_max_length, own, limit, "--eval-max-length")
 
 
-def _check_samplers(configs: list[TrainConfig]) -> None:
+def _check_samplers(configs: list[TrainConfig]) -> list[str]:
     """Each strategy's data checks (e.g. x-y needs xling_ids in >= 2 languages), run before the
-    first strategy trains: build its sampler over the tables (opened once) and draw one batch."""
+    first strategy trains: build its sampler over the tables (opened once) and draw one batch.
+    Returns the tables' languages."""
     from fastir.sampling.sampler import BatchSampler
     from fastir.data.train_table import open_train_table
 
@@ -308,6 +311,7 @@ def _check_samplers(configs: list[TrainConfig]) -> None:
                                alpha_mode=c.alpha_mode,
                                lang_weights=c.lang_weights, source_mode=c.source_mode)
         next(iter(sampler))
+    return sorted({lang for t in tables for lang in t.langs})
 
 
 def _train_config(cfg: ExperimentConfig, strategy: str, seed: int, out: Path, heldout: str | None) -> TrainConfig:

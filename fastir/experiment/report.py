@@ -69,12 +69,26 @@ def summary_table(cmp: dict, columns: list[tuple[str, str]]) -> list[str]:
     return md_table(["System"] + [column_label(m, st) for m, st in columns], rows)
 
 
-def language_table(cmp: dict, metric: str, setting: str) -> list[str]:
-    """One row per system, one column per query language; cells with their intervals."""
+def language_table(cmp: dict, metric: str, setting: str, langs: list[str] | None = None) -> list[str]:
+    """One row per system, one column per query language (``langs``, default all); cells with their intervals."""
     idx, base = index_records(cmp), cmp["baselines"]
+    langs = cmp["langs"] if langs is None else langs
     rows = [[system_label(s["name"], base)] + [cell(idx.get(("language", setting, metric, lang, s["name"])), base)
-                                               for lang in cmp["langs"]] for s in cmp["systems"]]
-    return md_table(["System", *cmp["langs"]], rows)
+                                               for lang in langs] for s in cmp["systems"]]
+    return md_table(["System", *langs], rows)
+
+
+def language_groups(cmp: dict, train_langs: list[str] | None) -> list[tuple[str, list[str]]]:
+    """The query languages split into those the training tables hold and those they lack (unseen in
+    training: zero-shot in language as well as in data), each group with its caption; one group when
+    training saw every evaluated language (or its languages are not recorded)."""
+    if not train_langs:
+        return [("", cmp["langs"])]
+    seen = [lang for lang in cmp["langs"] if lang in train_langs]
+    unseen = [lang for lang in cmp["langs"] if lang not in train_langs]
+    if not seen or not unseen:
+        return [("", cmp["langs"])]
+    return [("languages in the training table", seen), ("languages the training table lacks", unseen)]
 
 
 # ----------------------------------------------------------------------------------------- report
@@ -157,9 +171,14 @@ def _dataset_section(results: dict, ds: str, figures: dict) -> list[str]:
         if key in figures:
             lines += [f"![{caption}]({figures[key]})", ""]
     lines += ["### By query language", ""]
+    groups = language_groups(cmp, results["settings"].get("train_langs"))
+    if len(groups) > 1:
+        lines += ["Each table is split: " + "; ".join(f"{caption} ({', '.join(langs)})" for caption, langs in groups)
+                  + "; the markers' Holm correction still runs over all query languages together.", ""]
     for metric, setting in LANGUAGE_TABLES:
-        lines += [f"**{column_label(metric, setting)} by query language**", "",
-                  *language_table(cmp, metric, setting), ""]
+        for caption, langs in groups:
+            lines += [f"**{column_label(metric, setting)} by query language" + (f", {caption}" if caption else "")
+                      + "**", "", *language_table(cmp, metric, setting, langs), ""]
     return lines
 
 

@@ -23,6 +23,7 @@ def test_formats_read_the_same_rows(tmp_path, suffix, table_rows, write_rows_fil
     df = table_rows(negative=True, source="demo")
     t = open_train_table(write_rows_file(df, tmp_path / f"t{suffix}", chunk_rows=7))
     assert t.num_rows == len(df) and t.has_negative and t.has_source
+    assert t.langs == sorted(set(df["lang"]))
     got = t.table.select(["xling_id", "lang", "query", "passage", "negative", "source"]).to_pandas()
     pd.testing.assert_frame_equal(got, df[got.columns])
     rows = np.array([0, len(df) - 1, 5, 5, 12])

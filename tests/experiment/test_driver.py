@@ -66,6 +66,7 @@ def experiment(train_tiny_bert, train_table_arrow, tmp_path_factory):
 def test_experiment_seeds_layout_and_results(experiment, capsys):
     import pyarrow.parquet as pq
 
+    from fastir.data.train_table import open_train_table
     from fastir.runs.rundir import read_run
 
     out, lareqa, _ = experiment
@@ -77,6 +78,8 @@ def test_experiment_seeds_layout_and_results(experiment, capsys):
     s = results["settings"]
     assert s["seeds"] == [0, 1] and s["baselines"] == ["x-x-mono", "base"] and s["heldout"] == str(lareqa)
     assert s["eval_every"] == 4 and s["train"]["steps"] == 8 and s["eval_max_length"] == 64
+    langs = set(open_train_table(s["data"][0]).table.column("lang").to_pylist())
+    assert s["train_langs"] == sorted(langs) and len(langs) > 1
     assert set(results["compare_s"]) == {"synth-lareqa"}
     for name, run in results["runs"].items():
         root = out / run["dir"]

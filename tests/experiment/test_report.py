@@ -93,3 +93,22 @@ def test_report_tables_hold_fastir_compares_cells(tmp_path):
     assert table[0] == "| System | " + " | ".join(header[1:]) + " |"
     assert table[1:] == md_table(header, rows)[1:]
     assert table[-1].startswith("| hybrid | ") and "▲" in table[-1]
+
+
+def test_languages_the_training_table_lacks_get_their_own_tables():
+    from fastir.experiment.report import language_groups
+
+    cmp = _cmp()
+    cmp["langs"] = ["de", "el", "en"]
+    assert language_groups(cmp, ["de", "en", "es"]) == [("languages in the training table", ["de", "en"]),
+                                                        ("languages the training table lacks", ["el"])]
+    assert language_groups(cmp, None) == [("", ["de", "el", "en"])]  # results.json without train_langs
+    assert language_groups(cmp, ["de", "el", "en", "es"]) == [("", ["de", "el", "en"])]
+    assert language_table(cmp, "map", "cross", ["de"])[0] == "| System | de |"
+    results = _results(cmp)
+    results["settings"]["train_langs"] = ["de", "en"]
+    report = format_report(results)
+    assert "**Cr. mAP by query language, languages the training table lacks**" in report
+    assert "**Cr. mAP by query language, languages in the training table**" in report
+    unseen = report.split("**Cr. mAP by query language, languages the training table lacks**")[1].split("\n\n")[1]
+    assert unseen.splitlines()[0] == "| System | el |"
