@@ -43,6 +43,8 @@ DATASETS = {e.name: e for e in (
 LAYOUTS = (
     LayoutEntry("beir", "fastir.data.beir:open_directory", ("corpus.jsonl", "*/corpus.jsonl"),
                 "BEIR-style corpus.jsonl + queries.jsonl + qrels/{split}.tsv, or one such directory per language"),
+    LayoutEntry("mteb", "fastir.data.mteb_hf:open_directory", ("*-corpus/*",),
+                "an MTEB-format Hugging Face dataset folder, configs {lang}-corpus / -queries / -qrels"),
     LayoutEntry("lareqa", "fastir.data.lareqa:open_directory", ("*.json",),
                 "LAReQA {lang}.json files (SQuAD format with sentence_breaks)"),
 )
