@@ -50,6 +50,12 @@ LAYOUTS = (
 )
 
 
+# Collections named by a prefix and the ids of another library: prefix -> (opener, description).
+SCHEMES = {
+    "irds:": ("fastir.data.irds:open_ids", "irds:ID[,ID...] for ir_datasets collections, one pool"),
+}
+
+
 def dataset_names() -> list[str]:
     return list(DATASETS)
 
@@ -57,7 +63,8 @@ def dataset_names() -> list[str]:
 def choices_text() -> str:
     """One line for ``--help`` and error messages: the names and the directory layouts."""
     layouts = "; ".join(layout.description for layout in LAYOUTS)
-    return f"{', '.join(DATASETS)}, or a directory ({layouts})"
+    schemes = "".join(f", or {description}" for _, description in SCHEMES.values())
+    return f"{', '.join(DATASETS)}, or a directory ({layouts}){schemes}"
 
 
 def _call(target: str, *args):
@@ -82,6 +89,9 @@ def open_dataset(source: str | os.PathLike, langs: list[str] | None = None):
     entry = DATASETS.get(key)
     if entry is not None:
         return _call(entry.opener, key, langs)
+    scheme = next((prefix for prefix in SCHEMES if key.startswith(prefix)), None)
+    if scheme is not None:
+        return _call(SCHEMES[scheme][0], key, langs)
     path = Path(key)
     if not path.is_dir():
         raise InputError(key, "dataset", f"unknown dataset: not a name ({', '.join(DATASETS)}) nor a directory")
