@@ -45,10 +45,14 @@ def retrieval_task(name: str):
     return task
 
 
-def mteb_metric(name: str) -> str | None:
-    """fastir's metric of an MTEB key with the same definition (``ndcg_at_10`` -> ``ndcg@10``), or None."""
+def mteb_metric(name: str, threshold: int = 1) -> str | None:
+    """fastir's metric of an MTEB key with the same definition (``ndcg_at_10`` -> ``ndcg@10``), or None.
+    MTEB counts every grade >= 1 as relevant: at a relevance ``threshold`` above 1 fastir's recall@k
+    is another measure (nDCG's gains are every grade >= 1 either way)."""
     found = _SAME.match(name)
-    return None if found is None else f"{found.group(1)}@{int(found.group(2))}"
+    if found is None or (found.group(1) == "recall" and threshold != 1):
+        return None
+    return f"{found.group(1)}@{int(found.group(2))}"
 
 
 def task_result(scores_dir: str | os.PathLike, task: str, split: str | None = None,
@@ -66,7 +70,7 @@ def task_result(scores_dir: str | os.PathLike, task: str, split: str | None = No
         raise InputError(None, "--split", f"{split!r} is not a split of {meta.name} ({', '.join(meta.eval_splits)})")
     rows = pairs.to_pylist()
     metrics = [c for c in pairs.column_names if c not in _CELL_COLUMNS]
-    main = _main_metric(main_score, meta, metrics, rows, scores_dir)
+    main = _main_metric(main_score, meta, metrics, rows, scores_dir, summary.get("relevance_threshold", 1))
     codes = _language_codes(summary, meta)
     entries = [_entry(row, metrics, main, codes, summary) for row in rows]
     return {"dataset_revision": str(meta.dataset.get("revision") or ""), "task_name": meta.name,
@@ -74,13 +78,13 @@ def task_result(scores_dir: str | os.PathLike, task: str, split: str | None = No
             "kg_co2_emissions": None, "date": datetime.datetime.now(datetime.timezone.utc).isoformat()}
 
 
-def _main_metric(asked: str | None, meta, metrics: list[str], rows: list[dict], scores_dir) -> str:
+def _main_metric(asked: str | None, meta, metrics: list[str], rows: list[dict], scores_dir, threshold: int) -> str:
     """The fastir metric written as ``main_score``: ``asked``, else the task's main score's twin."""
     if asked is not None and asked not in metrics:
         raise InputError(scores_dir, "--main-score", f"{asked!r} is not among the scored metrics "
                                                      f"({', '.join(metrics)})")
     if asked is None:
-        asked = mteb_metric(meta.main_score)
+        asked = mteb_metric(meta.main_score, threshold)
         if asked is None or asked not in metrics:
             how = f"fastir's {asked}" if asked else "no fastir metric"
             raise InputError(scores_dir, "--main-score", f"{meta.name}'s main score {meta.main_score} is {how}, "
@@ -111,18 +115,16 @@ def _entry(row: dict, metrics: list[str], main: str, codes: dict[str, str], summ
     for name in metrics:  # a pooled-only metric (rank distance) is left out of the other cells
         if _number(row[name]) is not None:
             entry[name] = _number(row[name])
-    for key in _mteb_keys(metrics):
-        entry[key] = entry[mteb_metric(key)]
+    threshold = summary.get("relevance_threshold", 1)
+    for name in metrics:
+        key = name.replace("@", "_at_")
+        if mteb_metric(key, threshold) == name and name in entry:
+            entry[key] = entry[name]
     entry["fastir"] = {"format": FORMAT, "setting": row["setting"], "queries": row["queries"],
                        "skipped": row["skipped"], "main_score": main,
                        "relevance_threshold": summary.get("relevance_threshold", 1),
                        "model": (summary.get("run") or {}).get("model")}
     return entry
-
-
-def _mteb_keys(metrics: list[str]) -> list[str]:
-    return [f"{name.split('@')[0]}_at_{name.split('@')[1]}" for name in metrics
-            if name.split("@")[0] in ("ndcg", "recall") and "@" in name]
 
 
 def _number(value):

@@ -104,3 +104,16 @@ def test_a_results_file_of_another_task(scores, tmp_path):
     assert mine.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["x.json"]
     export_mteb(scores[0], TASK, out=mine, overwrite=True)  # the same task: replaced
     assert json.loads(mine.read_text())["task_name"] == TASK
+
+
+def test_at_a_relevance_threshold_above_one_recall_keeps_only_its_fastir_name(tmp_path, make_run):
+    # MTEB's recall_at_k counts every grade >= 1; fastir's recall@k at threshold 2 counts grade >= 2 only
+    assert mteb_metric("recall_at_10", 2) is None and mteb_metric("ndcg_at_10", 2) == "ndcg@10"
+    run = make_run(tmp_path, q_emb=np.eye(2, dtype=np.float32), q_langs=["de", "en"],
+                   c_emb=np.eye(2, dtype=np.float32), c_langs=["de", "en"], qrels=[(0, 0), (1, 1), (0, 1), (1, 0)],
+                   relevance=[2, 2, 1, 1])
+    write_scores(score_run(run, pairs="mono,multi", metrics="ndcg@10,recall@10", relevance_threshold=2),
+                 tmp_path / "s")
+    entry = task_result(tmp_path / "s", TASK)["scores"]["validation"][0]
+    assert entry["ndcg_at_10"] == entry["ndcg@10"] == entry["main_score"] and "recall@10" in entry
+    assert "recall_at_10" not in entry and entry["fastir"]["relevance_threshold"] == 2
