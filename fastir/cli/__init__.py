@@ -42,6 +42,7 @@ SUBCOMMANDS = {
     "compare": "fastir.cli.compare:compare",
     "import": "fastir.cli.import_:import_",
     "models": "fastir.cli.models:models",
+    "export": "fastir.cli.export:export",
 }
 
 

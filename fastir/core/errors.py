@@ -112,3 +112,16 @@ def os_error_in(exc: BaseException, filename: str | os.PathLike | None = None) -
         return None
     code = int(found.group(1))
     return OSError(code, os.strerror(code), None if filename is None else os.fspath(filename))
+
+
+def require(module: str, extra: str, purpose: str, distribution: str | None = None):
+    """Import the optional package ``module`` (a peer kept in the extra ``extra``), or raise the one
+    line ``<purpose> needs the <distribution> package, which is not installed: pip install 'fastir[<extra>]'``."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        name = distribution or module
+        raise InputError(None, None, f"{purpose} needs the {name} package, which is not installed: "
+                                     f"pip install 'fastir[{extra}]'") from None

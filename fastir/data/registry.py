@@ -43,9 +43,17 @@ DATASETS = {e.name: e for e in (
 LAYOUTS = (
     LayoutEntry("beir", "fastir.data.beir:open_directory", ("corpus.jsonl", "*/corpus.jsonl"),
                 "BEIR-style corpus.jsonl + queries.jsonl + qrels/{split}.tsv, or one such directory per language"),
+    LayoutEntry("mteb", "fastir.data.mteb_hf:open_directory", ("*-corpus/*",),
+                "an MTEB-format Hugging Face dataset folder, configs {lang}-corpus / -queries / -qrels"),
     LayoutEntry("lareqa", "fastir.data.lareqa:open_directory", ("*.json",),
                 "LAReQA {lang}.json files (SQuAD format with sentence_breaks)"),
 )
+
+
+# Collections named by a prefix and the ids of another library: prefix -> (opener, description).
+SCHEMES = {
+    "irds:": ("fastir.data.irds:open_ids", "irds:ID[,ID...] for ir_datasets collections, one pool"),
+}
 
 
 def dataset_names() -> list[str]:
@@ -55,7 +63,8 @@ def dataset_names() -> list[str]:
 def choices_text() -> str:
     """One line for ``--help`` and error messages: the names and the directory layouts."""
     layouts = "; ".join(layout.description for layout in LAYOUTS)
-    return f"{', '.join(DATASETS)}, or a directory ({layouts})"
+    schemes = "".join(f", or {description}" for _, description in SCHEMES.values())
+    return f"{', '.join(DATASETS)}, or a directory ({layouts}){schemes}"
 
 
 def _call(target: str, *args):
@@ -80,6 +89,9 @@ def open_dataset(source: str | os.PathLike, langs: list[str] | None = None):
     entry = DATASETS.get(key)
     if entry is not None:
         return _call(entry.opener, key, langs)
+    scheme = next((prefix for prefix in SCHEMES if key.startswith(prefix)), None)
+    if scheme is not None:
+        return _call(SCHEMES[scheme][0], key, langs)
     path = Path(key)
     if not path.is_dir():
         raise InputError(key, "dataset", f"unknown dataset: not a name ({', '.join(DATASETS)}) nor a directory")

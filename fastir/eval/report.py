@@ -200,6 +200,34 @@ def write_scores(result, out_dir: str | os.PathLike, overwrite: bool = False, tr
     return out_dir
 
 
+def read_scores(scores_dir: str | os.PathLike) -> tuple[dict, object]:
+    """(summary.json's content, pairs.parquet as a pyarrow Table) of a ``fastir score`` output dir
+    (or of a run dir holding one in ``scores/``), checked: the format, and one pairs row per cell
+    with the cell columns. Bad input raises :class:`InputError`."""
+    import pyarrow.parquet as pq
+
+    from fastir.core.errors import InputError
+    from fastir.core.textfiles import read_json
+
+    path = Path(scores_dir)
+    if not (path / SUMMARY_JSON).is_file() and (path / "scores" / SUMMARY_JSON).is_file():
+        path = path / "scores"
+    if not (path / SUMMARY_JSON).is_file():
+        raise InputError(path, SUMMARY_JSON, "missing: not a `fastir score` output dir (nor a run dir holding scores/)")
+    summary = read_json(path / SUMMARY_JSON)
+    if not isinstance(summary, dict) or summary.get("format") != SCORES_FORMAT:
+        found = summary.get("format") if isinstance(summary, dict) else type(summary).__name__
+        raise InputError(path / SUMMARY_JSON, "format", f"expected {SCORES_FORMAT!r}, found {found!r}")
+    try:
+        pairs = pq.read_table(path / PAIRS_PARQUET)
+    except Exception as exc:  # noqa: BLE001 - a missing or unreadable file is bad input
+        raise InputError(path / PAIRS_PARQUET, None, f"cannot read Parquet: {' '.join(str(exc).split())}") from None
+    missing = [c for c in ("query_lang", "cand_lang", "setting", "queries") if c not in pairs.column_names]
+    if missing:
+        raise InputError(path / PAIRS_PARQUET, missing[0], "missing column")
+    return summary, pairs
+
+
 def format_table(result) -> str:
     """The terminal view: paper-style summary, then one row per query language.
 

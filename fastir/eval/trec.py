@@ -45,34 +45,20 @@ def write_trec(result, out_dir: str | os.PathLike, overwrite: bool = False) -> P
     check_output_dir(out_dir, overwrite=overwrite, written=TREC_FILES)
     qids = run.queries.table.column("id").combine_chunks()
     cids = run.candidates.table.column("id").combine_chunks()
-    _, cand_lang_id = run.candidates.lang_codes()  # codes index result.cand_langs
     options = pacsv.WriteOptions(include_header=False, delimiter=" ", quoting_style="none")
-    m, top = result.metrics, result.top
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         for cell in result.cells:
-            s, rows = result.cell_rows(cell)
-            lengths = top.length[rows, s].astype(np.int64)
-            keep = np.arange(top.depth)[None, :] < lengths[:, None]
-            q_rep = np.repeat(rows, lengths)
-            ranks = (np.nonzero(keep)[1] + 1).astype(np.int32)
+            q_rep, cand, ranks, score = cell_top(result, cell)
             table = pa.table({
                 "qid": qids.take(numeric_array(q_rep, pa.int64())),
                 "q0": repeat_string("Q0", len(q_rep)),
-                "docid": cids.take(numeric_array(top.cand[rows, s][keep], pa.int64())),
+                "docid": cids.take(numeric_array(cand, pa.int64())),
                 "rank": numeric_array(ranks, pa.int32()),
-                "score": numeric_array(top.score[rows, s][keep], pa.float32()),
+                "score": numeric_array(score, pa.float32()),
                 "tag": repeat_string(RUN_TAG, len(q_rep)),
             })
             pacsv.write_csv(table, str(path_inside(tmp, f"{cell.name}.run", "lang", out_dir)), options)
-
-            g_lengths = result.gold_ptr[rows + 1] - result.gold_ptr[rows]
-            g_rows = np.repeat(rows, g_lengths)
-            golds = concat_ranges(result.gold_ptr[rows], g_lengths)
-            g_cand = result.gold_cand[golds]
-            g_grade = np.ones(len(golds), np.int32) if result.gold_grade is None else result.gold_grade[golds]
-            if cell.cand_lang != POOLED:
-                inside = cand_lang_id[g_cand] == s
-                g_rows, g_cand, g_grade = g_rows[inside], g_cand[inside], g_grade[inside]
+            g_rows, g_cand, g_grade = cell_golds(result, cell)
             qrels = pa.table({
                 "qid": qids.take(numeric_array(g_rows, pa.int64())),
                 "iter": numeric_array(np.zeros(len(g_rows), np.int32), pa.int32()),
@@ -82,3 +68,30 @@ def write_trec(result, out_dir: str | os.PathLike, overwrite: bool = False) -> P
             pacsv.write_csv(qrels, str(path_inside(tmp, f"{cell.name}.qrels", "lang", out_dir)), options)
     return out_dir
 
+
+
+def cell_top(result, cell) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The kept top of ``cell`` (``result.top``): (query row, candidate row, rank from 1, float32 score)
+    per entry, query by query in row order, each query's best first; only queries scored in the cell."""
+    top = result.top
+    s, rows = result.cell_rows(cell)
+    lengths = top.length[rows, s].astype(np.int64)
+    keep = np.arange(top.depth)[None, :] < lengths[:, None]
+    ranks = (np.nonzero(keep)[1] + 1).astype(np.int32)
+    return np.repeat(rows, lengths), top.cand[rows, s][keep], ranks, top.score[rows, s][keep]
+
+
+def cell_golds(result, cell) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The judged candidates of grade >= 1 inside ``cell``'s candidate set, for the queries scored in
+    it: (query row, candidate row, grade)."""
+    _, cand_lang_id = result.run.candidates.lang_codes()  # codes index result.cand_langs
+    s, rows = result.cell_rows(cell)
+    g_lengths = result.gold_ptr[rows + 1] - result.gold_ptr[rows]
+    g_rows = np.repeat(rows, g_lengths)
+    golds = concat_ranges(result.gold_ptr[rows], g_lengths)
+    g_cand = result.gold_cand[golds]
+    g_grade = np.ones(len(golds), np.int32) if result.gold_grade is None else result.gold_grade[golds]
+    if cell.cand_lang != POOLED:
+        inside = cand_lang_id[g_cand] == s
+        g_rows, g_cand, g_grade = g_rows[inside], g_cand[inside], g_grade[inside]
+    return g_rows, g_cand, g_grade

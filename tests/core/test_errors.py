@@ -128,3 +128,13 @@ def test_an_os_error_inside_a_safetensors_error_is_that_os_error():
     assert os_error_in(full, "/x/ckpt").filename == "/x/ckpt" and os_error_in(full).errno == 28
     damaged = SafetensorError("Error while deserializing header: MetadataIncompleteBuffer")
     assert os_error_in(damaged) is None and "truncated or corrupt" in str(from_environment(damaged))
+
+
+def test_require_imports_an_installed_package_and_names_the_extra_of_a_missing_one():
+    from fastir.core.errors import require
+
+    assert require("json", "x", "reading JSON").dumps([1]) == "[1]"
+    with pytest.raises(InputError) as info:
+        require("fastir_no_such_module_x", "interop", "ranx export", distribution="no-such-dist")
+    assert info.value.one_line() == ("ranx export needs the no-such-dist package, which is not installed: "
+                                     "pip install 'fastir[interop]'")

@@ -152,3 +152,20 @@ def test_write_scores_with_trec_files(run_dir, tmp_path):
     assert sorted(p.name for p in (tmp_path / "trec").iterdir()) == sorted(
         f"{c.name}.{ext}" for c in deep.cells for ext in ("run", "qrels"))
     assert not (tmp_path / "scores" / "per_query.parquet").exists()
+
+
+def test_read_scores_reads_a_score_dir_or_the_run_dir_holding_it(result, tmp_path):
+    out = write_scores(result, tmp_path / "run" / "scores")
+    for where in (out, tmp_path / "run"):
+        summary, pairs = report.read_scores(where)
+        assert summary == json.loads((out / "summary.json").read_text())
+        assert pairs.equals(pq.read_table(out / "pairs.parquet"))
+    with pytest.raises(InputError, match="summary.json: missing: not a `fastir score` output dir"):
+        report.read_scores(tmp_path)
+    (out / "summary.json").write_text(json.dumps({"format": "something-else/1"}))
+    with pytest.raises(InputError, match="summary.json: format: expected 'fastir-scores/1', found 'something-else/1'"):
+        report.read_scores(out)
+    (out / "summary.json").write_text(json.dumps(summary_json(result)))
+    (out / "pairs.parquet").write_bytes(b"not parquet")
+    with pytest.raises(InputError, match="pairs.parquet: cannot read Parquet"):
+        report.read_scores(out)
