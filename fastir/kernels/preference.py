@@ -25,7 +25,7 @@ from fastir.kernels.lazy import lazy_njit
 def average_ranks(x):
     """Ranks 1..N of ``x`` ascending, tied values sharing the mean of their ranks (= scipy.stats.rankdata)."""
     n = x.shape[0]
-    order = np.argsort(x, kind="mergesort")
+    order = np.argsort(x)  # any order within a tie: tied values share one mean rank
     out = np.empty(n, dtype=np.float64)
     i = 0
     while i < n:
@@ -61,15 +61,22 @@ def _group_rank_correlation(scores, r0, r1, out):
         c, nrm = _centred(average_ranks(scores[r0 + a]))
         cen[a] = c
         norm[a] = nrm
+    total = np.zeros(m, dtype=np.float64)
+    count = np.zeros(m, dtype=np.int64)
     for a in range(m):
-        total = 0.0
-        count = 0
-        for b in range(m):
-            if b == a or norm[a] == 0.0 or norm[b] == 0.0:
+        for b in range(a + 1, m):  # RC(a, b) = RC(b, a): each pair once
+            if norm[a] == 0.0 or norm[b] == 0.0:
                 continue
-            total += (cen[a] * cen[b]).sum() / (norm[a] * norm[b])
-            count += 1
-        out[r0 + a] = total / count if count > 0 else np.nan
+            dot = 0.0
+            for c in range(n):
+                dot += cen[a, c] * cen[b, c]
+            rc = dot / (norm[a] * norm[b])
+            total[a] += rc
+            total[b] += rc
+            count[a] += 1
+            count[b] += 1
+    for a in range(m):
+        out[r0 + a] = total[a] / count[a] if count[a] > 0 else np.nan
 
 
 @lazy_njit(void(float32[:, ::1], int64[::1], float64[::1]), cache=True, parallel=True)
@@ -82,16 +89,35 @@ def _rank_correlation_block(scores, group_ptr, out):
 
 
 @njit(cache=True, nogil=True)
-def _ranking(row):
-    """Columns of ``row`` by score descending, ties by column ascending (a strict order)."""
-    return np.argsort(-row.astype(np.float64), kind="mergesort")
+def _ranking(row, k):
+    """The first min(k, N) columns of ``row`` by score descending, ties by column ascending (a strict
+    order): the k-th largest score v by selection, every column above v and the first columns at v."""
+    n = row.shape[0]
+    k = min(k, n)
+    v = np.partition(row, n - k)[n - k]
+    equal = k
+    for c in range(n):
+        if row[c] > v:
+            equal -= 1  # the columns at v that still fit
+    top = np.empty(k, dtype=np.int64)
+    j = 0
+    for c in range(n):
+        if row[c] > v or (row[c] == v and equal > 0):
+            if row[c] == v:
+                equal -= 1
+            top[j] = c
+            j += 1
+    key = np.empty(k, dtype=np.float64)
+    for i in range(k):
+        key[i] = -row[top[i]]
+    return top[np.argsort(key, kind="mergesort")]  # stable: ties stay in column order
 
 
 @njit(cache=True, nogil=True)
 def pivot_share(row, c_lang, pivot, k):
     """Pivot@k = |{i <= n : lang(top_i) = P}| / n, n = min(k, N): the share of the top k in the pivot language P."""
-    order = _ranking(row)
-    n = min(k, row.shape[0])
+    order = _ranking(row, k)
+    n = order.shape[0]
     same = 0
     for i in range(n):
         if c_lang[order[i]] == pivot:
@@ -109,8 +135,8 @@ def mlrs(row, target_col, k):
     and re-ranked by score(q, t(c_i)) descending, ties kept in the order r (a stable sort, as the
     reference's). 0 when the denominator is 0 (n = 1); NaN when some c_i has no version in the target.
     """
-    order = _ranking(row)
-    n = min(k, row.shape[0])
+    order = _ranking(row, k)
+    n = order.shape[0]
     replaced = np.empty(n, dtype=np.float64)
     for i in range(n):
         t = target_col[order[i]]
