@@ -477,3 +477,21 @@ def test_cutoff_variants_on_tie_heavy_runs_equal_their_pessimistic_definition(tm
                 for key, value in expect.items():
                     assert result.metrics[key][i, s] == pytest.approx(value, abs=1e-12), key
     assert ties > 50  # golds tied with other candidates really occur
+
+
+def test_judged_golds_on_every_scoring_path(tmp_path, make_run):
+    """judged@k brings the grade-0 qrels into the golds: the streaming pass, the certified precision and
+    the whole-row pass of the bias suite give the same values (integer embeddings: exact scores)."""
+    rng = np.random.default_rng(31)
+    cols = parallel_run_columns(rng, integer=True, dim=3)
+    grades = [int(g) for g in rng.integers(0, 3, len(cols["qrels"]))]
+    path = make_run(tmp_path, relevance=grades, **cols)
+    spec = "map@10,judged@5,10,p@10"
+    streamed = score_run(path, metrics=spec)
+    for other in (score_run(path, metrics=spec, precision="exact"), score_run(path, metrics=spec + ",same_lang@5")):
+        for name in ("map@10", "judged@5", "judged@10", "p@10"):
+            assert np.array_equal(other.metrics[name], streamed.metrics[name], equal_nan=True), name
+    assert np.array_equal(streamed.metrics.nrel, score_run(path, metrics="map").metrics.nrel)  # R_q unchanged
+    # Judged@10 - P@10 = the grade-0 rows in the top 10: never negative, and here they occur.
+    judged, precision = np.nan_to_num(streamed.metrics["judged@10"]), np.nan_to_num(streamed.metrics["p@10"])
+    assert (judged >= precision - 1e-12).all() and (judged > precision + 1e-12).any()
