@@ -7,8 +7,9 @@ float32, as ``fastir score``'s; the full score rows of one block of whole parall
 (``xling_id``) are computed at a time, within ``block_mb`` MiB. The candidates' embeddings are held
 as one float32 matrix.
 
-Python only (no CLI verb yet): :func:`language_preference` returns a :class:`PreferenceResult`
-whose ``per_query`` table and ``summary()`` (per query language and overall) are the outputs.
+:func:`language_preference` returns a :class:`PreferenceResult` whose ``per_query`` table and
+``summary()`` (per query language and overall) :func:`write_preference` writes (``fastir
+preference``). This module owns the candidate parallel-group file (:func:`read_cand_groups`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from fastir.core.errors import InputError
 from fastir.runs.rundir import QRELS, Run, read_run
 
 COLUMNS = ("mrc", "qlp", "pivot_share", "mlrs")
+PER_QUERY_PARQUET, SUMMARY_JSON = "per_query.parquet", "summary.json"
+PREFERENCE_FILES = (PER_QUERY_PARQUET, SUMMARY_JSON)  # what the output directory holds
 
 
 @dataclass
@@ -168,3 +171,52 @@ def _positive(value, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InputError(None, what, f"must be a positive integer, found {value!r}")
     return value
+
+
+# ------------------------------------------------------------------------------------- files
+
+
+def read_cand_groups(path, run: Run) -> list[str | None]:
+    """The parallel-group id of each candidate row, from a UTF-8 text file of lines ``candidate_id TAB
+    group_id`` (blank lines skipped; a candidate not listed has no group). A malformed line, an id the
+    run lacks or listed twice: InputError naming the line."""
+    from fastir.core.textfiles import text_lines
+
+    row_of = {cid: i for i, cid in enumerate(run.candidates.ids)}
+    groups: list[str | None] = [None] * len(row_of)
+    for number, line in text_lines(path):
+        text = line.rstrip("\r\n")
+        if not text.strip():
+            continue
+        fields = text.split("\t")
+        if len(fields) != 2 or not fields[0] or not fields[1]:
+            raise InputError(path, f"line {number}", f"expected candidate_id TAB group_id, found {text[:80]!r}")
+        row = row_of.get(fields[0])
+        if row is None:
+            raise InputError(path, f"line {number}", f"candidate {fields[0][:80]!r} is not in the run")
+        if groups[row] is not None:
+            raise InputError(path, f"line {number}", f"candidate {fields[0][:80]!r} is listed twice")
+        groups[row] = fields[1]
+    return groups
+
+
+def check_preference_outputs(out_dir, inputs, overwrite: bool = False) -> None:
+    """The output directory, before any work: not an input, and replaced only if it holds our files."""
+    from fastir.core.outputs import check_output_dir
+
+    check_output_dir(out_dir, overwrite=overwrite, inputs=inputs, written=PREFERENCE_FILES)
+
+
+def write_preference(result: PreferenceResult, out_dir, inputs=(), overwrite: bool = False):
+    """per_query.parquet and summary.json into ``out_dir``, both or neither (a staged directory)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from fastir.core.outputs import atomic_dir
+
+    check_preference_outputs(out_dir, inputs, overwrite)
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+        pq.write_table(result.per_query, tmp / PER_QUERY_PARQUET)
+        (tmp / SUMMARY_JSON).write_text(json.dumps(result.summary(), indent=2) + "\n", encoding="utf-8")
+    return out_dir
