@@ -6,7 +6,8 @@ is better, and the Numba finaliser of :mod:`fastir.kernels.ranking` that compute
 value from the ranks of the query's golds (its docstring is the formula, :attr:`Measure.formula`;
 docs/score.md is the page that defines every metric in prose, one table row per registered
 measure). A cutoff family (``recall``) is one measure; ``recall@10`` is a :class:`Metric` (a measure
-at a cutoff). Scoring, the per-query table, ``fastir compare`` and ``fastir experiment`` read names,
+at a cutoff). A family may share its name with a bare measure: ``map`` (trec_eval's ``map``) and
+``map@10`` (its ``map_cut_10``) are two measures. Scoring, the per-query table, ``fastir compare`` and ``fastir experiment`` read names,
 labels, decimals, columns and directions from here. Adding a metric = one :func:`register` call
 plus its finaliser, its test and its docs/score.md row.
 
@@ -39,6 +40,7 @@ class Measure:
     decimals: int = 3
     kernel: str = "ranking"  # ranking: from the golds' ranks; bias: from the top k of the pooled ranking
     citation: str = ""  # where the measure is defined, for measures not in every IR textbook
+    reads_unjudged_zero: bool = False  # its finaliser also reads the golds judged 0 (judged@k): they join the golds
 
     @property
     def formula(self) -> str:
@@ -83,10 +85,20 @@ REGISTRY: dict[str, Measure] = {}
 
 
 def register(measure: Measure) -> Measure:
-    if measure.name in REGISTRY:
+    """Add ``measure`` under its name; a cutoff family may share the name of a bare measure (``map@k``
+    beside ``map``), keyed ``name@k``."""
+    existing = REGISTRY.get(measure.name)
+    if (existing is not None and (existing.cutoff or not measure.cutoff)) or f"{measure.name}@k" in REGISTRY:
         raise ValueError(f"metric {measure.name!r} registered twice")
-    REGISTRY[measure.name] = measure
+    REGISTRY[f"{measure.name}@k" if existing is not None else measure.name] = measure
     return measure
+
+
+def lookup(name: str, cutoff: bool) -> Measure | None:
+    """The measure spelled ``name`` (any case), a cutoff family if ``cutoff``, else None."""
+    name = name.lower()
+    measure = REGISTRY.get(f"{name}@k" if cutoff and f"{name}@k" in REGISTRY else name)
+    return measure if measure is not None and measure.cutoff == cutoff else None
 
 
 register(Measure("map", "mAP", "ap", True, "average_precision"))
@@ -95,6 +107,18 @@ register(Measure("recall", "R@{k}", "recall@{k}", True, "recall_at", cutoff=True
 register(Measure("ndcg", "nDCG@{k}", "ndcg@{k}", True, "ndcg_at", cutoff=True))
 register(Measure("rank_distance", "Rank dist.", "rank_distance", False, "rank_distance", pooled_only=True,
                  bounded=False, decimals=1))
+
+# The cutoff variants: trec_eval's map_cut_k, P_k and success_k, MRR@k (mMARCO, MKQA), Judged@k (NeuCLIR's
+# pool check), and XTREME-R's LAReQA mAP@20, which divides by min(|R|, k) where map_cut divides by |R|.
+register(Measure("map", "mAP@{k}", "ap@{k}", True, "average_precision_at", cutoff=True))
+register(Measure("mrr", "MRR@{k}", "rr@{k}", True, "reciprocal_rank_at", cutoff=True))
+register(Measure("p", "P@{k}", "p@{k}", True, "precision_at", cutoff=True))
+register(Measure("success", "Success@{k}", "success@{k}", True, "success_at", cutoff=True))
+register(Measure("judged", "Judged@{k}", "judged@{k}", True, "judged_at", cutoff=True, reads_unjudged_zero=True,
+                 citation="ir_measures Judged@k (OpenNIR); the share of the top k with any relevance judgment"))
+register(Measure("lareqa_map", "mAP@{k} (XTREME-R)", "lareqa_ap@{k}", True, "lareqa_average_precision_at",
+                 cutoff=True, citation="XTREME-R (Ruder et al., EMNLP 2021), LAReQA's mAP@20: google-research/xtreme "
+                                       "third_party/utils_lareqa.py, average_precision_at_k"))
 
 # The language-bias suite: pooled cells only, from the top k of the pooled ranking (fastir.kernels.bias).
 _AWRF = ("Sapiezynski et al., WWW 2019 companion, 'Quantifying the impact of user attention on fair group "
@@ -120,13 +144,19 @@ def known_names() -> str:
     return ", ".join(f"{m.name}@K" if m.cutoff else m.name for m in REGISTRY.values())
 
 
+def reads_unjudged_zero(metrics) -> bool:
+    """Whether a metric of ``metrics`` reads the golds judged 0 (they then join the kernels' golds)."""
+    return any(m.measure.reads_unjudged_zero for m in metrics)
+
+
 def metric(name: str, option: str = OPTION) -> Metric:
     """The metric spelled ``name`` (``map``, ``recall@10``); InputError naming ``option`` if unknown."""
     name = name.strip()
     base, at, k = name.partition("@")
-    measure = REGISTRY.get(base.lower())
-    if measure is None or measure.cutoff != bool(at):
-        hint = f"; {base} needs a cutoff: {base}@K" if measure is not None and measure.cutoff else ""
+    measure = lookup(base, bool(at))
+    if measure is None:
+        needs = lookup(base, True) is not None and lookup(base, False) is None
+        hint = f"; {base} needs a cutoff: {base}@K" if not at and needs else ""
         raise InputError(None, option, f"unknown metric {name!r}{hint} (use {known_names()})")
     if not at:
         return Metric(measure)

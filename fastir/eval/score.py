@@ -28,6 +28,7 @@ from fastir.eval.metrics import (
     default_metrics,
     kernel_program,
     parse_metrics,
+    reads_unjudged_zero,
     with_rank_distance,
 )
 from fastir.eval.result import QueryMetrics, ScoreResult, TopK
@@ -170,7 +171,8 @@ def _prepare(run_or_path, pairs, ks, metrics, block_mb, trec_depth, precision, s
     if sharded and bias:
         raise InputError(None, "--metrics", f"{bias[0].name} ranks each query's whole pooled row, which shards do "
                                             "not add up to: score it in one process")
-    return run, chosen, ks, trec_depth, certified, ran, note, _plan(run, pairs, threshold)
+    return run, chosen, ks, trec_depth, certified, ran, note, _plan(run, pairs, threshold,
+                                                                    reads_unjudged_zero(chosen))
 
 
 def _chosen_metrics(ks, metrics):
@@ -236,7 +238,9 @@ class _Plan:
     position: np.ndarray  # int64 (n_candidates,): column of each candidate row in that order
 
 
-def _plan(run: Run, pairs: str, threshold: int = RELEVANCE_THRESHOLD) -> _Plan:
+def _plan(run: Run, pairs: str, threshold: int = RELEVANCE_THRESHOLD, zero_grades: bool = False) -> _Plan:
+    """The cells, the golds (every candidate judged >= 1; also those judged 0 with ``zero_grades``, for
+    judged@k: every finaliser but its own skips them) and the kernels' column order."""
     query_langs, q_lang_id = run.queries.lang_codes()
     cand_langs, c_lang_id = run.candidates.lang_codes()
     for side, langs in (("queries", query_langs), ("candidates", cand_langs)):
@@ -248,7 +252,7 @@ def _plan(run: Run, pairs: str, threshold: int = RELEVANCE_THRESHOLD) -> _Plan:
     n_queries, n_langs = len(run.queries), len(cand_langs)
 
     q_rows, c_rows, grades = run.qrels_graded()
-    positive = grades >= 1  # the kernels' golds: gains of nDCG; relevant = grade >= threshold
+    positive = grades >= (0 if zero_grades else 1)  # the kernels' golds: gains of nDCG; relevant = grade >= threshold
     if not positive.all():
         q_rows, c_rows, grades = q_rows[positive], c_rows[positive], grades[positive]
     if not (grades >= threshold).any():

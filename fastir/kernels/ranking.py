@@ -107,7 +107,7 @@ def _count_gold_hits(scores, b, gold_ptr, gold_col, gold_lang, gcnt):
 
 # ------------------------------------------------------------------------------------ finalisers
 # Per-query values from ``rank`` and ``grade`` (qrels grade >= 1) of each judged-positive gold of q
-# in S; relevant = grade >= threshold, R = the relevant golds, NaN when R is empty. Rank is monotone in
+# in S (and of each gold judged 0 when a metric reads them, ``judged_at``: the others skip them); relevant = grade >= threshold, R = the relevant golds, NaN when R is empty. Rank is monotone in
 # score, so hits(d) = |{g in R : rank(g) <= rank(d)}|: ranks carry every rank-based metric, binary
 # or graded. Signature float64(rank int64[::1], grade int64[::1], threshold, cutoff), one FINALISERS
 # code each. Kept in this file: Numba's cache tracks only a cached function's own file, so a
@@ -129,41 +129,31 @@ def _num_relevant(grade, threshold):
 def average_precision(rank, grade, threshold, cutoff):
     """AP = (1/|R|) sum_{d in R} hits(d) / rank(d)  (= sklearn average_precision_score, ties included)."""
     n = _num_relevant(grade, threshold)
-    if n == 0:
-        return np.nan
-    total = 0.0
-    for i in range(rank.shape[0]):
-        if grade[i] < threshold:
-            continue
-        h = np.int64(0)
-        for j in range(rank.shape[0]):
-            if grade[j] >= threshold and rank[j] <= rank[i]:
-                h += 1
-        total += h / rank[i]
-    return total / n
+    return np.nan if n == 0 else _precision_sum_at(rank, grade, threshold, np.int64(1) << 62) / n
 
 
 @njit(cache=True, nogil=True, inline="always")
 def reciprocal_rank(rank, grade, threshold, cutoff):
     """RR = 1 / min_{d in R} rank(d)."""
+    best = _best_rank(rank, grade, threshold)
+    return np.nan if best == 0 else 1.0 / best
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _best_rank(rank, grade, threshold):
+    # min_{d in R} rank(d); 0 when R is empty
     best = np.int64(1) << 62
     for i in range(rank.shape[0]):
         if grade[i] >= threshold:
             best = min(best, rank[i])
-    return np.nan if best == np.int64(1) << 62 else 1.0 / best
+    return np.int64(0) if best == np.int64(1) << 62 else best
 
 
 @njit(cache=True, nogil=True, inline="always")
 def recall_at(rank, grade, threshold, cutoff):
     """Recall@k = |{d in R : rank(d) <= k}| / |R|."""
     n = _num_relevant(grade, threshold)
-    if n == 0:
-        return np.nan
-    found = 0
-    for i in range(rank.shape[0]):
-        if grade[i] >= threshold and rank[i] <= cutoff:
-            found += 1
-    return found / n
+    return np.nan if n == 0 else _in_top(rank, grade, threshold, cutoff) / n
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -207,10 +197,88 @@ def rank_distance(rank, grade, threshold, cutoff):
     return np.nan if n < 2 else float(hi - lo)
 
 
+# The cutoff variants (issue 29): trec_eval's map_cut / P / success, MRR@k, Judged@k, XTREME-R's mAP@k.
+
+@njit(cache=True, nogil=True, inline="always")
+def _precision_sum_at(rank, grade, threshold, cutoff):
+    # sum_{d in R, rank(d) <= k} hits(d) / rank(d)
+    total = 0.0
+    for i in range(rank.shape[0]):
+        if grade[i] < threshold or rank[i] > cutoff:
+            continue
+        h = np.int64(0)
+        for j in range(rank.shape[0]):
+            if grade[j] >= threshold and rank[j] <= rank[i]:
+                h += 1
+        total += h / rank[i]
+    return total
+
+
+@njit(cache=True, nogil=True, inline="always")
+def average_precision_at(rank, grade, threshold, cutoff):
+    """AP@k = (1/|R|) sum_{d in R, rank(d) <= k} hits(d) / rank(d)  (trec_eval ``map_cut_k``)."""
+    n = _num_relevant(grade, threshold)
+    return np.nan if n == 0 else _precision_sum_at(rank, grade, threshold, cutoff) / n
+
+
+@njit(cache=True, nogil=True, inline="always")
+def lareqa_average_precision_at(rank, grade, threshold, cutoff):
+    """AP_X@k = (1/min(|R|, k)) sum_{d in R, rank(d) <= k} hits(d) / rank(d)  (XTREME-R's LAReQA mAP@20)."""
+    n = _num_relevant(grade, threshold)
+    return np.nan if n == 0 else _precision_sum_at(rank, grade, threshold, cutoff) / min(n, cutoff)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def reciprocal_rank_at(rank, grade, threshold, cutoff):
+    """RR@k = 1 / min_{d in R} rank(d) if that rank <= k, else 0."""
+    best = _best_rank(rank, grade, threshold)
+    if best == 0:
+        return np.nan
+    return 1.0 / best if best <= cutoff else 0.0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def precision_at(rank, grade, threshold, cutoff):
+    """P@k = |{d in R : rank(d) <= k}| / k  (trec_eval ``P_k``: divided by k even where |S| < k)."""
+    if _num_relevant(grade, threshold) == 0:
+        return np.nan
+    return _in_top(rank, grade, threshold, cutoff) / cutoff
+
+
+@njit(cache=True, nogil=True, inline="always")
+def success_at(rank, grade, threshold, cutoff):
+    """Success@k = 1 if some d in R has rank(d) <= k, else 0  (trec_eval ``success_k``)."""
+    if _num_relevant(grade, threshold) == 0:
+        return np.nan
+    return 1.0 if _in_top(rank, grade, threshold, cutoff) > 0 else 0.0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def judged_at(rank, grade, threshold, cutoff):
+    """Judged@k = |{d in J : rank(d) <= k}| / k, J = every candidate of S with a qrel, grade 0 included
+    (ir_measures ``Judged@k``); NaN when R is empty."""
+    if _num_relevant(grade, threshold) == 0:
+        return np.nan
+    return _in_top(rank, grade, 0, cutoff) / cutoff
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _in_top(rank, grade, threshold, cutoff):
+    # |{d : grade(d) >= threshold, rank(d) <= k}|
+    n = 0
+    for i in range(rank.shape[0]):
+        if grade[i] >= threshold and rank[i] <= cutoff:
+            n += 1
+    return n
+
+
 # Finaliser codes, as the registry names them; finalise() dispatches on the code.
 AP, RR, RECALL, RANK_DISTANCE, NDCG = range(5)
 FINALISERS = {"average_precision": AP, "reciprocal_rank": RR, "recall_at": RECALL, "rank_distance": RANK_DISTANCE,
               "ndcg_at": NDCG}  # keys: the finalisers' function names
+AP_AT, AP_LAREQA, RR_AT, PRECISION, SUCCESS, JUDGED = range(5, 11)  # the cutoff variants
+FINALISERS |= {"average_precision_at": AP_AT, "lareqa_average_precision_at": AP_LAREQA, "reciprocal_rank_at": RR_AT,
+               "precision_at": PRECISION, "success_at": SUCCESS, "judged_at": JUDGED}
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -226,6 +294,18 @@ def finalise(code, rank, grade, threshold, cutoff):
         return rank_distance(rank, grade, threshold, cutoff)
     if code == NDCG:
         return ndcg_at(rank, grade, threshold, cutoff)
+    if code == AP_AT:
+        return average_precision_at(rank, grade, threshold, cutoff)
+    if code == AP_LAREQA:
+        return lareqa_average_precision_at(rank, grade, threshold, cutoff)
+    if code == RR_AT:
+        return reciprocal_rank_at(rank, grade, threshold, cutoff)
+    if code == PRECISION:
+        return precision_at(rank, grade, threshold, cutoff)
+    if code == SUCCESS:
+        return success_at(rank, grade, threshold, cutoff)
+    if code == JUDGED:
+        return judged_at(rank, grade, threshold, cutoff)
     return np.nan
 
 

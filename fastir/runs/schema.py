@@ -23,8 +23,8 @@ CANDIDATES = "candidates.arrow"
 QRELS = "qrels.arrow"
 RUN_FILES = (RUN_JSON, QUERIES, CANDIDATES, QRELS)
 MAX_DIM = 2**31 - 1  # an Arrow fixed-size list is at most int32 long
-# What a run dir may hold besides its files: `fastir score`'s default --out and shard files.
-RUN_DIR_ENTRIES = (*RUN_FILES, "scores", "shards")
+# What a run dir may hold besides its files: the default --out of `fastir score` and `fastir preference`, shard files.
+RUN_DIR_ENTRIES = (*RUN_FILES, "scores", "shards", "preference")
 GROUP = "xling_id"  # the queries' optional parallel-group id column
 RELEVANCE = "relevance"
 # Binary metrics count a qrel as relevant iff its grade is at least this (trec_eval's default).

@@ -70,7 +70,7 @@ def _import_inputs(d: Path) -> Path:
 
 
 WRITERS = ("score", "score-trec", "compare", "data-export", "data-to-train", "sample", "import", "embed", "train",
-           "experiment")
+           "experiment", "preference")
 
 
 def command(name: str, inputs: dict, out: Path) -> list[str]:
@@ -91,6 +91,7 @@ def command(name: str, inputs: dict, out: Path) -> list[str]:
         return models[name]()
     return {
         "score": ["score", str(inputs["run"]), "--out", str(out), "--per-query", "--format", "json"],
+        "preference": ["preference", str(inputs["run"]), "--pivot", "aa", "--out", str(out), "--format", "json"],
         "score-trec": ["score", str(inputs["run"]), "--out", str(out / "scores"), "--trec", str(out / "trec"),
                        "--per-query", "--format", "json"],
         "compare": ["compare", str(inputs["score_a"]), str(inputs["score_b"]), "--samples", "200",

@@ -51,8 +51,8 @@ def test_digits_are_the_registry_decimals_shifted_alike():
     assert cell(rd, [], digits=5) == "96.704 ±7.861 [96.680, 96.720]"
     assert cell(_rec("x", 0.2734), [], digits=5) == "0.27340 ±0.01000 [0.25340, 0.29340]"
     assert cell(rd, [], digits=1) == "96.7 ±7.9 [96.7, 96.7]"  # never fewer than one decimal
-    for name, measure in REGISTRY.items():
-        spelled = f"{name}@10" if measure.cutoff else name
+    for measure in REGISTRY.values():
+        spelled = f"{measure.name}@10" if measure.cutoff else measure.name
         assert decimals(spelled) == measure.decimals
         # a 0-1 value shows three decimals, a rank (unbounded) one
         assert measure.decimals == (3 if measure.bounded else 1)

@@ -16,8 +16,10 @@ from fastir.eval.metrics import (
     default_metrics,
     from_column,
     kernel_program,
+    known_names,
     metric,
     parse_metrics,
+    reads_unjudged_zero,
     register,
     with_rank_distance,
 )
@@ -29,7 +31,7 @@ def test_every_measure_is_complete_and_has_a_kernel_finaliser():
     assert {"map", "mrr", "recall", "rank_distance"} <= set(REGISTRY)
     for name, m in REGISTRY.items():
         finalisers = importlib.import_module(f"fastir.kernels.{m.kernel}").FINALISERS
-        assert m.name == name and m.label and m.finaliser in finalisers and "=" in m.formula
+        assert name in (m.name, f"{m.name}@k") and m.label and m.finaliser in finalisers and "=" in m.formula
         assert ("{k}" in m.column) == m.cutoff == ("{k}" in m.label)
     assert [m.name for m in REGISTRY.values() if not m.higher_is_better] == [
         "rank_distance", "same_lang", "lang_jsd", "lang_jsd_rel"]
@@ -41,6 +43,24 @@ def test_every_measure_is_complete_and_has_a_kernel_finaliser():
     assert "SIGIR 2024" in REGISTRY["peer"].citation and "hltcoe/peer_measure" in REGISTRY["peer"].citation
     with pytest.raises(ValueError, match="twice"):
         register(REGISTRY["map"])
+    with pytest.raises(ValueError, match="twice"):
+        register(REGISTRY["map@k"])  # a second map@k family
+    with pytest.raises(ValueError, match="twice"):
+        register(Measure("recall", "R", "r", True, "recall_at"))  # a bare measure after its family
+
+
+def test_a_family_beside_a_bare_measure_of_its_name():
+    """map / map@k and mrr / mrr@k: trec_eval's map and map_cut_k are two measures, one name."""
+    assert metric("map").measure is REGISTRY["map"] and metric("MAP@10").measure is REGISTRY["map@k"]
+    assert metric("mrr@10") == Metric(REGISTRY["mrr@k"], 10) and metric("mrr").k is None
+    assert [(m.name, m.label, m.column) for m in parse_metrics("map@20,mrr@10,P@5,success@1,judged@10")] == [
+        ("map@20", "mAP@20", "ap@20"), ("mrr@10", "MRR@10", "rr@10"), ("p@5", "P@5", "p@5"),
+        ("success@1", "Success@1", "success@1"), ("judged@10", "Judged@10", "judged@10")]
+    assert from_column("ap@20") == metric("map@20") and from_column("ap") == metric("map")
+    assert from_column("rr@10") == metric("mrr@10") and from_column("lareqa_ap@20") == metric("lareqa_map@20")
+    assert "map@K" in known_names() and "judged@K" in known_names()
+    assert reads_unjudged_zero(parse_metrics("map,judged@10")) and not reads_unjudged_zero(parse_metrics("p@10"))
+    assert "utils_lareqa" in REGISTRY["lareqa_map"].citation
 
 
 def test_names_labels_and_columns():
@@ -63,7 +83,8 @@ def test_parse_metrics_lists_families_and_duplicates():
 @pytest.mark.parametrize("spec, needle", [
     ("map,bogus", "unknown metric 'bogus'"),
     ("recall", "recall needs a cutoff"),
-    ("map@5", "unknown metric 'map@5'"),
+    ("rank_distance@5", "unknown metric 'rank_distance@5'"),
+    ("map@0", "bad cutoff in 'map@0'"),
     ("recall@0", "bad cutoff in 'recall@0'"),
     ("recall@x", "bad cutoff"),
     ("recall@1,-5", "bad cutoff"),

@@ -388,3 +388,110 @@ def test_bias_metrics_need_fp32_and_a_cell_metric(tmp_path, make_run):
     assert np.isnan(mono.metrics["same_lang@10"]).all() and mono.summary["same_lang@10"] is None
     assert mono.summary["lang_exposure@10"] is None and np.isnan(mono.metrics.exposure[10]).all()
     assert "lang_exposure@10" not in score_run(path).summary
+
+
+CUTOFF_SPEC = "map@1,5,10,lareqa_map@1,5,mrr@1,5,10,p@1,5,10,success@1,5,10,judged@1,5,10"
+
+
+def per_set_references(scores, c_langs, qrels, qids):
+    """Per candidate set S (each language, then pooled): its run, and its qrels restricted to S."""
+    for s, name in enumerate([*LANGS, "all"]):
+        members = set(np.flatnonzero(c_langs == name) if name != "all" else range(len(c_langs)))
+        run = {qid: {f"c{j}": float(scores[i, j]) for j in members} for i, qid in enumerate(qids)}
+        sub_qrels = {q: {d: r for d, r in g.items() if int(d[1:]) in members} for q, g in qrels.items()}
+        yield s, run, sub_qrels
+
+
+def test_cutoff_variants_equal_pytrec_eval_and_ir_measures_on_tie_free_data(tmp_path, make_run):
+    """map@k = map_cut_k, p@k = P_k, success@k = success_k, mrr@k = recip_rank of the run cut to its top k
+    (pytrec_eval), judged@k = ir_measures Judged@k (grade-0 qrels are judged), on graded qrels, every set."""
+    import ir_measures
+
+    rng = np.random.default_rng(29)
+    cols = parallel_run_columns(rng, integer=False, dim=8)
+    grades = [int(g) for g in rng.integers(0, 3, len(cols["qrels"]))]
+    scores = cols["q_emb"] @ cols["c_emb"].T
+    assert all(len(np.unique(r)) == len(r) for r in scores)
+    result = score_run(make_run(tmp_path, relevance=grades, **cols), metrics=CUTOFF_SPEC)
+    qids = [f"q{i}" for i in range(len(scores))]
+    qrels = {qid: {} for qid in qids}
+    for (qi, cj), g in zip(cols["qrels"], grades):
+        qrels[qids[qi]][f"c{cj}"] = g
+    m = result.metrics
+    checked = 0
+    for s, run, sub_qrels in per_set_references(scores, np.asarray(cols["c_langs"]), qrels, qids):
+        evaluated = pytrec_eval.RelevanceEvaluator(sub_qrels, {"map_cut.1,5,10", "P.1,5,10", "success.1,5,10"}
+                                                   ).evaluate(run)
+        judged = {(r.query_id, str(r.measure)): r.value for r in ir_measures.iter_calc(
+            [ir_measures.Judged @ k for k in (1, 5, 10)], sub_qrels, run)}
+        for k in (1, 5, 10):
+            top = {q: dict(sorted(d.items(), key=lambda x: -x[1])[:k]) for q, d in run.items()}
+            rr = pytrec_eval.RelevanceEvaluator(sub_qrels, {"recip_rank"}).evaluate(top)
+            for i, qid in enumerate(qids):
+                if not any(r >= 1 for r in sub_qrels[qid].values()):
+                    assert np.isnan(m[f"map@{k}"][i, s]) and np.isnan(m[f"judged@{k}"][i, s])
+                    continue
+                for ours, theirs in ((f"map@{k}", f"map_cut_{k}"), (f"p@{k}", f"P_{k}"),
+                                     (f"success@{k}", f"success_{k}")):
+                    assert m[ours][i, s] == pytest.approx(evaluated[qid][theirs], abs=1e-12), ours
+                assert m[f"mrr@{k}"][i, s] == pytest.approx(rr[qid]["recip_rank"], abs=1e-12)
+                assert m[f"judged@{k}"][i, s] == pytest.approx(judged[(qid, f"Judged@{k}")], abs=1e-12)
+                checked += 1
+    assert checked > 100 and 0 in grades
+    cell = result.cell_stats[Cell("aa", "all")]
+    assert {"map@10", "mrr@10", "p@5", "success@1", "judged@10", "lareqa_map@5"} <= set(cell)
+
+
+def test_cutoff_variants_on_tie_heavy_runs_equal_their_pessimistic_definition(tmp_path, make_run):
+    """Integer embeddings (many tied scores), graded qrels with grade-0 rows: every cutoff variant equals
+    its definition computed from the score matrix, rank(d) = |{c in S : score(c) >= score(d)}|."""
+    rng = np.random.default_rng(30)
+    cols = parallel_run_columns(rng, integer=True, dim=3)
+    grades = [int(g) for g in rng.integers(0, 3, len(cols["qrels"]))]
+    scores = cols["q_emb"].astype(np.float32) @ cols["c_emb"].astype(np.float32).T
+    assert np.mean([len(np.unique(r)) < len(r) for r in scores]) > 0.9
+    result = score_run(make_run(tmp_path, relevance=grades, **cols), metrics=CUTOFF_SPEC)
+    c_langs = np.asarray(cols["c_langs"])
+    judged = {}
+    for (qi, cj), g in zip(cols["qrels"], grades):
+        judged.setdefault(qi, {})[cj] = g
+    ties = 0
+    for s, name in enumerate([*LANGS, "all"]):
+        members = np.flatnonzero(c_langs == name) if name != "all" else np.arange(len(c_langs))
+        for i in range(len(scores)):
+            row = scores[i, members]
+            rank = {int(c): int((row >= scores[i, c]).sum()) for c in judged[i] if c in set(members)}
+            rel = [c for c in rank if judged[i][c] >= 1]
+            if not rel:
+                continue
+            ties += sum(rank[c] > int((row > scores[i, c]).sum()) + 1 for c in rel)
+            for k in (1, 5, 10):
+                prec = sum(sum(rank[g] <= rank[c] for g in rel) / rank[c] for c in rel if rank[c] <= k)
+                found = sum(rank[c] <= k for c in rel)
+                best = min(rank[c] for c in rel)
+                expect = {f"map@{k}": prec / len(rel), f"p@{k}": found / k, f"success@{k}": float(found > 0),
+                          f"mrr@{k}": 1 / best if best <= k else 0.0,
+                          f"judged@{k}": sum(r <= k for r in rank.values()) / k}
+                if k <= 5:
+                    expect[f"lareqa_map@{k}"] = prec / min(len(rel), k)
+                for key, value in expect.items():
+                    assert result.metrics[key][i, s] == pytest.approx(value, abs=1e-12), key
+    assert ties > 50  # golds tied with other candidates really occur
+
+
+def test_judged_golds_on_every_scoring_path(tmp_path, make_run):
+    """judged@k brings the grade-0 qrels into the golds: the streaming pass, the certified precision and
+    the whole-row pass of the bias suite give the same values (integer embeddings: exact scores)."""
+    rng = np.random.default_rng(31)
+    cols = parallel_run_columns(rng, integer=True, dim=3)
+    grades = [int(g) for g in rng.integers(0, 3, len(cols["qrels"]))]
+    path = make_run(tmp_path, relevance=grades, **cols)
+    spec = "map@10,judged@5,10,p@10"
+    streamed = score_run(path, metrics=spec)
+    for other in (score_run(path, metrics=spec, precision="exact"), score_run(path, metrics=spec + ",same_lang@5")):
+        for name in ("map@10", "judged@5", "judged@10", "p@10"):
+            assert np.array_equal(other.metrics[name], streamed.metrics[name], equal_nan=True), name
+    assert np.array_equal(streamed.metrics.nrel, score_run(path, metrics="map").metrics.nrel)  # R_q unchanged
+    # Judged@10 - P@10 = the grade-0 rows in the top 10: never negative, and here they occur.
+    judged, precision = np.nan_to_num(streamed.metrics["judged@10"]), np.nan_to_num(streamed.metrics["p@10"])
+    assert (judged >= precision - 1e-12).all() and (judged > precision + 1e-12).any()

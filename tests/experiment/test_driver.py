@@ -255,19 +255,20 @@ def test_rerun_with_more_metrics_rescores_compares_and_reports_them(experiment, 
     i = argv.index("0,1")
     argv = argv[:i] + ["0,1,2"] + argv[i + 1:]
     logs = {p: p.read_text() for p in out.glob("*/seed-*/model/train.jsonl")}
-    assert main(argv + ["--metrics", "ndcg@10,same_lang@3,map"]) == 0
+    assert main(argv + ["--metrics", "ndcg@10,same_lang@3,map,map@10"]) == 0
     capsys.readouterr()
     assert {p: p.read_text() for p in logs} == logs
     results = json.loads((out / "results.json").read_text())
-    assert results["settings"]["metrics"] == ["ndcg@10", "same_lang@3"]  # map is reported anyway
+    # map is reported anyway; map@10 (trec_eval's map_cut_10) is another measure
+    assert results["settings"]["metrics"] == ["ndcg@10", "same_lang@3", "map@10"]
     columns = pq.read_schema(out / "hybrid" / "seed-2" / "scores" / "synth-lareqa" / "per_query.parquet").names
-    assert {"ndcg@10", "same_lang@3"} <= set(columns), columns
+    assert {"ndcg@10", "same_lang@3", "ap@10", "ap"} <= set(columns), columns
     records = results["compare"]["synth-lareqa"]["results"]
     shares = [r for r in records if r["metric"] == "same_lang@3" and r["level"] == "summary"]
     assert {r["setting"] for r in shares} == {"multi"} and len(shares) == 3  # base, x-x-mono, hybrid
     assert all(0.0 <= r["value"] <= 1.0 for r in shares)
     report = (out / "report.md").read_text()
-    assert "**Other metrics**" in report and "nDCG@10" in report
+    assert "**Other metrics**" in report and "nDCG@10" in report and "mAP@10" in report
 
 
 def test_each_run_sets_the_per_run_fields_and_takes_every_other_from_train(tmp_path):

@@ -77,3 +77,63 @@ def test_hand_computed_ties_and_grades():
 
 def test_unknown_code_is_nan():
     assert np.isnan(fin.finalise(-1, np.array([1], np.int64), np.array([1], np.int64), 1, 1))
+
+
+def xtreme_ap_at_k(relevant_rows, ranked_rows, k):
+    """XTREME-R's LAReQA AP@k (google-research/xtreme, utils_lareqa.average_precision_at_k), restated:
+    precision at each relevant row of the first k, summed, over min(|relevant|, k)."""
+    hits, total = 0, 0.0
+    for i, row in enumerate(ranked_rows[:k]):
+        if row in relevant_rows:
+            hits += 1
+            total += hits / (i + 1)
+    return total / min(len(relevant_rows), k)
+
+
+@settings(max_examples=120, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_cand=st.integers(1, 60), value_range=st.sampled_from([0, 1, 3, 1000]),
+       max_grade=st.integers(1, 3), threshold=st.integers(1, 3), k=st.integers(1, 70))
+def test_cutoff_variants_against_brute_force_with_ties(seed, n_cand, value_range, max_grade, threshold, k):
+    """map@k, lareqa_map@k, mrr@k, p@k, success@k, judged@k by their definitions, straight from the
+    scores: rank(d) = |{c : score(c) >= score(d)}| (ties against the gold), grade-0 golds judged."""
+    rng = np.random.default_rng(seed)
+    n_golds = int(rng.integers(0, min(n_cand, 8) + 1))
+    scores, golds, grade, rank = case(rng, n_cand, n_golds, value_range, max_grade)
+    got = {name: fin.finalise(fin.FINALISERS[name], rank, grade, threshold, k)
+           for name in ("average_precision_at", "lareqa_average_precision_at", "reciprocal_rank_at", "precision_at",
+                        "success_at", "judged_at")}
+    rel = golds[grade >= threshold]
+    if len(rel) == 0:
+        assert all(np.isnan(v) for v in got.values())
+        return
+    pess = {int(c): int((scores >= scores[c]).sum()) for c in golds}  # each gold's rank, ties against it
+    top_rel = [c for c in rel if pess[c] <= k]
+    prec = sum(sum(pess[g] <= pess[c] for g in rel) / pess[c] for c in top_rel)
+    assert got["average_precision_at"] == pytest.approx(prec / len(rel), abs=1e-12)
+    assert got["lareqa_average_precision_at"] == pytest.approx(prec / min(len(rel), k), abs=1e-12)
+    best = min(pess[c] for c in rel)
+    assert got["reciprocal_rank_at"] == (1.0 / best if best <= k else 0.0)
+    assert got["precision_at"] == pytest.approx(len(top_rel) / k, abs=1e-15)
+    assert got["success_at"] == float(len(top_rel) > 0)
+    assert got["judged_at"] == pytest.approx(sum(pess[int(c)] <= k for c in golds) / k, abs=1e-15)
+    if k >= n_cand:  # the whole ranking: map@k is AP (= sklearn, ties included), mrr@k is RR
+        assert got["average_precision_at"] == pytest.approx(fin.average_precision(rank, grade, threshold, 0), abs=1e-12)
+        assert got["reciprocal_rank_at"] == fin.reciprocal_rank(rank, grade, threshold, 0)
+    if value_range == 1000 and len(np.unique(scores)) == n_cand:  # tie-free: XTREME-R's own loop over the ranking
+        order = list(np.argsort(-scores, kind="stable"))
+        assert got["lareqa_average_precision_at"] == pytest.approx(xtreme_ap_at_k(set(rel), order, k), abs=1e-12)
+
+
+def test_cutoff_variants_hand_computed():
+    # Scores 5, 3, 3, 1 as above: golds the two 3s (grades 2, 1) at rank 3 and the 1 (grade 0) at rank 4.
+    rank = np.array([3, 3, 4], np.int64)
+    grade = np.array([2, 1, 0], np.int64)
+    assert fin.average_precision_at(rank, grade, 1, 2) == 0.0  # both relevant golds past k = 2
+    assert fin.average_precision_at(rank, grade, 1, 3) == pytest.approx(2 / 3)  # (2/3 + 2/3) / 2
+    assert fin.average_precision_at(rank, grade, 2, 3) == pytest.approx(1 / 3)  # R = {grade 2}: hits 1 at rank 3
+    assert fin.lareqa_average_precision_at(rank, grade, 1, 1) == 0.0
+    assert fin.reciprocal_rank_at(rank, grade, 1, 2) == 0.0 and fin.reciprocal_rank_at(rank, grade, 1, 3) == 1 / 3
+    assert fin.precision_at(rank, grade, 1, 3) == pytest.approx(2 / 3) and fin.precision_at(rank, grade, 1, 4) == 0.5
+    assert fin.success_at(rank, grade, 1, 2) == 0.0 and fin.success_at(rank, grade, 1, 3) == 1.0
+    assert fin.judged_at(rank, grade, 1, 3) == pytest.approx(2 / 3) and fin.judged_at(rank, grade, 1, 4) == 0.75
+    assert np.isnan(fin.judged_at(rank, grade, 3, 4))  # no relevant gold: the query is not scored
