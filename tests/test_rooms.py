@@ -21,7 +21,7 @@ PACKAGE = REPO / "fastir"
 
 # Bottom first: each room may import the rooms before it. `fastir` itself (the package's face:
 # `import fastir`, `fastir.encode`) stands above them all.
-ROOMS = ("kernels", "core", "data", "runs", "encoding", "eval", "compare", "sampling", "train", "experiment", "cli")
+ROOMS = ("kernels", "core", "data", "runs", "encoding", "eval", "compare", "sampling", "train", "experiment", "interop", "cli")
 
 
 def module_name(path: Path) -> str:
