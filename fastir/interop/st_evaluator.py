@@ -173,11 +173,14 @@ def _make_evaluator():
     return type("FastirEvaluator", (_EvaluatorBody, base), {"__module__": __name__, "__doc__": _DOC})
 
 
+def built_on_first_use(namespace: dict, makers: dict, name: str):
+    """A module ``__getattr__``: the class ``name``, which subclasses an optional peer's, built by its
+    maker on first use (so importing the module needs no peer; a missing one is a one-line error then)."""
+    if name not in makers:
+        raise AttributeError(f"module {namespace['__name__']!r} has no attribute {name!r}")
+    namespace[name] = makers[name]()
+    return namespace[name]
+
+
 def __getattr__(name):
-    # FastirEvaluator subclasses sentence-transformers' BaseEvaluator: built on first use, so that
-    # importing this module needs no sentence-transformers (a missing one is a one-line error then).
-    if name == "FastirEvaluator":
-        cls = _make_evaluator()
-        globals()["FastirEvaluator"] = cls
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return built_on_first_use(globals(), {"FastirEvaluator": _make_evaluator}, name)
