@@ -32,6 +32,7 @@ SIMILARITIES = {"cosine": True, "dot": False}
 def require(module: str, extra: str = EXTRA):
     """Import ``module`` (an optional peer) or raise the one-line error naming the extra that brings it."""
     try:
+        importlib.import_module(module.split(".")[0])  # the package itself: its absence is what the error names
         return importlib.import_module(module)
     except ModuleNotFoundError:
         raise InputError(None, module.split(".")[0], f"not installed; pip install 'fastir[{extra}]'") from None

@@ -141,3 +141,58 @@ def test_bad_input_is_one_line(minilm_path, xquad_tiny, tmp_path):
     model.similarity_fn_name = "euclidean"
     with pytest.raises(InputError, match="similarity_fn_name: fastir ranks by dot products"):
         FastirEvaluator(xquad_tiny, langs=["en"], max_queries=4)(model)
+
+
+def test_missing_sentence_transformers_is_one_line(monkeypatch):
+    import sys
+
+    from fastir.core.errors import InputError
+    from fastir.interop import st_evaluator
+
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
+    monkeypatch.delitem(st_evaluator.__dict__, "FastirEvaluator", raising=False)
+    with pytest.raises(InputError, match=r"^sentence_transformers: not installed; pip install 'fastir\[st\]'$"):
+        st_evaluator.FastirEvaluator  # noqa: B018
+
+
+def _ddp_rank(rank: int, port: int, minilm_path: str, dataset: str, results) -> None:
+    """One of two gloo ranks, as SentenceTransformerTrainer runs evaluators: rank 0 evaluates, its
+    encode_* calls sharded over both ranks; rank 1 serves them."""
+    import torch.distributed as td
+    from sentence_transformers.util.distributed import distributed_evaluation
+
+    from fastir.interop.st_evaluator import FastirEvaluator
+
+    td.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        model = _model(minilm_path)
+        evaluator = FastirEvaluator(dataset, langs=["en", "de"], name="")
+        with distributed_evaluation(model) as runs_it:
+            results.put((rank, evaluator(model) if runs_it else None))
+    finally:
+        td.destroy_process_group()
+
+
+def test_ddp_rank_zero_scores_once_with_sharded_encoding(minilm_path, xquad_tiny):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    from fastir.interop.st_evaluator import FastirEvaluator
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_ddp_rank, args=(r, port, minilm_path, xquad_tiny, results)) for r in range(2)]
+    for p in procs:
+        p.start()
+    got = dict(results.get(timeout=300) for _ in procs)
+    for p in procs:
+        p.join(60)
+    assert got[1] is None  # rank 1 only encoded its shard
+    alone = FastirEvaluator(xquad_tiny, langs=["en", "de"], name="")(_model(minilm_path))
+    assert set(got[0]) == set(alone)
+    for key, value in alone.items():
+        assert got[0][key] == pytest.approx(value, abs=1e-6), key
