@@ -105,9 +105,7 @@ class FastirBatchSampler:
     def __iter__(self):
         """Epoch ``self.epoch``'s batches, each ``query_row * N + passage_row`` per item."""
         sampler, rows = self.sampler, self.sampler.index.rows
-        sampler.set_epoch(self.epoch)
-        if sampler.step:  # set_epoch is a no-op at (epoch, 0) only: replay from the epoch's start
-            sampler.load_state_dict({**sampler.state_dict(), "epoch": self.epoch, "step": 0})
+        sampler.set_epoch(self.epoch)  # from the epoch's start, even when that epoch was drawn before
         for _ in range(len(self)):
             plan = sampler.next_plan()
             q = rows[plan.pairs, plan.query_lang].astype(np.int64)
@@ -155,6 +153,7 @@ def _make_pair_dataset():
                     item[negative] = text
             return out
 
+    PairDataset.__module__, PairDataset.__qualname__ = __name__, "PairDataset"  # picklable (spawned workers)
     return PairDataset
 
 

@@ -130,6 +130,18 @@ def test_every_strategy_draws_fastir_sample_plans(strategy):
     assert drawn == [(r["xling_id"], r["query_lang"], r["passage_lang"]) for r in audit]
 
 
+def test_pair_dataset_pickles_for_spawned_workers():
+    import pickle
+
+    from datasets import Dataset
+
+    from fastir.interop.st_sampler import FastirBatchSampler, pair_dataset
+
+    train = pair_dataset(Dataset.from_dict(_rows()), group="group")
+    batch = next(iter(FastirBatchSampler.using(strategy="x-y")(train, 4, False, seed=0)))
+    assert pickle.loads(pickle.dumps(train)).__getitems__(batch) == train.__getitems__(batch)
+
+
 def test_bad_input_is_one_line():
     from datasets import Dataset
 
