@@ -21,7 +21,7 @@ from fastir.core.errors import InputError
 from fastir.core.names import check_langs
 from fastir.data.train_table_ingest import REQUIRED, TEXT_COLUMNS, cached_conversion, map_ipc, stem, table_format
 
-__all__ = ["TrainTable", "open_train_table", "table_format"]
+__all__ = ["TrainTable", "open_train_table", "table_format", "train_table_from_arrow"]
 
 _STRING_TYPES = (pa.string(), pa.large_string())
 
@@ -225,6 +225,14 @@ def open_train_table(path: str | os.PathLike) -> TrainTable:
             mapped.unlink(missing_ok=True)
         raise
     return TrainTable(path, fmt, table, mapped, buffer)
+
+
+def train_table_from_arrow(table: pa.Table, name: str | os.PathLike) -> TrainTable:
+    """A validated :class:`TrainTable` over an Arrow table already in memory (a Hugging Face dataset's);
+    ``name`` stands for its path in messages. Its texts decode row by row (no mapped file)."""
+    path = Path(name)
+    _validate(table, path)
+    return TrainTable(path, "arrow", table, path)
 
 
 def _validate(table: pa.Table, path: Path) -> None:

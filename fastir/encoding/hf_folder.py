@@ -78,6 +78,9 @@ def _st_pooling(file: Path) -> tuple[str | None, str | None]:
         cfg = json.loads(file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise InputError(file, "json", f"malformed JSON at line {exc.lineno}: {exc.msg}") from None
+    mode = cfg.get("pooling_mode")
+    if isinstance(mode, str):  # sentence-transformers >= 5 names the one mode: {"pooling_mode": "mean"}
+        return (mode, None) if mode in ("cls", "mean") else (None, mode)
     on = [k.removeprefix("pooling_mode_") for k, v in cfg.items() if k.startswith("pooling_mode") and v is True]
     names = {"cls_token": "cls", "mean_tokens": "mean"}
     if len(on) == 1 and on[0] in names:

@@ -1,1 +1,1 @@
-"""Bridges to the tools researchers already use: sentence-transformers, MTEB, ranx and ir_measures."""
+"""Interoperability: fastir inside the tools researchers already use (sentence-transformers, MTEB, ir_datasets, ranx)."""

@@ -129,3 +129,15 @@ def test_texts_from_arrow_stream_format(tmp_path, table_rows):
     rows = np.arange(len(df))[::-1]
     assert t.texts("query", rows) == df["query"].to_numpy()[rows].tolist()
     assert t._columns["query"]._file is not None
+
+
+def test_train_table_from_arrow_validates_like_a_file():
+    from fastir.data.train_table import train_table_from_arrow
+
+    table = pa.table({"xling_id": ["a", "a", "b"], "lang": ["en", "de", "en"], "query": ["q1", "q2", "q3"],
+                      "passage": ["p1", "p2", "p3"]})
+    t = train_table_from_arrow(table, "train_dataset")
+    assert (len(t), t.name, t.has_negative) == (3, "train_dataset", False)
+    assert t.texts("passage", np.array([2, 0])) == ["p3", "p1"]
+    with pytest.raises(InputError, match="^train_dataset: lang: missing column"):
+        train_table_from_arrow(table.drop(["lang"]), "train_dataset")

@@ -126,3 +126,12 @@ def test_bad_local_paths(tmp_path, monkeypatch, make, message):
     with pytest.raises(InputError) as info:
         resolve_model_dir(model)
     assert str(info.value) == f"{model}: {message}"
+
+
+@pytest.mark.parametrize("mode, pooling, unsupported", [("mean", "mean", None), ("cls", "cls", None),
+                                                        ("max", None, "max"), ("lasttoken", None, "lasttoken")])
+def test_sentence_transformers_5_names_its_one_mode(tmp_path, mode, pooling, unsupported):
+    """sentence-transformers >= 5 saves {"pooling_mode": "mean"} (its trainer's checkpoints too)."""
+    config = {"embedding_dimension": 32, "pooling_mode": mode, "include_prompt": True}
+    st = read_sentence_transformers_config(_folder(tmp_path / "st", _modules(TRANSFORMER, POOLING), config))
+    assert (st.pooling, st.pooling_unsupported) == (pooling, unsupported)
