@@ -36,6 +36,7 @@ SUBCOMMANDS = {
     "data": "fastir.cli.data:data",
     "embed": "fastir.cli.embed:embed",
     "score": "fastir.cli.score:score",
+    "score-run": "fastir.cli.score_run:score_run",
     "sample": "fastir.cli.sample:sample",
     "train": "fastir.cli.train:train",
     "experiment": "fastir.cli.experiment:experiment",
