@@ -408,7 +408,8 @@ def _program(program):
 # above then apply unchanged. Kept here for the same reason as the finalisers (Numba's cache).
 
 NOT_IN_SET = -1  # rank of a gold outside a candidate set (another language)
-UNRANKED = np.int64(1) << 62  # rank of a gold the run did not retrieve: beyond every cutoff
+UNRANKED = (np.int64(1) << 62) - 1  # rank of a gold the run did not retrieve: beyond every cutoff (below
+# the finalisers' "no gold" sentinel 2^62)
 
 
 @njit(cache=True, nogil=True)
@@ -454,7 +455,7 @@ def metrics_from_ranks(gold_ptr, gold_grade, ranks, program, threshold=1):
     ``ranks`` int64 (n_golds, n_sets): the rank of gold j (golds of query b: rows
     ``gold_ptr[b]:gold_ptr[b+1]``) in set s (last column: the pooled set), :data:`NOT_IN_SET` where
     it is not in s, :data:`UNRANKED` where the run did not retrieve it (it counts in |R| and inside
-    no cutoff; its AP term h / 2^62 is below 1e-18). Metric i of ``program`` is finaliser
+    no cutoff; its AP and RR terms, h / (2^62 - 1), are below 1e-18). Metric i of ``program`` is finaliser
     ``codes[i]`` at ``cutoffs[i]`` (code -1: NaN). Returns (nrel int32 (B, n_sets), values float64
     (B, n_sets, n_metrics)), NaN where a set has no relevant gold and outside the pooled set for
     ``pooled_only`` metrics.

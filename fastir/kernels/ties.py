@@ -29,7 +29,7 @@ from fastir.kernels.lazy import lazy_njit
 PESSIMISTIC, OPTIMISTIC, TREC_EVAL, EXPECTED = range(4)
 MODES = {"pessimistic": PESSIMISTIC, "optimistic": OPTIMISTIC, "trec_eval": TREC_EVAL, "expected": EXPECTED}
 NOT_IN_SET = -1  # as fastir.kernels.ranking.NOT_IN_SET (a copy: Numba's cache tracks one file)
-UNRANKED = np.int64(1) << 62  # as fastir.kernels.ranking.UNRANKED
+UNRANKED = (np.int64(1) << 62) - 1  # as fastir.kernels.ranking.UNRANKED
 
 
 # ------------------------------------------------------------------------------------ ranks of a run
