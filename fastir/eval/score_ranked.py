@@ -238,7 +238,7 @@ def _check_ranks(chunk: RunChunk, codes: np.ndarray) -> None:
     if bad.any():
         i = int(np.argmax(bad))
         raise InputError(chunk.path, chunk.where(int(order[i + 1])),
-                         f"rank {r[i + 1]} with score {s[i + 1]!r} contradicts rank {r[i]} with score {s[i]!r} "
+                         f"rank {r[i + 1]} with score {float(s[i + 1])!r} contradicts rank {r[i]} with score {float(s[i])!r} "
                          f"({chunk.where(int(order[i]))})")
 
 

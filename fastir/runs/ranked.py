@@ -87,6 +87,8 @@ def read_chunks(path: str | os.PathLike) -> Iterator[RunChunk]:
 def _trec_chunks(file: Path) -> Iterator[RunChunk]:
     import pyarrow.csv as pacsv
 
+    if file.stat().st_size == 0:
+        return
     first = next(text_lines(file), (1, ""))[1]
     delimiter = "\t" if "\t" in first else " "
     bad: list = []
