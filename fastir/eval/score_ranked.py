@@ -130,6 +130,8 @@ def _read_qrels(path: Path, dspec: LangSpec) -> _Qrels:
 
 def _no_duplicates(keys: pa.Array, where, path, what: str) -> None:
     """InputError at the second of two equal ``keys`` (``where(i)``: its line)."""
+    if len(pc.unique(keys)) == len(keys):  # a hash pass; the sort below only finds the lines
+        return
     order = pc.sort_indices(keys).to_numpy()
     if len(order) < 2:
         return
@@ -175,10 +177,11 @@ def _score_chunk(chunk: RunChunk, qrels: _Qrels, qspec, dspec, metrics, ties, th
     codes, qi = _queries(chunk, qrels, qspec, seen, got)
     keys = pc.binary_join_element_wise(chunk.qids, chunk.docids, "\x1f")
     _no_duplicates(keys, chunk.where, chunk.path, "line")
-    if chunk.ranks is not None:
-        _check_ranks(chunk, codes)
     order = pc.sort_indices(pa.table({"q": codes, "s": chunk.scores, "d": chunk.docids}),
                             sort_keys=[("q", "ascending"), ("s", "descending"), ("d", "descending")]).to_numpy()
+    q_ptr = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=len(qi))))).astype(np.int64)
+    if chunk.ranks is not None:
+        _check_ranks(chunk, q_ptr, order)
     n_langs = len(qrels.cand_langs)
     langs = dspec.languages(chunk.docids, chunk.path, chunk.where)
     lang = pc.index_in(langs, value_set=pa.array(qrels.cand_langs, pa.string())).fill_null(n_langs)
@@ -187,7 +190,6 @@ def _score_chunk(chunk: RunChunk, qrels: _Qrels, qspec, dspec, metrics, ties, th
     gold_ptr = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
     g_ids = np.repeat(starts - gold_ptr[:-1], lengths) + np.arange(gold_ptr[-1])
     gold = np.where(g_global >= 0, g_global - starts[codes] + gold_ptr[codes], -1)
-    q_ptr = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=len(qi))))).astype(np.int64)
     ranks, tied, ndocs = run_ranks(q_ptr, chunk.scores[order], lang.to_numpy().astype(np.int32)[order],
                                    gold[order], gold_ptr, qrels.lang[g_ids], qrels.grade[g_ids], n_langs, MODES[ties])
     grade = qrels.grade[g_ids]
@@ -230,16 +232,20 @@ def _queries(chunk: RunChunk, qrels: _Qrels, qspec, seen: set, got: _Collected):
     return codes, qi
 
 
-def _check_ranks(chunk: RunChunk, codes: np.ndarray) -> None:
+def _check_ranks(chunk: RunChunk, q_ptr: np.ndarray, order: np.ndarray) -> None:
     """No line ranked after another of its query (larger rank) with a higher score."""
-    order = np.lexsort((-chunk.scores, chunk.ranks, codes))
-    s, r, q = chunk.scores[order], chunk.ranks[order], codes[order]
-    bad = (q[1:] == q[:-1]) & (r[1:] > r[:-1]) & (s[1:] > s[:-1])
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise InputError(chunk.path, chunk.where(int(order[i + 1])),
-                         f"rank {r[i + 1]} with score {float(s[i + 1])!r} contradicts rank {r[i]} with score {float(s[i])!r} "
-                         f"({chunk.where(int(order[i]))})")
+    from fastir.kernels.ties import rank_conflict
+
+    i = rank_conflict(q_ptr, chunk.scores[order], chunk.ranks[order])
+    if i >= 0:
+        t = int(order[i])
+        s, r = chunk.scores[order[:i]], chunk.ranks[order[:i]]
+        q0 = q_ptr[np.searchsorted(q_ptr, i, side="right") - 1]
+        above = q0 + int(np.argmax((r[q0:] > chunk.ranks[t]) & (s[q0:] > chunk.scores[t])))
+        u = int(order[above])
+        raise InputError(chunk.path, chunk.where(t),
+                         f"rank {chunk.ranks[t]} with score {float(chunk.scores[t])!r} contradicts rank "
+                         f"{chunk.ranks[u]} with score {float(chunk.scores[u])!r} ({chunk.where(u)})")
 
 
 # ------------------------------------------------------------------------------------------ result

@@ -121,6 +121,31 @@ def run_ranks(q_ptr, score, lang, gold, gold_ptr, gold_lang, gold_grade, n_langs
     return ranks, tied, ndocs
 
 
+@lazy_njit(int64(int64[::1], float64[::1], int64[::1]), cache=True)
+def _rank_conflict(q_ptr, score, rank):
+    for b in range(q_ptr.shape[0] - 1):
+        most = np.iinfo(np.int64).min  # the largest rank of the lines scoring higher than the current tie
+        i = q_ptr[b]
+        while i < q_ptr[b + 1]:
+            e = i + 1
+            while e < q_ptr[b + 1] and score[e] == score[i]:
+                e += 1
+            for t in range(i, e):
+                if rank[t] < most:
+                    return t
+            for t in range(i, e):
+                most = max(most, rank[t])
+            i = e
+    return -1
+
+
+def rank_conflict(q_ptr, score, rank) -> int:
+    """First line (in trec_eval order, queries ``q_ptr``) whose rank is smaller than the rank of a line
+    scoring higher in its query — a rank contradicting the scores — or -1."""
+    c = np.ascontiguousarray
+    return int(_rank_conflict(c(q_ptr, np.int64), c(score, np.float64), c(rank, np.int64)))
+
+
 # ------------------------------------------------------------------------------- expected finalisers
 # Per-query expected values over every order of each tie group, from each gold's ``above`` (documents
 # of S scoring higher) and ``tied`` (documents of S with its score, itself included; golds of one tie

@@ -18,6 +18,7 @@ Scores must be finite numbers; every message names the file and the line (JSON: 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -223,7 +224,17 @@ class LangSpec:
 
     def one(self, identifier: str, file, where: str) -> str:
         """The language of one id (queries, looked up one by one)."""
+        if self.sep is not None:
+            lang, found, _ = identifier.partition(self.sep)
+            if found and lang:
+                return lang
+        elif self._index is not None and identifier in self._index:
+            return self._index[identifier]
         return self.languages(pa.array([identifier], pa.string()), file, lambda i: where)[0].as_py()
+
+    @functools.cached_property
+    def _index(self) -> dict | None:
+        return None if self.ids is None else dict(zip(self.ids.to_pylist(), self.langs.to_pylist()))
 
 
 def parse_lang_spec(value: str, option: str) -> LangSpec:
