@@ -43,6 +43,19 @@ def score_run(run_file, qrels, query_langs, doc_langs, pairs, ks, metrics, ties,
     documents beyond it. Writes pairs.csv, pairs.parquet, summary.json, heatmap.png (and
     per_query.parquet) to --out, all or nothing.
     """
+    from fastir.cli import owns_process
+    from fastir.eval.preload import preload_ranked_kernels
+
+    loading = preload_ranked_kernels(ties, own_process=owns_process())  # overlaps Numba's start with reading
+    try:
+        _score_run(run_file, qrels, query_langs, doc_langs, pairs, ks, metrics, ties, relevance_threshold, out_dir,
+                   overwrite, per_query, fmt)
+    finally:
+        loading.finish()
+
+
+def _score_run(run_file, qrels, query_langs, doc_langs, pairs, ks, metrics, ties, relevance_threshold, out_dir,
+               overwrite, per_query, fmt):
     import json
 
     from fastir.core.errors import InputError

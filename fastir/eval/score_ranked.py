@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fastir.core.arrow import as_numpy, numeric_array, string_array
 from fastir.core.errors import InputError
 from fastir.eval.aggregate import aggregate
 from fastir.eval.cells import DEFAULT_KS, POOLED, parse_pairs
@@ -34,6 +35,13 @@ from fastir.eval.score import chosen_metrics, parse_threshold
 from fastir.runs.ranked import LangSpec, RunChunk, parse_lang_spec, read_chunks
 
 RANKED_FORMAT = "fastir-ranked-run/1"  # summary.json "run" -> "format" of a scored ranked run
+_SEPARATOR = string_array(["\x1f"])[0]  # between query and document ids in (query, document) keys (an Arrow
+# scalar: a Python str argument makes pyarrow import pandas to ask whether it is a pandas object)
+
+
+def _int32(value: int):
+    """``value`` as an Arrow int32 scalar (pandas-free, as ``_SEPARATOR``)."""
+    return numeric_array([value], pa.int32())[0]
 
 
 @dataclass
@@ -108,14 +116,14 @@ def _read_qrels(path: Path, dspec: LangSpec) -> _Qrels:
     from fastir.runs.importer import read_trec_qrels
 
     judged = read_trec_qrels(path)
-    keys = pc.binary_join_element_wise(judged.query_ids, judged.candidate_ids, "\x1f")
+    keys = pc.binary_join_element_wise(judged.query_ids, judged.candidate_ids, _SEPARATOR)
     _no_duplicates(keys, lambda i: f"line {judged.lines[i]}", path, "judgement")
     dict_q = pc.dictionary_encode(judged.query_ids)
     query_index = {q: i for i, q in enumerate(dict_q.dictionary.to_pylist())}
-    q = dict_q.indices.to_numpy().astype(np.int64)
+    q = as_numpy(dict_q.indices).astype(np.int64)
     positive = np.flatnonzero(judged.grades >= 1)
     order = positive[np.argsort(q[positive], kind="stable")]
-    langs = dspec.languages(judged.candidate_ids.take(pa.array(order)), path,
+    langs = dspec.languages(judged.candidate_ids.take(numeric_array(order, pa.int64())), path,
                             lambda i: f"line {judged.lines[order[i]]}")
     cand_langs = sorted(set(pc.unique(langs).to_pylist()) | set(
         pc.unique(dspec.langs).to_pylist() if dspec.langs is not None else ()))
@@ -123,8 +131,8 @@ def _read_qrels(path: Path, dspec: LangSpec) -> _Qrels:
         raise InputError(path, "lang", f"{POOLED!r} is reserved for the pooled setting")
     ptr = np.zeros(len(query_index) + 1, np.int64)
     np.cumsum(np.bincount(q[order], minlength=len(query_index)), out=ptr[1:])
-    lang = pc.index_in(langs, value_set=pa.array(cand_langs, pa.string())).to_numpy().astype(np.int32)
-    return _Qrels(query_index, ptr, judged.grades[order].astype(np.int64), lang, keys.take(pa.array(order)),
+    lang = as_numpy(pc.index_in(langs, value_set=string_array(cand_langs))).astype(np.int32)
+    return _Qrels(query_index, ptr, judged.grades[order].astype(np.int64), lang, keys.take(numeric_array(order, pa.int64())),
                   cand_langs)
 
 
@@ -132,11 +140,11 @@ def _no_duplicates(keys: pa.Array, where, path, what: str) -> None:
     """InputError at the second of two equal ``keys`` (``where(i)``: its line)."""
     if len(pc.unique(keys)) == len(keys):  # a hash pass; the sort below only finds the lines
         return
-    order = pc.sort_indices(keys).to_numpy()
+    order = as_numpy(pc.sort_indices(keys))
     if len(order) < 2:
         return
-    ordered = keys.take(pa.array(order))
-    same = pc.equal(ordered[1:], ordered[:-1]).to_numpy(zero_copy_only=False)
+    ordered = keys.take(numeric_array(order, pa.int64()))
+    same = as_numpy(pc.equal(ordered[1:], ordered[:-1]))
     if same.any():
         i = int(np.argmax(same))
         first, again = sorted((int(order[i]), int(order[i + 1])))
@@ -152,7 +160,7 @@ def _complete_queries(chunks):
         if pending is not None:
             chunk = _concat(pending, chunk)
         last = chunk.qids[len(chunk.qids) - 1]
-        other = np.flatnonzero(pc.not_equal(chunk.qids, last).to_numpy(zero_copy_only=False))
+        other = np.flatnonzero(as_numpy(pc.not_equal(chunk.qids, last)))
         cut = int(other[-1]) + 1 if len(other) else 0
         pending = chunk.take(slice(cut, None))
         if cut:
@@ -175,22 +183,23 @@ def _score_chunk(chunk: RunChunk, qrels: _Qrels, qspec, dspec, metrics, ties, th
     from fastir.kernels.ties import EXPECTED, MODES, expected_metrics, run_ranks
 
     codes, qi = _queries(chunk, qrels, qspec, seen, got)
-    keys = pc.binary_join_element_wise(chunk.qids, chunk.docids, "\x1f")
+    keys = pc.binary_join_element_wise(chunk.qids, chunk.docids, _SEPARATOR)
     _no_duplicates(keys, chunk.where, chunk.path, "line")
-    order = pc.sort_indices(pa.table({"q": codes, "s": chunk.scores, "d": chunk.docids}),
-                            sort_keys=[("q", "ascending"), ("s", "descending"), ("d", "descending")]).to_numpy()
+    order = as_numpy(pc.sort_indices(pa.table({"q": numeric_array(codes, pa.int64()), "s": numeric_array(chunk.scores, pa.float64()),
+                                      "d": chunk.docids}),
+                            sort_keys=[("q", "ascending"), ("s", "descending"), ("d", "descending")]))
     q_ptr = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=len(qi))))).astype(np.int64)
     if chunk.ranks is not None:
         _check_ranks(chunk, q_ptr, order)
     n_langs = len(qrels.cand_langs)
     langs = dspec.languages(chunk.docids, chunk.path, chunk.where)
-    lang = pc.index_in(langs, value_set=pa.array(qrels.cand_langs, pa.string())).fill_null(n_langs)
-    g_global = pc.index_in(keys, value_set=qrels.keys).fill_null(-1).to_numpy().astype(np.int64)
+    lang = as_numpy(pc.index_in(langs, value_set=string_array(qrels.cand_langs)).fill_null(_int32(n_langs)))
+    g_global = as_numpy(pc.index_in(keys, value_set=qrels.keys).fill_null(_int32(-1))).astype(np.int64)
     starts, lengths = qrels.ptr[qi], qrels.ptr[qi + 1] - qrels.ptr[qi]
     gold_ptr = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
     g_ids = np.repeat(starts - gold_ptr[:-1], lengths) + np.arange(gold_ptr[-1])
     gold = np.where(g_global >= 0, g_global - starts[codes] + gold_ptr[codes], -1)
-    ranks, tied, ndocs = run_ranks(q_ptr, chunk.scores[order], lang.to_numpy().astype(np.int32)[order],
+    ranks, tied, ndocs = run_ranks(q_ptr, chunk.scores[order], lang.astype(np.int32)[order],
                                    gold[order], gold_ptr, qrels.lang[g_ids], qrels.grade[g_ids], n_langs, MODES[ties])
     grade = qrels.grade[g_ids]
     if MODES[ties] == EXPECTED:
@@ -209,7 +218,7 @@ def _score_chunk(chunk: RunChunk, qrels: _Qrels, qspec, dspec, metrics, ties, th
 def _queries(chunk: RunChunk, qrels: _Qrels, qspec, seen: set, got: _Collected):
     """Each line's query number in the chunk (in order of appearance) and each query's qrels number."""
     enc = pc.dictionary_encode(chunk.qids)
-    codes = enc.indices.to_numpy().astype(np.int64)
+    codes = as_numpy(enc.indices).astype(np.int64)
     names = enc.dictionary.to_pylist()
     first = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
     if len(first) != len(names):  # a query's lines are split by another query's
@@ -261,7 +270,7 @@ def _result(run_path, qrels_path, qspec, dspec, qrels, metrics, got, pairs, ties
     cells = parse_pairs(pairs, query_langs, qrels.cand_langs)
     meta = {"format": RANKED_FORMAT, "dataset": str(qrels_path), "model": run_path.name, "ties": ties,
             "dataset_checksum": _checksum(qrels_path, qspec, dspec)}
-    run = RankedRun(run_path, meta, _Ids(pa.table({"id": pa.array(got.qids, pa.string())})),
+    run = RankedRun(run_path, meta, _Ids(pa.table({"id": string_array(got.qids)})),
                     _Ids(pa.table({"id": pa.nulls(lines, pa.string())})))
     ks = tuple(m.k for m in metrics if m.measure.name == "recall")
     result = ScoreResult(run=run, ks=ks, pairs=str(pairs), query_langs=query_langs, cand_langs=qrels.cand_langs,

@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fastir.core.arrow import as_numpy, numeric_array, string_array
 from fastir.core.errors import InputError
 from fastir.core.textfiles import read_json, text_lines
 
@@ -122,11 +123,11 @@ def _trec_chunks(file: Path) -> Iterator[RunChunk]:
 def _numbers(column: pa.Array, file: Path, first_line: int, field: str, type: pa.DataType) -> np.ndarray:
     """``column`` (strings) as numbers of ``type``; the first entry that is not one names its line."""
     try:
-        return pc.cast(column, type).to_numpy(zero_copy_only=False)
+        return as_numpy(pc.cast(column, type))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         for i, text in enumerate(column.to_pylist()):
             try:
-                pc.cast(pa.array([text]), type)
+                pc.cast(string_array([text]), type)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 raise InputError(file, f"line {first_line + i}: {field}", f"not a number: {text!r}") from None
         raise
@@ -149,7 +150,7 @@ def _json_chunks(file: Path) -> Iterator[RunChunk]:
                 docids.append(docid)
                 scores.append(float(score))
         if qids:
-            yield RunChunk(file, pa.array(qids, pa.string()), pa.array(docids, pa.string()),
+            yield RunChunk(file, string_array(qids), string_array(docids),
                            np.asarray(scores, np.float64), None, 0)
 
 
@@ -182,7 +183,7 @@ def _parquet_chunks(file: Path) -> Iterator[RunChunk]:
 def _typed(column: pa.Array, file: Path, name: str, type: pa.DataType) -> np.ndarray:
     if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)) or column.null_count:
         raise InputError(file, name, f"must be numbers without nulls, found {column.type}")
-    return pc.cast(column, type).to_numpy(zero_copy_only=False)
+    return as_numpy(pc.cast(column, type))
 
 
 def _check_scores(chunk: RunChunk) -> None:
@@ -210,15 +211,15 @@ class LangSpec:
         """The language of each id; an id the spec does not cover is InputError(file, where(i), ...)."""
         if self.sep is not None:
             found = pc.find_substring(ids, self.sep)
-            miss = pc.less_equal(found, 0)  # -1: no separator; 0: an empty language
+            miss = pc.less_equal(found, numeric_array([0], pa.int32())[0])  # -1: no separator; 0: an empty language
             if pc.any(miss).as_py():
-                i = int(np.argmax(miss.to_numpy(zero_copy_only=False)))
+                i = int(np.argmax(as_numpy(miss)))
                 raise InputError(file, where(i), f"id {ids[i].as_py()!r} has no language before {self.sep!r} "
                                                  f"({self.option} {self.source})")
-            return pc.list_element(pc.split_pattern(ids, pattern=self.sep, max_splits=1), 0)
+            return pc.list_element(pc.split_pattern(ids, pattern=self.sep, max_splits=1), numeric_array([0], pa.int32())[0])
         index = pc.index_in(ids, value_set=self.ids)
         if index.null_count:
-            i = int(np.argmax(index.is_null().to_numpy(zero_copy_only=False)))
+            i = int(np.argmax(as_numpy(index.is_null())))
             raise InputError(file, where(i), f"id {ids[i].as_py()!r} is not in the language map {self.path.name}")
         return self.langs.take(index)
 
@@ -230,7 +231,7 @@ class LangSpec:
                 return lang
         elif self._index is not None and identifier in self._index:
             return self._index[identifier]
-        return self.languages(pa.array([identifier], pa.string()), file, lambda i: where)[0].as_py()
+        return self.languages(string_array([identifier]), file, lambda i: where)[0].as_py()
 
     @functools.cached_property
     def _index(self) -> dict | None:
@@ -281,4 +282,4 @@ def _read_map(path: Path) -> tuple[pa.Array, pa.Array]:
         langs.append(parts[1])
     if not ids:
         raise InputError(path, None, "empty language map")
-    return pa.array(ids, pa.string()), pa.array(langs, pa.string())
+    return string_array(ids), string_array(langs)
