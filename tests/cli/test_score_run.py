@@ -66,3 +66,17 @@ def test_bad_input_is_one_line_and_writes_nothing(two_systems, capsys):
     refused(capsys, argv(root, "bm25.run", "--ties", "sometimes"), "--ties")
     assert not (root / "bad.run.scores").exists() and not (root / "bm25.run.scores").exists()
     assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []
+
+
+def test_score_run_process_imports_neither_pandas_nor_matplotlib(two_systems):
+    """pyarrow's pandas probe costs ~0.5 s of a process; every output is written without it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from fastir.cli import main; rc = main(sys.argv[1:]); "
+            "heavy = sorted(m for m in ('pandas', 'matplotlib') if m in sys.modules); "
+            "print('heavy:', heavy); sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code, *argv(two_systems, "bm25.run", "--per-query", "--format",
+                                                            "csv")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("heavy: []"), proc.stdout[-200:]
