@@ -63,11 +63,13 @@ def _score_run(run_file, qrels, query_langs, doc_langs, pairs, ks, metrics, ties
     from fastir.eval.report import format_table, pairs_csv, summary_json, write_scores
     from fastir.eval.result import SCORE_FILES
     from fastir.eval.score_ranked import default_out_dir, score_ranked
+    from fastir.runs.ranked import RULE_PREFIX
 
     if ks is not None and metrics is not None:
         raise InputError(None, "--k", "give either --k or --metrics (write the cutoffs as recall@1,5,10)")
     out_dir = out_dir or default_out_dir(run_file)
-    check_output_dir(out_dir, overwrite=overwrite, inputs=[run_file, qrels], written=SCORE_FILES)
+    maps = [spec for spec in (query_langs, doc_langs) if not spec.startswith(RULE_PREFIX)]
+    check_output_dir(out_dir, overwrite=overwrite, inputs=[run_file, qrels, *maps], written=SCORE_FILES)
     with claim_output(out_dir):
         result = score_ranked(run_file, qrels, query_langs, doc_langs, pairs=pairs, ks=ks or DEFAULT_KS,
                               metrics=metrics, ties=ties, per_query=per_query, relevance_threshold=relevance_threshold)

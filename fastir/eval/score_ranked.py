@@ -223,7 +223,12 @@ def _queries(chunk: RunChunk, qrels: _Qrels, qspec, seen: set, got: _Collected):
     first = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
     if len(first) != len(names):  # a query's lines are split by another query's
         runs = codes[first]
-        again = int(first[np.flatnonzero(np.bincount(runs)[runs] > 1)[1]])
+        earlier = np.zeros(len(runs), np.bool_)  # the first block of lines whose query had an earlier block
+        seen_runs = np.zeros(len(names), np.bool_)
+        for k, code in enumerate(runs):
+            earlier[k] = seen_runs[code]
+            seen_runs[code] = True
+        again = int(first[np.argmax(earlier)])
         raise InputError(chunk.path, chunk.where(again), f"query {names[codes[again]]!r} again after other queries: "
                                                          "a run lists each query's lines together")
     qi = np.empty(len(names), np.int64)

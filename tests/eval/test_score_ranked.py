@@ -138,6 +138,8 @@ def bad(tmp_path, run_text, qrels_text="en:q1 0 en:d1 1\nen:q1 0 de:d2 1\nen:q2 
     ("en:q1 Q0 en:d1 1 2 t\nen:q1 Q0 d2 2 1 t\n", ["line 2", "'d2' has no language before ':'"]),
     ("en:q1 Q0 en:d1 1 2 t\nen:q2 Q0 en:d1 1 2 t\nen:q1 Q0 de:d2 2 1 t\n", ["line 3", "'en:q1' again"]),
     ("en:q1 Q0 en:d1 1 2\n", ["line 1", "expected 6 fields", "found 5"]),
+    ("en:q1 Q0 en:d1 1 2 t\nen:q2 Q0 en:d1 1 2 t\nen:q2 Q0 de:d2 2 1 t\nen:q1 Q0 de:d2 2 1 t\nen:q2 Q0 en:d3 3 0 t\n",
+     ["line 4", "'en:q1' again"]),
 ])
 def test_bad_runs_name_file_and_line(tmp_path, run_text, needles):
     message = bad(tmp_path, run_text)
