@@ -185,9 +185,7 @@ def _score_chunk(chunk: RunChunk, qrels: _Qrels, qspec, dspec, metrics, ties, th
     codes, qi = _queries(chunk, qrels, qspec, seen, got)
     keys = pc.binary_join_element_wise(chunk.qids, chunk.docids, _SEPARATOR)
     _no_duplicates(keys, chunk.where, chunk.path, "line")
-    order = as_numpy(pc.sort_indices(pa.table({"q": numeric_array(codes, pa.int64()), "s": numeric_array(chunk.scores, pa.float64()),
-                                      "d": chunk.docids}),
-                            sort_keys=[("q", "ascending"), ("s", "descending"), ("d", "descending")]))
+    order = _run_order(codes, chunk, doc_ids=ties == "trec_eval")
     q_ptr = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=len(qi))))).astype(np.int64)
     if chunk.ranks is not None:
         _check_ranks(chunk, q_ptr, order)
@@ -213,6 +211,27 @@ def _score_chunk(chunk: RunChunk, qrels: _Qrels, qspec, dspec, metrics, ties, th
         if not m.measure.beyond_depth:
             values[:, :, i][beyond > 0] = np.nan
     got.parts.append((nrel, values, ndocs, beyond))
+
+
+def _run_order(codes: np.ndarray, chunk: RunChunk, doc_ids: bool) -> np.ndarray:
+    """Lines by query, then score descending; with ``doc_ids``, each tie by document id descending
+    (trec_eval's order; sorting only the tied lines by their ids: the string sort is the costly part)."""
+    order = as_numpy(pc.sort_indices(pa.table({"q": numeric_array(codes, pa.int64()),
+                                               "s": numeric_array(chunk.scores, pa.float64())}),
+                                     sort_keys=[("q", "ascending"), ("s", "descending")])).astype(np.int64)
+    if not doc_ids:
+        return order
+    q, s = codes[order], chunk.scores[order]
+    same = (q[1:] == q[:-1]) & (s[1:] == s[:-1])
+    if not same.any():
+        return order
+    group = np.cumsum(np.concatenate(([True], ~same))) - 1  # tie groups, numbered along the order
+    tied = np.flatnonzero(np.bincount(group)[group] > 1)
+    by_id = pc.sort_indices(pa.table({"g": numeric_array(group[tied], pa.int64()),
+                                      "d": chunk.docids.take(numeric_array(order[tied], pa.int64()))}),
+                            sort_keys=[("g", "ascending"), ("d", "descending")])
+    order[tied] = order[tied][as_numpy(by_id)]
+    return order
 
 
 def _queries(chunk: RunChunk, qrels: _Qrels, qspec, seen: set, got: _Collected):
