@@ -37,6 +37,15 @@ def to_numpy(values) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, dtype)
 
 
+def as_numpy(values) -> np.ndarray:
+    """Any fixed-width or boolean Arrow array without nulls as a numpy array (booleans as ``bool``), pandas-free."""
+    import pyarrow.compute as pc
+
+    if pa.types.is_boolean(values.type):
+        return to_numpy(pc.cast(values, pa.uint8())).astype(np.bool_)
+    return to_numpy(values)
+
+
 def numeric_array(values, type: pa.DataType, valid=None) -> pa.Array:
     """``values`` (array-like) as an Arrow array of ``type`` (int32, int64, float32 or float64).
 

@@ -41,6 +41,12 @@ class Measure:
     kernel: str = "ranking"  # ranking: from the golds' ranks; bias: from the top k of the pooled ranking
     citation: str = ""  # where the measure is defined, for measures not in every IR textbook
     reads_unjudged_zero: bool = False  # its finaliser also reads the golds judged 0 (judged@k): they join the golds
+    # --ties expected: its closed-form finaliser in fastir.kernels.ties (key of EXPECTED_FINALISERS); "" = none,
+    # and --ties expected refuses the metric. The other tie modes give the finaliser ranks (fastir.kernels.ties).
+    expected: str = ""
+    # exact on a ranked run of limited depth (golds beyond it: not retrieved, as in trec_eval); False: the
+    # value needs every gold's rank, and a query with a relevant gold beyond the run's depth gets NaN
+    beyond_depth: bool = True
 
     @property
     def formula(self) -> str:
@@ -101,12 +107,12 @@ def lookup(name: str, cutoff: bool) -> Measure | None:
     return measure if measure is not None and measure.cutoff == cutoff else None
 
 
-register(Measure("map", "mAP", "ap", True, "average_precision"))
-register(Measure("mrr", "MRR", "rr", True, "reciprocal_rank"))
-register(Measure("recall", "R@{k}", "recall@{k}", True, "recall_at", cutoff=True))
-register(Measure("ndcg", "nDCG@{k}", "ndcg@{k}", True, "ndcg_at", cutoff=True))
+register(Measure("map", "mAP", "ap", True, "average_precision", expected="expected_average_precision"))
+register(Measure("mrr", "MRR", "rr", True, "reciprocal_rank", expected="expected_reciprocal_rank"))
+register(Measure("recall", "R@{k}", "recall@{k}", True, "recall_at", cutoff=True, expected="expected_recall_at"))
+register(Measure("ndcg", "nDCG@{k}", "ndcg@{k}", True, "ndcg_at", cutoff=True, expected="expected_ndcg_at"))
 register(Measure("rank_distance", "Rank dist.", "rank_distance", False, "rank_distance", pooled_only=True,
-                 bounded=False, decimals=1))
+                 bounded=False, decimals=1, expected="expected_rank_distance", beyond_depth=False))
 
 # The cutoff variants: trec_eval's map_cut_k, P_k and success_k, MRR@k (mMARCO, MKQA), Judged@k (NeuCLIR's
 # pool check), and XTREME-R's LAReQA mAP@20, which divides by min(|R|, k) where map_cut divides by |R|.
@@ -265,3 +271,39 @@ def bias_program(metrics):
     index = np.array([i for i, _ in chosen], dtype=np.int64)
     slots = np.array([ks.index(m.k) if m.measure.name in EXPOSURE_MEASURES else -1 for _, m in chosen], dtype=np.int64)
     return codes, cutoffs, index, slots
+
+
+# ------------------------------------------------------------------------------------------ tie modes
+
+TIES_OPTION = "--ties"
+# How tied scores are ordered (fastir.kernels.ties): pessimistic (the default: ties count against the
+# gold), optimistic (tied golds first), expected (the mean over every order of each tie, in closed
+# form: a metric needs an ``expected`` finaliser) and trec_eval (score desc, then doc id desc).
+TIE_MODES = ("pessimistic", "optimistic", "expected", "trec_eval")
+DEFAULT_TIES = "pessimistic"
+
+
+def check_ties(mode: str, metrics, option: str = TIES_OPTION) -> str:
+    """``mode`` if every metric of ``metrics`` can be computed in it, else InputError naming the first that cannot."""
+    if mode not in TIE_MODES:
+        raise InputError(None, option, f"must be one of {', '.join(TIE_MODES)}, found {mode!r}")
+    for m in metrics:
+        if mode != "pessimistic" and m.measure.kernel != "ranking":
+            raise InputError(None, option, f"{m.name} ranks the top k in its own order; score it with "
+                                           f"--ties pessimistic, not {mode}")
+        if mode == "expected" and not m.measure.expected:
+            raise InputError(None, option, f"{m.name} has no closed form over the orders of tied scores; "
+                                           "drop it or use --ties pessimistic|optimistic|trec_eval")
+    return mode
+
+
+def expected_program(metrics):
+    """(codes, cutoffs, pooled_only) for :func:`fastir.kernels.ties.expected_metrics` (``--ties expected``)."""
+    import numpy as np
+
+    from fastir.kernels.ties import EXPECTED_FINALISERS
+
+    codes = np.array([EXPECTED_FINALISERS[m.measure.expected] for m in metrics], dtype=np.int64)
+    cutoffs = np.array([m.k or 0 for m in metrics], dtype=np.int64)
+    pooled_only = np.array([m.pooled_only for m in metrics], dtype=np.bool_)
+    return codes, cutoffs, pooled_only

@@ -40,3 +40,17 @@ def preload_score_kernels(run_dir, own_process: bool = False):
     from fastir.kernels.lazy import preload
 
     return preload(names, own_process=own_process)
+
+
+def ranked_kernels(ties: str) -> tuple[str, ...]:
+    """The kernels ``fastir score-run --ties TIES`` calls, in the order it first calls them."""
+    metrics = "fastir.kernels.ties:_expected_block" if ties == "expected" else "fastir.kernels.ranking:_ranks_block"
+    return ("fastir.kernels.ties:_rank_conflict", "fastir.kernels.ties:_ranks_block", metrics)
+
+
+def preload_ranked_kernels(ties: str, own_process: bool = False):
+    """Start loading :func:`ranked_kernels` in a daemon thread while ``fastir score-run`` reads the qrels
+    and the run's first block; returns the :class:`fastir.kernels.lazy.Preload` (``finish()`` it)."""
+    from fastir.kernels.lazy import preload
+
+    return preload(ranked_kernels(ties), own_process=own_process)

@@ -121,6 +121,7 @@ def summary_json(result) -> dict:
         "summary": result.summary,
         "per_language": result.per_language,
         **precision,
+        **result.extra,
     })
 
 

@@ -75,6 +75,7 @@ class ScoreResult:
     precision: dict | None = None  # certified precisions: what ran and the undecided counters
     compute: dict | None = None  # the GPU path: device, dtype, TF32 (summary.json "compute"); None on the CPU
     elapsed_s: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # further summary.json keys (ranked runs: ties, input, cell depths)
 
     def set_index(self, cand_lang: str) -> int:
         return len(self.cand_langs) if cand_lang == POOLED else self.cand_langs.index(cand_lang)

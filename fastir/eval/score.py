@@ -158,7 +158,7 @@ def score_shard(run_or_path, index: int, count: int, out_file, pairs: str = "all
 def _prepare(run_or_path, pairs, ks, metrics, block_mb, trec_depth, precision, sharded: bool, threshold: int):
     """Checked options and the plan: (run, metrics, ks, trec_depth, certified, ran, note, plan)."""
     run = run_or_path if isinstance(run_or_path, Run) else read_run(run_or_path)
-    chosen = _chosen_metrics(ks, metrics)
+    chosen = chosen_metrics(ks, metrics)
     ks = tuple(m.k for m in chosen if m.measure.name == "recall")
     trec_depth, certified, ran, note = _check_options(run, block_mb, trec_depth, precision)
     bias = bias_metrics(chosen)
@@ -175,7 +175,7 @@ def _prepare(run_or_path, pairs, ks, metrics, block_mb, trec_depth, precision, s
                                                                     reads_unjudged_zero(chosen))
 
 
-def _chosen_metrics(ks, metrics):
+def chosen_metrics(ks, metrics):
     """The metrics to score (default map, mrr, recall@k for each k of ``ks``), rank distance last."""
     chosen = default_metrics(parse_ks(ks)) if metrics is None else parse_metrics(metrics)
     if all(m == RANK_DISTANCE for m in chosen):

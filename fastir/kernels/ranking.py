@@ -480,3 +480,70 @@ def _program(program):
     codes, cutoffs, pooled_only = program
     return (np.ascontiguousarray(codes, dtype=np.int64), np.ascontiguousarray(cutoffs, dtype=np.int64),
             np.ascontiguousarray(pooled_only, dtype=np.bool_))
+
+
+# ------------------------------------------------------------------------- metrics from given ranks
+# Ranked runs (fastir.eval.score_ranked) know each gold's rank in each candidate set directly (its
+# position in the run order, or a tie mode's rank: fastir.kernels.ties); the rank-based finalisers
+# above then apply unchanged. Kept here for the same reason as the finalisers (Numba's cache).
+
+NOT_IN_SET = -1  # rank of a gold outside a candidate set (another language)
+UNRANKED = (np.int64(1) << 62) - 1  # rank of a gold the run did not retrieve: beyond every cutoff (below
+# the finalisers' "no gold" sentinel 2^62)
+
+
+@njit(cache=True, nogil=True)
+def _query_metrics_from_ranks(b, gold_ptr, gold_grade, ranks, codes, cutoffs, pooled_only, threshold, nrel,
+                              values):
+    j0 = gold_ptr[b]
+    j1 = gold_ptr[b + 1]
+    n_sets = ranks.shape[1]
+    rank = np.empty(j1 - j0, dtype=np.int64)
+    grade = np.empty(j1 - j0, dtype=np.int64)
+    for s in range(n_sets):
+        n = 0
+        for j in range(j0, j1):
+            if ranks[j, s] == NOT_IN_SET:
+                continue
+            rank[n] = ranks[j, s]
+            grade[n] = gold_grade[j]
+            n += 1
+        n_relevant = _num_relevant(grade[:n], threshold)
+        nrel[b, s] = n_relevant
+        for i in range(codes.shape[0]):
+            if n_relevant == 0 or (pooled_only[i] and s != n_sets - 1):
+                values[b, s, i] = np.nan
+            else:
+                values[b, s, i] = finalise(codes[i], rank[:n], grade[:n], threshold, cutoffs[i])
+
+
+@lazy_njit(
+    void(int64[::1], int64[::1], int64[:, ::1], int64[::1], int64[::1], boolean[::1], int64, int32[:, ::1],
+         float64[:, :, ::1]),
+    cache=True,
+    parallel=True,
+)
+def _ranks_block(gold_ptr, gold_grade, ranks, codes, cutoffs, pooled_only, threshold, nrel, values):
+    for b in prange(gold_ptr.shape[0] - 1):
+        _query_metrics_from_ranks(b, gold_ptr, gold_grade, ranks, codes, cutoffs, pooled_only, threshold, nrel,
+                                  values)
+
+
+def metrics_from_ranks(gold_ptr, gold_grade, ranks, program, threshold=1):
+    """Per-query metric values and |R ∩ S| from each gold's rank in each candidate set.
+
+    ``ranks`` int64 (n_golds, n_sets): the rank of gold j (golds of query b: rows
+    ``gold_ptr[b]:gold_ptr[b+1]``) in set s (last column: the pooled set), :data:`NOT_IN_SET` where
+    it is not in s, :data:`UNRANKED` where the run did not retrieve it (it counts in |R| and inside
+    no cutoff; its AP and RR terms, h / (2^62 - 1), are below 1e-18). Metric i of ``program`` is finaliser
+    ``codes[i]`` at ``cutoffs[i]`` (code -1: NaN). Returns (nrel int32 (B, n_sets), values float64
+    (B, n_sets, n_metrics)), NaN where a set has no relevant gold and outside the pooled set for
+    ``pooled_only`` metrics.
+    """
+    gold_ptr = np.ascontiguousarray(gold_ptr, dtype=np.int64)
+    ranks = np.ascontiguousarray(ranks, dtype=np.int64)
+    codes, cutoffs, pooled_only = _program(program)
+    nrel, values = empty_outputs(len(gold_ptr) - 1, ranks.shape[1] - 1, len(codes))
+    _ranks_block(gold_ptr, np.ascontiguousarray(gold_grade, dtype=np.int64), ranks, codes, cutoffs, pooled_only,
+                 int(threshold), nrel, values)
+    return nrel, values

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from fastir.core.arrow import string_array
 from fastir.core.errors import InputError
 from fastir.core.names import check_langs
 from fastir.core.numbers import INT32_MAX, parse_int
@@ -382,7 +383,7 @@ _QRELS_CHUNK = 1 << 18  # lines per chunk of read_trec_qrels
 
 
 def _qrels_chunk(qids: list[str], dids: list[str], grades: list[int], lines: list[int]):
-    return (pa.array(qids, pa.string()), pa.array(dids, pa.string()), np.array(grades, np.int64),
+    return (string_array(qids), string_array(dids), np.array(grades, np.int64),
             np.array(lines, np.int64))
 
 

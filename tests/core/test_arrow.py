@@ -52,3 +52,13 @@ def test_builders_do_not_import_pandas():
             "repeat_string('Q0', 2); to_numpy(pa.chunked_array([numeric_array([1], pa.int32())])); "
             "assert 'pandas' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_as_numpy_of_numbers_and_booleans():
+    import pyarrow as pa
+
+    from fastir.core.arrow import as_numpy
+
+    assert as_numpy(pa.array([1, 2, 3], pa.int64())).tolist() == [1, 2, 3]
+    got = as_numpy(pa.array([True, False, True]))
+    assert got.dtype == np.bool_ and got.tolist() == [True, False, True]

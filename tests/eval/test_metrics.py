@@ -136,3 +136,32 @@ def test_docs_score_page_has_one_row_per_registered_measure():
     rows = {line.split("|")[1].strip().split()[0].strip("`") for line in section.splitlines()
             if line.startswith("| `")}
     assert rows == {f"{m.name}@k" if m.cutoff else m.name for m in REGISTRY.values()}
+
+
+def test_tie_modes_declared_per_metric():
+    from fastir.eval.metrics import TIE_MODES, check_ties, expected_program
+    from fastir.kernels.ties import EXPECTED_FINALISERS
+
+    ranking = parse_metrics("map,mrr,recall@5,ndcg@10,rank_distance")
+    for mode in TIE_MODES:
+        assert check_ties(mode, ranking) == mode
+    codes, cutoffs, _ = expected_program(ranking)
+    assert sorted(codes.tolist()) == sorted(EXPECTED_FINALISERS.values()) and cutoffs.tolist() == [0, 0, 5, 10, 0]
+    for m in REGISTRY.values():  # every expected finaliser named in the registry exists
+        assert not m.expected or m.expected in EXPECTED_FINALISERS
+    with pytest.raises(InputError, match="--ties: peer@10 ranks the top k in its own order"):
+        check_ties("expected", parse_metrics("map,peer@10"))
+    assert check_ties("pessimistic", parse_metrics("map,peer@10"))
+    with pytest.raises(InputError, match="must be one of"):
+        check_ties("random", ranking)
+
+
+def test_a_metric_without_an_expected_closed_form_is_refused(monkeypatch):
+    from dataclasses import replace
+
+    from fastir.eval.metrics import Metric, check_ties
+
+    plain = Metric(replace(REGISTRY["mrr"], name="plain", expected=""))
+    with pytest.raises(InputError, match="--ties: plain has no closed form over the orders of tied scores"):
+        check_ties("expected", [plain])
+    assert check_ties("trec_eval", [plain]) == "trec_eval"

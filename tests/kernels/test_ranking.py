@@ -154,3 +154,29 @@ def test_top_k_matches_lexsort(seed, n_cand, k, n_langs):
             assert top_len[b, s] == len(expect)
             assert top_col[b, s, :len(expect)].tolist() == expect.tolist()
             assert top_score[b, s, :len(expect)].tolist() == scores[b, expect].tolist()
+
+
+def test_metrics_from_ranks_equal_metrics_from_counts():
+    """Ranks summed from the per-language counts give the same values through either entry point."""
+    from fastir.eval.metrics import kernel_program, parse_metrics
+    from fastir.kernels.ranking import NOT_IN_SET, metrics_from_counts, metrics_from_ranks
+
+    rng = np.random.default_rng(4)
+    n_langs, n_rows = 3, 20
+    scores = rng.integers(0, 4, (n_rows, 50)).astype(np.float32)
+    cand_lang = rng.integers(0, n_langs, 50)
+    counts = rng.integers(1, 5, n_rows)
+    gold_ptr = np.concatenate(([0], np.cumsum(counts)))
+    gold_col = np.concatenate([rng.choice(50, c, replace=False) for c in counts])
+    cnt, _ = gold_rank_counts(scores, cand_lang, gold_ptr, gold_col, n_langs)
+    gold_lang = cand_lang[gold_col]
+    grade = rng.integers(1, 3, len(gold_col))
+    program = kernel_program(parse_metrics("map,mrr,recall@3,ndcg@5,rank_distance"))
+    want = np.ones((n_rows, n_langs + 1), bool)
+    ranks = np.full((len(gold_col), n_langs + 1), NOT_IN_SET, np.int64)
+    ranks[np.arange(len(gold_col)), gold_lang] = cnt[np.arange(len(gold_col)), gold_lang]
+    ranks[:, n_langs] = cnt.sum(axis=1)
+    a = metrics_from_counts(gold_ptr, gold_lang, cnt, want, program, grade, 2)
+    b = metrics_from_ranks(gold_ptr, grade, ranks, program, 2)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])

@@ -1,0 +1,285 @@
+"""Ranked runs of any system (BM25, SPLADE, fusion, rerankers): the files ``fastir score-run`` reads.
+
+A run is read as a stream of :class:`RunChunk` (Arrow ids, numpy scores), never whole:
+
+* TREC run: ``qid Q0 docid rank score tag`` per line, fields separated by single spaces or by
+  tabs (as the first line has them), no blank line; read by pyarrow's streaming CSV reader in
+  blocks of :data:`BLOCK_BYTES`; the rank is checked against the scores and otherwise ignored,
+  as trec_eval does;
+* ranx JSON: ``{"qid": {"docid": score, ...}, ...}`` (read whole: JSON has no streaming form);
+* Parquet: columns ``query_id``, ``doc_id``, ``score`` and optionally ``rank``, read record batch
+  by record batch.
+
+Languages of queries and documents come from a :class:`LangSpec`: a TSV file (``id<TAB>lang`` per
+line, no header) or Parquet file (columns ``id``, ``lang``), or the rule ``prefix:SEP`` (the
+language is the id's text before the first SEP, e.g. ``prefix::`` for ``de:doc17``).
+Scores must be finite numbers; every message names the file and the line (JSON: the query and document).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from fastir.core.arrow import as_numpy, numeric_array, string_array
+from fastir.core.errors import InputError
+from fastir.core.textfiles import read_json, text_lines
+
+BLOCK_BYTES = 1 << 24  # bytes per block of the streaming TREC reader (~300,000 lines)
+JSON_QUERIES = 4096  # queries per chunk of a ranx JSON run
+TREC_FIELDS = ("qid", "q0", "docid", "rank", "score", "tag")
+PARQUET_COLUMNS = ("query_id", "doc_id", "score")
+RULE_PREFIX = "prefix:"
+
+
+@dataclass
+class RunChunk:
+    """Consecutive lines of a run: ids as Arrow strings, float64 scores, ranks (or None)."""
+
+    path: Path
+    qids: pa.Array
+    docids: pa.Array
+    scores: np.ndarray
+    ranks: np.ndarray | None
+    first_line: int  # 1-based line (Parquet: row) of the first entry; 0 for JSON
+
+    def where(self, i: int) -> str:
+        """Where entry ``i`` stands in the file, for messages: ``line N`` (JSON: its query and document)."""
+        if self.first_line == 0:
+            return f"query {self.qids[i].as_py()!r}, document {self.docids[i].as_py()!r}"
+        kind = "row" if self.path.suffix == ".parquet" else "line"
+        return f"{kind} {self.first_line + i}"
+
+    def take(self, index) -> RunChunk:
+        """The entries ``index`` (a slice), keeping their file positions."""
+        start = index.start or 0
+        first = self.first_line + start if self.first_line else 0
+        return RunChunk(self.path, self.qids[index], self.docids[index], self.scores[index],
+                        None if self.ranks is None else self.ranks[index], first)
+
+
+def run_format(path: str | os.PathLike) -> str:
+    """``trec``, ``json`` or ``parquet``, from the file name's suffix (anything else: TREC)."""
+    suffix = Path(path).suffix.lower()
+    return {".json": "json", ".parquet": "parquet"}.get(suffix, "trec")
+
+
+def read_chunks(path: str | os.PathLike) -> Iterator[RunChunk]:
+    """The run's entries in file order, chunk by chunk (see the module docstring for the formats)."""
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(file, None, "missing" if not file.exists() else "not a file")
+    reader = {"trec": _trec_chunks, "json": _json_chunks, "parquet": _parquet_chunks}[run_format(file)]
+    empty = True
+    for chunk in reader(file):
+        empty = False
+        _check_scores(chunk)
+        yield chunk
+    if empty:
+        raise InputError(file, None, "empty run: no line")
+
+
+def _trec_chunks(file: Path) -> Iterator[RunChunk]:
+    import pyarrow.csv as pacsv
+
+    if file.stat().st_size == 0:
+        return
+    first = next(text_lines(file), (1, ""))[1]
+    delimiter = "\t" if "\t" in first else " "
+    bad: list = []
+
+    def invalid(row):
+        bad.append(row)
+        return "error"
+
+    read = pacsv.ReadOptions(column_names=list(TREC_FIELDS), block_size=BLOCK_BYTES, use_threads=False)
+    parse = pacsv.ParseOptions(delimiter=delimiter, quote_char=False, ignore_empty_lines=False,
+                               invalid_row_handler=invalid)
+    convert = pacsv.ConvertOptions(column_types={name: pa.string() for name in TREC_FIELDS})
+    line = 1
+    try:
+        for batch in pacsv.open_csv(file, read_options=read, parse_options=parse, convert_options=convert):
+            n = batch.num_rows
+            ranks = _numbers(batch.column(3), file, line, "rank", pa.int64())
+            yield RunChunk(file, batch.column(0), batch.column(2),
+                           _numbers(batch.column(4), file, line, "score", pa.float64()), ranks, line)
+            line += n
+    except pa.ArrowInvalid as exc:
+        if bad:
+            row = bad[0]
+            where = f"line {row.number}" if row.number is not None else "line"
+            raise InputError(file, where, f"expected 6 fields separated by {'tabs' if delimiter == chr(9) else 'single spaces'} "
+                                          f"(qid Q0 docid rank score tag), found {row.actual_columns}") from None
+        raise InputError(file, None, f"not a TREC run: {exc}") from None
+
+
+def _numbers(column: pa.Array, file: Path, first_line: int, field: str, type: pa.DataType) -> np.ndarray:
+    """``column`` (strings) as numbers of ``type``; the first entry that is not one names its line."""
+    try:
+        return as_numpy(pc.cast(column, type))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        for i, text in enumerate(column.to_pylist()):
+            try:
+                pc.cast(string_array([text]), type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise InputError(file, f"line {first_line + i}: {field}", f"not a number: {text!r}") from None
+        raise
+
+
+def _json_chunks(file: Path) -> Iterator[RunChunk]:
+    data = read_json(file)
+    if not isinstance(data, dict):
+        raise InputError(file, "json", "a ranx run is an object {query id: {document id: score}}")
+    items = list(data.items())
+    for start in range(0, len(items), JSON_QUERIES):
+        qids, docids, scores = [], [], []
+        for qid, docs in items[start:start + JSON_QUERIES]:
+            if not isinstance(docs, dict):
+                raise InputError(file, f"query {qid!r}", "expected an object {document id: score}")
+            for docid, score in docs.items():
+                if isinstance(score, bool) or not isinstance(score, (int, float)):
+                    raise InputError(file, f"query {qid!r}, document {docid!r}: score", f"not a number: {score!r}")
+                qids.append(qid)
+                docids.append(docid)
+                scores.append(float(score))
+        if qids:
+            yield RunChunk(file, string_array(qids), string_array(docids),
+                           np.asarray(scores, np.float64), None, 0)
+
+
+def _parquet_chunks(file: Path) -> Iterator[RunChunk]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(file)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(file, None, f"not a Parquet file ({exc})") from None
+    names = parquet.schema_arrow.names
+    missing = [c for c in PARQUET_COLUMNS if c not in names]
+    if missing:
+        raise InputError(file, missing[0], f"missing column (a Parquet run has {', '.join(PARQUET_COLUMNS)}[, rank])")
+    columns = [*PARQUET_COLUMNS, *(["rank"] if "rank" in names else [])]
+    row = 1
+    for batch in parquet.iter_batches(columns=columns):
+        ids = []
+        for name in ("query_id", "doc_id"):
+            col = batch.column(name)
+            if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)) or col.null_count:
+                raise InputError(file, name, f"must be strings without nulls, found {col.type}")
+            ids.append(col.cast(pa.string()))
+        scores = _typed(batch.column("score"), file, "score", pa.float64())
+        ranks = _typed(batch.column("rank"), file, "rank", pa.int64()) if "rank" in columns else None
+        yield RunChunk(file, ids[0], ids[1], scores, ranks, row)
+        row += batch.num_rows
+
+
+def _typed(column: pa.Array, file: Path, name: str, type: pa.DataType) -> np.ndarray:
+    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)) or column.null_count:
+        raise InputError(file, name, f"must be numbers without nulls, found {column.type}")
+    return as_numpy(pc.cast(column, type))
+
+
+def _check_scores(chunk: RunChunk) -> None:
+    bad = ~np.isfinite(chunk.scores)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InputError(chunk.path, f"{chunk.where(i)}: score", f"not a finite number: {chunk.scores[i]}")
+
+
+# ------------------------------------------------------------------------------------- languages
+
+
+@dataclass
+class LangSpec:
+    """Where ids' languages come from: a map (``ids`` -> ``langs``) or the rule prefix-before-``sep``."""
+
+    source: str  # the option's text, as given
+    option: str  # --query-langs / --doc-langs, for messages
+    sep: str | None = None
+    path: Path | None = None
+    ids: pa.Array | None = None
+    langs: pa.Array | None = None
+
+    def languages(self, ids: pa.Array, file, where) -> pa.Array:
+        """The language of each id; an id the spec does not cover is InputError(file, where(i), ...)."""
+        if self.sep is not None:
+            found = pc.find_substring(ids, self.sep)
+            miss = pc.less_equal(found, numeric_array([0], pa.int32())[0])  # -1: no separator; 0: an empty language
+            if pc.any(miss).as_py():
+                i = int(np.argmax(as_numpy(miss)))
+                raise InputError(file, where(i), f"id {ids[i].as_py()!r} has no language before {self.sep!r} "
+                                                 f"({self.option} {self.source})")
+            return pc.list_element(pc.split_pattern(ids, pattern=self.sep, max_splits=1), numeric_array([0], pa.int32())[0])
+        index = pc.index_in(ids, value_set=self.ids)
+        if index.null_count:
+            i = int(np.argmax(as_numpy(index.is_null())))
+            raise InputError(file, where(i), f"id {ids[i].as_py()!r} is not in the language map {self.path.name}")
+        return self.langs.take(index)
+
+    def one(self, identifier: str, file, where: str) -> str:
+        """The language of one id (queries, looked up one by one)."""
+        if self.sep is not None:
+            lang, found, _ = identifier.partition(self.sep)
+            if found and lang:
+                return lang
+        elif self._index is not None and identifier in self._index:
+            return self._index[identifier]
+        return self.languages(string_array([identifier]), file, lambda i: where)[0].as_py()
+
+    @functools.cached_property
+    def _index(self) -> dict | None:
+        return None if self.ids is None else dict(zip(self.ids.to_pylist(), self.langs.to_pylist()))
+
+
+def parse_lang_spec(value: str, option: str) -> LangSpec:
+    """``prefix:SEP`` or a .tsv / .parquet map file; InputError naming ``option`` otherwise."""
+    if value.startswith(RULE_PREFIX):
+        sep = value[len(RULE_PREFIX):]
+        if not sep:
+            raise InputError(None, option, f"{value!r}: give the separator after {RULE_PREFIX!r}, e.g. prefix::")
+        return LangSpec(value, option, sep=sep)
+    path = Path(value)
+    if not path.is_file():
+        raise InputError(path, option, f"{'missing' if not path.exists() else 'not a file'} (a .tsv or .parquet "
+                                       f"map of id and lang, or the rule {RULE_PREFIX}SEP)")
+    ids, langs = _read_map(path)
+    index = pc.value_counts(ids)
+    repeated = pc.filter(index, pc.greater(index.field("counts"), 1))
+    if len(repeated):
+        raise InputError(path, "id", f"id {repeated[0]['values'].as_py()!r} appears {repeated[0]['counts'].as_py()} times")
+    return LangSpec(value, option, path=path, ids=ids, langs=langs)
+
+
+def _read_map(path: Path) -> tuple[pa.Array, pa.Array]:
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(path, None, f"not a Parquet file ({exc})") from None
+        for name in ("id", "lang"):
+            if name not in table.column_names or table.column(name).null_count:
+                raise InputError(path, name, "missing column, or nulls in it (a language map has id, lang)")
+        return (table.column("id").cast(pa.string()).combine_chunks(),
+                table.column("lang").cast(pa.string()).combine_chunks())
+    ids, langs = [], []
+    for number, line in text_lines(path):
+        text = line.rstrip("\r\n")
+        if not text:
+            continue
+        parts = text.split("\t")
+        if len(parts) != 2 or not parts[0] or not parts[1]:
+            raise InputError(path, f"line {number}", "expected id<TAB>lang")
+        ids.append(parts[0])
+        langs.append(parts[1])
+    if not ids:
+        raise InputError(path, None, "empty language map")
+    return string_array(ids), string_array(langs)

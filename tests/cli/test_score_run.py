@@ -1,0 +1,82 @@
+"""``fastir score-run`` end to end: outputs, summary.json's tie mode and depths, `fastir compare` across two
+systems' ranked runs (BM25 vs dense), and bad input as one line with file and line, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fastir.cli import main
+from tests.cli.conftest import refused
+
+
+@pytest.fixture
+def two_systems(tmp_path):
+    """Two TREC runs of 30 queries (en, de) over en/de documents, tied scores, and graded qrels."""
+    rng = np.random.default_rng(0)
+    docs = [f"{'en' if i % 2 else 'de'}:d{i}" for i in range(60)]
+    qrels = []
+    for q in range(30):
+        qid = f"{'en' if q % 2 else 'de'}:q{q}"
+        qrels += [f"{qid} 0 {docs[(q + j) % 60]} {1 + j % 2}\n" for j in range(3)]
+    (tmp_path / "qrels.txt").write_text("".join(qrels))
+    for name in ("bm25", "dense"):
+        lines = []
+        for q in range(30):
+            qid = f"{'en' if q % 2 else 'de'}:q{q}"
+            for rank, d in enumerate(rng.choice(60, 20, replace=False), start=1):
+                lines.append(f"{qid} Q0 {docs[d]} {rank} {20 - rank // 3} {name}\n")
+        (tmp_path / f"{name}.run").write_text("".join(lines))
+    return tmp_path
+
+
+def argv(root, run, *more):
+    return ["score-run", str(root / run), "--qrels", str(root / "qrels.txt"), "--query-langs", "prefix::",
+            "--doc-langs", "prefix::", *more]
+
+
+def test_outputs_summary_and_compare(two_systems, capsys):
+    root = two_systems
+    for name in ("bm25", "dense"):
+        assert main(argv(root, f"{name}.run", "--per-query", "--ties", "expected", "--metrics", "map,ndcg@10")) == 0
+    out = root / "bm25.run.scores"
+    assert sorted(p.name for p in out.iterdir()) == ["heatmap.png", "pairs.csv", "pairs.parquet", "per_query.parquet",
+                                                     "summary.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ties"] == "expected" and summary["run"]["ties"] == "expected"
+    assert set(summary["depth"]) == {"de-de", "de-en", "de-all", "en-de", "en-en", "en-all"}
+    assert all(d["max"] <= 20 and d["relevant_beyond_depth"] >= 0 for d in summary["depth"].values())
+    assert summary["depth"]["en-all"]["max"] == 20
+    capsys.readouterr()
+    assert main(["compare", str(out), str(root / "dense.run.scores"), "--metrics", "map,ndcg@10",
+                 "--samples", "200", "--format", "json"]) == 0
+    assert "dense" in capsys.readouterr().out
+
+
+def test_bad_input_is_one_line_and_writes_nothing(two_systems, capsys):
+    root = two_systems
+    text = (root / "bm25.run").read_text().splitlines()
+    text[41] = text[41].replace("en:d", "fr:d")  # a document no qrels language holds: pooled only, fine
+    fields = text[7].split(" ")
+    text[7] = " ".join([*fields[:2], "nolang", *fields[3:]])
+    (root / "bad.run").write_text("\n".join(text) + "\n")
+    refused(capsys, argv(root, "bad.run"), "bad.run: line 8", "no language before ':'")
+    refused(capsys, argv(root, "bm25.run", "--ties", "sometimes"), "--ties")
+    assert not (root / "bad.run.scores").exists() and not (root / "bm25.run.scores").exists()
+    assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []
+
+
+def test_score_run_process_imports_neither_pandas_nor_matplotlib(two_systems):
+    """pyarrow's pandas probe costs ~0.5 s of a process; every output is written without it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from fastir.cli import main; rc = main(sys.argv[1:]); "
+            "heavy = sorted(m for m in ('pandas', 'matplotlib') if m in sys.modules); "
+            "print('heavy:', heavy); sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code, *argv(two_systems, "bm25.run", "--per-query", "--format",
+                                                            "csv")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("heavy: []"), proc.stdout[-200:]
