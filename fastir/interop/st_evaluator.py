@@ -47,11 +47,11 @@ class _EvaluatorBody:
                  query_prompt: str | None = None, query_prompt_name: str | None = None,
                  corpus_prompt: str | None = None, corpus_prompt_name: str | None = None,
                  block_mb: float | None = None, show_progress_bar: bool = False):
-        from fastir.eval.score import _chosen_metrics
+        from fastir.eval.score import chosen_metrics
         from fastir.train.heldout import load_eval_set
 
         super().__init__()
-        self.metrics = _chosen_metrics(ks, metrics)  # checked now: bad names fail before training starts
+        self.metrics = chosen_metrics(ks, metrics)  # checked now: bad names fail before training starts
         self.data = load_eval_set(dataset, langs=langs, max_queries=int(max_queries), seed=seed)
         self.dataset, self.pairs, self.name = os.fspath(dataset), str(pairs), name
         self.cell_metrics, self.batch_size, self.block_mb = cell_metrics, int(batch_size), block_mb

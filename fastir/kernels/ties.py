@@ -165,7 +165,7 @@ def _group_relevant(above, grade, threshold, a):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _n_relevant(grade, threshold):
+def _num_relevant(grade, threshold):
     n = 0
     for i in range(grade.shape[0]):
         if grade[i] >= threshold:
@@ -190,7 +190,7 @@ def expected_average_precision(above, tied, grade, threshold, cutoff):
 
     (slot p holds a relevant gold with probability r/n; given that, the relevant golds before it in
     the group are hypergeometric with mean (p-1)(r-1)/(n-1)); a group beyond the run adds 0."""
-    n_rel = _n_relevant(grade, threshold)
+    n_rel = _num_relevant(grade, threshold)
     if n_rel == 0:
         return np.nan
     total = 0.0
@@ -217,7 +217,7 @@ def expected_reciprocal_rank(above, tied, grade, threshold, cutoff):
     for i in range(above.shape[0]):
         if grade[i] >= threshold:
             best = min(best, above[i])
-    if _n_relevant(grade, threshold) == 0:
+    if _num_relevant(grade, threshold) == 0:
         return np.nan
     if best >= UNRANKED:
         return 0.0
@@ -238,7 +238,7 @@ def expected_reciprocal_rank(above, tied, grade, threshold, cutoff):
 @njit(cache=True, nogil=True, inline="always")
 def expected_recall_at(above, tied, grade, threshold, cutoff):
     """E[Recall@k] = (1/|R|) sum_{d in R} clip((k - a(d)) / n(d), 0, 1)."""
-    n_rel = _n_relevant(grade, threshold)
+    n_rel = _num_relevant(grade, threshold)
     if n_rel == 0:
         return np.nan
     found = 0.0
@@ -252,9 +252,9 @@ def expected_recall_at(above, tied, grade, threshold, cutoff):
 def expected_ndcg_at(above, tied, grade, threshold, cutoff):
     """E[nDCG@k] = E[DCG@k] / IDCG@k with E[DCG@k] = sum_{d in P} grade(d) (1/n) sum_{p=1}^{n}
     [a+p <= k] / log2(a + p + 1); IDCG@k and P (every gold of grade >= 1) as ``ndcg_at``."""
-    if _n_relevant(grade, threshold) == 0:
+    if _num_relevant(grade, threshold) == 0:
         return np.nan
-    n = _n_relevant(grade, 1)
+    n = _num_relevant(grade, 1)
     gains = np.empty(n, dtype=np.float64)
     dcg = 0.0
     j = 0
@@ -282,7 +282,7 @@ def expected_rank_distance(above, tied, grade, threshold, cutoff):
     """E[RD] = E[max rank] - E[min rank] over R (|R| >= 2, else NaN): with the first and last tie
     groups holding relevant golds (a1, n1, r1) and (a2, n2, r2), E[min] = a1 + (n1+1)/(r1+1) and
     E[max] = a2 + r2 (n2+1)/(r2+1) (order statistics of r slots drawn from n)."""
-    if _n_relevant(grade, threshold) < 2:
+    if _num_relevant(grade, threshold) < 2:
         return np.nan
     lo, hi = UNRANKED, np.int64(-1)
     for i in range(above.shape[0]):
@@ -339,7 +339,7 @@ def _query_expected(b, gold_ptr, gold_grade, above, tied, codes, cutoffs, pooled
             t[n] = tied[j, s]
             grade[n] = gold_grade[j]
             n += 1
-        n_relevant = _n_relevant(grade[:n], threshold)
+        n_relevant = _num_relevant(grade[:n], threshold)
         nrel[b, s] = n_relevant
         for i in range(codes.shape[0]):
             if n_relevant == 0 or codes[i] < 0 or (pooled_only[i] and s != n_sets - 1):

@@ -28,13 +28,16 @@ COPIES = {
     "count at or above": [("ranking", "_count_at_or_above"), ("tiles", "_count_at_or_above"),
                           ("bias", "_count_at_or_above")],
     "heap order": [("topk", "_worse"), ("bias", "_worse")],
+    "relevant golds": [("ranking", "_num_relevant"), ("ties", "_num_relevant")],
 }
 # topk's heap helper and its copy in bias: the same code once topk's heap address (b, s) and the
 # payload that bias's heap carries beside each entry (cols, c) are left out
 HEAPS = [(("topk", "_heap_replace_top"), ("bias", "_sift_down")), (("topk", "_heap_push"), ("bias", "_sift_up"))]
 HEAP_ADDRESS, PAYLOAD = ("b", "s"), ("cols", "c")
 # different functions of different modules that only share a name
-SAME_NAME_ONLY = {"finalise"}  # a measure's finaliser in bias and in ranking
+# a measure's finaliser in bias and in ranking; the block loops of ranking (metrics from gold ranks) and
+# ties (gold ranks from a ranked run)
+SAME_NAME_ONLY = {"finalise", "_ranks_block"}
 # module constants copied beside the helpers that use them
 CONSTANTS = {"CHUNK": ["ranking", "tiles"]}
 
