@@ -34,7 +34,7 @@ from fastir.cli import echo
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True,
               help="hf: where the model runs; cuda without CUDA falls back to the CPU with a warning.")
 @click.option("--dtype", type=click.Choice(["auto", "fp16", "bf16", "fp32"]), default="auto", show_default=True,
-              help="hf: compute dtype; auto = fp16 on CUDA, fp32 on CPU.")
+              help="hf: compute dtype; auto = fp16 on CUDA, fp32 on the CPU (bf16 there: docs/embed.md).")
 @click.option("--store", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True,
               help="Element type of the stored embeddings.")
 @click.option("--batch-tokens", type=Int(), default=None,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
-from fastir.encoding.device import dtype_name, resolve_device, resolve_dtype
+from fastir.encoding.device import choose_dtype, dtype_name, resolve_device
 from fastir.encoding.hf_folder import (
     POOLINGS, TOKENIZER_FILES, SentenceTransformersConfig, read_sentence_transformers_config, resolve_model_dir,
 )
@@ -87,6 +87,7 @@ class Encoder:
     name: str = ""
     model_max_length: int = 0
     attn_implementation: str = ""
+    dtype_reason: str = ""  # why this dtype (fastir.encoding.device.choose_dtype)
     backend = "hf"  # the registry name (fastir.encoding.backends); a class attribute, not a field
 
     # -- the backend interface (fastir.encoding.backends.Backend)
@@ -103,7 +104,8 @@ class Encoder:
 
         return {"backend": self.backend, "backend_version": transformers.__version__, "model": self.name,
                 "pooling": self.pooling, "max_length": self.max_length, "device": self.device.type,
-                "compute_dtype": dtype_name(self.dtype), "attn_implementation": self.attn_implementation,
+                "compute_dtype": dtype_name(self.dtype), "compute_dtype_reason": self.dtype_reason,
+                "attn_implementation": self.attn_implementation,
                 "batch_tokens": batch_tokens or default_batch_tokens(self.device)}
 
     # -- tokenization
@@ -257,7 +259,7 @@ def load_encoder(
         pooling = st.pooling or "cls"
 
     torch_device = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, torch_device)
+    torch_dtype, dtype_reason = choose_dtype(dtype, torch_device)
 
     from transformers import AutoConfig
 
@@ -276,7 +278,7 @@ def load_encoder(
     return Encoder(
         model=hf_model, tokenizer=tokenizer, pooling=pooling, device=torch_device, dtype=torch_dtype,
         max_length=int(max_length), normalize_default=st.normalize, name=model, model_max_length=limit,
-        attn_implementation=attn,
+        attn_implementation=attn, dtype_reason=dtype_reason,
     )
 
 

@@ -40,6 +40,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fastir.core.cpu import BF16_FLAGS, cpu_flags
+
 FP32 = "fp32"
 DEFAULT_PRECISION = FP32
 _WIDEN = 1.0 + 2.0 ** -30
@@ -58,22 +60,10 @@ class PrecisionSpec:
 PRECISIONS = {p.name: p for p in (
     PrecisionSpec(FP32, "float32 BLAS, ranks of the float32 scores (not certified)", False),
     PrecisionSpec("exact", "float32 BLAS + certified bound, exact ranks", True),
-    PrecisionSpec("bf16", "bfloat16 product + certified bound, exact ranks", True, ("avx512_bf16", "amx_bf16"), True),
+    PrecisionSpec("bf16", "bfloat16 product + certified bound, exact ranks", True, BF16_FLAGS, True),
     PrecisionSpec("int8", "int8 product + certified bound, exact ranks", True,
                   ("avx512_vnni", "avx_vnni", "amx_int8"), True),
 )}
-
-
-def cpu_flags() -> frozenset[str] | None:
-    """This CPU's feature flags from /proc/cpuinfo; None where that file does not exist."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        return None
-    return frozenset()
 
 
 def cuda_int8() -> tuple[bool, str | None]:

@@ -78,7 +78,8 @@ class TrainConfig:
         *TRAINING_VERBS, help="Use the table's negative column when present."))
     device: str = field(default="auto", metadata=cli(*TRAINING_VERBS, choices=DEVICES))
     precision: str = field(default="auto", metadata=cli(*TRAINING_VERBS, choices=PRECISIONS, help=(
-        "auto: bf16 (or fp16 + GradScaler) autocast on CUDA, fp32 on the CPU.")))
+        "auto: bf16 (or fp16 + GradScaler) autocast on CUDA; on the CPU bf16 autocast where it has AMX_BF16 or "
+        "AVX512_BF16, else fp32.")))
     save_steps: int = field(default=0, metadata=cli(*TRAINING_VERBS, help="Checkpoint every N steps (0: final only)."))
     keep_checkpoints: int = field(default=0, metadata=cli(*TRAINING_VERBS, help="Keep the newest N (0: all)."))
     # The held-out evaluation: the experiment sets it per run from its own options (--heldout, ...).

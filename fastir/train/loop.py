@@ -10,7 +10,9 @@ negatives) go through the same backbone, are pooled as ``fastir embed`` pools th
 across ranks, and scored with InfoNCE over cosine similarity / temperature (``fastir.train.losses``).
 AdamW (weight decay on all but biases and LayerNorm weights), linear warm-up then linear decay to
 0 (``transformers.get_linear_schedule_with_warmup``), gradient clipping, fp16 autocast + GradScaler
-on CUDA (bf16 without a scaler where the GPU supports it), fp32 on the CPU.
+on CUDA (bf16 without a scaler where the GPU supports it); on the CPU bf16 autocast where it has
+bf16 matrix instructions, else fp32 (``--precision auto``; the choice and its reason are recorded
+in ``fastir-train.json`` → ``settings.precision`` / ``settings.precision_reason``).
 
 Everything that changes the numbers is recorded in each checkpoint's ``fastir-train.json``; a
 ``--resume`` run refuses a checkpoint whose recorded settings differ, then restores the weights,

@@ -34,6 +34,7 @@ def open_run(cfg: TrainConfig, dist: Distributed) -> TrainingRun:
         overlap = guard(cfg.data, [cfg.eval_data], allow=cfg.allow_overlap)
     ckpt, ckpt_meta = find_resume(cfg, out)
     device = resolve_device(dist.device(cfg.device))  # under torchrun: this rank's GPU
+    precision, precision_reason = run_precision(cfg.precision, device, ckpt_meta)
     seed_everything(cfg.seed)  # weights the checkpoint lacks (e.g. a new pooler) start the same everywhere
     # Resuming without --pooling takes the recorded pooling; an explicit one is compared below.
     pooling = cfg.pooling or (ckpt_meta["settings"]["pooling"] if ckpt_meta else None)
@@ -42,9 +43,9 @@ def open_run(cfg: TrainConfig, dist: Distributed) -> TrainingRun:
     encoder = load_encoder(str(ckpt) if ckpt else cfg.model, pooling=pooling, device=str(device), dtype="fp32",
                            max_length=max_length)
     eval_encoder = evaluation_encoder(cfg, encoder)
-    precision = resolve_precision(cfg.precision, device)
     current = settings(cfg, pooling=encoder.pooling, max_length=encoder.max_length, precision=precision,
                        eval_max_length=eval_encoder.max_length)
+    current["precision_reason"] = precision_reason
     start_step = 0
     if ckpt_meta:
         check_resume_settings(ckpt, ckpt_meta, current)
@@ -166,15 +167,37 @@ def param_groups(model, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def resolve_precision(precision: str, device) -> str:
-    """auto: bf16 autocast on a CUDA GPU that supports it, else fp16 + GradScaler; fp32 on the CPU.
+def run_precision(precision: str, device, ckpt_meta: dict | None) -> tuple[str, str]:
+    """:func:`resolve_precision`; resuming with ``auto`` keeps the checkpoint's precision (a run
+    started as fp32 before auto chose bf16 on this CPU continues bit-identically as fp32)."""
+    recorded = (ckpt_meta or {}).get("settings", {}).get("precision")
+    if precision == "auto" and recorded is not None:
+        chosen, why = resolve_precision(recorded, device)
+        return chosen, f"auto on resume: the checkpoint's precision ({why})"
+    return resolve_precision(precision, device)
 
-    An explicit fp16/bf16 is honoured on the CPU too (slow; it lets CPU tests run the AMP path).
-    """
+
+def resolve_precision(precision: str, device) -> tuple[str, str]:
+    """(precision that runs, why). auto: on CUDA bf16 autocast where the GPU supports it, else
+    fp16 + GradScaler; on the CPU bf16 autocast where it has bf16 matrix instructions
+    (:func:`fastir.core.cpu.cpu_bf16`), else fp32. An explicit bf16 on a CPU without them is an
+    InputError (it would run slower than fp32); an explicit fp16 is honoured on the CPU (slow; it
+    lets CPU tests run the GradScaler path)."""
     import torch
 
-    if precision != "auto":
-        return precision
-    if device.type != "cuda":
-        return "fp32"
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    from fastir.core.cpu import cpu_bf16
+
+    if device.type == "cuda":
+        bf16 = torch.cuda.is_bf16_supported()
+        gpu = f"CUDA GPU {torch.cuda.get_device_name(device)}"
+        if precision == "auto":
+            return ("bf16", f"auto: {gpu} supports bf16") if bf16 else ("fp16", f"auto: {gpu} has no bf16")
+        return precision, f"asked for; {gpu}"
+    if precision in ("auto", "bf16"):
+        fast, why = cpu_bf16()
+        if precision == "bf16" and not fast:
+            raise InputError(None, "--precision", f"bf16 on the CPU needs bf16 matrix instructions: {why} "
+                                                  "(use --precision fp32 or auto)")
+        if precision == "auto":
+            return ("bf16" if fast else "fp32"), f"auto: {why}"
+    return precision, "asked for"

@@ -38,7 +38,7 @@ def test_minilm_run_matches_sentence_transformers(embed_xquad_mini, minilm_path,
 
     out = tmp_path / "run"
     code, stdout, err = _run(capsys, "--dataset", embed_xquad_mini, "--model", minilm_path, "--out", out,
-                             "--store", "fp32", "--device", "cpu")
+                             "--store", "fp32", "--device", "cpu", "--dtype", "fp32")
     assert code == 0, err
     run = read_run(out)
     ds = load_dataset(embed_xquad_mini)
@@ -56,6 +56,28 @@ def test_minilm_run_matches_sentence_transformers(embed_xquad_mini, minilm_path,
         cos = (table.embeddings * ref).sum(axis=1) / np.linalg.norm(ref, axis=1)
         assert cos.min() >= 0.9999, cos.min()
     assert "wrote" in stdout
+
+
+def test_auto_dtype_is_fp32_and_says_why_bf16_is_opt_in(embed_xquad_mini, minilm_path, tmp_path, capsys,
+                                                         monkeypatch):
+    """On a CPU with bf16 matrix instructions (pretended where absent: bf16 then runs emulated,
+    with the same numbers) --dtype auto still computes in fp32 and run.json says why; --dtype
+    bf16 computes in bf16 within cosine 0.999 of fp32 (its mAP figures: docs/embed.md)."""
+    from fastir.core.cpu import FLAGS_ENV
+
+    monkeypatch.setenv(FLAGS_ENV, "avx512_bf16 amx_bf16")
+    args = ["--dataset", embed_xquad_mini, "--model", minilm_path, "--device", "cpu", "--store", "fp32"]
+    assert _run(capsys, *args, "--out", tmp_path / "auto")[0] == 0
+    code, stdout, err = _run(capsys, *args, "--out", tmp_path / "bf16", "--dtype", "bf16")
+    assert code == 0 and err == "" and "cpu/bfloat16" in stdout, err
+    auto, bf16 = read_run(tmp_path / "auto"), read_run(tmp_path / "bf16")
+    assert auto.meta["compute_dtype"] == "float32"
+    assert auto.meta["compute_dtype_reason"].startswith(
+        "auto: fp32; this CPU has AVX512_BF16 and AMX_BF16, but bf16 missed the 0.002 mAP bound")
+    assert (bf16.meta["compute_dtype"], bf16.meta["compute_dtype_reason"]) == ("bfloat16", "asked for")
+    for side in ("queries", "candidates"):
+        a, b = getattr(auto, side).embeddings, getattr(bf16, side).embeddings
+        assert not np.array_equal(a, b) and (a * b).sum(axis=1).min() >= 0.999
 
 
 def test_store_fp16_is_fp32_rounded(embed_tiny_dataset, embed_tiny_bert, tmp_path, capsys):
@@ -158,6 +180,8 @@ def test_overwrite_replaces_run(embed_tiny_dataset, embed_tiny_bert, tmp_path, c
 def test_cuda_fallback_is_recorded(embed_tiny_dataset, embed_tiny_bert, tmp_path, capsys):
     import torch
 
+    from fastir.encoding.device import dtype_name, resolve_dtype
+
     if torch.cuda.is_available():
         pytest.skip("CUDA is available: the fallback path does not apply")
     out = tmp_path / "run"
@@ -167,7 +191,8 @@ def test_cuda_fallback_is_recorded(embed_tiny_dataset, embed_tiny_bert, tmp_path
     warnings = [line for line in err.splitlines() if line.strip()]
     assert len(warnings) == 1 and warnings[0].startswith("warning:") and "CUDA" in warnings[0]
     meta = read_run(out).meta
-    assert (meta["device"], meta["compute_dtype"], meta["dtype"]) == ("cpu", "float32", "float16")
+    want = dtype_name(resolve_dtype("auto", torch.device("cpu")))  # bfloat16 on a CPU with bf16 instructions
+    assert (meta["device"], meta["compute_dtype"], meta["dtype"]) == ("cpu", want, "float16")
 
 
 def _bad_cases(tmp_path, model, dataset):

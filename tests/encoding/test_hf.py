@@ -15,6 +15,7 @@ import torch
 
 from fastir.core.errors import InputError
 from fastir.encoding.encoder import encode
+from fastir.encoding.device import resolve_dtype
 from fastir.encoding.hf import load_encoder, plan_batches, pool
 
 TEXTS = [
@@ -70,7 +71,7 @@ def test_plan_batches_respects_budget_and_covers_rows(budget):
 
 @pytest.mark.parametrize("pooling", ["cls", "mean", "pooler"])
 def test_token_budget_batching_equals_one_by_one(embed_tiny_bert, pooling):
-    enc = load_encoder(embed_tiny_bert, pooling=pooling, device="cpu")
+    enc = load_encoder(embed_tiny_bert, pooling=pooling, device="cpu", dtype="fp32")
     want = _hf_one_by_one(embed_tiny_bert, TEXTS, pooling)
     for budget in (24, 100, 10_000):  # several rows per batch, padded to very different widths
         got = encode(TEXTS, model=enc, normalize=False, batch_tokens=budget)
@@ -80,7 +81,7 @@ def test_token_budget_batching_equals_one_by_one(embed_tiny_bert, pooling):
 
 
 def test_text_pairs_and_prefix(embed_tiny_bert):
-    enc = load_encoder(embed_tiny_bert, pooling="mean", device="cpu")
+    enc = load_encoder(embed_tiny_bert, pooling="mean", device="cpu", dtype="fp32")
     pairs = [t + " w59 w58" for t in reversed(TEXTS)]
     want = _hf_one_by_one(embed_tiny_bert, TEXTS, "mean", pairs=pairs)
     got = encode(TEXTS, model=enc, normalize=False, text_pairs=pairs, batch_tokens=50)
@@ -94,7 +95,7 @@ def test_text_pairs_and_prefix(embed_tiny_bert):
 
 
 def test_normalize_and_truncation(embed_tiny_bert):
-    enc = load_encoder(embed_tiny_bert, pooling="cls", device="cpu", max_length=5)
+    enc = load_encoder(embed_tiny_bert, pooling="cls", device="cpu", max_length=5, dtype="fp32")
     assert enc.max_length == 5
     got = encode(TEXTS, model=enc, normalize=True)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, rtol=1e-5)
@@ -103,9 +104,9 @@ def test_normalize_and_truncation(embed_tiny_bert):
 
 
 def test_sentence_transformers_folder_defaults(embed_tiny_st, embed_tiny_bert):
-    st = load_encoder(embed_tiny_st, device="cpu")
+    st = load_encoder(embed_tiny_st, device="cpu", dtype="fp32")
     assert (st.pooling, st.normalize_default, st.max_length) == ("mean", True, 40)
-    plain = load_encoder(embed_tiny_bert, device="cpu")
+    plain = load_encoder(embed_tiny_bert, device="cpu", dtype="fp32")
     assert (plain.pooling, plain.normalize_default, plain.max_length) == ("cls", False, 128)
     assert plain.device.type == "cpu" and plain.dtype == torch.float32
     assert plain.attn_implementation == "sdpa"
@@ -144,7 +145,7 @@ def test_cuda_request_falls_back_to_cpu_with_one_warning(embed_tiny_bert, capsys
         pytest.skip("CUDA is available: the fallback path does not apply")
     with pytest.warns(FastirWarning, match="CUDA is not available") as caught:
         enc = load_encoder(embed_tiny_bert, device="cuda", dtype="auto")
-    assert enc.device.type == "cpu" and enc.dtype == torch.float32
+    assert enc.device.type == "cpu" and enc.dtype == resolve_dtype("auto", torch.device("cpu"))
     assert len(caught) == 1 and capsys.readouterr().err == ""
 
 

@@ -17,12 +17,13 @@ import pytest
 import torch
 
 from fastir.cli import main
+from fastir.core.cpu import FLAGS_ENV, cpu_bf16
 from fastir.train.loop import TrainConfig, train
 
 
 def _cfg(data, model, out, **kw) -> TrainConfig:
     base = dict(data=[data], model=model, out=str(out), strategy="hybrid", batch_size=16, steps=8, lr=1e-3,
-                pooling="mean", seed=3, progress=False)
+                pooling="mean", seed=3, progress=False, precision="fp32")  # auto: see the bf16 tests
     base.update(kw)
     return TrainConfig(**base)
 
@@ -189,7 +190,11 @@ def test_pooler_checkpoint_makes_embed_ask_for_pooling(train_tiny_bert, train_ta
     assert json.loads((out / "final" / "fastir-train.json").read_text())["pooling"] == "pooler"
 
 
-@pytest.mark.parametrize("precision,steps", [("fp32", 8), ("fp16", 4)])
+CPU_BF16 = cpu_bf16()
+needs_bf16 = pytest.mark.skipif(not CPU_BF16[0], reason=f"bf16 on the CPU: {CPU_BF16[1]}")
+
+
+@pytest.mark.parametrize("precision,steps", [("fp32", 8), ("fp16", 4), pytest.param("bf16", 4, marks=needs_bf16)])
 def test_resume_is_bit_identical(train_tiny_bert, train_table_arrow, tmp_path, precision, steps):
     # Dropout is on (tiny BERT default 0.1): resuming must restore the RNG as well. fp16 on the CPU
     # runs the autocast + GradScaler path, whose scaler state must be restored too.
@@ -225,6 +230,59 @@ def test_resume_is_bit_identical(train_tiny_bert, train_table_arrow, tmp_path, p
         train(_cfg(train_table_arrow, train_tiny_bert, other, steps=steps, seed=4))
         c = _weights(other / last)
         assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+# ------------------------------------------------------------------------------ bf16 on the CPU
+
+# bf16 autocast against fp32 on the tiny learnable world, 40 steps: every step's loss within
+# BF16_LOSS_TOLERANCE (measured: max 3.3e-4, mean 1.0e-4 on a Xeon with AMX; docs/train.md).
+BF16_LOSS_TOLERANCE = 0.01
+
+
+@needs_bf16
+def test_bf16_loss_curve_is_within_tolerance_of_fp32(train_tiny_bert, train_table_arrow, tmp_path):
+    curves = {}
+    for precision in ("fp32", "bf16"):
+        train(_cfg(train_table_arrow, train_tiny_bert, tmp_path / precision, steps=40, lr=2e-3, precision=precision))
+        curves[precision] = np.array([r["loss"] for r in _log(tmp_path / precision / "train.jsonl")])
+    a, b = curves["fp32"], curves["bf16"]
+    assert len(a) == len(b) == 40 and not np.array_equal(a, b)  # bf16 ran: the numbers differ
+    assert np.abs(a - b).max() <= BF16_LOSS_TOLERANCE
+    assert np.mean(b[-8:]) < np.mean(b[:4]) - 0.4  # and it learns
+
+
+def _settings(out: Path) -> dict:
+    return json.loads((out / "final" / "fastir-train.json").read_text())["settings"]
+
+
+def test_auto_precision_follows_the_cpu_flags_and_is_recorded(train_tiny_bert, train_table_arrow, tmp_path,
+                                                              monkeypatch):
+    monkeypatch.setenv(FLAGS_ENV, "avx2 avx512f")
+    out = tmp_path / "plain"
+    train(_cfg(train_table_arrow, train_tiny_bert, out, steps=2, save_steps=1, precision="auto"))
+    s = _settings(out)
+    assert s["precision"] == "fp32" and s["precision_reason"] == "auto: this CPU has no AVX512_BF16 or AMX_BF16"
+    monkeypatch.setenv(FLAGS_ENV, "avx2 amx_bf16")
+    train(_cfg(train_table_arrow, train_tiny_bert, tmp_path / "amx", steps=1, precision="auto"))
+    s = _settings(tmp_path / "amx")
+    assert s["precision"] == "bf16" and s["precision_reason"] == "auto: this CPU has AMX_BF16"
+    # resuming with auto where auto now chooses bf16 keeps the checkpoint's fp32 (bit-identical)
+    shutil.rmtree(out / "final")
+    shutil.rmtree(out / "checkpoint-000002")
+    res = train(_cfg(train_table_arrow, train_tiny_bert, out, steps=2, save_steps=1, precision="auto", resume=True))
+    assert res.start_step == 1
+    s = _settings(out)
+    assert s["precision"] == "fp32" and s["precision_reason"] == "auto on resume: the checkpoint's precision (asked for)"
+
+
+def test_explicit_bf16_on_a_cpu_without_bf16_exit_2(train_tiny_bert, train_table_arrow, tmp_path, capsys,
+                                                    monkeypatch):
+    monkeypatch.setenv(FLAGS_ENV, "avx2")
+    out = tmp_path / "run"
+    code, err = _run_cli(_train_argv(train_table_arrow, train_tiny_bert, out, "--precision", "bf16"), capsys)
+    _assert_one_line_error(code, err, "--precision", "bf16 on the CPU needs bf16 matrix instructions",
+                           "no AVX512_BF16 or AMX_BF16")
+    assert not out.exists()
 
 
 def test_resume_with_nothing_to_resume_starts_fresh_and_log_is_trimmed(train_tiny_bert, train_table_arrow, tmp_path):

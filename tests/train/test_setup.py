@@ -9,12 +9,13 @@ import torch
 from fastir.core.distributed import Distributed
 from fastir.core.errors import InputError
 from fastir.train.config import TrainConfig
-from fastir.train.setup import build_trainer, open_run, param_groups, prepare_out, resolve_precision
+from fastir.train.setup import (build_trainer, open_run, param_groups, prepare_out, resolve_precision,
+                                 run_precision)
 
 
 def _cfg(data, model, out, **kw) -> TrainConfig:
     return TrainConfig(**{"data": [data], "model": model, "out": str(out), "batch_size": 8, "steps": 4,
-                          "pooling": "mean", "progress": False, **kw})
+                          "pooling": "mean", "progress": False, "precision": "fp32", **kw})
 
 
 def test_open_run_then_build_trainer(train_tiny_bert, train_table_arrow, tmp_path):
@@ -62,7 +63,17 @@ def test_param_groups_skip_decay_on_biases_and_layer_norms():
     assert no_decay["weight_decay"] == 0.0
 
 
-def test_precision():
+def test_precision(monkeypatch):
+    from fastir.core.cpu import FLAGS_ENV
+
     cpu = torch.device("cpu")
-    assert resolve_precision("auto", cpu) == "fp32"
-    assert resolve_precision("bf16", cpu) == "bf16"  # explicit is honoured (the CPU AMP tests use it)
+    monkeypatch.setenv(FLAGS_ENV, "avx2")
+    assert resolve_precision("auto", cpu) == ("fp32", "auto: this CPU has no AVX512_BF16 or AMX_BF16")
+    assert resolve_precision("fp16", cpu) == ("fp16", "asked for")  # the CPU GradScaler tests use it
+    with pytest.raises(InputError, match="--precision: bf16 on the CPU needs bf16 matrix instructions"):
+        resolve_precision("bf16", cpu)
+    monkeypatch.setenv(FLAGS_ENV, "avx512_bf16 amx_bf16")
+    assert resolve_precision("auto", cpu) == ("bf16", "auto: this CPU has AVX512_BF16 and AMX_BF16")
+    assert resolve_precision("bf16", cpu) == ("bf16", "asked for")
+    assert run_precision("auto", cpu, {"settings": {"precision": "fp32"}}) == (
+        "fp32", "auto on resume: the checkpoint's precision (asked for)")
