@@ -14,4 +14,4 @@ fastir experiment --data "$TABLE" --model "$MODEL" --out "$OUT" \
   --eval xquad-r \
   --steps 100 --batch-size 16 --max-length 64 --alpha 0.5 --alpha-mode exact \
   --metrics same_lang@10,lang_jsd@10 \
-  --device cpu --no-progress
+  --precision fp32 --device cpu --no-progress

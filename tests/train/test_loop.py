@@ -316,7 +316,7 @@ def test_torchrun_two_gloo_ranks_match_one_process(train_tiny_bert, train_table_
     model = _no_dropout_copy(train_tiny_bert, tmp_path / "model")
     common = ["--data", train_table_arrow, "--model", model, "--strategy", "hybrid", "--batch-size", "16",
               "--steps", "4", "--lr", "1e-3", "--pooling", "mean", "--seed", "5", "--device", "cpu",
-              "--log-batches", "--no-progress"]
+              "--precision", "fp32", "--log-batches", "--no-progress"]  # fp32: the equality is float rounding only
     single = tmp_path / "single"
     assert main(["train", *common, "--out", str(single)]) == 0
 
