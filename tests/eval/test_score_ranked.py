@@ -18,7 +18,8 @@ from fastir.runs import ranked
 
 LANGS = ("de", "en", "fr")
 MEASURES = {"map": "map", "mrr": "recip_rank", "recall@5": "recall_5", "recall@20": "recall_20",
-            "ndcg@10": "ndcg_cut_10", "ndcg@3": "ndcg_cut_3"}
+            "ndcg@10": "ndcg_cut_10", "ndcg@3": "ndcg_cut_3", "p@5": "P_5", "p@20": "P_20", "map@10": "map_cut_10",
+            "success@5": "success_5"}
 
 
 def make_data(tmp_path, seed=0, n_queries=40, depth=30, value_range=3):
@@ -49,7 +50,8 @@ def pytrec(run, qrels, lang=None):
     r = {q: {d: s for d, s in docs.items() if keep(d)} for q, docs in run.items()}
     j = {q: {d: g for d, g in docs.items() if keep(d)} for q, docs in qrels.items()}
     r = {q: docs for q, docs in r.items() if docs}
-    evaluator = pytrec_eval.RelevanceEvaluator(j, {"map", "recip_rank", "recall.5,20", "ndcg_cut.3,10"})
+    evaluator = pytrec_eval.RelevanceEvaluator(j, {"map", "recip_rank", "recall.5,20", "ndcg_cut.3,10", "P.5,20",
+                                                        "map_cut.10", "success.5"})
     return evaluator.evaluate(r)
 
 
