@@ -273,7 +273,8 @@ def load_encoder(
 
     hf_model, attn = _load_model(model, transformer_src, torch_dtype)
     if pooling == "pooler" and getattr(hf_model, "pooler", None) is None:
-        raise InputError(None, "--pooling", "pooler: this model has no pooler layer; use cls or mean")
+        raise InputError(None, "--pooling", "pooler: this model has no pooler layer (or none with weights in the "
+                                            "checkpoint); use cls or mean")
     hf_model.to(torch_device).eval()
     return Encoder(
         model=hf_model, tokenizer=tokenizer, pooling=pooling, device=torch_device, dtype=torch_dtype,
@@ -352,14 +353,19 @@ def _load_model(model: str, source: str, torch_dtype) -> tuple[object, str]:
     # transformers' per-tensor "Loading weights" bar would bury the one-line messages; restore after.
     bar_was_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
+    # its many-line load report too: what matters in it (weights missing from the checkpoint) is said
+    # below, in one line or one refusal
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
     try:
         with warnings.catch_warnings():  # torch's note on a pickle's protocol precedes the refusal below
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
             try:
-                hf = AutoModel.from_pretrained(source, dtype=torch_dtype, attn_implementation="sdpa")
+                hf, info = AutoModel.from_pretrained(source, dtype=torch_dtype, attn_implementation="sdpa",
+                                                     output_loading_info=True)
             except (ValueError, ImportError):
                 # Architectures without SDPA support fall back to their default attention.
-                hf = AutoModel.from_pretrained(source, dtype=torch_dtype)
+                hf, info = AutoModel.from_pretrained(source, dtype=torch_dtype, output_loading_info=True)
     except SafetensorError as exc:  # a truncated or corrupt model.safetensors
         raise InputError(model, "weights", f"unreadable safetensors file ({_one_line(exc)}): the model "
                                            "file is truncated or corrupt") from None
@@ -375,7 +381,24 @@ def _load_model(model: str, source: str, torch_dtype) -> tuple[object, str]:
     except (OSError, ValueError, KeyError) as exc:
         raise InputError(model, None, f"cannot load model weights: {_one_line(exc)}") from None
     finally:
+        hf_logging.set_verbosity(verbosity)
         if bar_was_on:
             hf_logging.enable_progress_bar()
+    _drop_uninitialised(model, hf, info.get("missing_keys") or [])
     return hf, str(getattr(hf.config, "_attn_implementation", "") or "")
+
+
+def _drop_uninitialised(model: str, hf, missing: Sequence[str]) -> None:
+    """Weights the checkpoint lacks are random: a pooler head without weights (e.g. a converted
+    sentence encoder's) is removed, so ``--pooling pooler`` is refused instead of pooling through
+    random weights; any other missing weight is said in one warning line."""
+    from fastir.core.errors import warn
+
+    pooler = [k for k in missing if k.split(".")[0] == "pooler"]
+    if pooler and getattr(hf, "pooler", None) is not None:
+        hf.pooler = None
+    others = [k for k in missing if k not in pooler]
+    if others:
+        warn(f"{model}: weights: {len(others)} tensor(s) missing from the checkpoint are random "
+             f"({', '.join(others[:3])}{', ...' if len(others) > 3 else ''})")
 

@@ -196,3 +196,38 @@ def test_model_max_lengths_without_loading_weights(embed_tiny_bert, embed_tiny_s
         with pytest.raises(InputError) as info:
             check_max_length(bad, 40, 128, "--eval-max-length")
         assert str(info.value) == message
+
+
+def _without_tensors(src, dst, drop):
+    """A copy of the model folder ``src`` whose checkpoint lacks the tensors for which ``drop(name)``."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(src, dst)
+    tensors = load_file(dst / "model.safetensors")
+    dropped = {k: v for k, v in tensors.items() if not drop(k)}
+    assert len(dropped) < len(tensors)
+    save_file(dropped, dst / "model.safetensors", metadata={"format": "pt"})
+    return dst
+
+
+def test_weights_missing_from_the_checkpoint_are_never_used_silently(embed_tiny_bert, tmp_path, capsys):
+    """transformers initialises missing weights at random and prints a many-line report: a pooler
+    without weights is dropped (--pooling pooler refused, the other poolings unchanged, nothing
+    printed); any other missing weight is one FastirWarning."""
+    import warnings
+
+    from fastir.core.errors import FastirWarning
+
+    no_pooler = _without_tensors(embed_tiny_bert, tmp_path / "no-pooler", lambda k: "pooler." in k)
+    with pytest.raises(InputError, match="no pooler layer"):
+        load_encoder(no_pooler, pooling="pooler", device="cpu", dtype="fp32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        enc = load_encoder(no_pooler, pooling="mean", device="cpu", dtype="fp32")
+    full = load_encoder(embed_tiny_bert, pooling="mean", device="cpu", dtype="fp32")
+    np.testing.assert_array_equal(encode(TEXTS, model=enc), encode(TEXTS, model=full))
+    assert capsys.readouterr().err == ""
+
+    holed = _without_tensors(embed_tiny_bert, tmp_path / "holed", lambda k: k.endswith("layer.0.output.dense.bias"))
+    with pytest.warns(FastirWarning, match=r"weights: 1 tensor\(s\) missing from the checkpoint are random"):
+        load_encoder(holed, pooling="mean", device="cpu", dtype="fp32")
