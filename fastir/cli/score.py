@@ -16,13 +16,23 @@ PRECISION_CHOICES = ("fp32", "exact", "bf16", "int8")
 DEFAULT_PRECISION = "fp32"
 
 
+# the options fastir score-run shares with fastir score, defined once
+PAIRS_OPTION = click.option("--pairs", default="all", show_default=True,
+                            help="Cells: all | mono | cross | multi | a list like en-de,en-all (may mix keywords).")
+KS_OPTION = click.option("--k", "ks", default=None,
+                         help=f"Recall@k cutoffs, comma-separated  [default: {','.join(map(str, DEFAULT_KS))}].")
+
+
+def relevance_threshold_option(item: str):
+    """``--relevance-threshold``, its help naming what is judged (a candidate, a document)."""
+    return click.option("--relevance-threshold", "relevance_threshold", default="1", show_default=True,
+                        help=f"A judged {item} is relevant at grade >= N (trec_eval's relevance_level); nDCG's "
+                             "gains are every grade >= 1.")
 @click.command()
 @click.argument("run_dir", metavar="RUN", type=click.Path())
 @click.argument("shard_files", metavar="[SHARD_FILES]...", nargs=-1, type=click.Path())
-@click.option("--pairs", default="all", show_default=True,
-              help="Cells: all | mono | cross | multi | a list like en-de,en-all (may mix keywords).")
-@click.option("--k", "ks", default=None,
-              help=f"Recall@k cutoffs, comma-separated  [default: {','.join(map(str, DEFAULT_KS))}].")
+@PAIRS_OPTION
+@KS_OPTION
 @click.option("--metrics", default=None,
               help=f"Comma-separated metrics instead of map,mrr,recall@{{--k}}, from {known_names()}; e.g. "
                    "map,mrr,recall@1,5,10 (a bare number continues the family before it). Rank distance is always "
@@ -38,9 +48,7 @@ DEFAULT_PRECISION = "fp32"
               help="What to print: summary table, summary.json content, or pairs.csv content.")
 @click.option("--block-mb", type=Float(), default=DEFAULT_BLOCK_MB, show_default=True,
               help="Memory budget of one float32 score block (MiB).")
-@click.option("--relevance-threshold", "relevance_threshold", default="1", show_default=True,
-              help="A judged candidate is relevant at grade >= N (trec_eval's relevance_level); nDCG's gains are "
-                   "every grade >= 1.")
+@relevance_threshold_option("candidate")
 @click.option("--precision", type=click.Choice(list(PRECISION_CHOICES)), default=DEFAULT_PRECISION, show_default=True,
               help="Product precision: fp32 = ranks of float32 scores; exact|bf16|int8 = exact ranks from a "
                    "certified product (bf16/int8 faster where the CPU has BF16/VNNI; pairs left undecided "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from fastir.cli import echo
+from fastir.cli.score import KS_OPTION, PAIRS_OPTION, relevance_threshold_option
 from fastir.eval.cells import DEFAULT_KS
 from fastir.eval.metrics import DEFAULT_TIES, TIE_MODES, known_names
 
@@ -16,19 +17,15 @@ from fastir.eval.metrics import DEFAULT_TIES, TIE_MODES, known_names
               help="Languages of the queries: a .tsv (id<TAB>lang) or .parquet (id, lang) map, or the rule "
                    "prefix:SEP (the text before the first SEP, e.g. prefix::).")
 @click.option("--doc-langs", required=True, help="Languages of the documents, as --query-langs.")
-@click.option("--pairs", default="all", show_default=True,
-              help="Cells: all | mono | cross | multi | a list like en-de,en-all (may mix keywords).")
-@click.option("--k", "ks", default=None,
-              help=f"Recall@k cutoffs, comma-separated  [default: {','.join(map(str, DEFAULT_KS))}].")
+@PAIRS_OPTION
+@KS_OPTION
 @click.option("--metrics", default=None,
               help=f"Comma-separated metrics instead of map,mrr,recall@{{--k}}, from {known_names()} (the "
                    "language-bias suite is not computed for ranked runs). Rank distance is always reported.")
 @click.option("--ties", type=click.Choice(list(TIE_MODES)), default=DEFAULT_TIES, show_default=True,
               help="Tied scores: pessimistic (count against the gold), optimistic (golds first), expected (mean "
                    "over every order, closed form) or trec_eval (score desc, then doc id desc, as trec_eval).")
-@click.option("--relevance-threshold", default="1", show_default=True,
-              help="A judged document is relevant at grade >= N (trec_eval's relevance_level); nDCG's gains are "
-                   "every grade >= 1.")
+@relevance_threshold_option("document")
 @click.option("--out", "out_dir", type=click.Path(), default=None, help="Output directory [default: RUN.scores/].")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty score directory.")
 @click.option("--per-query", is_flag=True, help="Also write per_query.parquet (input of `fastir compare`).")
