@@ -12,8 +12,8 @@ from fastir.cli import echo
 MAX_TIMEOUT_S = 1e9  # about 31 years
 
 # The precision names, without importing fastir.eval.precision (numpy) for `fastir --help`.
-PRECISION_CHOICES = ("fp32", "exact", "bf16", "int8")
-DEFAULT_PRECISION = "fp32"
+PRECISION_CHOICES = ("auto", "fp32", "exact", "bf16", "int8")
+DEFAULT_PRECISION = "auto"
 
 
 # the options fastir score-run shares with fastir score, defined once
@@ -50,9 +50,10 @@ def relevance_threshold_option(item: str):
               help="Memory budget of one float32 score block (MiB).")
 @relevance_threshold_option("candidate")
 @click.option("--precision", type=click.Choice(list(PRECISION_CHOICES)), default=DEFAULT_PRECISION, show_default=True,
-              help="Product precision: fp32 = ranks of float32 scores; exact|bf16|int8 = exact ranks from a "
-                   "certified product (bf16/int8 faster where the CPU has BF16/VNNI; pairs left undecided "
-                   "by the bound are recomputed exactly and counted in 'undecided').")
+              help="Product precision: auto = exact ranks from the fastest certified product here, chosen block "
+                   "by block (float32 scores where --trec, the bias suite or a GPU need them); fp32 = ranks of "
+                   "float32 scores; exact|bf16|int8 = exact ranks from that certified product (pairs left "
+                   "undecided by the bound are recomputed exactly and counted in 'undecided').")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where the fp32 product runs: auto = CUDA when torch can use it, else the CPU.")
 @click.option("--shard", default=None, metavar="I/N",
@@ -74,8 +75,8 @@ def score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_quer
     from fastir.eval.preload import preload_score_kernels
 
     loading = None
-    if precision == "fp32" and not (shard or merge_shards):  # overlaps Numba's start with reading the run
-        loading = preload_score_kernels(run_dir, own_process=owns_process())
+    if precision in ("fp32", "auto") and not (shard or merge_shards):  # overlaps Numba's start with reading the run
+        loading = preload_score_kernels(run_dir, precision, own_process=owns_process())
     try:
         _score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_query, trec_dir, trec_depth, fmt,
                block_mb, relevance_threshold, precision, device, shard, merge_shards, timeout)
@@ -156,11 +157,8 @@ def _write_shard(run_dir, shard, out_file, overwrite, trec_dir, precision, **opt
     index, count = parse_shard(shard)
     if trec_dir is not None:
         raise InputError(None, "--trec", "a shard writes counts only; give --trec to --merge-shards")
-    if precision != "fp32":
-        raise InputError(None, "--precision", f"sharded scoring adds counts of float32 scores: use --precision fp32, "
-                                              f"not {precision}")
     out_file = out_file or default_shard_file(run_dir, index, count)
     check_shard_file(out_file, overwrite, run_dir)
     with claim_output(out_file):
-        score_shard(run_dir, index, count, out_file, **options)
+        score_shard(run_dir, index, count, out_file, precision=precision, **options)
     echo(f"wrote {out_file}")

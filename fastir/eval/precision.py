@@ -43,7 +43,7 @@ import numpy as np
 from fastir.core.cpu import BF16_FLAGS, cpu_flags
 
 FP32 = "fp32"
-DEFAULT_PRECISION = FP32
+DEFAULT_PRECISION = "auto"
 _WIDEN = 1.0 + 2.0 ** -30
 _NO_OVERFLOW = 2.0 ** 100
 
@@ -58,6 +58,8 @@ class PrecisionSpec:
 
 
 PRECISIONS = {p.name: p for p in (
+    PrecisionSpec("auto", "exact ranks: the fastest certified product here, chosen block by block "
+                          "(float32 scores where --trec, the bias suite or a GPU need them)", True),
     PrecisionSpec(FP32, "float32 BLAS, ranks of the float32 scores (not certified)", False),
     PrecisionSpec("exact", "float32 BLAS + certified bound, exact ranks", True),
     PrecisionSpec("bf16", "bfloat16 product + certified bound, exact ranks", True, BF16_FLAGS, True),
@@ -89,6 +91,8 @@ def device_for(name: str) -> str:
 def resolve(name: str) -> tuple[str, str | None]:
     """(precision that will run, note or None): ``name`` itself, or ``exact`` with the reason."""
     spec = PRECISIONS[name]
+    if name == "bf16" and mkl_bf16()[0]:  # oneMKL from torch's library: no torch import
+        return name, None
     if spec.needs_torch:
         try:
             import torch  # noqa: F401
@@ -266,6 +270,45 @@ def _scale(acc, s_q, s_c, a):
     a.mul_(s_c)
 
 
+class _BFloat16MKL(_BFloat16):
+    """bfloat16 inputs (rounded as :class:`_BFloat16`), oneMKL's product (:mod:`fastir.eval.mkl_bf16`,
+    no torch import) into a float32 block: no output rounding, so w = 0 and the bound is the
+    inputs' rounding plus the float32 sums."""
+
+    w = 0.0
+    out_dtype = np.float32
+
+    def _candidate_norms(self, cand):
+        from fastir.eval.mkl_bf16 import load
+        from fastir.kernels.bfloat16 import round_bf16
+
+        self.gemm = load()[0]
+        self.c16, norm, resid, rounded = round_bf16(cand)
+        self.max_rc = float(resid.max(initial=0.0)) * _WIDEN
+        self.max_cr = float(rounded.max(initial=0.0)) * _WIDEN
+        return norm * _WIDEN
+
+    def _fill(self, q, out):
+        from fastir.kernels.bfloat16 import round_bf16
+
+        bits, nq, rq, q_round = round_bf16(q)
+        self.gemm(bits, self.c16, out)
+        nq *= _WIDEN
+        return nq, nq * self.max_rc + (rq + _gamma(self.d) * q_round) * _WIDEN * self.max_cr
+
+
+def mkl_bf16() -> tuple[bool, str]:
+    """(bf16 runs through oneMKL here, why): a CPU with bfloat16 instructions and torch's oneMKL."""
+    from fastir.eval.mkl_bf16 import load
+
+    flags = cpu_flags()
+    found = [f.upper() for f in BF16_FLAGS if flags is not None and f in flags]
+    if not found:
+        return False, f"this CPU has no {' or '.join(f.upper() for f in BF16_FLAGS)}"
+    gemm, where = load()
+    return gemm is not None, f"this CPU has {' and '.join(found)}; {where}"
+
+
 def as_float32(out: np.ndarray) -> np.ndarray:
     """The approximations an engine wrote, as float32 values (bfloat16 bit patterns widened exactly)."""
     if out.dtype == np.uint16:
@@ -278,9 +321,11 @@ ENGINES = {"exact": _Float32, "bf16": _BFloat16, "int8": _Int8}
 
 def product(name: str, cand: np.ndarray) -> _Product:
     """The certified product engine ``name`` prepared for candidate rows ``cand`` (N, d) float32, on
-    the device :func:`device_for` names."""
+    the device :func:`device_for` names; bf16 through oneMKL where :func:`mkl_bf16` allows, else torch."""
     cand = np.ascontiguousarray(cand, dtype=np.float32)
     if device_for(name) == "cuda":
         return ENGINES[name](cand, device="cuda")
+    if name == "bf16" and mkl_bf16()[0]:
+        return _BFloat16MKL(cand)
     return ENGINES[name](cand)
 

@@ -23,18 +23,29 @@ FP32_KERNELS = {dtype: ("fastir.kernels.tiles:_count_tile", gather_kernel(dtype)
                 for dtype in ("float16", "float32")}
 
 
-def preload_score_kernels(run_dir, own_process: bool = False):
-    """Start loading the kernels a float32 score of ``run_dir`` calls (:data:`FP32_KERNELS` of its
-    run.json dtype) in a daemon thread; return the :class:`fastir.kernels.lazy.Preload` (call its
-    ``finish()`` when the command ends), or None where run.json cannot be read here (the command's
-    own reading reports why). ``own_process``: the caller owns the process (the CLI); see
-    :func:`fastir.kernels.lazy.preload`."""
+# ``--precision auto`` (certified, block by block): oneMKL's library is opened first (ctypes releases
+# the GIL while it loads), then the gather, the bfloat16 rounding, the certified passes in the order
+# a block calls them, the finiteness scan and the metrics.
+CERTIFIED_KERNELS = {dtype: ("fastir.eval.mkl_bf16:load", gather_kernel(dtype), "fastir.kernels.bfloat16:_round_rows",
+                             "fastir.kernels.certified:_golds_block", "fastir.kernels.certified_scan:_scan_block",
+                             "fastir.kernels.certified:_recount_block", NONFINITE_KERNEL,
+                             "fastir.kernels.ranking:_metrics_block")
+                     for dtype in ("float16", "float32")}
+
+
+def preload_score_kernels(run_dir, precision: str = "fp32", own_process: bool = False):
+    """Start loading the kernels a score of ``run_dir`` at ``precision`` (``fp32``: :data:`FP32_KERNELS`,
+    ``auto``: :data:`CERTIFIED_KERNELS`, of its run.json dtype) calls in a daemon thread; return the
+    :class:`fastir.kernels.lazy.Preload` (call its ``finish()`` when the command ends), or None where
+    run.json cannot be read here (the command's own reading reports why). ``own_process``: the caller
+    owns the process (the CLI); see :func:`fastir.kernels.lazy.preload`."""
     import json
     import os
 
+    table = CERTIFIED_KERNELS if precision == "auto" else FP32_KERNELS
     try:
         with open(os.path.join(run_dir, "run.json"), encoding="utf-8") as f:
-            names = FP32_KERNELS[json.load(f)["dtype"]]
+            names = table[json.load(f)["dtype"]]
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
     from fastir.kernels.lazy import preload

@@ -53,7 +53,7 @@ def pairs_table(result):
         values = [s[m.name] for s in stats]
         cols[m.name] = numeric_array([np.nan if v is None else v for v in values], pa.float64(),
                                      valid=[v is not None for v in values])
-    if result.precision is not None:  # certified precisions only: the fp32 table keeps its columns
+    if result.precision and result.precision["requested"] in ("exact", "bf16", "int8"):  # auto, fp32: as before
         cols["undecided"] = numeric_array([s["undecided"] for s in stats], pa.int64())
     return pa.table(cols)
 

@@ -1,10 +1,10 @@
-"""Query groups, and scoring on whole score rows: the certified precisions and the language-bias suite.
+"""Query groups, and scoring on whole score rows: the language-bias suite.
 
-The default fp32 path (:mod:`fastir.eval.stream`) adds per-gold counts over tiles of Q·Cᵀ, so it can
-stream, shard and run on a GPU. Two things need each query's whole row of scores at once instead:
-the certified precisions (:mod:`fastir.eval.certified`: low-precision blocks, exact recomputation)
-and the language-bias suite (:mod:`fastir.kernels.bias`: the top k of the pooled ranking). They score
-here, one group of query languages at a time, block of query rows by block, on the CPU.
+The float32 and certified passes (:mod:`fastir.eval.stream`, :mod:`fastir.eval.certified`) add
+per-gold counts over tiles of Q·Cᵀ, so they can stream, shard and (float32) run on a GPU. The
+language-bias suite (:mod:`fastir.kernels.bias`: the top k of the pooled ranking) needs each query's
+whole row of float32 scores at once instead: it scores here, one group of query languages at a
+time, block of query rows by block, on the CPU.
 """
 
 from __future__ import annotations
@@ -43,9 +43,8 @@ def groups(plan):
             yield mask, rows
 
 
-def score_rows(run, plan, metrics, block_mb: float, trec_depth: int | None, certified, threshold: int):
-    """(QueryMetrics, TopK or None) of every group; ``certified``: (engine, undecided, recomputed)
-    for ``--precision exact|bf16|int8``, None for float32 scores (with the bias suite)."""
+def score_rows(run, plan, metrics, block_mb: float, trec_depth: int | None, threshold: int):
+    """(QueryMetrics, TopK or None) of every group, from whole rows of float32 scores (the bias suite)."""
     from fastir.kernels.ranking import empty_outputs
 
     n_queries, n_langs = len(run.queries), len(plan.cand_langs)
@@ -64,14 +63,9 @@ def score_rows(run, plan, metrics, block_mb: float, trec_depth: int | None, cert
         c_lang = lang_sorted if cols is None else np.ascontiguousarray(lang_sorted[cols])
         g_ptr, g_col, g_grade = local_golds(plan, rows, position, cols)
         blocks = GroupBlocks(run, rows, cand_rows, c_lang, n_langs, g_col, block_mb)
-        if certified is not None:
-            from fastir.eval.certified import score_group
-
-            score_group(blocks, plan, g_ptr, g_col, g_grade, program, out, *certified, threshold)
-        else:
-            group_bias = bias if cols is None else None  # the pooled set needs every candidate
-            _score_group(blocks, plan, cand_rows, c_lang, g_ptr, g_col, g_grade, program, out, top, threshold,
-                         group_bias, shares)
+        group_bias = bias if cols is None else None  # the pooled set needs every candidate
+        _score_group(blocks, plan, cand_rows, c_lang, g_ptr, g_col, g_grade, program, out, top, threshold, group_bias,
+                     shares)
         del blocks  # the next group's candidate block is not allocated while this one is alive
     nrel, values = out
     return QueryMetrics(tuple(metrics), nrel, values, {k: shares[:, i] for i, k in enumerate(exposure_ks)}), top
@@ -88,8 +82,8 @@ def _top_buffer(n_queries: int, n_langs: int, trec_depth: int | None) -> TopK | 
 
 
 class GroupBlocks:
-    """The set-up and loop both whole-row scorers share for one group (:func:`_score_group` and
-    :func:`fastir.eval.certified.score_group`): the group's candidates ``cand_rows`` as one float32
+    """The set-up and loop of the whole-row scorer for one group (:func:`_score_group`): the group's
+    candidates ``cand_rows`` as one float32
     block (``c_block``, columns grouped by language ``c_lang``, language L owning columns
     ``lang_ptr[L]:lang_ptr[L+1]``), the languages ``g_lang`` of the golds ``g_col``, and, iterated,
     the query ``rows`` in blocks of ``rows_per_block`` (an (n, N) score block within ``block_mb``):

@@ -31,6 +31,7 @@ from fastir.eval.metrics import (
     reads_unjudged_zero,
     with_rank_distance,
 )
+from fastir.eval.precision import DEFAULT_PRECISION
 from fastir.eval.result import QueryMetrics, ScoreResult, TopK
 from fastir.eval.rows import groups, score_rows
 from fastir.runs.rundir import QRELS, Run, read_run
@@ -50,7 +51,7 @@ def score_run(
     block_mb: float = DEFAULT_BLOCK_MB,
     trec_depth: int | None = None,
     metrics=None,
-    precision: str = "fp32",
+    precision: str = DEFAULT_PRECISION,
     device: str = "auto",
     dist=None,
     shard_files=None,
@@ -62,7 +63,9 @@ def score_run(
     recall@k for each k of ``ks``); rank distance is always added. ``per_query``: also build the
     per-query table (``result.per_query``); ``block_mb``: memory budget of one float32 score block;
     ``trec_depth``: also keep the top ``trec_depth`` candidates per query and cell for
-    :func:`fastir.eval.trec.write_trec`. ``precision``: ``fp32`` (float32 scores) or a certified one
+    :func:`fastir.eval.trec.write_trec`. ``precision``: ``auto`` (default: exact ranks from the
+    fastest certified product block by block, or float32 scores where the command needs them, see
+    :func:`fastir.eval.precision.resolve_auto`), ``fp32`` (float32 scores) or a certified one
     (``exact``, ``bf16``, ``int8``: exact ranks, see :mod:`fastir.eval.precision`; one the CPU cannot
     run falls back to ``exact`` and ``result.precision["note"]`` says so). ``relevance_threshold``: a
     judged candidate is relevant at grade >= it (integer >= 1; nDCG's gains are every grade >= 1).
@@ -72,20 +75,16 @@ def score_run(
     t0 = time.perf_counter()
     sharded = shard_files is not None or (dist is not None and dist.world_size > 1)
     threshold = parse_threshold(relevance_threshold)
-    run, chosen, ks, trec_depth, certified, ran, note, plan = _prepare(run_or_path, pairs, ks, metrics, block_mb,
-                                                                         trec_depth, precision, sharded, threshold)
+    run, chosen, ks, trec_depth, prec, plan = _prepare(run_or_path, pairs, ks, metrics, block_mb, trec_depth,
+                                                       precision, device, sharded, threshold)
     t_plan = time.perf_counter()
     from fastir.eval.gpu import resolve_device
 
-    # The certified precisions and the bias suite score whole rows on the CPU (fastir.eval.rows).
-    device = resolve_device(device, certified or bool(bias_metrics(chosen)))
-    counters = None
-    if certified:
-        counters = (ran, np.zeros((len(run.queries), len(plan.cand_langs) + 1), np.int64),
-                    np.zeros(len(run.queries), np.int64))
-    shard_settings = settings(pairs, chosen, trec_depth, precision, threshold)
-    values, top, compute = _count_and_finalise(run, plan, chosen, block_mb, trec_depth, threshold, counters, device,
-                                               dist, shard_files, shard_settings)
+    # The certified precisions run on the CPU, the bias suite on whole rows (fastir.eval.rows).
+    device = resolve_device(device, prec.certified or bool(bias_metrics(chosen)))
+    shard_settings = settings(pairs, chosen, trec_depth, prec.kind, threshold)
+    values, top, compute, counts = _count_and_finalise(run, plan, chosen, block_mb, trec_depth, threshold, prec,
+                                                       device, dist, shard_files, shard_settings)
     t_scored = time.perf_counter()
     result = ScoreResult(
         run=run, ks=ks, pairs=str(pairs), query_langs=plan.query_langs, cand_langs=plan.cand_langs,
@@ -95,11 +94,7 @@ def score_run(
     )
     result.compute = compute
     aggregate(result)
-    if certified:
-        from fastir.eval.certified import cell_counters
-
-        result.precision = {"requested": precision, "ran": ran, "note": note, **cell_counters(result, counters[1], ran),
-                            "recomputed_candidates": int(counters[2].sum())}
+    result.precision = prec.record(result, plan, counts)
     if per_query:
         from fastir.eval.report import per_query_table
 
@@ -108,71 +103,81 @@ def score_run(
     return result
 
 
-def _count_and_finalise(run, plan, chosen, block_mb, trec_depth, threshold, counters, device, dist, shard_files,
+def _count_and_finalise(run, plan, chosen, block_mb, trec_depth, threshold, prec, device, dist, shard_files,
                         shard_settings):
-    """(QueryMetrics, TopK or None, the GPU engine's record or None): whole rows for the certified
-    precisions and the bias suite (:mod:`fastir.eval.rows`), else the per-gold counts of the streaming
-    pass, from shard files, summed over torchrun ranks, or in this process alone."""
+    """(QueryMetrics, TopK or None, the GPU engine's record or None, Counts or None): whole rows for the
+    bias suite (:mod:`fastir.eval.rows`), else the per-gold counts of the streaming pass (float32 or
+    certified), from shard files, summed over torchrun ranks, or in this process alone."""
     from fastir.eval.gpu import make_engine
 
-    if counters is not None or bias_metrics(chosen):  # the bias suite ranks each query's whole pooled row
-        return (*score_rows(run, plan, chosen, block_mb, trec_depth, counters, threshold), None)
+    if bias_metrics(chosen):  # the bias suite ranks each query's whole pooled row
+        return (*score_rows(run, plan, chosen, block_mb, trec_depth, threshold), None, None)
     if shard_files is not None:
         from fastir.eval.shards import read_shards
 
         counts = read_shards(shard_files, run, shard_settings, len(plan.gold_cand), len(plan.cand_langs))
-        return (*finalise(plan, chosen, counts, threshold), None)
-    engine = make_engine(device, dist)
-    if dist is not None and dist.world_size > 1:
+        return (*finalise(plan, chosen, counts, threshold), None, counts)
+    distributed = dist is not None and dist.world_size > 1
+    engine = prec.engine(may_leave=not distributed) if prec.certified else make_engine(device, dist)
+    if distributed:
         from fastir.eval.shards import distributed_counts
 
         counts = distributed_counts(
             run, dist, engine, shard_settings,
-            lambda own: group_gold_scores(run, plan, own, block_mb, engine),
+            lambda own: np.zeros(len(plan.gold_cand), np.float32) if prec.certified  # exact counts need none
+            else group_gold_scores(run, plan, own, block_mb, engine),
             lambda own, gold: count_range(run, plan, own, block_mb, trec_depth, engine, gold))
     else:
-        counts = count_range(run, plan, (0, len(run.candidates)), block_mb, trec_depth, engine)
-    return (*finalise(plan, chosen, counts, threshold), engine.compute)
+        from fastir.eval.certified import Float32Instead
+
+        try:
+            counts = count_range(run, plan, (0, len(run.candidates)), block_mb, trec_depth, engine)
+        except Float32Instead as why:  # auto's probe: bf16 cannot decide this data; the probe is all it cost
+            prec.to_float32(str(why))
+            engine = make_engine(device, dist)
+            counts = count_range(run, plan, (0, len(run.candidates)), block_mb, trec_depth, engine)
+    return (*finalise(plan, chosen, counts, threshold), engine.compute, counts)
 
 
 def score_shard(run_or_path, index: int, count: int, out_file, pairs: str = "all", ks=DEFAULT_KS,
                 block_mb: float = DEFAULT_BLOCK_MB, trec_depth: int | None = None, metrics=None,
-                device: str = "auto", relevance_threshold: int = RELEVANCE_THRESHOLD) -> None:
+                device: str = "auto", relevance_threshold: int = RELEVANCE_THRESHOLD,
+                precision: str = DEFAULT_PRECISION) -> None:
     """Count shard ``index`` of ``count`` (candidate rows :func:`fastir.eval.shards.shard_range`) and
     write its counts to ``out_file`` for ``score_run(..., shard_files=...)`` (no rendezvous)."""
     from fastir.eval.gpu import make_engine, resolve_device
     from fastir.eval.shards import shard_range, write_shard
 
     threshold = parse_threshold(relevance_threshold)
-    run, chosen, ks, trec_depth, _, _, _, plan = _prepare(run_or_path, pairs, ks, metrics, block_mb, trec_depth,
-                                                          "fp32", True, threshold)
+    run, chosen, ks, trec_depth, prec, plan = _prepare(run_or_path, pairs, ks, metrics, block_mb, trec_depth,
+                                                       precision, device, True, threshold)
     if not (isinstance(count, int) and isinstance(index, int) and 0 <= index < count):
         raise InputError(None, "--shard", f"shard {index} of {count} is out of range: expected 0 <= I < N")
-    engine = make_engine(resolve_device(device), None)
-    gold = group_gold_scores(run, plan, None, block_mb, engine)
+    if prec.certified:  # exact counts need no gold scores: each tile decides against the golds' vectors
+        engine, gold = prec.engine(may_leave=False), None
+    else:
+        engine = make_engine(resolve_device(device), None)
+        gold = group_gold_scores(run, plan, None, block_mb, engine)
     counts = count_range(run, plan, shard_range(len(run.candidates), index, count), block_mb, trec_depth, engine,
                          gold)
-    write_shard(out_file, run, counts, index, count, settings(pairs, chosen, trec_depth, "fp32", threshold))
+    write_shard(out_file, run, counts, index, count, settings(pairs, chosen, trec_depth, prec.kind, threshold))
 
 
-def _prepare(run_or_path, pairs, ks, metrics, block_mb, trec_depth, precision, sharded: bool, threshold: int):
-    """Checked options and the plan: (run, metrics, ks, trec_depth, certified, ran, note, plan)."""
+def _prepare(run_or_path, pairs, ks, metrics, block_mb, trec_depth, precision, device, sharded: bool,
+             threshold: int):
+    """Checked options and the plan: (run, metrics, ks, trec_depth, PrecisionChoice, plan)."""
+    from fastir.eval.certified import choose_precision
+
     run = run_or_path if isinstance(run_or_path, Run) else read_run(run_or_path)
     chosen = chosen_metrics(ks, metrics)
     ks = tuple(m.k for m in chosen if m.measure.name == "recall")
-    trec_depth, certified, ran, note = _check_options(run, block_mb, trec_depth, precision)
+    trec_depth = _check_options(run, block_mb, trec_depth, precision)
     bias = bias_metrics(chosen)
-    if certified and bias:
-        raise InputError(None, "--precision", f"{bias[0].name} ranks the top k by float32 scores: "
-                                              f"use --precision fp32, not {precision}")
-    if certified and sharded:
-        raise InputError(None, "--precision", f"sharded scoring adds counts of float32 scores: use --precision fp32, "
-                                              f"not {precision}")
+    prec = choose_precision(precision, trec_depth, bias, device)
     if sharded and bias:
         raise InputError(None, "--metrics", f"{bias[0].name} ranks each query's whole pooled row, which shards do "
                                             "not add up to: score it in one process")
-    return run, chosen, ks, trec_depth, certified, ran, note, _plan(run, pairs, threshold,
-                                                                    reads_unjudged_zero(chosen))
+    return run, chosen, ks, trec_depth, prec, _plan(run, pairs, threshold, reads_unjudged_zero(chosen))
 
 
 def chosen_metrics(ks, metrics):
@@ -199,7 +204,7 @@ def parse_threshold(value) -> int:
 
 
 def _check_options(run: Run, block_mb, trec_depth, precision: str):
-    """(TREC depth capped by the pool, certified?, precision that runs, fallback note), or InputError."""
+    """The TREC depth capped by the pool, once the options are checked; else InputError."""
     if not (isinstance(block_mb, (int, float)) and np.isfinite(block_mb) and block_mb > 0):
         raise InputError(None, "--block-mb", f"must be positive, found {block_mb}")
     if trec_depth is not None:
@@ -207,15 +212,11 @@ def _check_options(run: Run, block_mb, trec_depth, precision: str):
             raise InputError(None, "--trec-depth", f"must be positive, found {trec_depth}")
         # No candidate set holds more than every candidate: a deeper buffer could never fill.
         trec_depth = min(int(trec_depth), max(1, len(run.candidates)))
-    from fastir.eval.precision import PRECISIONS, resolve
+    from fastir.eval.precision import PRECISIONS
 
     if precision not in PRECISIONS:
         raise InputError(None, "--precision", f"must be one of {', '.join(PRECISIONS)}, found {precision!r}")
-    certified = PRECISIONS[precision].certified
-    if certified and trec_depth is not None:
-        raise InputError(None, "--trec", f"TREC files carry float32 scores: use --precision fp32, not {precision}")
-    ran, note = resolve(precision) if certified else (precision, None)
-    return trec_depth, certified, ran, note
+    return trec_depth
 
 
 # -------------------------------------------------------------------------------------- planning
@@ -307,13 +308,18 @@ def count_range(run: Run, plan: _Plan, cand_range, block_mb: float, trec_depth, 
 
     ``gold_score``: the golds' float32 scores when known (a shard); else read or computed here.
     """
+    from fastir.eval import certified
     from fastir.eval.stream import count_group, empty_counts
 
-    counts = empty_counts(len(plan.gold_cand), len(plan.cand_langs), len(run.queries), trec_depth)
+    exact = getattr(engine, "certified", False)
+    counts = empty_counts(len(plan.gold_cand), len(plan.cand_langs), len(run.queries), trec_depth, exact)
     if gold_score is not None:
         counts.gold_score[:] = gold_score
     for mask, rows in groups(plan):
-        count_group(run, plan, mask, rows, tuple(cand_range), block_mb, engine, counts, gold_score is not None)
+        if exact:
+            certified.count_group(run, plan, mask, rows, tuple(cand_range), block_mb, engine, counts)
+        else:
+            count_group(run, plan, mask, rows, tuple(cand_range), block_mb, engine, counts, gold_score is not None)
     return counts
 
 

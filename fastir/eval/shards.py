@@ -95,9 +95,11 @@ def distributed_counts(run, dist, engine, settings: dict, gold_scores, count_ran
     gold = torch.from_numpy(gold_scores(own))
     _collective(dist, lambda: _all_reduce(gold, engine))  # each gold lies in one shard: a sum of one value
     counts = count_range(own, gold.numpy())
-    cnt = torch.from_numpy(counts.cnt)
-    _collective(dist, lambda: _all_reduce(cnt, engine))
-    counts.cnt = cnt.numpy()
+    for name in ("cnt", "undecided", "recomputed"):  # the last two: certified counters, None for float32 counts
+        if getattr(counts, name) is not None:
+            total = torch.from_numpy(getattr(counts, name))
+            _collective(dist, lambda: _all_reduce(total, engine))
+            setattr(counts, name, total.numpy())
     if counts.top is not None:
         tops = _collective(dist, lambda: dist.gather_objects(counts.top))
         counts.top = merge_tops(tops)
@@ -187,6 +189,8 @@ def write_shard(path, run, counts, index: int, count: int, settings: dict) -> No
     header = {"format": SHARD_FORMAT, "shard": index, "shards": count, "run_checksum": run_checksum(run),
               "candidates": list(shard_range(len(run.candidates), index, count)), "settings": settings}
     arrays = {"cnt": counts.cnt}
+    if counts.undecided is not None:  # certified counts: the undecided pairs and recomputed candidates too
+        arrays.update(undecided=counts.undecided, recomputed=counts.recomputed)
     if counts.top is not None:
         arrays.update(top_score=counts.top[0], top_key=counts.top[1], top_length=counts.top[2])
     header["sha256"] = _digest(header, arrays)
@@ -217,7 +221,7 @@ def read_shards(files, run, settings: dict, n_golds: int, n_langs: int):
         raise InputError(None, "--merge-shards", "no shard files given")
     checksum = run_checksum(run)
     seen: dict[int, Path] = {}
-    total, tops, count = None, {}, None
+    total, tops, count, undecided, recomputed = None, {}, None, None, None
     for file in map(Path, files):
         header, arrays = _load(file)
         if header["run_checksum"] != checksum:
@@ -234,6 +238,13 @@ def read_shards(files, run, settings: dict, n_golds: int, n_langs: int):
         first, end = _check_range(file, header, len(run.candidates))
         cnt = _check_counts(file, arrays.get("cnt"), n_golds, n_langs, end - first)
         total = cnt.copy() if total is None else total + cnt
+        if settings.get("precision") == "exact":
+            und = _check_counts(file, arrays.get("undecided"), n_golds, n_langs, end - first, "undecided")
+            rec = arrays.get("recomputed")
+            if not isinstance(rec, np.ndarray) or rec.shape != (len(run.queries),) or rec.dtype != np.int64:
+                raise InputError(file, "recomputed", f"expected int64 counts of shape {(len(run.queries),)}")
+            undecided = und.copy() if undecided is None else undecided + und
+            recomputed = rec.copy() if recomputed is None else recomputed + rec
         if settings.get("trec_depth"):
             shape = next(iter(tops.values()))[0].shape if tops else (len(run.queries), n_langs + 1, None)
             tops[index] = _check_top(file, arrays, shape, end - first, len(run.candidates))
@@ -241,7 +252,7 @@ def read_shards(files, run, settings: dict, n_golds: int, n_langs: int):
     if missing:
         raise InputError(None, "--merge-shards", f"shard {missing[0]}/{count} is missing ({len(seen)} of {count} given)")
     top = merge_tops([tops[i] for i in range(count)]) if tops else None
-    return Counts(total, np.zeros(n_golds, np.float32), top)
+    return Counts(total, np.zeros(n_golds, np.float32), top, undecided, recomputed)
 
 
 def _check_range(file: Path, header: dict, n_candidates: int) -> tuple[int, int]:
@@ -256,13 +267,13 @@ def _check_range(file: Path, header: dict, n_candidates: int) -> tuple[int, int]
     return want[0], want[1]
 
 
-def _check_counts(file: Path, cnt, n_golds: int, n_langs: int, size: int) -> np.ndarray:
+def _check_counts(file: Path, cnt, n_golds: int, n_langs: int, size: int, field: str = "cnt") -> np.ndarray:
     """int64 per-gold, per-language counts, each gold's total within the shard's ``size`` candidates."""
     if not isinstance(cnt, np.ndarray) or cnt.shape != (n_golds, n_langs) or cnt.dtype != np.int64:
         found = f"{cnt.dtype} {cnt.shape}" if isinstance(cnt, np.ndarray) else "none"
-        raise InputError(file, "cnt", f"expected int64 counts of shape {(n_golds, n_langs)}, found {found}")
+        raise InputError(file, field, f"expected int64 counts of shape {(n_golds, n_langs)}, found {found}")
     if cnt.size and (cnt.min() < 0 or cnt.sum(axis=1).max() > size):
-        raise InputError(file, "cnt", f"counts out of range: each gold counts 0 to {size} candidates in this shard")
+        raise InputError(file, field, f"counts out of range: each gold counts 0 to {size} candidates in this shard")
     return cnt
 
 

@@ -80,9 +80,12 @@ class Counts:
     cnt: np.ndarray  # int64 (n_golds, n_langs): candidates of each language scoring >= each gold
     gold_score: np.ndarray  # float32 (n_golds,): the gold scores used (0 where never measured)
     top: tuple | None = None  # (score float32, key int64, length int32) per (query, set, depth), or None
+    undecided: np.ndarray | None = None  # certified: int64 (n_golds, n_langs) pairs the bound left open
+    recomputed: np.ndarray | None = None  # certified: int64 (n_queries,) candidates recomputed exactly
 
 
-def empty_counts(n_golds: int, n_langs: int, n_queries: int, trec_depth: int | None) -> Counts:
+def empty_counts(n_golds: int, n_langs: int, n_queries: int, trec_depth: int | None,
+                 certified: bool = False) -> Counts:
     top = None
     if trec_depth:
         n_sets = n_langs + 1
@@ -90,7 +93,11 @@ def empty_counts(n_golds: int, n_langs: int, n_queries: int, trec_depth: int | N
                        f"the TREC top-{trec_depth} buffer ({n_queries} queries x {n_sets} candidate sets)")
         top = (np.zeros((n_queries, n_sets, trec_depth), np.float32),
                np.zeros((n_queries, n_sets, trec_depth), np.int64), np.zeros((n_queries, n_sets), np.int32))
-    return Counts(np.zeros((n_golds, n_langs), np.int64), np.zeros(n_golds, np.float32), top)
+    counts = Counts(np.zeros((n_golds, n_langs), np.int64), np.zeros(n_golds, np.float32), top)
+    if certified:
+        counts.undecided = np.zeros((n_golds, n_langs), np.int64)
+        counts.recomputed = np.zeros(n_queries, np.int64)
+    return counts
 
 
 @dataclass

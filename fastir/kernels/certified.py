@@ -120,6 +120,13 @@ def _exact_sign(q, c, g, parts):
     return 0
 
 
+@njit(cache=True, nogil=True)
+def _gold_row(cand, extra, col):
+    """Gold ``col``'s stored vector: column ``col`` of the tile, or row ``-1 - col`` of ``extra`` (a gold
+    outside the tile: a streamed tile holds only some candidates)."""
+    return cand[col] if col >= 0 else extra[-1 - col]
+
+
 # ------------------------------------------------------------------------------ thresholds
 
 
@@ -153,21 +160,24 @@ def _thresholds(lo, hi, b0, w):
 
 
 @njit(cache=True, nogil=True)
-def _golds_query(b, q, cand, b0, w, gold_ptr, gold_col, gold_lang, gs, ge, order, t_lo, t_hi, gcnt):
-    """Exact enclosures of block row b's gold scores, their order by lower end, thresholds, gcnt."""
+def _golds_query(b, q, cand, extra, b0, w, gold_ptr, gold_col, gold_lang, gs, ge, order, t_lo, t_hi, gcnt):
+    """Exact enclosures of block row b's gold scores, their order by lower end, thresholds, and gcnt
+    (skipped when ``gcnt`` has no rows: the streaming pass needs only the candidate counts)."""
     j0 = gold_ptr[b]
     j1 = gold_ptr[b + 1]
     if j1 == j0:
         return
     lo = np.empty(j1 - j0)
     for j in range(j0, j1):
-        gs[j], ge[j] = _dot64(q[b], cand[gold_col[j]])
+        gs[j], ge[j] = _dot64(q[b], _gold_row(cand, extra, gold_col[j]))
         lo[j - j0] = gs[j] - ge[j]
     o = np.argsort(lo)
     for p in range(j1 - j0):
         j = j0 + o[p]
         order[j0 + p] = j
         t_lo[j], t_hi[j] = _thresholds(gs[j] - ge[j], gs[j] + ge[j], b0[b], w)
+    if gcnt.shape[0] == 0:
+        return
     parts = np.empty(EXPANSION)
     for i in range(j0, j1):
         for j in range(j0, j1):  # m is small
@@ -176,7 +186,8 @@ def _golds_query(b, q, cand, b0, w, gold_ptr, gold_col, gold_lang, gs, ge, order
             elif gs[j] + ge[j] < gs[i] - ge[i]:
                 above = False
             else:
-                above = _exact_sign(q[b], cand[gold_col[j]], cand[gold_col[i]], parts) >= 0
+                above = _exact_sign(q[b], _gold_row(cand, extra, gold_col[j]), _gold_row(cand, extra, gold_col[i]),
+                                    parts) >= 0
             if above:
                 gcnt[i, gold_lang[j]] += 1
 
@@ -229,12 +240,13 @@ def _group_dots(rows, q, cand, q_norm, c_norm, und_col, und_n, offset, und_s):
 
 
 @njit(cache=True, nogil=True)
-def _decide_query(b, order, q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi, listed_vals,
+def _decide_query(b, order, q, cand, extra, q_norm, c_norm, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi, listed_vals,
                   listed_cols, listed_s, cnt, undecided, recomputed):
     """Pass 3 over block row b: each listed candidate (``listed_cols``, approximations ``listed_vals``,
     float32 dots ``listed_s``) against each gold whose thresholds leave it open, decided on its float32
     enclosure, else a float64 one, else the exact sign (module docstring); a gold's own column is a
-    tie. Counts into ``cnt``, ``undecided``, ``recomputed``. Gold by gold (ascending T_lo: the first
+    tie (a gold outside the tile, ``gold_col`` < 0, has none). Counts into ``cnt``, ``undecided``,
+    ``recomputed``. Gold by gold (ascending T_lo: the first
     above every listed approximation ends the loop), a branch-free pass picks the candidates it
     leaves open, so the unpredictable window test costs no branch."""
     j0 = gold_ptr[b]
@@ -290,7 +302,7 @@ def _decide_query(b, order, q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_col,
                     level[k] = 2
                     continue
                 else:
-                    above = _exact_sign(qb, cand[c], cand[gold_col[j]], parts) >= 0
+                    above = _exact_sign(qb, cand[c], _gold_row(cand, extra, gold_col[j]), parts) >= 0
                 break
             if above:
                 cnt[j, lang] += 1
@@ -301,24 +313,24 @@ def _decide_query(b, order, q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_col,
 
 
 @lazy_njit(
-    void(_F32_ROWS, _F32_ROWS, float64[::1], float64, int64[::1], int64[::1], int32[::1], float64[::1],
+    void(_F32_ROWS, _F32_ROWS, _F32_ROWS, float64[::1], float64, int64[::1], int64[::1], int32[::1], float64[::1],
          float64[::1], int64[::1], float32[::1], float32[::1], int32[:, ::1]),
     cache=True,
     parallel=True,
 )
-def _golds_block(q, cand, b0, w, gold_ptr, gold_col, gold_lang, gs, ge, order, t_lo, t_hi, gcnt):
+def _golds_block(q, cand, extra, b0, w, gold_ptr, gold_col, gold_lang, gs, ge, order, t_lo, t_hi, gcnt):
     for b in prange(q.shape[0]):
-        _golds_query(b, q, cand, b0, w, gold_ptr, gold_col, gold_lang, gs, ge, order, t_lo, t_hi, gcnt)
+        _golds_query(b, q, cand, extra, b0, w, gold_ptr, gold_col, gold_lang, gs, ge, order, t_lo, t_hi, gcnt)
 
 
 def _recount_block_sig(t):
-    return void(int64[::1], int64[::1], _F32_ROWS, _F32_ROWS, float64[::1], float64[::1], int32[::1], int64[::1],
-                int64[::1], float64[::1], float64[::1], t[::1], t[::1], int32[:, ::1], t[:, ::1], int64[::1],
+    return void(int64[::1], int64[::1], _F32_ROWS, _F32_ROWS, _F32_ROWS, float64[::1], float64[::1], int32[::1],
+                int64[::1], int64[::1], float64[::1], float64[::1], t[::1], t[::1], int32[:, ::1], t[:, ::1], int64[::1],
                 int32[:, ::1], int32[:, ::1], int64[::1], int64)
 
 
 @lazy_njit([_recount_block_sig(float32), _recount_block_sig(int16)], cache=True, parallel=True)
-def _recount_block(rows, order, q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi, und_col,
+def _recount_block(rows, order, q, cand, extra, q_norm, c_norm, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi, und_col,
                    und_val, und_n, cnt, undecided, recomputed, group):
     """Passes 2 and 3 over ``rows`` with their lists of undecided candidates (columns ``und_col``,
     approximations ``und_val``), in parallel over groups of ``group`` rows (one parallel region: each
@@ -335,14 +347,15 @@ def _recount_block(rows, order, q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_
         for r in range(r0, r1):
             k0 = offset[r - r0]
             k1 = offset[r - r0 + 1]
-            _decide_query(rows[r], order, q, cand, q_norm, c_norm, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi,
+            _decide_query(rows[r], order, q, cand, extra, q_norm, c_norm, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi,
                           und_val[r, :k1 - k0], und_col[r, :k1 - k0], und_s[k0:k1], cnt, undecided, recomputed)
 
 
 # ------------------------------------------------------------------------------- public functions
 
 
-def certified_counts(approx, bound, w, q, cand, lang_ptr, gold_ptr, gold_col, gold_lang, q_norm=None, c_norm=None):
+def certified_counts(approx, bound, w, q, cand, lang_ptr, gold_ptr, gold_col, gold_lang, q_norm=None, c_norm=None,
+                     extra=None, gold_counts=True):
     """Exact ``(cnt, gcnt, undecided, recomputed)`` of one block from approximate scores.
 
     ``approx`` (B, N): approximate scores, float32, or bfloat16 bit patterns as uint16 (a
@@ -351,13 +364,15 @@ def certified_counts(approx, bound, w, q, cand, lang_ptr, gold_ptr, gold_col, go
     (float) such that ``|approx[b, c] - q[b].cand[c]| <= bound[b] + w * |approx[b, c]|`` for every
     pair, approximations finite; ``q`` (B, d) and ``cand`` (N, d) float32: the stored vectors,
     ``cand`` in column order; golds of row b are columns ``gold_col[gold_ptr[b]:gold_ptr[b+1]]``
-    with languages ``gold_lang``.
+    with languages ``gold_lang``; a gold outside ``cand`` (a tile of a larger pool) has
+    ``gold_col = -1 - i`` and its vector in row i of ``extra`` (float32, (n, d)).
 
     With s(c) = q[b].cand[c] exactly: ``cnt[j, L] = |{c : lang(c) = L, s(c) >= s(gold j)}|``,
     ``gcnt[j, L]`` the same over the golds of row b (int32, (n_golds, n_langs)), ``undecided[j,
     L]`` the pairs (c, gold j) of language L that the bound left open (int32), ``recomputed[b]``
     the candidates of row b whose score was recomputed (int64, (B,)). ``q_norm`` / ``c_norm``:
-    upper bounds on the rows' Euclidean norms (computed here when not given).
+    upper bounds on the rows' Euclidean norms (computed here when not given). ``gold_counts=False``
+    skips ``gcnt`` (returned with no rows): a tile's counts need only the candidates.
     """
     bf16 = approx.dtype == np.uint16
     approx = approx.view(np.int16) if bf16 else np.ascontiguousarray(approx, dtype=np.float32)
@@ -368,13 +383,15 @@ def certified_counts(approx, bound, w, q, cand, lang_ptr, gold_ptr, gold_col, go
     gold_col = np.ascontiguousarray(gold_col, dtype=np.int64)
     q = np.ascontiguousarray(q, dtype=np.float32)
     cand = np.ascontiguousarray(cand, dtype=np.float32)
+    extra = np.zeros((0, cand.shape[1]), np.float32) if extra is None else np.ascontiguousarray(extra, np.float32)
     n_golds = len(gold_col)
     gs, ge = np.empty(n_golds), np.empty(n_golds)
     order = np.empty(n_golds, dtype=np.int64)
     t_lo, t_hi = np.empty(n_golds, np.float32), np.empty(n_golds, np.float32)
-    cnt, gcnt, undecided = (np.zeros((n_golds, n_langs), dtype=np.int32) for _ in range(3))
+    cnt, undecided = (np.zeros((n_golds, n_langs), dtype=np.int32) for _ in range(2))
+    gcnt = np.zeros((n_golds if gold_counts else 0, n_langs), dtype=np.int32)
     recomputed = np.zeros(n_rows, dtype=np.int64)
-    _golds_block(q, cand, np.ascontiguousarray(bound, dtype=np.float64), float(w), gold_ptr, gold_col,
+    _golds_block(q, cand, extra, np.ascontiguousarray(bound, dtype=np.float64), float(w), gold_ptr, gold_col,
                  np.ascontiguousarray(gold_lang, dtype=np.int32), gs, ge, order, t_lo, t_hi, gcnt)
     if bf16:
         t_lo, t_hi = bf16_ceiling_keys(t_lo), bf16_ceiling_keys(t_hi)
@@ -390,7 +407,8 @@ def certified_counts(approx, bound, w, q, cand, lang_ptr, gold_ptr, gold_col, go
     und_n = np.empty(n_rows, np.int64)
     _scan_block(rows, approx, lang_ptr, gold_ptr, order, t_lo, t_hi, True, cnt, und_col, und_val, und_n, bf16)
     over = und_n > cap
-    _recount(rows, und_col, und_val, und_n, order, q, cand, norms, c_lang, golds, counts)  # skips the rows over
+    # the rows whose list overflowed are skipped here and redone below
+    _recount(rows, und_col, und_val, und_n, order, q, (cand, extra), norms, c_lang, golds, counts)
     batch = max(1, REDO_BYTES // (12 * n_cols))
     for s in range(0, int(over.sum()), batch):  # rows whose list overflowed: again with room for every column
         redo = rows[over][s:s + batch]
@@ -399,14 +417,14 @@ def certified_counts(approx, bound, w, q, cand, lang_ptr, gold_ptr, gold_col, go
         und_n = np.empty(len(redo), np.int64)
         # the rows are order keys already
         _scan_block(redo, approx, lang_ptr, gold_ptr, order, t_lo, t_hi, False, cnt, und_col, und_val, und_n, False)
-        _recount(redo, und_col, und_val, und_n, order, q, cand, norms, c_lang, golds, counts)
+        _recount(redo, und_col, und_val, und_n, order, q, (cand, extra), norms, c_lang, golds, counts)
     return cnt, gcnt, undecided, recomputed
 
 
-def _recount(rows, und_col, und_val, und_n, order, q, cand, norms, c_lang, golds, counts):
-    """Passes 2 and 3 over ``rows`` with their lists of undecided candidates."""
+def _recount(rows, und_col, und_val, und_n, order, q, vectors, norms, c_lang, golds, counts):
+    """Passes 2 and 3 over ``rows`` with their lists of undecided candidates; ``vectors``: (cand, extra)."""
     gold_ptr, gold_col, gs, ge, t_lo, t_hi = golds
-    _recount_block(rows, order, q, cand, *norms, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi,
+    _recount_block(rows, order, q, *vectors, *norms, c_lang, gold_ptr, gold_col, gs, ge, t_lo, t_hi,
                    np.ascontiguousarray(und_col), np.ascontiguousarray(und_val), np.ascontiguousarray(und_n), *counts,
                    _group_rows(len(rows)))
 
@@ -422,10 +440,17 @@ def _group_rows(n_rows: int) -> int:
     return max(1, -(-n_rows // max(1, n_groups)))
 
 
+NORM_ROWS = 16384  # rows per float64 chunk of row_norms: a tile of a large pool is never copied whole
+
+
 def row_norms(x) -> np.ndarray:
     """Euclidean norms of float32 rows in float64, widened by 2^-30 relative (an upper bound for d < 2^22)."""
-    x = np.asarray(x, dtype=np.float64)
-    return np.sqrt(np.einsum("ij,ij->i", x, x)) * (1.0 + 2.0 ** -30)
+    x = np.asarray(x)
+    out = np.empty(len(x))
+    for s in range(0, len(x), NORM_ROWS):
+        part = np.asarray(x[s:s + NORM_ROWS], dtype=np.float64)
+        out[s:s + NORM_ROWS] = np.sqrt(np.einsum("ij,ij->i", part, part))
+    return out * (1.0 + 2.0 ** -30)
 
 
 def exact_dot_sign(q, c, g) -> int:

@@ -77,7 +77,8 @@ class Preload:
 
 
 def preload(names, own_process: bool = False) -> Preload:
-    """Load the lazy kernels ``names`` ("module:function", in that order) in a daemon thread.
+    """Load the lazy kernels ``names`` ("module:function", in that order; a name that is no kernel is
+    a cached loader, called) in a daemon thread.
 
     A command that knows which kernels it will call starts this first, so that importing Numba and
     loading the kernels from its cache (about a second of single-threaded Python at the first
@@ -129,7 +130,11 @@ def _load(names, own_process, stop):
             if stop.is_set():
                 return
             module, attr = name.split(":")
-            getattr(importlib.import_module(module), attr).dispatcher
+            loaded = getattr(importlib.import_module(module), attr)
+            if isinstance(loaded, LazyKernel):
+                loaded.dispatcher
+            else:  # a loader with nothing to compile (a shared library): called once, its result cached
+                loaded()
             with _PENDING_LOCK:
                 _PENDING.discard(name)
     except Exception:  # noqa: BLE001 - the calling thread meets the same failure and reports it

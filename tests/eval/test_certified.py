@@ -104,3 +104,25 @@ def test_cell_counters_hand_computed():
                       "undecided_fraction": 15 / 21}
     assert "device" not in cell_counters(result, undecided)
     assert cell_counters(result, np.zeros_like(undecided))["undecided_fraction"] == 0.0
+
+
+def test_auto_chooser_probe_and_later_blocks():
+    from fastir.eval.certified import AUTO_MAX_RECOMPUTED, AutoChooser, Fixed, Float32Instead
+
+    below, above = int(AUTO_MAX_RECOMPUTED * 1000), int(AUTO_MAX_RECOMPUTED * 1000) + 1
+    leaving = AutoChooser("bf16", "why")
+    with pytest.raises(Float32Instead, match="in the probe block"):
+        leaving.observe("bf16", above, 1000)
+    staying = AutoChooser("bf16", "why", may_leave=False)  # shards and ranks: certified throughout
+    staying.observe("bf16", above, 1000)
+    assert staying.current == "exact" and "certified float32" in staying.reason
+    later = AutoChooser("bf16", "why")
+    later.observe("bf16", below, 1000)
+    assert later.current == "bf16"
+    later.observe("bf16", above, 1000)
+    assert later.current == "exact" and later.blocks == {"exact": 0, "bf16": 2, "int8": 0}
+    later.observe("exact", 1000, 1000)  # float32 blocks never switch back
+    assert later.current == "exact"
+    fixed = Fixed("int8")
+    fixed.observe("int8", 1000, 1000)
+    assert fixed.current == "int8" and fixed.blocks == {"int8": 1}

@@ -143,11 +143,87 @@ def test_certified_equals_float64_reference(kind, tmp_path, make_run):
             assert info["undecided_pairs"] > 0
 
 
-def test_fp32_default_has_no_precision_block(tmp_path, make_run):
+def _assert_reference(result, want, name):
+    got = fastir_metrics(result)
+    assert got.keys() == want.keys()
+    for key, row in want.items():
+        mine, ref = dict(got[key]), dict(row)
+        assert mine.pop("ndcg@10") == pytest.approx(ref.pop("ndcg@10"), rel=1e-15, abs=0), (name, key)
+        assert mine == ref, (name, key)
+
+
+@pytest.mark.parametrize("kind", ["ties", "near-ties"])
+@pytest.mark.parametrize("block_mb, gold_share", [(2e-4, 0.25), (3e-3, 0.25), (3e-3, 1e9)])
+def test_streamed_tiles_and_shards_equal_the_reference(kind, block_mb, gold_share, tmp_path, make_run, monkeypatch):
+    """Tiny --block-mb: many candidate tiles, most golds outside the tile being counted (their vectors
+    passed beside it: gathered per block, or once per group with ``gold_share``), several query blocks;
+    and three candidate shards merged: identical metrics."""
+    from fastir.eval import certified
+    from fastir.eval.score import score_shard
+
+    monkeypatch.setattr(certified.GoldVectors, "SHARE", gold_share)
+
+    cols = run_columns(kind, np.random.default_rng(11))
+    path = make_run(tmp_path / "run", **cols)
+    want = reference_metrics({**cols, "exact": kind == "near-ties"})
+    for name in CERTIFIED:
+        _assert_reference(score_run(path, pairs="all", metrics=METRICS, precision=name, block_mb=block_mb), want, name)
+    files = [tmp_path / f"s{i}.npz" for i in range(3)]
+    for i, f in enumerate(files):
+        score_shard(path, i, 3, f, pairs="all", metrics=METRICS, block_mb=block_mb, precision="exact")
+    merged = score_run(path, pairs="all", metrics=METRICS, precision="exact", shard_files=files)
+    _assert_reference(merged, want, "shards")
+    one = score_run(path, pairs="all", metrics=METRICS, precision="exact", block_mb=block_mb)
+    assert merged.precision["undecided_pairs"] == one.precision["undecided_pairs"]
+
+
+def test_auto_mixes_engines_block_by_block_and_stays_exact(tmp_path, make_run, monkeypatch):
+    """auto switching from bf16 to certified float32 after its first block (forced: every share is too
+    high, and the probe may not leave) gives the reference metrics, and records both engines."""
+    from fastir.eval import certified
+
+    if not prec.mkl_bf16()[0]:
+        pytest.skip("no oneMKL bfloat16 product on this machine: auto scores float32 products")
+    cols = run_columns("near-ties", np.random.default_rng(12))
+    path = make_run(tmp_path / "run", **cols)
+    monkeypatch.setattr(certified, "AUTO_MAX_RECOMPUTED", -1.0)
+    monkeypatch.setattr(certified, "PROBE_ROWS", 4)
+    stay = certified.PrecisionChoice.engine
+    monkeypatch.setattr(certified.PrecisionChoice, "engine", lambda self, may_leave=True: stay(self, False))
+    result = score_run(path, pairs="all", metrics=METRICS, block_mb=1e-3)
+    _assert_reference(result, reference_metrics({**cols, "exact": True}), "auto")
+    info = result.precision
+    assert info["ran"] == "bf16+exact" or info["ran"] == "exact+bf16"
+    assert info["blocks"]["bf16"] == 1 and info["blocks"]["exact"] >= 1 and "certified float32" in info["reason"]
+
+
+def test_auto_leaves_for_float32_where_bf16_cannot_decide_or_is_missing(tmp_path, make_run, monkeypatch):
+    from fastir.eval import certified
+
+    path = make_run(tmp_path / "run", **run_columns("random", np.random.default_rng(13)))
+    fp32 = score_run(path, pairs="all", metrics=METRICS, precision="fp32")
+    monkeypatch.setattr(prec, "cpu_flags", lambda: frozenset({"avx2"}))
+    missing = score_run(path, pairs="all", metrics=METRICS)
+    assert missing.precision["ran"] == "fp32" and "no fast bfloat16 product" in missing.precision["reason"]
+    assert np.array_equal(missing.metrics.values, fp32.metrics.values, equal_nan=True)
+    monkeypatch.undo()
+    if prec.mkl_bf16()[0]:
+        monkeypatch.setattr(certified, "AUTO_MAX_RECOMPUTED", -1.0)
+        probe = score_run(path, pairs="all", metrics=METRICS)
+        assert probe.precision["ran"] == "fp32" and "in the probe block" in probe.precision["reason"]
+        assert np.array_equal(probe.metrics.values, fp32.metrics.values, equal_nan=True)
+    trec = score_run(path, pairs="all", metrics=METRICS, trec_depth=3)
+    assert trec.precision["ran"] == "fp32" and "--trec" in trec.precision["reason"]
+
+
+def test_fp32_has_no_precision_block_and_auto_is_the_default(tmp_path, make_run):
     path = make_run(tmp_path / "run", **run_columns("random", np.random.default_rng(5)))
-    result = score_run(path, pairs="all", ks=KS)
+    result = score_run(path, pairs="all", ks=KS, precision="fp32")
     assert result.precision is None and "undecided" not in result.cell_stats[result.cells[0]]
-    assert DEFAULT_PRECISION == prec.DEFAULT_PRECISION and set(PRECISION_CHOICES) == set(prec.PRECISIONS)
+    assert DEFAULT_PRECISION == prec.DEFAULT_PRECISION == "auto" and set(PRECISION_CHOICES) == set(prec.PRECISIONS)
+    auto = score_run(path, pairs="all", ks=KS)
+    assert auto.precision["requested"] == "auto" and auto.precision["reason"]
+    assert "undecided" not in auto.cell_stats[auto.cells[0]]  # the default pairs table keeps its columns
 
 
 def test_fallback_when_cpu_lacks_the_instructions(tmp_path, make_run, monkeypatch, capsys):

@@ -61,3 +61,23 @@ def test_ranked_kernels_name_the_kernels_score_run_calls():
             module, attr = name.split(":")
             assert hasattr({"fastir.kernels.ties": ties, "fastir.kernels.ranking": ranking}[module], attr)
     assert ranked_kernels("expected")[-1].endswith("_expected_block")
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_auto_preloads_onemkl_and_the_certified_kernels(tmp_path, make_run, dtype):
+    """``--precision auto``: the bfloat16 GEMM's library (a cached loader, called) and every kernel of a
+    certified block, loaded in the background; each name is a real loader or lazy kernel."""
+    from fastir.eval import mkl_bf16
+    from fastir.eval.preload import CERTIFIED_KERNELS
+
+    run = make_run(tmp_path, q_emb=np.eye(2), q_langs=["aa", "aa"], c_emb=np.eye(2), c_langs=["aa", "aa"],
+                   qrels=[(0, 0)], dtype=dtype)
+    loading = preload_score_kernels(run, "auto")
+    loading.thread.join(timeout=300)
+    loading.finish()
+    assert loading.names == CERTIFIED_KERNELS[dtype] and loading.names[0] == "fastir.eval.mkl_bf16:load"
+    assert mkl_bf16.load.cache_info().currsize == 1  # called by the preload thread
+    for name in loading.names[1:]:
+        module, attr = name.split(":")
+        kernel = getattr(importlib.import_module(module), attr)
+        assert isinstance(kernel, lazy.LazyKernel) and kernel._dispatcher is not None, name

@@ -90,7 +90,7 @@ def test_summary_json_is_strict_json_and_records_the_threshold(result, run_dir):
     assert json.loads(text) == doc
     assert doc["format"] == "fastir-scores/1" and doc["dataset_checksum"] == "sha-x"
     assert (doc["queries"], doc["candidates"], doc["query_langs"], doc["ks"]) == (10, 16, ["aa", "bb"], [1, 3])
-    assert doc["precision"] == {"requested": "fp32", "ran": "fp32"}
+    assert doc["precision"]["requested"] == "auto" and doc["precision"]["ran"] == result.precision["ran"]
     assert "relevance_threshold" not in doc and "compute" not in doc
     assert doc["summary"]["mono"]["map"] == pytest.approx(result.summary["mono"]["map"])
     strict = score_run(run_dir, pairs="multi", metrics="map", relevance_threshold=2, per_query=True)

@@ -120,7 +120,7 @@ def test_score_rows_equals_brute_force_with_ties(tmp_path, make_run, pairs, bloc
     run = read_run(make_run(tmp_path, **cols))
     plan = _plan(run, pairs)
     metrics = with_rank_distance(parse_metrics("map,recall@1,5"))
-    values, top = score_rows(run, plan, metrics, block_mb, None, None, 1)
+    values, top = score_rows(run, plan, metrics, block_mb, None, 1)
     assert top is None
     checked = 0
     for q in range(len(cols["q_emb"])):

@@ -42,7 +42,7 @@ def test_a_float16_score_loads_only_the_kernels_it_runs(tmp_path, make_run):
     run = _tiny_float16_run(tmp_path, make_run)
     code = ("from fastir.kernels import ranking, tiles, upcast; "
             "assert all(k._dispatcher is None for k in (ranking._score_block, upcast._half_gather)), 'at import'; "
-            f"from fastir.eval.score import score_run; score_run({str(run)!r}); "
+            f"from fastir.eval.score import score_run; score_run({str(run)!r}, precision='fp32'); "
             "loaded = {n for m in (ranking, tiles, upcast) for n, k in vars(m).items() "
             "          if hasattr(k, '_dispatcher') and k._dispatcher is not None}; "
             "print(sorted(loaded))")
