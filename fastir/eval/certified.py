@@ -25,6 +25,12 @@ PROBE_ROWS = 256
 # product + certification ~4.3 ns, each recomputation ~40-60 ns: bf16 stops paying near 3.5 %.
 # Real and synthetic XQuAD-R runs recompute ~1.8 % (docs/score.md, "Precision").
 AUTO_MAX_RECOMPUTED = 0.03
+# auto tries bf16 only from this many multiply-adds (queries x candidates x d) on: below it the fixed
+# costs of the certified path (opening oneMKL's library, loading its kernels, rounding every
+# candidate) outweigh the cheaper product. Measured whole (2-core Xeon, AMX): a mUSE XQuAD-R run
+# (4.5e10) took 1.4-1.7 s with bf16 against 0.9-1.1 s with fp32; a pool of 396 x 390,420 x 768
+# (1.2e11) the same with both; the 100x pool (1.3e12) ~25 % less with bf16 (docs/score.md).
+AUTO_MIN_WORK = 5e11
 
 
 class Float32Instead(Exception):
@@ -93,7 +99,7 @@ def count_group(run, plan, mask, rows, cand_range, block_mb, engine: CertifiedEn
     starts = _row_starts(len(rows), bp, engine.chooser)
     g_pos = plan.position[plan.gold_cand[g_id]]
     golds = GoldVectors(run, plan.gold_cand[g_id], bp, block_mb)
-    q_buf = np.empty((bp.rows, run.dim), np.float32)
+    queries = QueryBlocks(run, rows, bp, block_mb)
     t_buf = np.empty((bp.cols, run.dim), np.float32)
     for t0 in range(0, len(cols.rows), bp.cols):
         t1 = min(t0 + bp.cols, len(cols.rows))
@@ -105,15 +111,40 @@ def count_group(run, plan, mask, rows, cand_range, block_mb, engine: CertifiedEn
         inside[inside] = cols.key[t0:t1][in_tile[inside]] == g_pos[inside]
         products, bufs = {}, {}
         for s, e in zip(starts[:-1], starts[1:]):
-            q = gather_rows(run.queries.chunks, rows[s:e], q_buf[:e - s])
             name = engine.chooser.current
             if name not in products:
                 from fastir.eval.precision import product
 
                 products[name] = product(name, tile)
+            q, prepared = queries.block(s, e, products[name])
             a_buf = _buffer(bufs, products[name].out_dtype, bp, e - s, t1 - t0)
-            _count_block(plan, products[name], q, a_buf, rows[s:e], g_ptr[s:e + 1], g_id, in_tile, inside, golds,
-                         lang_ptr, engine.chooser, name, counts)
+            _count_block(plan, products[name], q, prepared, a_buf, rows[s:e], g_ptr[s:e + 1], g_id, in_tile, inside,
+                         golds, lang_ptr, engine.chooser, name, counts)
+        starts = _row_starts(len(rows), bp, None)  # the probe was the first tile's first block
+
+
+class QueryBlocks:
+    """The query rows of each block as float32, and what each engine derives from them (the bfloat16
+    rounding): kept across tiles where every row fits in :attr:`SHARE` of ``block_mb``, else redone."""
+
+    SHARE = 0.25
+
+    def __init__(self, run, rows: np.ndarray, bp: BlockPlan, block_mb: float):
+        self.run, self.rows = run, rows
+        self.keep = bp.n_tiles > 1 and len(rows) * run.dim * 6 <= block_mb * (1 << 20) * self.SHARE
+        self.buf = np.empty((len(rows) if self.keep else bp.rows, run.dim), np.float32)
+        self.kept: dict = {}
+
+    def block(self, s: int, e: int, engine):
+        """(float32 rows s:e, ``engine.prepare`` of them)."""
+        key = (s, e, type(engine).prepare)
+        if key in self.kept:
+            return self.kept[key]
+        q = gather_rows(self.run.queries.chunks, self.rows[s:e], self.buf[s:e] if self.keep else self.buf[:e - s])
+        out = q, engine.prepare(q)
+        if self.keep:
+            self.kept[key] = out
+        return out
 
 
 class GoldVectors:
@@ -147,13 +178,13 @@ def _buffer(bufs: dict, dtype, bp: BlockPlan, n: int, m: int) -> np.ndarray:
     return bufs[dtype][:n * m].reshape(n, m)
 
 
-def _row_starts(n_rows: int, bp: BlockPlan, chooser) -> list[int]:
+def _row_starts(n_rows: int, bp: BlockPlan, chooser) -> list[int]:  # chooser None: no probe
     """Query block boundaries: blocks of ``bp.rows``, the first one a probe under ``auto``."""
     first = min(bp.rows, PROBE_ROWS) if isinstance(chooser, AutoChooser) else bp.rows
     return [0, *range(min(first, n_rows), n_rows, bp.rows), n_rows] if n_rows > first else [0, n_rows]
 
 
-def _count_block(plan, engine, q, a_buf, b_rows, ptr, g_id, in_tile, inside, golds, lang_ptr, chooser, name,
+def _count_block(plan, engine, q, prepared, a_buf, b_rows, ptr, g_id, in_tile, inside, golds, lang_ptr, chooser, name,
                  counts) -> None:
     from fastir.kernels.certified import certified_counts
 
@@ -163,7 +194,7 @@ def _count_block(plan, engine, q, a_buf, b_rows, ptr, g_id, in_tile, inside, gol
     gold_col = in_tile[lo:hi].astype(np.int64)
     extra, where = golds.outside(lo, hi, ~ins)
     gold_col[~ins] = -1 - where
-    bound = engine.block(q, a_buf)
+    bound = engine.block(q, a_buf, prepared)
     gold_lang = plan.cand_lang_id[plan.gold_cand[ids]]
     cnt, _, und, rec = certified_counts(a_buf, bound, engine.w, q, engine.cand, lang_ptr, ptr - lo, gold_col,
                                         gold_lang, engine.q_norm, engine.c_norm, extra=extra, gold_counts=False)
@@ -251,9 +282,10 @@ class PrecisionChoice:
         return {**out, **cell_counters(result, undecided, ran), "recomputed_candidates": int(recomputed.sum())}
 
 
-def choose_precision(precision: str, trec_depth, bias: list, device: str) -> PrecisionChoice:
-    """Resolve ``--precision`` (checked name) for a command with these options; InputError where an
-    explicit certified precision cannot give what is asked (TREC scores, the bias suite)."""
+def choose_precision(precision: str, trec_depth, bias: list, device: str, work: float = 0.0) -> PrecisionChoice:
+    """Resolve ``--precision`` (checked name) for a command with these options and ``work`` multiply-adds
+    (queries x candidates x d); InputError where an explicit certified precision cannot give what is
+    asked (TREC scores, the bias suite)."""
     from fastir.core.errors import InputError
     from fastir.eval.precision import FP32, PRECISIONS, mkl_bf16, resolve
 
@@ -263,6 +295,9 @@ def choose_precision(precision: str, trec_depth, bias: list, device: str) -> Pre
         why = _needs_float32(trec_depth, bias, device)
         if why:
             return PrecisionChoice(AUTO, False, reason=f"fp32: {why}")
+        if work < AUTO_MIN_WORK:
+            return PrecisionChoice(AUTO, False, reason=f"fp32: {work:.2g} multiply-adds, below the {AUTO_MIN_WORK:.0e} "
+                                                       "where certified bf16 starts to pay")
         fast, why = mkl_bf16()
         if not fast:  # the float32 pass is faster than certifying float32 products: today's speed
             return PrecisionChoice(AUTO, False, reason=f"fp32: no fast bfloat16 product ({why})")

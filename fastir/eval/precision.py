@@ -144,9 +144,16 @@ class _Product:
     def _candidate_norms(self, cand):
         return _norms(cand)
 
-    def block(self, q: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Fill ``out`` (B, N) of :attr:`out_dtype` with A(q, c); return bound(q) (B,) float64."""
-        nq, bound = self._fill(q, out)
+    @staticmethod
+    def prepare(q: np.ndarray):
+        """What :meth:`block` derives from the query rows alone (None: nothing), for a caller that
+        scores the same rows against several tiles."""
+        return None
+
+    def block(self, q: np.ndarray, out: np.ndarray, prepared=None) -> np.ndarray:
+        """Fill ``out`` (B, N) of :attr:`out_dtype` with A(q, c); return bound(q) (B,) float64.
+        ``prepared``: :meth:`prepare` of ``q``, when the caller kept it."""
+        nq, bound = self._fill(q, out) if prepared is None else self._fill(q, out, prepared)
         self.q_norm = nq
         bound = bound * _WIDEN + 2.0 ** -118 * (self.d + np.sqrt(self.d) * (nq + self.max_c))
         too_big = ~(nq * self.max_c <= _NO_OVERFLOW)
@@ -288,12 +295,16 @@ class _BFloat16MKL(_BFloat16):
         self.max_cr = float(rounded.max(initial=0.0)) * _WIDEN
         return norm * _WIDEN
 
-    def _fill(self, q, out):
+    @staticmethod
+    def prepare(q):
         from fastir.kernels.bfloat16 import round_bf16
 
-        bits, nq, rq, q_round = round_bf16(q)
+        return round_bf16(q)
+
+    def _fill(self, q, out, prepared=None):
+        bits, nq, rq, q_round = self.prepare(q) if prepared is None else prepared
         self.gemm(bits, self.c16, out)
-        nq *= _WIDEN
+        nq = nq * _WIDEN
         return nq, nq * self.max_rc + (rq + _gamma(self.d) * q_round) * _WIDEN * self.max_cr
 
 

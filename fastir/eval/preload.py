@@ -33,20 +33,31 @@ CERTIFIED_KERNELS = {dtype: ("fastir.eval.mkl_bf16:load", gather_kernel(dtype), 
                      for dtype in ("float16", "float32")}
 
 
+def _auto_tries_bf16(meta: dict) -> bool:
+    """``auto`` will try certified bf16 on this run (its size, from run.json where it says; the command
+    decides again on the tables)."""
+    from fastir.eval.certified import AUTO_MIN_WORK
+
+    sizes = [meta.get(key, 0) for key in ("num_queries", "num_candidates", "dim")]
+    return all(isinstance(v, int) for v in sizes) and float(sizes[0]) * sizes[1] * sizes[2] >= AUTO_MIN_WORK
+
+
 def preload_score_kernels(run_dir, precision: str = "fp32", own_process: bool = False):
-    """Start loading the kernels a score of ``run_dir`` at ``precision`` (``fp32``: :data:`FP32_KERNELS`,
-    ``auto``: :data:`CERTIFIED_KERNELS`, of its run.json dtype) calls in a daemon thread; return the
+    """Start loading the kernels a score of ``run_dir`` at ``precision`` (``fp32``: :data:`FP32_KERNELS`;
+    ``auto``: :data:`CERTIFIED_KERNELS` where the run is large enough for bf16 to be tried, else the
+    float32 ones; of its run.json dtype) calls in a daemon thread; return the
     :class:`fastir.kernels.lazy.Preload` (call its ``finish()`` when the command ends), or None where
     run.json cannot be read here (the command's own reading reports why). ``own_process``: the caller
     owns the process (the CLI); see :func:`fastir.kernels.lazy.preload`."""
     import json
     import os
 
-    table = CERTIFIED_KERNELS if precision == "auto" else FP32_KERNELS
     try:
         with open(os.path.join(run_dir, "run.json"), encoding="utf-8") as f:
-            names = table[json.load(f)["dtype"]]
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+            meta = json.load(f)
+        table = CERTIFIED_KERNELS if precision == "auto" and _auto_tries_bf16(meta) else FP32_KERNELS
+        names = table[meta["dtype"]]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError, AttributeError):
         return None
     from fastir.kernels.lazy import preload
 

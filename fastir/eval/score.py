@@ -173,7 +173,8 @@ def _prepare(run_or_path, pairs, ks, metrics, block_mb, trec_depth, precision, d
     ks = tuple(m.k for m in chosen if m.measure.name == "recall")
     trec_depth = _check_options(run, block_mb, trec_depth, precision)
     bias = bias_metrics(chosen)
-    prec = choose_precision(precision, trec_depth, bias, device)
+    prec = choose_precision(precision, trec_depth, bias, device,
+                            float(len(run.queries)) * len(run.candidates) * run.dim)
     if sharded and bias:
         raise InputError(None, "--metrics", f"{bias[0].name} ranks each query's whole pooled row, which shards do "
                                             "not add up to: score it in one process")

@@ -22,7 +22,9 @@ from fastir.kernels.lazy import lazy_njit
 _F32_ROWS = types.Array(float32, 2, "C", readonly=True)
 
 
-@njit(cache=True, nogil=True)
+# The three sums may be reassociated (vectorised): callers widen the norms by 2^-30, more than any
+# summation order's rounding of d < 2^22 float64 squares.
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _round_row(x, out, scratch, norm, resid, rounded, i):
     bits = x.view(np.uint32)
     for j in range(x.shape[0]):

@@ -52,7 +52,7 @@ def test_counters_of_a_bound_that_decides_nothing(tmp_path, make_run, monkeypatc
     def undecided_everywhere(name, cand):
         engine = real(name, cand)
         block = engine.block
-        engine.block = lambda q, out: np.full(len(q), np.inf) + 0 * block(q, out)
+        engine.block = lambda q, out, prepared=None: np.full(len(q), np.inf) + 0 * block(q, out, prepared)
         return engine
 
     monkeypatch.setattr(precision, "product", undecided_everywhere)

@@ -156,12 +156,13 @@ def _assert_reference(result, want, name):
 @pytest.mark.parametrize("block_mb, gold_share", [(2e-4, 0.25), (3e-3, 0.25), (3e-3, 1e9)])
 def test_streamed_tiles_and_shards_equal_the_reference(kind, block_mb, gold_share, tmp_path, make_run, monkeypatch):
     """Tiny --block-mb: many candidate tiles, most golds outside the tile being counted (their vectors
-    passed beside it: gathered per block, or once per group with ``gold_share``), several query blocks;
-    and three candidate shards merged: identical metrics."""
+    passed beside it: gathered per block, or once per group with ``gold_share``), several query blocks
+    (kept across tiles with ``gold_share``); and three candidate shards merged: identical metrics."""
     from fastir.eval import certified
     from fastir.eval.score import score_shard
 
     monkeypatch.setattr(certified.GoldVectors, "SHARE", gold_share)
+    monkeypatch.setattr(certified.QueryBlocks, "SHARE", gold_share)  # query blocks kept across tiles, or not
 
     cols = run_columns(kind, np.random.default_rng(11))
     path = make_run(tmp_path / "run", **cols)
@@ -186,6 +187,7 @@ def test_auto_mixes_engines_block_by_block_and_stays_exact(tmp_path, make_run, m
         pytest.skip("no oneMKL bfloat16 product on this machine: auto scores float32 products")
     cols = run_columns("near-ties", np.random.default_rng(12))
     path = make_run(tmp_path / "run", **cols)
+    monkeypatch.setattr(certified, "AUTO_MIN_WORK", 0.0)
     monkeypatch.setattr(certified, "AUTO_MAX_RECOMPUTED", -1.0)
     monkeypatch.setattr(certified, "PROBE_ROWS", 4)
     stay = certified.PrecisionChoice.engine
@@ -202,11 +204,16 @@ def test_auto_leaves_for_float32_where_bf16_cannot_decide_or_is_missing(tmp_path
 
     path = make_run(tmp_path / "run", **run_columns("random", np.random.default_rng(13)))
     fp32 = score_run(path, pairs="all", metrics=METRICS, precision="fp32")
+    small = score_run(path, pairs="all", metrics=METRICS)
+    assert small.precision["ran"] == "fp32" and "multiply-adds, below" in small.precision["reason"]
+    assert np.array_equal(small.metrics.values, fp32.metrics.values, equal_nan=True)
+    monkeypatch.setattr(certified, "AUTO_MIN_WORK", 0.0)
     monkeypatch.setattr(prec, "cpu_flags", lambda: frozenset({"avx2"}))
     missing = score_run(path, pairs="all", metrics=METRICS)
     assert missing.precision["ran"] == "fp32" and "no fast bfloat16 product" in missing.precision["reason"]
     assert np.array_equal(missing.metrics.values, fp32.metrics.values, equal_nan=True)
     monkeypatch.undo()
+    monkeypatch.setattr(certified, "AUTO_MIN_WORK", 0.0)
     if prec.mkl_bf16()[0]:
         monkeypatch.setattr(certified, "AUTO_MAX_RECOMPUTED", -1.0)
         probe = score_run(path, pairs="all", metrics=METRICS)

@@ -5,6 +5,7 @@ fastir/kernels that the preload really loads; a run.json it cannot read starts n
 from __future__ import annotations
 
 import importlib
+import json
 
 import numpy as np
 import pytest
@@ -64,14 +65,22 @@ def test_ranked_kernels_name_the_kernels_score_run_calls():
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32"])
-def test_auto_preloads_onemkl_and_the_certified_kernels(tmp_path, make_run, dtype):
+def test_auto_preloads_onemkl_and_the_certified_kernels(tmp_path, make_run, monkeypatch, dtype):
     """``--precision auto``: the bfloat16 GEMM's library (a cached loader, called) and every kernel of a
     certified block, loaded in the background; each name is a real loader or lazy kernel."""
     from fastir.eval import mkl_bf16
     from fastir.eval.preload import CERTIFIED_KERNELS
 
+    from fastir.eval import certified
+
     run = make_run(tmp_path, q_emb=np.eye(2), q_langs=["aa", "aa"], c_emb=np.eye(2), c_langs=["aa", "aa"],
                    qrels=[(0, 0)], dtype=dtype)
+    small = preload_score_kernels(run, "auto")  # 2 x 2 x 2 multiply-adds: auto will score float32 products
+    small.finish()
+    assert small.names == FP32_KERNELS[dtype]
+    meta = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**meta, "num_queries": 2, "num_candidates": 2}))
+    monkeypatch.setattr(certified, "AUTO_MIN_WORK", 8)  # 2 x 2 x dim 2: now large enough
     loading = preload_score_kernels(run, "auto")
     loading.thread.join(timeout=300)
     loading.finish()
