@@ -119,7 +119,8 @@ def test_pool_score(benchmark, pool_run, bench_scale, pinned_threads):
     result = benchmark.pedantic(score_run, args=(pool_run,), warmup_rounds=_warmup(bench_scale),
                                 rounds=_rounds(bench_scale))
     benchmark.extra_info.update(queries=len(result.run.queries), candidates=len(result.run.candidates),
-                                load_average=os.getloadavg()[0])
+                                load_average=os.getloadavg()[0], precision_ran=result.precision["ran"],
+                                precision_reason=result.precision.get("reason"))
     assert all(result.cell_stats[c]["skipped"] == 0 for c in result.cells)
 
 
