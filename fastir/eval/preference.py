@@ -180,24 +180,35 @@ def read_cand_groups(path, run: Run) -> list[str | None]:
     """The parallel-group id of each candidate row, from a UTF-8 text file of lines ``candidate_id TAB
     group_id`` (blank lines skipped; a candidate not listed has no group). A malformed line, an id the
     run lacks or listed twice: InputError naming the line."""
-    from fastir.core.textfiles import text_lines
-
     row_of = {cid: i for i, cid in enumerate(run.candidates.ids)}
     groups: list[str | None] = [None] * len(row_of)
+    for identifier, (group, number) in read_id_groups(path, "candidate").items():
+        row = row_of.get(identifier)
+        if row is None:
+            raise InputError(path, f"line {number}", f"candidate {identifier[:80]!r} is not in the run")
+        groups[row] = group
+    return groups
+
+
+def read_id_groups(path, what: str) -> dict[str, tuple[str, int]]:
+    """``{id: (group_id, line number)}`` from a UTF-8 text file of lines ``id TAB group_id`` (blank lines
+    skipped), in file order; ``what`` (candidate, query) names the ids in messages. A malformed line or
+    an id listed twice: InputError naming the line."""
+    from fastir.core.textfiles import text_lines
+
+    out: dict[str, tuple[str, int]] = {}
     for number, line in text_lines(path):
         text = line.rstrip("\r\n")
         if not text.strip():
             continue
         fields = text.split("\t")
         if len(fields) != 2 or not fields[0] or not fields[1]:
-            raise InputError(path, f"line {number}", f"expected candidate_id TAB group_id, found {text[:80]!r}")
-        row = row_of.get(fields[0])
-        if row is None:
-            raise InputError(path, f"line {number}", f"candidate {fields[0][:80]!r} is not in the run")
-        if groups[row] is not None:
-            raise InputError(path, f"line {number}", f"candidate {fields[0][:80]!r} is listed twice")
-        groups[row] = fields[1]
-    return groups
+            raise InputError(path, f"line {number}", f"expected {what}_id TAB group_id, found {text[:80]!r}")
+        if fields[0] in out:
+            raise InputError(path, f"line {number}", f"{what} {fields[0][:80]!r} is listed twice (first at line "
+                                                     f"{out[fields[0]][1]})")
+        out[fields[0]] = (fields[1], number)
+    return out
 
 
 def check_preference_outputs(out_dir, inputs, overwrite: bool = False) -> None:
