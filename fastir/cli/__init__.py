@@ -37,6 +37,7 @@ SUBCOMMANDS = {
     "embed": "fastir.cli.embed:embed",
     "score": "fastir.cli.score:score",
     "preference": "fastir.cli.preference:preference",
+    "preference-run": "fastir.cli.preference_run:preference_run",
     "score-run": "fastir.cli.score_run:score_run",
     "sample": "fastir.cli.sample:sample",
     "train": "fastir.cli.train:train",

@@ -10,19 +10,30 @@ from fastir.cli.options import Float, Int
 from fastir.eval.cells import DEFAULT_BLOCK_MB
 
 
+PIVOT_OPTION = click.option("--pivot", default="en", show_default=True,
+                            help="Language whose share of the top --k is reported; 'none' to skip.")
+K_OPTION = click.option("--k", "k", type=Int(), default=10, show_default=True, help="Cutoff of the pivot share.")
+TARGET_OPTION = click.option("--target", default=None, help="MLRS toward this candidate language (needs --cand-groups).")
+CAND_GROUPS_OPTION = click.option(
+    "--cand-groups", type=click.Path(), default=None,
+    help="Text file of lines 'candidate_id TAB group_id' (document ids for a ranked run): the candidates' "
+         "parallel groups (for MLRS).")
+MLRS_K_OPTION = click.option("--mlrs-k", type=Int(), default=10, show_default=True, help="Top K re-ranked by MLRS.")
+OVERWRITE_OPTION = click.option("--overwrite", is_flag=True, help="Replace a preference output directory.")
+FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+                             show_default=True, help="What to print: a table per query language, or summary.json's content.")
+
+
 @click.command()
 @click.argument("run_dir", metavar="RUN", type=click.Path())
-@click.option("--pivot", default="en", show_default=True,
-              help="Language whose share of the top --k is reported; 'none' to skip.")
-@click.option("--k", "k", type=Int(), default=10, show_default=True, help="Cutoff of the pivot share.")
-@click.option("--target", default=None, help="MLRS toward this candidate language (needs --cand-groups).")
-@click.option("--cand-groups", type=click.Path(), default=None,
-              help="Text file of lines 'candidate_id TAB group_id': the candidates' parallel groups (for MLRS).")
-@click.option("--mlrs-k", type=Int(), default=10, show_default=True, help="Top K re-ranked by MLRS.")
+@PIVOT_OPTION
+@K_OPTION
+@TARGET_OPTION
+@CAND_GROUPS_OPTION
+@MLRS_K_OPTION
 @click.option("--out", "out_dir", type=click.Path(), default=None, help="Output directory [default: RUN/preference/].")
-@click.option("--overwrite", is_flag=True, help="Replace a preference output directory.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
-              help="What to print: a table per query language, or summary.json's content.")
+@OVERWRITE_OPTION
+@FORMAT_OPTION
 @click.option("--block-mb", type=Float(), default=DEFAULT_BLOCK_MB, show_default=True,
               help="Memory budget of one float32 score block of whole parallel groups (MiB).")
 def preference(run_dir, pivot, k, target, cand_groups, mlrs_k, out_dir, overwrite, fmt, block_mb):
@@ -31,7 +42,6 @@ def preference(run_dir, pivot, k, target, cand_groups, mlrs_k, out_dir, overwrit
     Writes per_query.parquet and summary.json to --out, both or neither. Definitions: docs/score.md,
     "Language preference".
     """
-    import json
     from pathlib import Path
 
     from fastir.core.errors import InputError
@@ -59,6 +69,13 @@ def preference(run_dir, pivot, k, target, cand_groups, mlrs_k, out_dir, overwrit
         result = language_preference(run, pivot=None if pivot == "none" else pivot, k=k, target=target,
                                      cand_groups=groups, mlrs_k=mlrs_k, block_mb=block_mb)
         write_preference(result, out_dir, inputs, overwrite)
+    show(result, out_dir, fmt)
+
+
+def show(result, out_dir, fmt: str) -> None:
+    """Print summary.json's content (``json``) or the table per query language, then where it was written."""
+    import json
+
     summary = result.summary()
     if fmt == "json":
         echo(json.dumps(summary, indent=2))

@@ -10,13 +10,19 @@ from fastir.eval.cells import DEFAULT_KS
 from fastir.eval.metrics import DEFAULT_TIES, TIE_MODES, known_names
 
 
+# The ranked-run inputs, shared with `fastir preference-run`.
+QRELS_OPTION = click.option("--qrels", required=True, type=click.Path(), help="TREC qrels (qid 0 docid grade), graded.")
+QUERY_LANGS_OPTION = click.option(
+    "--query-langs", required=True, help="Languages of the queries: a .tsv (id<TAB>lang) or .parquet (id, lang) map, "
+                                         "or the rule prefix:SEP (the text before the first SEP, e.g. prefix::).")
+DOC_LANGS_OPTION = click.option("--doc-langs", required=True, help="Languages of the documents, as --query-langs.")
+
+
 @click.command("score-run")
 @click.argument("run_file", metavar="RUN", type=click.Path())
-@click.option("--qrels", required=True, type=click.Path(), help="TREC qrels (qid 0 docid grade), graded.")
-@click.option("--query-langs", required=True,
-              help="Languages of the queries: a .tsv (id<TAB>lang) or .parquet (id, lang) map, or the rule "
-                   "prefix:SEP (the text before the first SEP, e.g. prefix::).")
-@click.option("--doc-langs", required=True, help="Languages of the documents, as --query-langs.")
+@QRELS_OPTION
+@QUERY_LANGS_OPTION
+@DOC_LANGS_OPTION
 @PAIRS_OPTION
 @KS_OPTION
 @click.option("--metrics", default=None,
