@@ -9,11 +9,14 @@ runs against scipy's Spearman and brute-force definitions, the group rule, and t
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from scipy.stats import spearmanr
 
@@ -133,6 +136,21 @@ def test_truncated_runs_equal_scipy_and_brute_force(tmp_path, seed):
     assert checked > 40
 
 
+def test_run_formats_agree(tmp_path):
+    run, qrels, docs = truncated_run(tmp_path, 7)
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    rows = [(q, d, s) for q, ranking in run.items() for d, s in ranking.items()]
+    pq.write_table(pa.table({"query_id": [r[0] for r in rows], "doc_id": [r[1] for r in rows],
+                             "score": [r[2] for r in rows]}), tmp_path / "run.parquet")
+    results = [ranked_preference(tmp_path / name, tmp_path / "qrels.txt", "prefix::", "prefix::", "prefix::",
+                                 pivot="en", k=3, target="de", cand_groups=tmp_path / "cand.tsv")
+               for name in ("run.trec", "run.json", "run.parquet")]
+    for other in results[1:]:
+        assert other.query_ids == results[0].query_ids
+        for name in COLUMNS:
+            assert np.array_equal(other.values[name], results[0].values[name], equal_nan=True), name
+
+
 def test_bad_input_is_one_line(tmp_path):
     run, qrels, docs = truncated_run(tmp_path, 3)
     args = (tmp_path / "run.trec", tmp_path / "qrels.txt", "prefix::", "prefix::")
@@ -156,3 +174,9 @@ def test_bad_input_is_one_line(tmp_path):
     assert err.value.field == "line 1"
     with pytest.raises(InputError, match="give the separator"):
         parse_query_groups("prefix:")
+    (tmp_path / "run.trec").write_text("en:q0 Q0 en:d00 1 2.0 bm25\n")
+    (tmp_path / "qrels.txt").write_text("en:q0 0 en:d00 1\n")
+    (tmp_path / "cand.tsv").write_text("en:d00\tg0\nxx-d1\tg0\n")
+    with pytest.raises(InputError, match="has no language before ':'") as err:
+        ranked_preference(*args, "prefix::", target="en", cand_groups=tmp_path / "cand.tsv")
+    assert Path(err.value.path).name == "cand.tsv" and err.value.field == "line 2"
