@@ -14,7 +14,7 @@ preference``). This module owns the candidate parallel-group file (:func:`read_c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -37,6 +37,7 @@ class PreferenceResult:
     k: int
     target: str | None
     mlrs_k: int
+    extra: dict = field(default_factory=dict)  # more of summary.json (a ranked run: its inputs and depth)
 
     @property
     def per_query(self):
@@ -51,9 +52,9 @@ class PreferenceResult:
 
     def summary(self) -> dict:
         """{measure: {"all": mean, lang: mean, ...}} over the queries where it is defined, with the
-        settings; a measure defined for no query is left out."""
+        settings (and ``extra``); a measure defined for no query is left out."""
         langs = np.asarray(self.query_langs)
-        out: dict = {"pivot": self.pivot, "k": self.k, "target": self.target, "mlrs_k": self.mlrs_k}
+        out: dict = {"pivot": self.pivot, "k": self.k, "target": self.target, "mlrs_k": self.mlrs_k, **self.extra}
         for name in COLUMNS:
             v = self.values[name]
             if np.isnan(v).all():
@@ -79,14 +80,14 @@ def language_preference(run_or_path, pivot: str | None = "en", k: int = 10, targ
 
     run = run_or_path if isinstance(run_or_path, Run) else read_run(run_or_path)
     cand_langs, c_lang = run.candidates.lang_codes()
-    pivot_id = _language_id(cand_langs, pivot, "pivot")
-    k, mlrs_k = _positive(k, "k"), _positive(mlrs_k, "mlrs_k")
+    pivot_id = language_id(cand_langs, pivot, "pivot")
+    k, mlrs_k = positive_int(k, "k"), positive_int(mlrs_k, "mlrs_k")
     target_col = None if target is None else _target_columns(run, cand_langs, c_lang, target, cand_groups)
     groups = run.queries.xling_ids
     if groups is None:
         raise InputError(run.queries.path, "xling_id", "no parallel-group ids: mean rank correlation needs "
                                                        "parallel queries")
-    order, group_ptr = _group_order(groups)
+    order, group_ptr = group_order(groups)
     n = len(run.queries)
     values = {name: np.full(n, np.nan) for name in COLUMNS}
     cand = np.asarray(run.candidates.embeddings, dtype=np.float32)
@@ -119,7 +120,7 @@ def _query_language_preference(run: Run, cand_langs, c_lang, cand, queries) -> n
     return query_language_preferences(gold_score, c_lang[c_rows], gold_ptr, q_lang)
 
 
-def _group_order(groups) -> tuple[np.ndarray, np.ndarray]:
+def group_order(groups) -> tuple[np.ndarray, np.ndarray]:
     """Query rows ordered by parallel group (first appearance), and each group's slice of that order."""
     ids, inverse = np.unique(np.asarray(groups, dtype=object), return_inverse=True)
     first = np.full(len(ids), len(groups))
@@ -145,7 +146,7 @@ def _blocks(group_ptr, max_rows: int):
 
 def _target_columns(run: Run, cand_langs, c_lang, target: str, cand_groups) -> np.ndarray:
     """Per candidate row, the row of its parallel version in ``target`` (itself when in ``target``; -1: none)."""
-    t = _language_id(cand_langs, target, "target")
+    t = language_id(cand_langs, target, "target")
     if cand_groups is None or len(cand_groups) != len(run.candidates):
         got = "none" if cand_groups is None else f"{len(cand_groups)}"
         raise InputError(None, "cand_groups", f"MLRS needs a parallel-group id per candidate row "
@@ -159,7 +160,8 @@ def _target_columns(run: Run, cand_langs, c_lang, target: str, cand_groups) -> n
     return np.array([version.get(g, -1) if g is not None else -1 for g in cand_groups], np.int64)
 
 
-def _language_id(cand_langs, lang, what: str) -> int:
+def language_id(cand_langs, lang, what: str) -> int:
+    """The index of ``lang`` in ``cand_langs`` (-1 for None); InputError (field ``what``) if absent."""
     if lang is None:
         return -1
     if lang not in cand_langs:
@@ -167,7 +169,8 @@ def _language_id(cand_langs, lang, what: str) -> int:
     return cand_langs.index(lang)
 
 
-def _positive(value, what: str) -> int:
+def positive_int(value, what: str) -> int:
+    """``value`` if a positive int; InputError (field ``what``) otherwise."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InputError(None, what, f"must be a positive integer, found {value!r}")
     return value

@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 
 from fastir.core.arrow import as_numpy, numeric_array, string_array
 from fastir.core.errors import InputError
-from fastir.eval.preference import (COLUMNS, PreferenceResult, _group_order, _language_id, _positive,
+from fastir.eval.preference import (COLUMNS, PreferenceResult, group_order, language_id, positive_int,
                                     read_id_groups)
 from fastir.eval.score_ranked import (_SEPARATOR, _check_ranks, _Collected, _complete_queries, _no_duplicates,
                                       _queries, _read_qrels, _run_order)
@@ -103,7 +103,7 @@ def ranked_preference(run_path, qrels_path, query_langs, doc_langs, query_groups
     ``query_groups``: a :class:`GroupSpec` or its text; ``cand_groups``: a file of ``doc_id TAB group_id``
     lines (the documents' parallel groups, for MLRS toward ``target``). Bad input raises :class:`InputError`.
     """
-    k, mlrs_k = _positive(k, "k"), _positive(mlrs_k, "mlrs_k")
+    k, mlrs_k = positive_int(k, "k"), positive_int(mlrs_k, "mlrs_k")
     if (target is None) != (cand_groups is None):
         raise InputError(None, "--target" if target is None else "--cand-groups",
                          "MLRS needs both --target and --cand-groups")
@@ -114,15 +114,20 @@ def ranked_preference(run_path, qrels_path, query_langs, doc_langs, query_groups
     qrels = _read_qrels(Path(qrels_path), dspec)
     lists = _read_lists(Path(run_path), qrels, qspec, dspec, gspec)
     docs = _Docs(lists, cand, cand_groups, dspec, qrels.cand_langs)
-    pivot_id = _language_id(docs.langs, pivot, "pivot")
+    pivot_id = language_id(docs.langs, pivot, "pivot")
     target_of = docs.targets(target, cand_groups) if target is not None else None
     values = {name: np.full(len(lists.qids), np.nan) for name in COLUMNS}
-    order, group_ptr = _group_order(lists.groups)
+    order, group_ptr = group_order(lists.groups)
     for g in range(len(group_ptr) - 1):
         rows = order[group_ptr[g]:group_ptr[g + 1]]
         _group_measures(lists, docs, rows, pivot_id, k, target_of, mlrs_k, values)
     values["qlp"] = _query_language_preference(lists, qrels, docs)
-    return PreferenceResult(lists.qids, lists.qlangs, values, pivot, k, target, mlrs_k)
+    depth = np.diff(lists.ptr)
+    extra = {"input": {"run": str(run_path), "qrels": str(qrels_path), "query_langs": qspec.source,
+                       "doc_langs": dspec.source, "query_groups": gspec.source,
+                       "cand_groups": None if cand_groups is None else str(cand_groups), "lines": int(lists.ptr[-1])},
+             "depth": {"min": int(depth.min()), "max": int(depth.max())}}
+    return PreferenceResult(lists.qids, lists.qlangs, values, pivot, k, target, mlrs_k, extra)
 
 
 # ------------------------------------------------------------------------------------------- input
@@ -198,7 +203,7 @@ class _Docs:
 
     def targets(self, target: str, cand_path) -> np.ndarray:
         """Per document code, the code of its version in ``target`` (itself when in it; -1: none)."""
-        t = _language_id(self.langs, target, "target")
+        t = language_id(self.langs, target, "target")
         version: dict = {}
         for code, group in enumerate(self.group):
             if group is not None and self.lang[code] == t:

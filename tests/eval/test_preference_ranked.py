@@ -61,7 +61,8 @@ def test_an_embedding_run_and_its_full_depth_trec_export_agree_per_query(tmp_pat
         assert np.isfinite(want.values[name]).sum() > 20, name
         np.testing.assert_allclose(got.values[name][rows], want.values[name], rtol=0, atol=1e-12, err_msg=name)
     mine, theirs = got.summary(), want.summary()
-    assert mine.keys() == theirs.keys()
+    assert mine.keys() - theirs.keys() == {"input", "depth"} and theirs.keys() <= mine.keys()
+    assert mine["depth"] == {"min": len(c_groups), "max": len(c_groups)}
     for name in COLUMNS:
         assert mine[name] == pytest.approx(theirs[name], abs=1e-12)
 
@@ -134,6 +135,7 @@ def test_truncated_runs_equal_scipy_and_brute_force(tmp_path, seed):
             assert np.array_equal(by_rule.values[name][i], by_file.values[name][i], equal_nan=True)
             checked += not np.isnan(want[name])
     assert checked > 40
+    assert by_rule.summary()["depth"] == {"min": min(map(len, run.values())), "max": max(map(len, run.values()))}
 
 
 def test_run_formats_agree(tmp_path):
