@@ -197,9 +197,9 @@ class _Docs:
         self.lang[codes] = lang_of_entry
         self.id_pos = np.empty(n, np.int64)  # place in the order by id descending (trec_eval's tie order)
         self.id_pos[as_numpy(pc.array_sort_indices(self.ids, order="descending"))] = np.arange(n)
-        self.group = [None] * n
-        for code, (group, _) in zip(cand_code.tolist(), cand.values()):
-            self.group[code] = group
+        self.group, self.line = [None] * n, [0] * n  # parallel group and its --cand-groups line
+        for code, (group, line) in zip(cand_code.tolist(), cand.values()):
+            self.group[code], self.line[code] = group, line
 
     def targets(self, target: str, cand_path) -> np.ndarray:
         """Per document code, the code of its version in ``target`` (itself when in it; -1: none)."""
@@ -208,7 +208,9 @@ class _Docs:
         for code, group in enumerate(self.group):
             if group is not None and self.lang[code] == t:
                 if group in version:
-                    raise InputError(cand_path, "group", f"group {group!r} has two documents in {target!r}")
+                    raise InputError(cand_path, f"line {self.line[code]}", f"group {group!r} has two documents in "
+                                                                           f"{target!r} (first at line "
+                                                                           f"{self.line[version[group]]})")
                 version[group] = code
         return np.array([version.get(g, -1) if g is not None else -1 for g in self.group], np.int64)
 

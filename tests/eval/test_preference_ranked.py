@@ -182,3 +182,7 @@ def test_bad_input_is_one_line(tmp_path):
     with pytest.raises(InputError, match="has no language before ':'") as err:
         ranked_preference(*args, "prefix::", target="en", cand_groups=tmp_path / "cand.tsv")
     assert Path(err.value.path).name == "cand.tsv" and err.value.field == "line 2"
+    (tmp_path / "cand.tsv").write_text("en:d00\tg0\nen:d01\tg1\nen:d02\tg0\n")
+    with pytest.raises(InputError, match=re.escape("group 'g0' has two documents in 'en' (first at line 1)")) as err:
+        ranked_preference(*args, "prefix::", target="en", cand_groups=tmp_path / "cand.tsv")
+    assert err.value.field == "line 3"
