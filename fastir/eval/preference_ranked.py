@@ -16,10 +16,11 @@ id descending, so the kernels' ties by column are trec_eval's ties by id. Then:
 * Pivot@k and MLRS@K: over the top min(k, depth) of the retrieved list; MLRS re-ranks the top by the
   values of their versions in the target language (0 for a version the query did not retrieve).
 
-The run is read by :func:`fastir.runs.ranked.read_chunks` and checked as ``fastir score-run`` checks it
-(queries in the qrels and the language map, lines of a query together, no (query, document) twice,
-ranks agreeing with scores); unlike scoring, it is held whole in memory (Arrow ids and float64
-scores), since the queries of one parallel group may lie anywhere in the file. This module owns the
+The run is read by :func:`fastir.runs.ranked.read_chunks` and checked as ``fastir score-run`` checks it,
+with its messages (queries in the qrels and the language map, lines of a query together, no (query,
+document) twice, ranks agreeing with scores); unlike scoring, it is held whole in memory (Arrow ids
+and float64 scores), since the queries of one parallel group may lie anywhere in the file, so the
+checks run once over the whole run (of score-run's code, only ``_check_ranks`` is shared). This module owns the
 ``--query-groups`` source (a file of ``query_id TAB group_id`` lines, or the rule ``prefix:SEP``).
 """
 
@@ -36,9 +37,8 @@ from fastir.core.arrow import as_numpy, numeric_array, string_array
 from fastir.core.errors import InputError
 from fastir.eval.preference import (COLUMNS, PreferenceResult, group_order, language_id, positive_int,
                                     read_id_groups)
-from fastir.eval.score_ranked import (_SEPARATOR, _check_ranks, _Collected, _complete_queries, _no_duplicates,
-                                      _queries, _read_qrels, _run_order)
-from fastir.runs.ranked import RULE_PREFIX, LangSpec, parse_lang_spec, read_chunks
+from fastir.eval.cells import POOLED
+from fastir.runs.ranked import RULE_PREFIX, LangSpec, RunChunk, parse_lang_spec, read_chunks
 
 MAX_DISTINCT = 1 << 24  # distinct scores of one query that float32 ranks hold exactly
 
@@ -82,17 +82,18 @@ def parse_query_groups(value: str) -> GroupSpec:
 
 @dataclass
 class _Lists:
-    """The run's queries and their lists in trec_eval order: query i holds lines ptr[i]:ptr[i+1]."""
+    """The run's queries and their lists in trec_eval order: query i holds lines ptr[i]:ptr[i+1]; its
+    relevant documents are golds gold_ptr[i]:gold_ptr[i+1]."""
 
     qids: list
     qlangs: list
     groups: list
-    qrels_index: np.ndarray  # per query, its qrels query number
     ptr: np.ndarray
-    docs: pa.Array  # document id per line
-    keys: pa.Array  # "qid\x1fdocid" per line
-    langs: pa.Array  # document language per line
+    doc: np.ndarray  # document code per line
     value: np.ndarray  # float32 dense rank of the line's score in its query (1 = lowest)
+    gold_ptr: np.ndarray
+    gold_value: np.ndarray  # float32: the gold's line value, 0 where the query did not retrieve it
+    gold_lang: np.ndarray  # int32 language id
 
 
 def ranked_preference(run_path, qrels_path, query_langs, doc_langs, query_groups, pivot: str | None = "en",
@@ -103,6 +104,8 @@ def ranked_preference(run_path, qrels_path, query_langs, doc_langs, query_groups
     ``query_groups``: a :class:`GroupSpec` or its text; ``cand_groups``: a file of ``doc_id TAB group_id``
     lines (the documents' parallel groups, for MLRS toward ``target``). Bad input raises :class:`InputError`.
     """
+    from fastir.runs.importer import read_trec_qrels
+
     k, mlrs_k = positive_int(k, "k"), positive_int(mlrs_k, "mlrs_k")
     if (target is None) != (cand_groups is None):
         raise InputError(None, "--target" if target is None else "--cand-groups",
@@ -111,9 +114,9 @@ def ranked_preference(run_path, qrels_path, query_langs, doc_langs, query_groups
     dspec = doc_langs if isinstance(doc_langs, LangSpec) else parse_lang_spec(doc_langs, "--doc-langs")
     gspec = query_groups if isinstance(query_groups, GroupSpec) else parse_query_groups(query_groups)
     cand = read_id_groups(cand_groups, "document") if cand_groups is not None else {}
-    qrels = _read_qrels(Path(qrels_path), dspec)
-    lists = _read_lists(Path(run_path), qrels, qspec, dspec, gspec)
-    docs = _Docs(lists, cand, cand_groups, dspec, qrels.cand_langs)
+    judged = read_trec_qrels(qrels_path)
+    run = _whole_run(Path(run_path))
+    lists, docs = _read_lists(run, judged, Path(qrels_path), cand, cand_groups, qspec, dspec, gspec)
     pivot_id = language_id(docs.langs, pivot, "pivot")
     target_of = docs.targets(target, cand_groups) if target is not None else None
     values = {name: np.full(len(lists.qids), np.nan) for name in COLUMNS}
@@ -121,7 +124,7 @@ def ranked_preference(run_path, qrels_path, query_langs, doc_langs, query_groups
     for g in range(len(group_ptr) - 1):
         rows = order[group_ptr[g]:group_ptr[g + 1]]
         _group_measures(lists, docs, rows, pivot_id, k, target_of, mlrs_k, values)
-    values["qlp"] = _query_language_preference(lists, qrels, docs)
+    values["qlp"] = _query_language_preference(lists, docs)
     depth = np.diff(lists.ptr)
     extra = {"input": {"run": str(run_path), "qrels": str(qrels_path), "query_langs": qspec.source,
                        "doc_langs": dspec.source, "query_groups": gspec.source,
@@ -133,32 +136,85 @@ def ranked_preference(run_path, qrels_path, query_langs, doc_langs, query_groups
 # ------------------------------------------------------------------------------------------- input
 
 
-def _read_lists(run_path: Path, qrels, qspec, dspec, gspec: GroupSpec) -> _Lists:
-    got, seen = _Collected(), set()
-    groups, qrels_index, counts, docs, keys, langs, scores = [], [], [], [], [], [], []
-    for chunk in _complete_queries(read_chunks(run_path)):
-        codes, qi = _queries(chunk, qrels, qspec, seen, got)
-        line_keys = pc.binary_join_element_wise(chunk.qids, chunk.docids, _SEPARATOR)
-        _no_duplicates(line_keys, chunk.where, chunk.path, "line")
-        order = _run_order(codes, chunk, doc_ids=True)
-        count = np.bincount(codes, minlength=len(qi))
-        if chunk.ranks is not None:
-            _check_ranks(chunk, np.concatenate(([0], np.cumsum(count))).astype(np.int64), order)
-        _, first = np.unique(codes, return_index=True)
-        groups += [gspec.group(got.qids[len(got.qids) - len(qi) + c], chunk.path, chunk.where(int(first[c])))
-                   for c in range(len(qi))]
-        take = numeric_array(order, pa.int64())
-        chunk_langs = dspec.languages(chunk.docids, chunk.path, chunk.where)
-        qrels_index.append(qi)
-        counts.append(count)
-        docs.append(chunk.docids.take(take))
-        keys.append(line_keys.take(take))
-        langs.append(chunk_langs.take(take))
-        scores.append(chunk.scores[order])
-    ptr = np.concatenate(([0], np.cumsum(np.concatenate(counts)))).astype(np.int64)
-    value = _dense_values(ptr, np.concatenate(scores), run_path)
-    return _Lists(got.qids, got.qlangs, groups, np.concatenate(qrels_index), ptr, pa.concat_arrays(docs),
-                  pa.concat_arrays(keys), pa.concat_arrays(langs), value)
+def _whole_run(path: Path) -> RunChunk:
+    """The run's lines as one chunk (its ``where`` names each line)."""
+    chunks = list(read_chunks(path))
+    ranks = None if any(c.ranks is None for c in chunks) else np.concatenate([c.ranks for c in chunks])
+    return RunChunk(path, pa.concat_arrays([c.qids for c in chunks]), pa.concat_arrays([c.docids for c in chunks]),
+                    np.concatenate([c.scores for c in chunks]), ranks, chunks[0].first_line)
+
+
+def _read_lists(run: RunChunk, judged, qrels_path: Path, cand: dict, cand_path, qspec, dspec, gspec):
+    """The checked run in trec_eval order (score descending, then document id descending) and its golds,
+    with the checks and messages of ``fastir score-run``."""
+    from fastir.eval.score_ranked import _check_ranks
+
+    cand_ids = string_array(list(cand))
+    positive = np.flatnonzero(judged.grades >= 1)
+    docs = _Docs(dspec, cand, [(run.docids, run.path, run.where),
+                               (cand_ids, cand_path, lambda i: f"line {cand[cand_ids[i].as_py()][1]}"),
+                               (judged.candidate_ids.take(numeric_array(positive, pa.int64())), qrels_path,
+                                lambda i: f"line {judged.lines[positive[i]]}")])
+    line_doc, gold_doc = docs.codes[0], docs.codes[2]
+    judged_q = as_numpy(pc.dictionary_encode(judged.query_ids).indices).astype(np.int64)
+    judged_d = as_numpy(pc.dictionary_encode(judged.candidate_ids).indices).astype(np.int64)
+    _no_duplicates(judged_q, judged_d, judged, lambda i: f"line {judged.lines[i]}", qrels_path, "judgement")
+    q_ptr, names = _query_blocks(run)
+    known = set(judged.query_ids.to_pylist())
+    qlangs, groups = [], []
+    for b, name in enumerate(names):
+        where = run.where(int(q_ptr[b]))
+        if name not in known:
+            raise InputError(run.path, where, f"query {name!r} is not in the qrels")
+        qlangs.append(qspec.one(name, run.path, where))
+        groups.append(gspec.group(name, run.path, where))
+    line_q = np.repeat(np.arange(len(names)), np.diff(q_ptr))
+    _no_duplicates(line_q, line_doc, run, run.where, run.path, "line")
+    order = np.lexsort((docs.id_pos[line_doc], -run.scores, line_q))
+    if run.ranks is not None:
+        _check_ranks(run, q_ptr, order)
+    value = _dense_values(q_ptr, run.scores[order], run.path)
+    n = len(docs.id_pos)
+    index = {name: b for b, name in enumerate(names)}
+    gold_q = np.array([index.get(x, -1) for x in judged.query_ids.take(numeric_array(positive, pa.int64())).to_pylist()],
+                      np.int64)
+    mine = np.flatnonzero(gold_q >= 0)
+    mine = mine[np.argsort(gold_q[mine], kind="stable")]
+    line_key = line_q[order] * n + line_doc[order]
+    by_key = np.argsort(line_key)
+    gold_key = gold_q[mine] * n + gold_doc[mine]
+    at = np.minimum(np.searchsorted(line_key[by_key], gold_key), len(line_key) - 1)
+    hit = line_key[by_key[at]] == gold_key
+    gold_value = np.where(hit, value[by_key[at]], 0).astype(np.float32)
+    gold_ptr = np.concatenate(([0], np.cumsum(np.bincount(gold_q[mine], minlength=len(names))))).astype(np.int64)
+    return _Lists(names, qlangs, groups, q_ptr, line_doc[order], value, gold_ptr, gold_value,
+                  docs.lang[gold_doc[mine]]), docs
+
+
+def _query_blocks(run: RunChunk) -> tuple[np.ndarray, list]:
+    """Each query's lines ``q_ptr[b]:q_ptr[b+1]`` and its id; a query whose lines another's split: InputError."""
+    enc = pc.dictionary_encode(run.qids)
+    codes = as_numpy(enc.indices).astype(np.int64)
+    first = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
+    names = enc.dictionary.to_pylist()
+    if len(first) != len(names):  # codes number queries by first appearance: block b should hold query b
+        b = int(np.argmax(codes[first] != np.arange(len(first))))
+        raise InputError(run.path, run.where(int(first[b])), f"query {names[codes[first[b]]]!r} again after other "
+                                                             "queries: a run lists each query's lines together")
+    return np.append(first, len(codes)).astype(np.int64), names
+
+
+def _no_duplicates(a: np.ndarray, b: np.ndarray, table, where, path, what: str) -> None:
+    """InputError at the later of two entries with equal (``a``, ``b``) codes, naming the earlier."""
+    key = a * (int(b.max(initial=0)) + 1) + b
+    order = np.argsort(key, kind="stable")
+    same = key[order][1:] == key[order][:-1]
+    if same.any():
+        i = int(np.argmax(same))
+        first, again = int(order[i]), int(order[i + 1])
+        q, d = (table.qids, table.docids) if isinstance(table, RunChunk) else (table.query_ids, table.candidate_ids)
+        raise InputError(path, where(again), f"duplicate {what} of (query {q[again].as_py()!r}, document "
+                                             f"{d[again].as_py()!r}); first at {where(first)}")
 
 
 def _dense_values(ptr: np.ndarray, scores: np.ndarray, run_path) -> np.ndarray:
@@ -178,27 +234,26 @@ def _dense_values(ptr: np.ndarray, scores: np.ndarray, run_path) -> np.ndarray:
 
 
 class _Docs:
-    """Every document of the run and of the candidate groups: a code each, its language id, its place
-    in the order by id descending, and its parallel group."""
+    """Every document named by the run, the candidate groups and the relevant judgements: a code each
+    (``codes``: per source), its language id, its place in the order by id descending, and its group."""
 
-    def __init__(self, lists: _Lists, cand: dict, cand_path, dspec: LangSpec, qrels_langs: list):
-        cand_ids = string_array(list(cand))
-        cand_langs = dspec.languages(cand_ids, cand_path,
-                                     lambda i: f"line {cand[cand_ids[i].as_py()][1]}") if len(cand) else cand_ids
-        enc = pc.dictionary_encode(pa.concat_arrays([lists.docs, cand_ids]))
+    def __init__(self, dspec: LangSpec, cand: dict, sources: list):
+        langs = [dspec.languages(ids, file, where) if len(ids) else ids for ids, file, where in sources]
+        enc = pc.dictionary_encode(pa.concat_arrays([ids for ids, _, _ in sources]))
         codes = as_numpy(enc.indices).astype(np.int64)
-        self.line_code, cand_code = codes[:len(lists.docs)], codes[len(lists.docs):]
-        self.ids = enc.dictionary
-        n = len(self.ids)
-        all_langs = pa.concat_arrays([lists.langs, cand_langs])
-        self.langs = sorted(set(qrels_langs) | set(pc.unique(all_langs).to_pylist()))
-        lang_of_entry = as_numpy(pc.index_in(all_langs, value_set=string_array(self.langs))).astype(np.int32)
+        bounds = np.cumsum([0, *(len(ids) for ids, _, _ in sources)])
+        self.codes = [codes[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
+        n = len(enc.dictionary)
+        all_langs = pa.concat_arrays(langs)
+        self.langs = sorted(pc.unique(all_langs).to_pylist())
+        if POOLED in self.langs:
+            raise InputError(dspec.path, dspec.option, f"{POOLED!r} is reserved for the pooled setting")
         self.lang = np.empty(n, np.int32)
-        self.lang[codes] = lang_of_entry
+        self.lang[codes] = as_numpy(pc.index_in(all_langs, value_set=string_array(self.langs))).astype(np.int32)
         self.id_pos = np.empty(n, np.int64)  # place in the order by id descending (trec_eval's tie order)
-        self.id_pos[as_numpy(pc.array_sort_indices(self.ids, order="descending"))] = np.arange(n)
+        self.id_pos[as_numpy(pc.array_sort_indices(enc.dictionary, order="descending"))] = np.arange(n)
         self.group, self.line = [None] * n, [0] * n  # parallel group and its --cand-groups line
-        for code, (group, line) in zip(cand_code.tolist(), cand.values()):
+        for code, (group, line) in zip(self.codes[1].tolist(), cand.values()):
             self.group[code], self.line[code] = group, line
 
     def targets(self, target: str, cand_path) -> np.ndarray:
@@ -223,7 +278,7 @@ def _group_measures(lists: _Lists, docs: _Docs, rows, pivot_id, k, target_of, ml
     from fastir.kernels.preference import top_measures
 
     lines = [np.arange(lists.ptr[r], lists.ptr[r + 1]) for r in rows]
-    retrieved = np.unique(docs.line_code[np.concatenate(lines)])
+    retrieved = np.unique(lists.doc[np.concatenate(lines)])
     cols = retrieved if target_of is None else np.union1d(retrieved, target_of[retrieved][target_of[retrieved] >= 0])
     by_id = cols[np.argsort(docs.id_pos[cols], kind="stable")]  # the columns: documents by id descending
     column = np.empty(len(cols), np.int64)
@@ -234,7 +289,7 @@ def _group_measures(lists: _Lists, docs: _Docs, rows, pivot_id, k, target_of, ml
 
     block = np.zeros((len(rows), len(cols)), np.float32)
     for a, span in enumerate(lines):
-        block[a, place(docs.line_code[span])] = lists.value[span]
+        block[a, place(lists.doc[span])] = lists.value[span]
     values["mrc"][rows] = _pairwise_rank_correlation(block)
     target_col = None
     if target_of is not None:
@@ -268,18 +323,9 @@ def _pairwise_rank_correlation(block: np.ndarray) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-def _query_language_preference(lists: _Lists, qrels, docs: _Docs) -> np.ndarray:
+def _query_language_preference(lists: _Lists, docs: _Docs) -> np.ndarray:
     """QLP per query from the relevant documents' values (0 where the query did not retrieve one)."""
-    from fastir.eval.result import concat_ranges
     from fastir.kernels.preference import query_language_preferences
 
-    starts, ends = qrels.ptr[lists.qrels_index], qrels.ptr[lists.qrels_index + 1]
-    gold_ptr = np.concatenate(([0], np.cumsum(ends - starts))).astype(np.int64)
-    golds = concat_ranges(starts, ends - starts)
-    line = pc.index_in(qrels.keys.take(numeric_array(golds, pa.int64())), value_set=lists.keys)
-    found = as_numpy(line.is_valid())
-    gold_value = np.zeros(len(golds), np.float32)
-    gold_value[found] = lists.value[as_numpy(line.drop_null()).astype(np.int64)]
-    remap = np.array([docs.langs.index(x) for x in qrels.cand_langs], np.int32)
     q_lang = np.array([docs.langs.index(x) if x in docs.langs else -1 for x in lists.qlangs], np.int64)
-    return query_language_preferences(gold_value, remap[qrels.lang[golds]], gold_ptr, q_lang)
+    return query_language_preferences(lists.gold_value, lists.gold_lang, lists.gold_ptr, q_lang)

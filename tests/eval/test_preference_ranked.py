@@ -169,6 +169,21 @@ def test_bad_input_is_one_line(tmp_path):
     with pytest.raises(InputError, match="query 'xx:q9' is not in the qrels") as err:
         ranked_preference(*args, "prefix::")
     assert err.value.field == "line 2"
+    (tmp_path / "qrels.txt").write_text("en:q0 0 en:d00 1\nde:q0 0 en:d00 1\n")
+    for text, line, needle in (
+            ("en:q0 Q0 en:d00 1 2 s\nde:q0 Q0 en:d00 1 2 s\nen:q0 Q0 en:d01 2 1 s\n", 3,
+             "query 'en:q0' again after other queries"),
+            ("en:q0 Q0 en:d00 1 2 s\nen:q0 Q0 en:d00 2 1 s\n", 2,
+             "duplicate line of (query 'en:q0', document 'en:d00'); first at line 1"),
+            ("en:q0 Q0 en:d00 2 2 s\nen:q0 Q0 en:d01 1 1 s\n", 2, "rank 1 with score 1.0 contradicts rank 2")):
+        (tmp_path / "run.trec").write_text(text)
+        with pytest.raises(InputError, match=re.escape(needle)) as err:
+            ranked_preference(*args, "prefix::")
+        assert err.value.field == f"line {line}" and Path(err.value.path).name == "run.trec"
+    (tmp_path / "qrels.txt").write_text("en:q0 0 en:d00 1\nen:q0 0 en:d00 2\n")
+    with pytest.raises(InputError, match="duplicate judgement") as err:
+        ranked_preference(*args, "prefix::")
+    assert err.value.field == "line 2" and Path(err.value.path).name == "qrels.txt"
     (tmp_path / "run.trec").write_text("en-q0 Q0 en:d00 1 2.0 bm25\n")
     (tmp_path / "qrels.txt").write_text("en-q0 0 en:d00 1\n")
     with pytest.raises(InputError, match="query 'en-q0' has no group id after ':'") as err:
