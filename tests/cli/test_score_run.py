@@ -87,7 +87,15 @@ def test_bad_input_is_one_line_and_writes_nothing(two_systems, capsys):
     (root / "bad.run").write_text("\n".join(text) + "\n")
     refused(capsys, argv(root, "bad.run"), "bad.run: line 8", "no language before ':'")
     refused(capsys, argv(root, "bm25.run", "--ties", "sometimes"), "--ties")
-    assert not (root / "bad.run.scores").exists() and not (root / "bm25.run.scores").exists()
+    lines = (root / "bm25.run").read_text().splitlines()
+    fields = lines[40].split(" ")
+    lines[40] = " ".join([*fields[:2], "fr:d99", *fields[3:]])  # a language no qrels or map holds
+    (root / "fr.run").write_text("\n".join(lines) + "\n")
+    refused(capsys, argv(root, "fr.run", "--metrics", "map,same_lang@10"), "fr.run: line 41",
+            "is in none of the pool's languages (de, en")
+    refused(capsys, argv(root, "bm25.run", "--metrics", "map,peer@10", "--ties", "expected"),
+            "--ties: peer@10 ranks the top k in its own order")
+    assert not any((root / f"{name}.run.scores").exists() for name in ("bad", "bm25", "fr"))
     assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []
 
 
