@@ -27,7 +27,8 @@ DOC_LANGS_OPTION = click.option("--doc-langs", required=True, help="Languages of
 @KS_OPTION
 @click.option("--metrics", default=None,
               help=f"Comma-separated metrics instead of map,mrr,recall@{{--k}}, from {known_names()} (the "
-                   "language-bias suite is not computed for ranked runs). Rank distance is always reported.")
+                   "language-bias suite reads each query's list in trec_eval's order, score desc then doc id desc, "
+                   "in every --ties mode but expected). Rank distance is always reported.")
 @click.option("--ties", type=click.Choice(list(TIE_MODES)), default=DEFAULT_TIES, show_default=True,
               help="Tied scores: pessimistic (count against the gold), optimistic (golds first), expected (mean "
                    "over every order, closed form) or trec_eval (score desc, then doc id desc, as trec_eval).")

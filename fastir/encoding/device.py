@@ -53,6 +53,11 @@ def choose_dtype(dtype: str, device: "torch.device") -> tuple["torch.dtype", str
 
     if dtype not in DTYPES:
         raise InputError(None, "--dtype", f"expected one of {', '.join(DTYPES)}, found {dtype!r}")
+    if dtype == "bf16" and device.type == "cpu":  # emulated without the instructions: slower than fp32
+        fast, why = cpu_bf16()
+        if not fast:
+            raise InputError(None, "--dtype", f"bf16 on the CPU needs bf16 matrix instructions: {why} "
+                                              "(use --dtype fp32 or auto)")
     if dtype != "auto":
         return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[dtype], "asked for"
     if device.type == "cuda":

@@ -288,9 +288,12 @@ def check_ties(mode: str, metrics, option: str = TIES_OPTION) -> str:
     if mode not in TIE_MODES:
         raise InputError(None, option, f"must be one of {', '.join(TIE_MODES)}, found {mode!r}")
     for m in metrics:
-        if mode != "pessimistic" and m.measure.kernel != "ranking":
-            raise InputError(None, option, f"{m.name} ranks the top k in its own order; score it with "
-                                           f"--ties pessimistic, not {mode}")
+        # the bias suite of a ranked run reads one list in trec_eval's order in the modes that rank every
+        # document (fastir.eval.ranked_bias); an average over tie orders it has not
+        if mode == "expected" and m.measure.kernel != "ranking":
+            raise InputError(None, option, f"{m.name} ranks the top k in its own order (score descending, then "
+                                           f"document id descending); score it with --ties pessimistic, "
+                                           f"optimistic or trec_eval, not {mode}")
         if mode == "expected" and not m.measure.expected:
             raise InputError(None, option, f"{m.name} has no closed form over the orders of tied scores; "
                                            "drop it or use --ties pessimistic|optimistic|trec_eval")

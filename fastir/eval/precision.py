@@ -29,9 +29,9 @@ NaN / inf embeddings are refused when the run is read, before any product.
 
 ``int8`` runs its product on CUDA where torch sees a GPU with int8 tensor cores
 (:func:`device_for`): integer sums are exact there too, so the bound is the same.
-A precision this machine cannot run fast (no AVX512_BF16/AMX_BF16 for bf16; no int8 GPU and no
-AVX512_VNNI/AVX_VNNI/AMX_INT8 for int8) or without torch falls back to ``exact``, with a one-line
-note of what ran.
+A precision asked for that this machine cannot run fast (no AVX512_BF16/AMX_BF16 for bf16; no
+int8 GPU and no AVX512_VNNI/AVX_VNNI/AMX_INT8 for int8; no torch) is a one-line error; ``auto``
+(:mod:`fastir.eval.certified`) falls back instead and records why.
 """
 
 from __future__ import annotations
@@ -89,7 +89,11 @@ def device_for(name: str) -> str:
 
 
 def resolve(name: str) -> tuple[str, str | None]:
-    """(precision that will run, note or None): ``name`` itself, or ``exact`` with the reason."""
+    """(precision that will run, note or None) for an explicitly asked certified precision: ``name``,
+    with a note where int8 runs on the CPU instead of a GPU; InputError where this machine cannot run
+    it fast (no torch, no bf16 / int8 instructions: ``auto`` falls back instead, ``exact`` always runs)."""
+    from fastir.core.errors import InputError
+
     spec = PRECISIONS[name]
     if name == "bf16" and mkl_bf16()[0]:  # oneMKL from torch's library: no torch import
         return name, None
@@ -97,7 +101,8 @@ def resolve(name: str) -> tuple[str, str | None]:
         try:
             import torch  # noqa: F401
         except ImportError:
-            return "exact", f"--precision {name}: torch is not importable; ran exact"
+            raise InputError(None, "--precision", f"{name} needs torch, which is not importable: use --precision "
+                                                  "auto or exact") from None
     gpu_note = None
     if name == "int8":
         on_cuda, gpu_note = cuda_int8()
@@ -107,8 +112,8 @@ def resolve(name: str) -> tuple[str, str | None]:
         flags = cpu_flags()
         if flags is not None and not flags.intersection(spec.cpu_flags):
             wanted = " or ".join(f.upper() for f in spec.cpu_flags)
-            return "exact", f"--precision {name}: {gpu_note + ', and ' if gpu_note else ''}this CPU has no {wanted}; " \
-                            "ran exact"
+            raise InputError(None, "--precision", f"{name}: {gpu_note + ', and ' if gpu_note else ''}this CPU has no "
+                                                  f"{wanted}: use --precision auto or exact")
     if gpu_note:
         return name, f"--precision {name}: {gpu_note}; ran on the CPU"
     return name, None

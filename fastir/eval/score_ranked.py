@@ -29,7 +29,8 @@ from fastir.core.arrow import as_numpy, numeric_array, string_array
 from fastir.core.errors import InputError
 from fastir.eval.aggregate import aggregate
 from fastir.eval.cells import DEFAULT_KS, POOLED, parse_pairs
-from fastir.eval.metrics import DEFAULT_TIES, bias_metrics, check_ties, expected_program, kernel_program
+from fastir.eval.metrics import DEFAULT_TIES, check_ties, expected_program, kernel_program
+from fastir.eval.ranked_bias import RankedBias
 from fastir.eval.result import QueryMetrics, ScoreResult
 from fastir.eval.score import chosen_metrics, parse_threshold
 from fastir.runs.ranked import LangSpec, RunChunk, parse_lang_spec, read_chunks
@@ -77,6 +78,7 @@ class _Collected:
     qids: list = field(default_factory=list)
     qlangs: list = field(default_factory=list)
     parts: list = field(default_factory=list)  # (nrel, values, ndocs, beyond) per processed block
+    bias: RankedBias | None = None  # the language-bias suite, when asked for
 
 
 def score_ranked(run_path, qrels_path, query_langs, doc_langs, pairs: str = "all", ks=DEFAULT_KS, metrics=None,
@@ -90,16 +92,12 @@ def score_ranked(run_path, qrels_path, query_langs, doc_langs, pairs: str = "all
     t0 = time.perf_counter()
     threshold = parse_threshold(relevance_threshold)
     chosen = chosen_metrics(ks, metrics)
-    bias = bias_metrics(chosen)
-    if bias:
-        raise InputError(None, "--metrics", f"{bias[0].name}: the language-bias suite is not computed for ranked "
-                                            "runs yet (fastir score computes it for embeddings)")
     check_ties(ties, chosen)
     qspec = query_langs if isinstance(query_langs, LangSpec) else parse_lang_spec(query_langs, "--query-langs")
     dspec = doc_langs if isinstance(doc_langs, LangSpec) else parse_lang_spec(doc_langs, "--doc-langs")
     qrels = _read_qrels(Path(qrels_path), dspec)
     run_path = Path(run_path)
-    got = _Collected()
+    got = _Collected(bias=RankedBias.of(chosen))
     seen: set = set()
     lines = 0
     for chunk in _complete_queries(read_chunks(run_path)):
@@ -185,7 +183,7 @@ def _score_chunk(chunk: RunChunk, qrels: _Qrels, qspec, dspec, metrics, ties, th
     codes, qi = _queries(chunk, qrels, qspec, seen, got)
     keys = pc.binary_join_element_wise(chunk.qids, chunk.docids, _SEPARATOR)
     _no_duplicates(keys, chunk.where, chunk.path, "line")
-    order = _run_order(codes, chunk, doc_ids=ties == "trec_eval")
+    order = _run_order(codes, chunk, doc_ids=ties == "trec_eval" or got.bias is not None)
     q_ptr = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=len(qi))))).astype(np.int64)
     if chunk.ranks is not None:
         _check_ranks(chunk, q_ptr, order)
@@ -210,6 +208,9 @@ def _score_chunk(chunk: RunChunk, qrels: _Qrels, qspec, dspec, metrics, ties, th
     for i, m in enumerate(metrics):
         if not m.measure.beyond_depth:
             values[:, :, i][beyond > 0] = np.nan
+    if got.bias is not None:
+        got.bias.add(chunk, order, q_ptr, lang.astype(np.int32)[order], gold[order], gold_ptr, qrels.lang[g_ids], grade,
+                     got.qlangs[len(got.qlangs) - len(qi):], qrels.cand_langs, threshold, values)
     got.parts.append((nrel, values, ndocs, beyond))
 
 
@@ -299,7 +300,8 @@ def _result(run_path, qrels_path, qspec, dspec, qrels, metrics, got, pairs, ties
     ks = tuple(m.k for m in metrics if m.measure.name == "recall")
     result = ScoreResult(run=run, ks=ks, pairs=str(pairs), query_langs=query_langs, cand_langs=qrels.cand_langs,
                          query_lang_id=q_lang_id, cells=cells, cell_stats={}, summary={}, per_language={},
-                         metrics=QueryMetrics(tuple(metrics), nrel.astype(np.int32), values),
+                         metrics=QueryMetrics(tuple(metrics), nrel.astype(np.int32), values,
+                                              got.bias.exposure() if got.bias else {}),
                          gold_ptr=np.zeros(1, np.int64), gold_cand=np.zeros(0, np.int64),
                          relevance_threshold=threshold)
     for cell in cells:
@@ -310,6 +312,8 @@ def _result(run_path, qrels_path, qspec, dspec, qrels, metrics, got, pairs, ties
     result.extra = {"ties": ties, "input": {"run": str(run_path), "qrels": str(qrels_path),
                                             "query_langs": qspec.source, "doc_langs": dspec.source, "lines": lines},
                     "depth": _depths(result, ndocs, beyond)}
+    if got.bias is not None:
+        result.extra["bias"] = got.bias.summary(result, ndocs)
     if per_query:
         from fastir.eval.report import per_query_table
 

@@ -18,6 +18,11 @@ Kernels are array-in/array-out: a private per-query ``@njit`` function and a ``p
 by it) over the queries of a block, under thin public functions. No IO, no global thread settings. The
 heap is a copy of :mod:`fastir.kernels.topk`'s with a different key: Numba's cache tracks only a
 cached function's own file, so sharing it would leave these kernels stale when that file changes.
+
+A ranked run (``fastir score-run``) has no score row: each query's pooled list comes ordered, and
+:func:`ranked_bias_block` gives its first n lines to the same finalisers. It lives here, past the
+usual ~400 lines, for the same reason: a kernel in another file calling these finalisers would
+keep stale code in Numba's cache when they change.
 """
 
 from __future__ import annotations
@@ -321,9 +326,20 @@ def finalise(code, top_lang, top_rel, rel_lang, rel_pos, q_lang, n_langs):
 
 
 @njit(cache=True, nogil=True)
+def _finalise_all(row, top_lang, top_rel, rel_lang, rel_pos, q_lang, codes, cutoffs, index, slots, values, shares):
+    """Every metric of the program for one query, from its top (its first min(k, len) entries per cutoff k)."""
+    n_langs = values.shape[1] - 1
+    for m in range(codes.shape[0]):
+        n = min(cutoffs[m], top_lang.shape[0])
+        values[row, n_langs, index[m]] = finalise(codes[m], top_lang[:n], top_rel[:n], rel_lang, rel_pos, q_lang,
+                                                  n_langs)
+        if slots[m] >= 0:
+            shares[row, slots[m]] = exposure(top_lang[:n], n_langs)
+
+
+@njit(cache=True, nogil=True)
 def _query_bias(scores, b, col_row, c_lang, gold_ptr, gold_col, gold_grade, row, q_lang, codes, cutoffs, index,
                 slots, threshold, kmax, values, shares):
-    n_langs = values.shape[1] - 1
     top_col = np.empty(min(kmax, scores.shape[1]), dtype=np.int64)
     size = _top_columns(scores[b], col_row, top_col)
     top_lang = np.empty(size, dtype=np.int32)
@@ -348,12 +364,7 @@ def _query_bias(scores, b, col_row, c_lang, gold_ptr, gold_col, gold_grade, row,
                 top_rel[i] = True
                 break
         r += 1
-    for m in range(codes.shape[0]):
-        n = min(cutoffs[m], size)
-        values[row, n_langs, index[m]] = finalise(codes[m], top_lang[:n], top_rel[:n], rel_lang, rel_pos, q_lang,
-                                                  n_langs)
-        if slots[m] >= 0:
-            shares[row, slots[m]] = exposure(top_lang[:n], n_langs)
+    _finalise_all(row, top_lang, top_rel, rel_lang, rel_pos, q_lang, codes, cutoffs, index, slots, values, shares)
 
 
 @lazy_njit(void(float32[:, ::1], int64[::1], int32[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1],
@@ -366,6 +377,35 @@ def _bias_block(scores, col_row, c_lang, gold_ptr, gold_col, gold_grade, rows, q
         if active[b]:
             _query_bias(scores, b, col_row, c_lang, gold_ptr, gold_col, gold_grade, rows[b], q_lang[b], codes,
                         cutoffs, index, slots, threshold, kmax, values, shares)
+
+
+# ------------------------------------------------------------------------------- a ranked run's lists
+# A ranked run (fastir score-run) gives each query's pooled list already ordered: the top n is its
+# first n = min(k, D) lines (D: the lines of the query), read by the same finalisers.
+
+
+@njit(cache=True, nogil=True)
+def _ranked_query_bias(b, q_ptr, lang, rel, gold_ptr, gold_lang, gold_pos, q_lang, codes, cutoffs, index, slots,
+                       kmax, values, shares):
+    i0 = q_ptr[b]
+    size = min(kmax, q_ptr[b + 1] - i0)
+    top_lang = lang[i0:i0 + size]
+    top_rel = rel[i0:i0 + size]
+    rel_lang = gold_lang[gold_ptr[b]:gold_ptr[b + 1]]
+    rel_pos = gold_pos[gold_ptr[b]:gold_ptr[b + 1]]
+    _finalise_all(b, top_lang, top_rel, rel_lang, rel_pos, q_lang, codes, cutoffs, index, slots, values, shares)
+
+
+@lazy_njit(void(int64[::1], int32[::1], boolean[::1], int64[::1], int32[::1], int64[::1], int64[::1], boolean[::1],
+                int64[::1], int64[::1], int64[::1], int64[::1], float64[:, :, ::1], float64[:, :, ::1]),
+           cache=True, parallel=True)
+def _ranked_bias_block(q_ptr, lang, rel, gold_ptr, gold_lang, gold_pos, q_lang, active, codes, cutoffs, index, slots,
+                       values, shares):
+    kmax = cutoffs.max()
+    for b in prange(q_ptr.shape[0] - 1):
+        if active[b]:
+            _ranked_query_bias(b, q_ptr, lang, rel, gold_ptr, gold_lang, gold_pos, q_lang[b], codes, cutoffs, index,
+                               slots, kmax, values, shares)
 
 
 # ------------------------------------------------------------------------------- public functions
@@ -409,3 +449,23 @@ def pooled_top_k(scores, col_row, k):
     for b in range(scores.shape[0]):
         _top_columns(scores[b], col_row, out[b])
     return out
+
+
+def ranked_bias_block(q_ptr, lang, rel, gold_ptr, gold_lang, gold_pos, q_lang, active, program, values, shares):
+    """Language-bias metrics of the pooled lists of a ranked run, for the queries b with ``active[b]``.
+
+    The lines of query b are ``q_ptr[b]:q_ptr[b+1]``, already in ranking order (the top n of a
+    cutoff k is the first n = min(k, D_b) lines); ``lang`` int32 each line's document language in
+    [0, L), ``rel`` whether it is relevant; the relevant documents of query b (the run's or not) are
+    ``gold_ptr[b]:gold_ptr[b+1]`` with their languages ``gold_lang`` and 0-based positions
+    ``gold_pos`` in the list (>= D_b: not retrieved); ``q_lang[b]`` the query's language as a
+    candidate language id (-1: none). ``program``, ``values`` (B, L + 1, n_metrics) and ``shares``
+    (B, n_slots, L) as for :func:`bias_block`: the same finalisers, given the run's order.
+    """
+    codes, cutoffs, index, slots = (np.ascontiguousarray(a, dtype=np.int64) for a in program)
+    if len(codes) == 0:
+        return
+    c = np.ascontiguousarray
+    _ranked_bias_block(c(q_ptr, np.int64), c(lang, np.int32), c(rel, np.bool_), c(gold_ptr, np.int64),
+                       c(gold_lang, np.int32), c(gold_pos, np.int64), c(q_lang, np.int64), c(active, np.bool_), codes,
+                       cutoffs, index, slots, values, shares)

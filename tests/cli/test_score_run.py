@@ -55,6 +55,29 @@ def test_outputs_summary_and_compare(two_systems, capsys):
     assert "dense" in capsys.readouterr().out
 
 
+def test_bias_suite_in_outputs_and_compare(two_systems, capsys):
+    """The language-bias suite of two systems' ranked runs: pairs.csv, summary.json (order, depths below k, exposure)
+    and `fastir compare` pairing their per-query same_lang@10 and peer_nonrel@5."""
+    root = two_systems
+    bias = "map,same_lang@10,lang_jsd@10,peer_nonrel@5,peer@40"
+    for name in ("bm25", "dense"):
+        assert main(argv(root, f"{name}.run", "--per-query", "--ties", "trec_eval", "--metrics", bias)) == 0
+    out = root / "bm25.run.scores"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["bias"]["order"].startswith("score descending, then document id descending")
+    assert summary["bias"]["queries_depth_below_k"]["peer@40"] == {"de-all": 15, "en-all": 15}  # 20 lines a query
+    assert summary["bias"]["queries_depth_below_k"]["same_lang@10"] == {"de-all": 0, "en-all": 0}
+    assert 0 <= summary["summary"]["same_lang@10"]["macro"] <= 1
+    assert set(summary["summary"]["lang_exposure@10"]["en"]) == {"de", "en"}
+    header, *rows = (out / "pairs.csv").read_text().splitlines()
+    assert "same_lang@10" in header and "peer@40" in header and len(rows) == 6
+    capsys.readouterr()
+    assert main(["compare", str(out), str(root / "dense.run.scores"), "--metrics", "same_lang@10,peer_nonrel@5",
+                 "--samples", "200", "--format", "json"]) == 0
+    report = capsys.readouterr().out
+    assert "same_lang@10" in report and "peer_nonrel@5" in report
+
+
 def test_bad_input_is_one_line_and_writes_nothing(two_systems, capsys):
     root = two_systems
     text = (root / "bm25.run").read_text().splitlines()
@@ -64,7 +87,15 @@ def test_bad_input_is_one_line_and_writes_nothing(two_systems, capsys):
     (root / "bad.run").write_text("\n".join(text) + "\n")
     refused(capsys, argv(root, "bad.run"), "bad.run: line 8", "no language before ':'")
     refused(capsys, argv(root, "bm25.run", "--ties", "sometimes"), "--ties")
-    assert not (root / "bad.run.scores").exists() and not (root / "bm25.run.scores").exists()
+    lines = (root / "bm25.run").read_text().splitlines()
+    fields = lines[40].split(" ")
+    lines[40] = " ".join([*fields[:2], "fr:d99", *fields[3:]])  # a language no qrels or map holds
+    (root / "fr.run").write_text("\n".join(lines) + "\n")
+    refused(capsys, argv(root, "fr.run", "--metrics", "map,same_lang@10"), "fr.run: line 41",
+            "is in none of the pool's languages (de, en")
+    refused(capsys, argv(root, "bm25.run", "--metrics", "map,peer@10", "--ties", "expected"),
+            "--ties: peer@10 ranks the top k in its own order")
+    assert not any((root / f"{name}.run.scores").exists() for name in ("bad", "bm25", "fr"))
     assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []
 
 

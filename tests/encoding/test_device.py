@@ -53,8 +53,22 @@ def test_unknown_device_is_refused(cuda, bad):
     ("cpu", "fp16", torch.float16), ("cpu", "bf16", torch.bfloat16), ("cuda", "fp32", torch.float32),
     ("cuda", "bf16", torch.bfloat16),
 ])
-def test_dtype_choices(device, dtype, want):
+def test_dtype_choices(device, dtype, want, monkeypatch):
+    from fastir.core.cpu import FLAGS_ENV
+
+    monkeypatch.setenv(FLAGS_ENV, "avx512_bf16")  # a CPU with the instructions (see the refusal below)
     assert resolve_dtype(dtype, torch.device(device)) == want
+
+
+def test_explicit_bf16_on_a_cpu_without_the_instructions_is_refused(monkeypatch):
+    from fastir.core.cpu import FLAGS_ENV
+
+    monkeypatch.setenv(FLAGS_ENV, "avx2 avx512f")
+    with pytest.raises(InputError) as info:
+        resolve_dtype("bf16", torch.device("cpu"))
+    assert str(info.value) == ("--dtype: bf16 on the CPU needs bf16 matrix instructions: this CPU has no "
+                               "AVX512_BF16 or AMX_BF16 (use --dtype fp32 or auto)")
+    assert resolve_dtype("bf16", torch.device("cuda")) == torch.bfloat16  # a GPU's own matter
 
 
 @pytest.mark.parametrize("flags, why", [
@@ -81,6 +95,9 @@ def test_unknown_dtype_is_refused(bad):
     assert DTYPES == ("auto", "fp16", "bf16", "fp32")
 
 
-def test_dtype_names_as_run_json_records_them():
+def test_dtype_names_as_run_json_records_them(monkeypatch):
+    from fastir.core.cpu import FLAGS_ENV
+
+    monkeypatch.setenv(FLAGS_ENV, "amx_bf16")
     assert [dtype_name(resolve_dtype(d, torch.device("cpu"))) for d in ("fp16", "bf16", "fp32")] == [
         "float16", "bfloat16", "float32"]

@@ -233,15 +233,19 @@ def test_fp32_has_no_precision_block_and_auto_is_the_default(tmp_path, make_run)
     assert "undecided" not in auto.cell_stats[auto.cells[0]]  # the default pairs table keeps its columns
 
 
-def test_fallback_when_cpu_lacks_the_instructions(tmp_path, make_run, monkeypatch, capsys):
+def test_asking_for_what_the_cpu_lacks_is_one_line(tmp_path, make_run, monkeypatch, capsys):
+    """Explicit bf16 / int8 without the instructions: exit 2, nothing written (auto falls back instead)."""
     path = make_run(tmp_path / "run", **run_columns("random", np.random.default_rng(6)))
     monkeypatch.setattr(prec, "cpu_flags", lambda: frozenset({"avx2"}))
-    result = score_run(path, pairs="all", ks=KS, precision="bf16")
-    assert result.precision["ran"] == "exact" and "AVX512_BF16" in result.precision["note"]
+    with pytest.raises(InputError, match="bf16: this CPU has no AVX512_BF16 or AMX_BF16: use --precision auto"):
+        score_run(path, pairs="all", ks=KS, precision="bf16")
     capsys.readouterr()
-    assert main(["score", str(path), "--precision", "int8", "--out", str(tmp_path / "s"), "--format", "json"]) == 0
+    assert main(["score", str(path), "--precision", "int8", "--out", str(tmp_path / "s"), "--format", "json"]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        "warning: --precision int8: this CPU has no AVX512_VNNI or AVX_VNNI or AMX_INT8; ran exact"]
+        "error: --precision: int8: this CPU has no AVX512_VNNI or AVX_VNNI or AMX_INT8: use --precision auto or "
+        "exact"]
+    assert not (tmp_path / "s").exists()
+    assert score_run(path, pairs="all", ks=KS, precision="exact").precision["ran"] == "exact"
 
 
 def test_certified_outputs_and_refusals(tmp_path, make_run):
@@ -265,11 +269,14 @@ def test_int8_runs_on_cuda_where_it_has_tensor_cores(tmp_path, make_run, monkeyp
     old = "Tesla V100 (compute capability 7.0) has no int8 tensor cores"
     monkeypatch.setattr(prec, "cuda_int8", lambda: (False, old))
     assert prec.resolve("int8") == ("int8", f"--precision int8: {old}; ran on the CPU")
+    capsys.readouterr()
+    assert main(["score", str(path), "--precision", "int8", "--out", str(tmp_path / "g"), "--format", "json"]) == 0
+    assert capsys.readouterr().err.splitlines() == [f"warning: --precision int8: {old}; ran on the CPU"]
     monkeypatch.setattr(prec, "cpu_flags", lambda: frozenset({"avx2"}))
-    assert prec.resolve("int8")[0] == "exact"
-    assert main(["score", str(path), "--precision", "int8", "--out", str(tmp_path / "s"), "--format", "json"]) == 0
+    assert main(["score", str(path), "--precision", "int8", "--out", str(tmp_path / "s"), "--format", "json"]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        f"warning: --precision int8: {old}, and this CPU has no AVX512_VNNI or AVX_VNNI or AMX_INT8; ran exact"]
+        f"error: --precision: int8: {old}, and this CPU has no AVX512_VNNI or AVX_VNNI or AMX_INT8: use --precision "
+        "auto or exact"]
 
 
 @pytest.mark.skipif(not prec.cuda_int8()[0], reason="needs a CUDA GPU with int8 tensor cores")

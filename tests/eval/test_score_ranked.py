@@ -154,5 +154,5 @@ def test_language_map_misses_and_tie_mode_refusals(tmp_path):
     (tmp_path / "docs.tsv").write_text("en:d1\ten\n")
     message = bad(tmp_path, "en:q1 Q0 en:d1 1 2 t\n", d=str(tmp_path / "docs.tsv"))
     assert "q.txt: line 2" in message and "'de:d2' is not in the language map docs.tsv" in message
-    message = bad(tmp_path, "en:q1 Q0 en:d1 1 2 t\n", metrics="map,peer@10")
-    assert "peer@10" in message and "not computed for ranked runs" in message
+    message = bad(tmp_path, "en:q1 Q0 en:d1 1 2 t\n", metrics="map,peer@10", ties="expected")
+    assert "--ties: peer@10 ranks the top k in its own order" in message

@@ -234,3 +234,22 @@ def test_bad_options(run_dir, tmp_path, capsys):
     _error(capsys, main(["score", str(run_dir), "--shard", "0/2", "--metrics", "map,same_lang@3",
                          "--out", str(tmp_path / "s.npz")]), "--metrics")
     assert not out.exists() and not (tmp_path / "s.npz").exists() and not (tmp_path / "t").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["exact", "bf16"])
+def test_two_ranks_sum_certified_counts_to_the_single_process_files(run_dir, tmp_path, precision):
+    """Certified counts are exact per candidate range, so ranks add them (and the undecided counters)
+    into the single process's files (bf16 where this machine runs it fast)."""
+    from fastir.eval.precision import mkl_bf16
+
+    if precision == "bf16" and not mkl_bf16()[0]:
+        pytest.skip("no fast bf16 product here")
+    args = ["--per-query", "--device", "cpu", "--block-mb", "0.001", "--precision", precision]
+    assert main(["score", str(run_dir), "--out", str(tmp_path / "one" / "scores"), *args]) == 0
+    results = _launch([["score", str(run_dir), "--out", str(tmp_path / "two" / "scores"), *args]] * 2)
+    for code, _, err in results:
+        assert code == 0, err[-3000:]
+    _same_files(tmp_path / "one", tmp_path / "two")
+    summary = json.loads((tmp_path / "two" / "scores" / "summary.json").read_text())
+    assert summary["precision"]["ran"] == precision and summary["precision"]["candidate_gold_pairs"] > 0

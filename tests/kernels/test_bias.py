@@ -160,6 +160,55 @@ def test_bias_metrics_against_brute_force(seed, n_q, n_c, n_langs, value_range, 
                 assert got[(name, k)][b] == pytest.approx(value, abs=1e-12), (name, k, b)
 
 
+def run_ranked_kernel(scores, col_row, c_lang, gold_lists, grade_lists, threshold, q_lang, n_langs, ks, depths):
+    """:func:`bias.ranked_bias_block` on each query's strict order cut at ``depths[b]`` (a ranked run's lists)."""
+    names = list(bias.FINALISERS)
+    codes = np.array([bias.FINALISERS[n] for n in names for _ in ks], np.int64)
+    cutoffs = np.array([k for _ in names for k in ks], np.int64)
+    lists = [strict_order(scores[b], col_row)[:depths[b]] for b in range(len(scores))]
+    q_ptr = np.concatenate([[0], np.cumsum([len(x) for x in lists])]).astype(np.int64)
+    lines = np.concatenate(lists)
+    rel_sets = [{g for g, gr in zip(gs, grs) if gr >= threshold} for gs, grs in zip(gold_lists, grade_lists)]
+    rel = np.array([c in rel_sets[b] for b, x in enumerate(lists) for c in x], np.bool_)
+    golds = [[g for g in gs if g in r] for gs, r in zip(gold_lists, rel_sets)]  # the same order: PEER's sums
+    g_ptr = np.concatenate([[0], np.cumsum([len(g) for g in golds])]).astype(np.int64)
+    g_lang = np.array([c_lang[c] for g in golds for c in g], np.int32)
+    g_pos = np.array([list(x).index(c) if c in x else 10**9 for x, g in zip(lists, golds) for c in g], np.int64)
+    values = np.full((len(scores), n_langs + 1, len(codes)), np.nan)
+    shares = np.zeros((len(scores), 0, n_langs))
+    program = (codes, cutoffs, np.arange(len(codes), dtype=np.int64), np.full(len(codes), -1, np.int64))
+    bias.ranked_bias_block(q_ptr, c_lang[lines], rel, g_ptr, g_lang, g_pos, q_lang, np.diff(g_ptr) > 0, program,
+                           values, shares)
+    assert np.isnan(values[:, :n_langs]).all()
+    return {(name, k): values[:, n_langs, i] for i, (name, k) in enumerate((n, k) for n in names for k in ks)}
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_q=st.integers(1, 6), n_c=st.integers(1, 200), n_langs=st.integers(1, 4),
+       value_range=st.sampled_from([0, 1, 2, 1000]), threshold=st.integers(1, 2))
+def test_ranked_lists_equal_the_score_rows_at_min_of_k_and_depth(seed, n_q, n_c, n_langs, value_range, threshold):
+    """A ranked run's list in the score rows' strict order, cut at depth D: every bias metric at k equals
+    bias_block's at min(k, D), bit for bit (at full depth: at k), on scores with many ties."""
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(-value_range, value_range + 1, (n_q, n_c)).astype(np.float32)
+    col_row = rng.permutation(n_c)
+    c_lang = rng.integers(0, n_langs, n_c).astype(np.int32)
+    gold_lists, grade_lists = [], []
+    for _ in range(n_q):
+        m = int(rng.integers(0, min(n_c, 9) + 1))
+        gold_lists.append(list(rng.choice(n_c, m, replace=False)))
+        grade_lists.append(list(rng.integers(1, 3, m)))
+    q_lang = rng.integers(-1, n_langs, n_q)
+    ks = (1, 3, 10, 60)
+    args = (scores, col_row, c_lang, gold_lists, grade_lists, threshold, q_lang, n_langs)
+    full = run_kernel(*args, ks + tuple(range(1, n_c + 1)))[0]
+    for depths in (np.full(n_q, n_c), rng.integers(1, n_c + 1, n_q)):
+        got = run_ranked_kernel(*args, ks, depths)
+        for (name, k), values in got.items():
+            want = [full[(name, min(k, depths[b], n_c))][b] for b in range(n_q)]
+            np.testing.assert_array_equal(values, want, err_msg=f"{name}@{k}")
+
+
 def test_peer_relevant_term_is_constant_with_one_relevant_item_per_language():
     """LAReQA's shape: each query has exactly one relevant candidate in each of L languages. Every
     language group of PEER's relevant level holds one value, so H = N - 1 = df whatever the ranks:
