@@ -101,7 +101,7 @@ class TorchEngine:
     def host(self, scores) -> np.ndarray:
         return np.ascontiguousarray(scores.cpu().numpy())
 
-    def count(self, scores, lang_ptr, g_ptr, g_pos, g_score, t0, lang0, g_id, cnt, take) -> None:
+    def count(self, scores, lang_ptr, g_ptr, g_pos, g_score, t0, lang0, g_id, cnt, take, tied=None) -> None:
         torch = self.torch
         n_golds = len(g_id)
         if n_golds == 0:
@@ -121,11 +121,16 @@ class TorchEngine:
             scores[r_in, c_in] = torch.from_numpy(g_score[inside]).to(dev)
         golds = torch.full((len(lengths), width), float("inf"), device=dev)
         golds[torch.from_numpy(owner).to(dev), torch.from_numpy(slot).to(dev)] = torch.from_numpy(g_score).to(dev)
-        per_lang = []
+        per_lang, per_lang_tied = [], []
         for i in range(len(lang_ptr) - 1):
             part = torch.sort(scores[:, int(lang_ptr[i]):int(lang_ptr[i + 1])], dim=1).values
             # candidates >= g = width of the slice - candidates < g
-            per_lang.append(part.shape[1] - torch.searchsorted(part, golds, right=False))
+            below = torch.searchsorted(part, golds, right=False)
+            per_lang.append(part.shape[1] - below)
+            if tied is not None:  # candidates = g: those <= g less those < g
+                per_lang_tied.append(torch.searchsorted(part, golds, right=True) - below)
         above = torch.stack(per_lang, dim=2).cpu().numpy()  # (rows, width, tile languages)
         langs = lang0 + np.arange(len(lang_ptr) - 1)
         cnt[g_id[:, None], langs[None, :]] += above[owner, slot]
+        if tied is not None:
+            tied[g_id[:, None], langs[None, :]] += torch.stack(per_lang_tied, dim=2).cpu().numpy()[owner, slot]
