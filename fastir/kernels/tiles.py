@@ -37,11 +37,14 @@ def _count_at_or_above(values, threshold):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _count_equal(values, threshold):
+def _count_at_or_above_and_equal(values, threshold):
+    # one vectorised pass for both counts (the tie modes)
     k = np.int32(0)
+    e = np.int32(0)
     for c in range(values.shape[0]):
-        k += np.int32(values[c] == threshold)
-    return k
+        k += np.int32(values[c] >= threshold)
+        e += np.int32(values[c] == threshold)
+    return k, e
 
 
 @njit(cache=True, nogil=True)  # typed by its caller, _count_tile
@@ -74,12 +77,22 @@ def _count_tile_row(scores, b, lang_ptr, gold_ptr, gold_pos, gold_score, take, t
         while c0 < end:
             c1 = min(c0 + CHUNK, end)
             chunk = row[c0:c1]
+            if ties:
+                p = 0
+                k, e = _count_at_or_above_and_equal(chunk, a[0])
+                while k != 0:
+                    above[p, lang] += k
+                    equal[p, lang] += e
+                    p += 1
+                    if p == m:
+                        break
+                    k, e = _count_at_or_above_and_equal(chunk, a[p])
+                c0 = c1
+                continue
             k = _count_at_or_above(chunk, a[0])
             p = 0
             while k != 0:
                 above[p, lang] += k
-                if ties:  # the candidates at a[p] are among the k at or above it
-                    equal[p, lang] += _count_equal(chunk, a[p])
                 p += 1
                 if p == m:
                     break

@@ -204,3 +204,23 @@ def test_bad_tie_options(run, tmp_path, capsys):
     assert not out.exists()
     with pytest.raises(InputError, match="--ties: must be one of pessimistic, optimistic, expected"):
         score_run(run, ties="random")
+
+
+@pytest.mark.slow
+def test_torchrun_two_gloo_ranks_carry_the_tie_counts(run, tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    options = ["--per-query", "--ties", "expected", "--device", "cpu", "--block-mb", "0.002", "--metrics", METRICS]
+    assert main(["score", str(run.path), "--out", str(tmp_path / "one"), *options]) == 0
+    fastir_bin = shutil.which("fastir") or str(Path(sys.executable).parent / "fastir")
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "--no-python",
+         fastir_bin, "score", str(run.path), "--out", str(tmp_path / "two"), *options],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in ("summary.json", "pairs.csv", "per_query.parquet"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
