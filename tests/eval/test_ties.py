@@ -224,3 +224,13 @@ def test_torchrun_two_gloo_ranks_carry_the_tie_counts(run, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("summary.json", "pairs.csv", "per_query.parquet"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+
+
+def test_per_query_tables_of_two_tie_modes_compare(cols, tmp_path, make_run, capsys):
+    run = make_run(tmp_path, **cols, meta={"dataset_checksum": "0" * 64})
+    for mode in ("pessimistic", "expected"):
+        assert main(["score", str(run), "--out", str(tmp_path / mode), "--per-query", "--ties", mode]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "pessimistic"), str(tmp_path / "expected"), "--out",
+                 str(tmp_path / "cmp")]) == 0
+    assert any((tmp_path / "cmp").iterdir())
