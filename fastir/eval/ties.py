@@ -80,47 +80,50 @@ def tie_metrics(mode: str, g_ptr, g_lang, cnt, tied, want, metrics, grade, thres
         nrel, values = expected_metrics(g_ptr, grade, per_set, size, expected_program(metrics), threshold)
     else:
         owner = np.repeat(np.arange(len(g_ptr) - 1), np.diff(g_ptr))
-        per_set[idx, g_lang] = above[idx, g_lang] + 1 + _tied_before(owner, g_lang, pooled_above, grade)
-        per_set[:, n_langs] = pooled_above + 1 + _tied_before(owner, np.zeros_like(g_lang), pooled_above, grade)
+        per_set[idx, g_lang] = above[idx, g_lang] + 1 + _tied_before(owner, g_lang, pooled_above, grade,
+                                                                     tied[idx, g_lang] > 1)
+        per_set[:, n_langs] = pooled_above + 1 + _tied_before(owner, np.zeros_like(g_lang), pooled_above, grade,
+                                                              tied.sum(axis=1) > 1)
         nrel, values = metrics_from_ranks(g_ptr, grade, per_set, kernel_program(metrics), threshold)
     off = ~np.asarray(want, np.bool_)
     nrel[off], values[off] = 0, np.nan
     return nrel, values
 
 
-def _tied_before(owner, key, tie, grade) -> np.ndarray:
+def _tied_before(owner, key, tie, grade, shared) -> np.ndarray:
     """Per gold, the golds of its (query, ``key``) with its ``tie`` value ahead of it when tied golds
-    come first by grade descending, then in qrels order."""
-    order = np.lexsort((np.arange(len(owner)), -np.asarray(grade), tie, key, owner))
+    come first by grade descending, then in qrels order; only golds ``shared`` (tied with some other
+    candidate) can have one, so only they are sorted."""
+    out = np.zeros(len(owner), np.int64)
+    sel = np.flatnonzero(shared)
+    if len(sel) < 2:
+        return out
+    order = sel[np.lexsort((sel, -np.asarray(grade)[sel], tie[sel], key[sel], owner[sel]))]
     o, k, t = owner[order], key[order], tie[order]
     new = np.ones(len(order), np.bool_)
     new[1:] = (o[1:] != o[:-1]) | (k[1:] != k[:-1]) | (t[1:] != t[:-1])
     start = np.maximum.accumulate(np.where(new, np.arange(len(order)), 0))
-    out = np.empty(len(order), np.int64)
     out[order] = np.arange(len(order)) - start
     return out
 
 
 def tie_spread(result, optimistic, pessimistic) -> dict:
     """Per cell name, each metric's cell value under optimistic minus under pessimistic tie breaking
-    (:class:`fastir.eval.result.QueryMetrics` of both): how much ties can move the cell."""
-    from copy import copy
-
-    from fastir.eval.aggregate import aggregate
-
-    stats = []
-    for values in (optimistic, pessimistic):
-        view = copy(result)
-        view.metrics, view.cell_stats = values, {}
-        aggregate(view)
-        stats.append(view.cell_stats)
-    high, low = stats
+    (:class:`fastir.eval.result.QueryMetrics` of both): how much ties can move the cell. Both modes
+    score the same queries of a cell (ties move ranks, not |R|; unscored entries are NaN in both), so
+    it is the cell's mean of the per-query differences (a pooled-only metric: over the queries where
+    it is defined, as its cell value; None outside pooled cells)."""
+    diff = optimistic.values - pessimistic.values
+    defined = ~np.isnan(diff)
+    means = {}
+    for x in range(len(result.query_langs)):
+        rows = result.query_lang_id == x
+        n = defined[rows].sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means[result.query_langs[x]] = np.where(n > 0, np.nansum(diff[rows], axis=0) / np.maximum(n, 1), np.nan)
     out = {}
     for cell in result.cells:
-        out[cell.name] = {m.name: _difference(high[cell][m.name], low[cell][m.name])
-                          for m in result.metrics.metrics}
+        mean = means[cell.query_lang][result.set_index(cell.cand_lang)]
+        out[cell.name] = {m.name: None if np.isnan(mean[i]) or (m.pooled_only and cell.kind != "multi")
+                          else float(mean[i]) for i, m in enumerate(pessimistic.metrics)}
     return out
-
-
-def _difference(a, b):
-    return None if a is None or b is None else float(a - b)
