@@ -6,7 +6,8 @@ Numba); ``--device cuda`` without CUDA is an error. When a GPU is present but to
 
 On the device, each tile's scores never leave it: the golds' entries are pinned to their known
 scores, every language slice of the tile is sorted, and ``searchsorted`` gives the candidates at or
-above each gold — a copy back of the (rows x tile) scores would cost more than the counting.
+above each gold (and, for the tie modes, ``searchsorted`` right - left the candidates tied with it)
+— a copy back of the (rows x tile) scores would cost more than the counting.
 Products are float32 with TF32 off (recorded in summary.json ``compute``), so on data without
 ties the ranks equal the CPU path's. TREC top-k copies the tile back and uses the CPU kernel.
 The engine runs on any torch device; the tests run it on the CPU against the Numba path.
