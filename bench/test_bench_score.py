@@ -21,6 +21,10 @@ Groups (ratios = T(fastir) / T(peer), same data, same run):
   (Qrels/Run built from a DataFrame, ``evaluate`` map/mrr/recall@k per query) on a 2% query
   subsample (ranx holds 12,000 entries per query); fastir scores the same subsample exactly.
   Target fastir >= 10x faster.
+* ``score-tie-counts``: ``score_run(RUN, precision="fp32")`` on the float16 run, which counts the
+  candidates tied with each gold and reports the optimistic - pessimistic spread per cell
+  (fastir.eval.ties), vs the same call with the tie counts switched off (the pass before issue 29's
+  tie modes). The ratio is the cost of the tie counts and spread on the float32 pass.
 * ``score-process``: the whole command as the user waits for it: a fresh ``fastir score RUN --pairs
   all --out DIR`` process (``python -c`` calling ``fastir.cli.main``; Numba cache warm; imports,
   reading and validating the run, every cell, every default output written, the table printed) vs a
@@ -253,6 +257,21 @@ def test_numpy_matmul(benchmark, xquad_columns, bench_scale, pinned_threads):
     rounds = MATMUL_GROUP_ROUNDS if bench_scale <= 1 else _rounds(bench_scale)
     out = benchmark.pedantic(np.matmul, args=(q, c.T), warmup_rounds=1, rounds=rounds)
     assert out.shape == (len(q), len(c))
+
+
+@pytest.mark.benchmark(group="score-tie-counts")
+@pytest.mark.parametrize("tie_counts", [True, False], ids=["with-tie-counts", "without"])
+def test_score_tie_counts(benchmark, xquad_run, bench_scale, pinned_threads, monkeypatch, tie_counts):
+    import fastir.eval.score as score
+
+    benchmark.extra_info.update(role="fastir" if tie_counts else "peer", scale=bench_scale,
+                                what="score_run(RUN, precision='fp32'), float16 run" +
+                                     (": tie counts + tie spread" if tie_counts else ": tie counts off"))
+    if not tie_counts:
+        monkeypatch.setattr(score, "needs_tie_counts", lambda mode, run: False)
+    result = benchmark.pedantic(score_run, args=(xquad_run,), kwargs={"precision": "fp32"}, warmup_rounds=1,
+                                rounds=_rounds(bench_scale))
+    assert ("tie_spread" in result.extra) == tie_counts
 
 
 @pytest.fixture(scope="module")

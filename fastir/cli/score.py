@@ -6,7 +6,7 @@ import click
 
 from fastir.cli.options import Float, Int
 from fastir.eval.cells import DEFAULT_BLOCK_MB, DEFAULT_KS
-from fastir.eval.metrics import known_names
+from fastir.eval.metrics import DEFAULT_TIES, TIE_MODES, known_names
 from fastir.cli import echo
 
 MAX_TIMEOUT_S = 1e9  # about 31 years
@@ -54,6 +54,10 @@ def relevance_threshold_option(item: str):
                    "by block (float32 scores where --trec, the bias suite or a GPU need them); fp32 = ranks of "
                    "float32 scores; exact|bf16|int8 = exact ranks from that certified product (pairs left "
                    "undecided by the bound are recomputed exactly and counted in 'undecided').")
+@click.option("--ties", type=click.Choice(list(TIE_MODES)), default=DEFAULT_TIES, show_default=True,
+              help="Tied scores: pessimistic = ties count against the gold; optimistic = tied relevant "
+                   "candidates first; expected = the mean over every order of the ties (closed form). The last "
+                   "two score float32 products; trec_eval (document id order) is for `fastir score-run`.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where the fp32 product runs: auto = CUDA when torch can use it, else the CPU.")
 @click.option("--shard", default=None, metavar="I/N",
@@ -64,11 +68,11 @@ def relevance_threshold_option(item: str):
 @click.option("--timeout", type=Float(), default=1800.0, show_default=True,
               help="Under torchrun: seconds a rank waits for the others before failing.")
 def score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_query, trec_dir, trec_depth, fmt,
-          block_mb, relevance_threshold, precision, device, shard, merge_shards, timeout):
+          block_mb, relevance_threshold, precision, ties, device, shard, merge_shards, timeout):
     """Score every language pair of RUN (a `fastir embed` run dir) exactly, over the full ranking.
 
     Writes pairs.csv, pairs.parquet, summary.json, heatmap.png (and per_query.parquet, TREC files)
-    to --out, all or nothing. Ties count against the gold; AP equals sklearn's average_precision_score.
+    to --out, all or nothing. Ties count against the gold (--ties); AP equals sklearn's average_precision_score.
     Under torchrun each rank counts a shard of the candidates; rank 0 writes (same files).
     """
     from fastir.cli import owns_process
@@ -76,17 +80,18 @@ def score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_quer
 
     loading = None
     if precision in ("fp32", "auto") and not (shard or merge_shards):  # overlaps Numba's start with reading the run
-        loading = preload_score_kernels(run_dir, precision, own_process=owns_process())
+        loading = preload_score_kernels(run_dir, precision if ties == DEFAULT_TIES else "fp32",
+                                        own_process=owns_process())
     try:
         _score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_query, trec_dir, trec_depth, fmt,
-               block_mb, relevance_threshold, precision, device, shard, merge_shards, timeout)
+               block_mb, relevance_threshold, precision, ties, device, shard, merge_shards, timeout)
     finally:
         if loading is not None:
             loading.finish()
 
 
 def _score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_query, trec_dir, trec_depth, fmt,
-           block_mb, relevance_threshold, precision, device, shard, merge_shards, timeout):
+           block_mb, relevance_threshold, precision, ties, device, shard, merge_shards, timeout):
     import json
 
     from fastir.core.errors import InputError
@@ -110,7 +115,7 @@ def _score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_que
         raise InputError(None, "--shard", "give either --shard I/N or --merge-shards")
     if shard is not None:
         _write_shard(run_dir, shard, out_dir, overwrite, trec_dir, precision, pairs=pairs, ks=ks, block_mb=block_mb,
-                     metrics=chosen, device=device, trec_depth=trec_depth, relevance_threshold=threshold)
+                     metrics=chosen, device=device, trec_depth=trec_depth, relevance_threshold=threshold, ties=ties)
         return
     if not 0 < timeout <= MAX_TIMEOUT_S:  # beyond it, torch's timedelta overflows on every rank
         raise InputError(None, "--timeout", f"must be positive and at most {MAX_TIMEOUT_S:g} s, found {timeout}")
@@ -126,13 +131,13 @@ def _score(run_dir, shard_files, pairs, ks, metrics, out_dir, overwrite, per_que
     try:
         if dist.rank != 0:  # rank 0 writes; the others count their shard and leave
             score_run(run, pairs=pairs, ks=ks, block_mb=block_mb, trec_depth=trec_depth, metrics=chosen,
-                      precision=precision, device=device, dist=dist, relevance_threshold=threshold)
+                      precision=precision, device=device, dist=dist, relevance_threshold=threshold, ties=ties)
             return
         with claim_output(out_dir, trec_dir):
             result = score_run(run, pairs=pairs, ks=ks, per_query=per_query, block_mb=block_mb,
                                trec_depth=trec_depth, metrics=chosen, precision=precision, device=device, dist=dist,
                                shard_files=list(shard_files) if merge_shards else None,
-                               relevance_threshold=threshold)
+                               relevance_threshold=threshold, ties=ties)
             if result.precision and result.precision["note"]:
                 echo(f"warning: {result.precision['note']}", err=True)
             write_scores(result, out_dir, overwrite=overwrite, trec_dir=trec_dir)

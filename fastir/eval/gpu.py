@@ -6,7 +6,8 @@ Numba); ``--device cuda`` without CUDA is an error. When a GPU is present but to
 
 On the device, each tile's scores never leave it: the golds' entries are pinned to their known
 scores, every language slice of the tile is sorted, and ``searchsorted`` gives the candidates at or
-above each gold — a copy back of the (rows x tile) scores would cost more than the counting.
+above each gold (and, for the tie modes, ``searchsorted`` right - left the candidates tied with it)
+— a copy back of the (rows x tile) scores would cost more than the counting.
 Products are float32 with TF32 off (recorded in summary.json ``compute``), so on data without
 ties the ranks equal the CPU path's. TREC top-k copies the tile back and uses the CPU kernel.
 The engine runs on any torch device; the tests run it on the CPU against the Numba path.
@@ -101,7 +102,7 @@ class TorchEngine:
     def host(self, scores) -> np.ndarray:
         return np.ascontiguousarray(scores.cpu().numpy())
 
-    def count(self, scores, lang_ptr, g_ptr, g_pos, g_score, t0, lang0, g_id, cnt, take) -> None:
+    def count(self, scores, lang_ptr, g_ptr, g_pos, g_score, t0, lang0, g_id, cnt, take, tied=None) -> None:
         torch = self.torch
         n_golds = len(g_id)
         if n_golds == 0:
@@ -121,11 +122,16 @@ class TorchEngine:
             scores[r_in, c_in] = torch.from_numpy(g_score[inside]).to(dev)
         golds = torch.full((len(lengths), width), float("inf"), device=dev)
         golds[torch.from_numpy(owner).to(dev), torch.from_numpy(slot).to(dev)] = torch.from_numpy(g_score).to(dev)
-        per_lang = []
+        per_lang, per_lang_tied = [], []
         for i in range(len(lang_ptr) - 1):
             part = torch.sort(scores[:, int(lang_ptr[i]):int(lang_ptr[i + 1])], dim=1).values
             # candidates >= g = width of the slice - candidates < g
-            per_lang.append(part.shape[1] - torch.searchsorted(part, golds, right=False))
+            below = torch.searchsorted(part, golds, right=False)
+            per_lang.append(part.shape[1] - below)
+            if tied is not None:  # candidates = g: those <= g less those < g
+                per_lang_tied.append(torch.searchsorted(part, golds, right=True) - below)
         above = torch.stack(per_lang, dim=2).cpu().numpy()  # (rows, width, tile languages)
         langs = lang0 + np.arange(len(lang_ptr) - 1)
         cnt[g_id[:, None], langs[None, :]] += above[owner, slot]
+        if tied is not None:
+            tied[g_id[:, None], langs[None, :]] += torch.stack(per_lang_tied, dim=2).cpu().numpy()[owner, slot]

@@ -17,9 +17,11 @@ from fastir.kernels import NONFINITE_KERNEL, gather_kernel
 # the one kernel without a numpy stand-in; then the row gather of the run's dtype and the
 # finiteness scan, which numpy does until they are loaded (fastir.eval.stream.gather_rows,
 # fastir.runs.reader.first_nonfinite_row); the metrics of the counts. Runs of several record
-# batches load their gather (gather_kernel(dtype, n) for n > 1) when they first need it.
+# batches load their gather (gather_kernel(dtype, n) for n > 1) when they first need it. A float16
+# run also reports its tie spread: the metrics of optimistic ranks (fastir.eval.ties).
 FP32_KERNELS = {dtype: ("fastir.kernels.tiles:_count_tile", gather_kernel(dtype), NONFINITE_KERNEL,
                         "fastir.kernels.ranking:_metrics_block")
+                + (("fastir.kernels.ranking:_ranks_block",) if dtype == "float16" else ())
                 for dtype in ("float16", "float32")}
 
 

@@ -23,6 +23,7 @@ from fastir.core.errors import InputError
 from fastir.eval.aggregate import aggregate
 from fastir.eval.cells import DEFAULT_BLOCK_MB, DEFAULT_KS, POOLED, Cell, parse_ks, parse_pairs
 from fastir.eval.metrics import (
+    DEFAULT_TIES,
     RANK_DISTANCE,
     bias_metrics,
     default_metrics,
@@ -34,6 +35,7 @@ from fastir.eval.metrics import (
 from fastir.eval.precision import DEFAULT_PRECISION
 from fastir.eval.result import QueryMetrics, ScoreResult, TopK
 from fastir.eval.rows import groups, score_rows
+from fastir.eval.ties import check_embedding_ties, needs_tie_counts, tie_metrics, tie_precision
 from fastir.runs.rundir import QRELS, Run, read_run
 
 # A judged candidate is relevant at grade >= the relevance threshold (default 1, trec_eval's
@@ -56,6 +58,7 @@ def score_run(
     dist=None,
     shard_files=None,
     relevance_threshold: int = RELEVANCE_THRESHOLD,
+    ties: str = DEFAULT_TIES,
 ) -> ScoreResult:
     """Score a run dir (path or :class:`fastir.runs.rundir.Run`) on the cells selected by ``pairs``.
 
@@ -69,6 +72,9 @@ def score_run(
     (``exact``, ``bf16``, ``int8``: exact ranks, see :mod:`fastir.eval.precision`; one the CPU cannot
     run falls back to ``exact`` and ``result.precision["note"]`` says so). ``relevance_threshold``: a
     judged candidate is relevant at grade >= it (integer >= 1; nDCG's gains are every grade >= 1).
+    ``ties``: ``pessimistic`` (default: ties count against the gold), ``optimistic`` or ``expected``
+    (float32 scores, :mod:`fastir.eval.ties`); a float16 run scored on float32 products also reports
+    the optimistic - pessimistic spread of every cell (``result.extra["tie_spread"]``).
     Bad input (invalid run, unknown language or metric, k <= 0, a threshold < 1, a cell without any
     scorable query) raises :class:`InputError` before any heavy work.
     """
@@ -76,15 +82,15 @@ def score_run(
     sharded = shard_files is not None or (dist is not None and dist.world_size > 1)
     threshold = parse_threshold(relevance_threshold)
     run, chosen, ks, trec_depth, prec, plan = _prepare(run_or_path, pairs, ks, metrics, block_mb, trec_depth,
-                                                       precision, device, sharded, threshold)
+                                                       precision, device, sharded, threshold, ties)
     t_plan = time.perf_counter()
     from fastir.eval.gpu import resolve_device
 
     # The certified precisions run on the CPU, the bias suite on whole rows (fastir.eval.rows).
     device = resolve_device(device, prec.certified or bool(bias_metrics(chosen)))
-    shard_settings = settings(pairs, chosen, trec_depth, prec.kind, threshold)
+    shard_settings = settings(pairs, chosen, trec_depth, prec.kind, threshold, ties)
     values, top, compute, counts = _count_and_finalise(run, plan, chosen, block_mb, trec_depth, threshold, prec,
-                                                       device, dist, shard_files, shard_settings)
+                                                       device, dist, shard_files, shard_settings, ties)
     t_scored = time.perf_counter()
     result = ScoreResult(
         run=run, ks=ks, pairs=str(pairs), query_langs=plan.query_langs, cand_langs=plan.cand_langs,
@@ -94,6 +100,7 @@ def score_run(
     )
     result.compute = compute
     aggregate(result)
+    _record_ties(result, plan, chosen, counts, threshold, ties)
     result.precision = prec.record(result, plan, counts)
     if per_query:
         from fastir.eval.report import per_query_table
@@ -104,7 +111,7 @@ def score_run(
 
 
 def _count_and_finalise(run, plan, chosen, block_mb, trec_depth, threshold, prec, device, dist, shard_files,
-                        shard_settings):
+                        shard_settings, ties=DEFAULT_TIES):
     """(QueryMetrics, TopK or None, the GPU engine's record or None, Counts or None): whole rows for the
     bias suite (:mod:`fastir.eval.rows`), else the per-gold counts of the streaming pass (float32 or
     certified), from shard files, summed over torchrun ranks, or in this process alone."""
@@ -116,8 +123,9 @@ def _count_and_finalise(run, plan, chosen, block_mb, trec_depth, threshold, prec
         from fastir.eval.shards import read_shards
 
         counts = read_shards(shard_files, run, shard_settings, len(plan.gold_cand), len(plan.cand_langs))
-        return (*finalise(plan, chosen, counts, threshold), None, counts)
+        return (*finalise(plan, chosen, counts, threshold, ties), None, counts)
     distributed = dist is not None and dist.world_size > 1
+    tie_counts = needs_tie_counts(ties, run)
     engine = prec.engine(may_leave=not distributed) if prec.certified else make_engine(device, dist)
     if distributed:
         from fastir.eval.shards import distributed_counts
@@ -126,23 +134,23 @@ def _count_and_finalise(run, plan, chosen, block_mb, trec_depth, threshold, prec
             run, dist, engine, shard_settings,
             lambda own: np.zeros(len(plan.gold_cand), np.float32) if prec.certified  # exact counts need none
             else group_gold_scores(run, plan, own, block_mb, engine),
-            lambda own, gold: count_range(run, plan, own, block_mb, trec_depth, engine, gold))
+            lambda own, gold: count_range(run, plan, own, block_mb, trec_depth, engine, gold, tie_counts))
     else:
         from fastir.eval.certified import Float32Instead
 
         try:
-            counts = count_range(run, plan, (0, len(run.candidates)), block_mb, trec_depth, engine)
+            counts = count_range(run, plan, (0, len(run.candidates)), block_mb, trec_depth, engine, None, tie_counts)
         except Float32Instead as why:  # auto's probe: bf16 cannot decide this data; the probe is all it cost
             prec.to_float32(str(why))
             engine = make_engine(device, dist)
-            counts = count_range(run, plan, (0, len(run.candidates)), block_mb, trec_depth, engine)
-    return (*finalise(plan, chosen, counts, threshold), engine.compute, counts)
+            counts = count_range(run, plan, (0, len(run.candidates)), block_mb, trec_depth, engine, None, tie_counts)
+    return (*finalise(plan, chosen, counts, threshold, ties), engine.compute, counts)
 
 
 def score_shard(run_or_path, index: int, count: int, out_file, pairs: str = "all", ks=DEFAULT_KS,
                 block_mb: float = DEFAULT_BLOCK_MB, trec_depth: int | None = None, metrics=None,
                 device: str = "auto", relevance_threshold: int = RELEVANCE_THRESHOLD,
-                precision: str = DEFAULT_PRECISION) -> None:
+                precision: str = DEFAULT_PRECISION, ties: str = DEFAULT_TIES) -> None:
     """Count shard ``index`` of ``count`` (candidate rows :func:`fastir.eval.shards.shard_range`) and
     write its counts to ``out_file`` for ``score_run(..., shard_files=...)`` (no rendezvous)."""
     from fastir.eval.gpu import make_engine, resolve_device
@@ -150,7 +158,7 @@ def score_shard(run_or_path, index: int, count: int, out_file, pairs: str = "all
 
     threshold = parse_threshold(relevance_threshold)
     run, chosen, ks, trec_depth, prec, plan = _prepare(run_or_path, pairs, ks, metrics, block_mb, trec_depth,
-                                                       precision, device, True, threshold)
+                                                       precision, device, True, threshold, ties)
     if not (isinstance(count, int) and isinstance(index, int) and 0 <= index < count):
         raise InputError(None, "--shard", f"shard {index} of {count} is out of range: expected 0 <= I < N")
     if prec.certified:  # exact counts need no gold scores: each tile decides against the golds' vectors
@@ -159,12 +167,12 @@ def score_shard(run_or_path, index: int, count: int, out_file, pairs: str = "all
         engine = make_engine(resolve_device(device), None)
         gold = group_gold_scores(run, plan, None, block_mb, engine)
     counts = count_range(run, plan, shard_range(len(run.candidates), index, count), block_mb, trec_depth, engine,
-                         gold)
-    write_shard(out_file, run, counts, index, count, settings(pairs, chosen, trec_depth, prec.kind, threshold))
+                         gold, needs_tie_counts(ties, run))
+    write_shard(out_file, run, counts, index, count, settings(pairs, chosen, trec_depth, prec.kind, threshold, ties))
 
 
 def _prepare(run_or_path, pairs, ks, metrics, block_mb, trec_depth, precision, device, sharded: bool,
-             threshold: int):
+             threshold: int, ties: str = DEFAULT_TIES):
     """Checked options and the plan: (run, metrics, ks, trec_depth, PrecisionChoice, plan)."""
     from fastir.eval.certified import choose_precision
 
@@ -173,8 +181,9 @@ def _prepare(run_or_path, pairs, ks, metrics, block_mb, trec_depth, precision, d
     ks = tuple(m.k for m in chosen if m.measure.name == "recall")
     trec_depth = _check_options(run, block_mb, trec_depth, precision)
     bias = bias_metrics(chosen)
-    prec = choose_precision(precision, trec_depth, bias, device,
-                            float(len(run.queries)) * len(run.candidates) * run.dim)
+    check_embedding_ties(ties, chosen)
+    prec = tie_precision(ties, precision) or choose_precision(
+        precision, trec_depth, bias, device, float(len(run.queries)) * len(run.candidates) * run.dim)
     if sharded and bias:
         raise InputError(None, "--metrics", f"{bias[0].name} ranks each query's whole pooled row, which shards do "
                                             "not add up to: score it in one process")
@@ -297,23 +306,28 @@ def _plan(run: Run, pairs: str, threshold: int = RELEVANCE_THRESHOLD, zero_grade
 # --------------------------------------------------------------------------------------- scoring
 
 
-def settings(pairs, metrics, trec_depth, precision, threshold: int = RELEVANCE_THRESHOLD) -> dict:
+def settings(pairs, metrics, trec_depth, precision, threshold: int = RELEVANCE_THRESHOLD,
+             ties: str = DEFAULT_TIES) -> dict:
     """What shards must agree on to add up (the run aside): cells, metrics, TREC depth, precision,
-    relevance threshold."""
-    return {"pairs": str(pairs), "metrics": [m.name for m in metrics], "trec_depth": trec_depth,
-            "precision": precision, "relevance_threshold": threshold}
+    relevance threshold, and a tie mode other than the default."""
+    out = {"pairs": str(pairs), "metrics": [m.name for m in metrics], "trec_depth": trec_depth,
+           "precision": precision, "relevance_threshold": threshold}
+    return out if ties == DEFAULT_TIES else {**out, "ties": ties}
 
 
-def count_range(run: Run, plan: _Plan, cand_range, block_mb: float, trec_depth, engine, gold_score=None):
+def count_range(run: Run, plan: _Plan, cand_range, block_mb: float, trec_depth, engine, gold_score=None,
+                ties: bool = False):
     """Per-gold counts (and top-k) of every group against the candidates ``cand_range`` = (first, end).
 
     ``gold_score``: the golds' float32 scores when known (a shard); else read or computed here.
+    ``ties``: also count the candidates tied with each gold (float32 counts only).
     """
     from fastir.eval import certified
     from fastir.eval.stream import count_group, empty_counts
 
     exact = getattr(engine, "certified", False)
-    counts = empty_counts(len(plan.gold_cand), len(plan.cand_langs), len(run.queries), trec_depth, exact)
+    counts = empty_counts(len(plan.gold_cand), len(plan.cand_langs), len(run.queries), trec_depth, exact,
+                          ties and not exact)
     if gold_score is not None:
         counts.gold_score[:] = gold_score
     for mask, rows in groups(plan):
@@ -335,8 +349,9 @@ def group_gold_scores(run: Run, plan: _Plan, own, block_mb: float, engine) -> np
     return out
 
 
-def finalise(plan: _Plan, metrics, counts, threshold: int = RELEVANCE_THRESHOLD):
-    """(QueryMetrics, TopK or None) from the per-gold counts of the whole pool."""
+def finalise(plan: _Plan, metrics, counts, threshold: int = RELEVANCE_THRESHOLD, ties: str = DEFAULT_TIES):
+    """(QueryMetrics, TopK or None) from the per-gold counts of the whole pool, ties broken as ``ties``
+    says (other than pessimistic: from ``counts.tied``, :func:`fastir.eval.ties.tie_metrics`)."""
     from fastir.eval.stream import check_counts_fit, group_golds
     from fastir.kernels.ranking import empty_outputs, metrics_from_counts
 
@@ -348,8 +363,12 @@ def finalise(plan: _Plan, metrics, counts, threshold: int = RELEVANCE_THRESHOLD)
         g_ptr, g_id = group_golds(plan, mask, rows)
         g_lang = plan.cand_lang_id[plan.gold_cand[g_id]]
         want = plan.want[plan.query_lang_id[rows]]
-        nrel[rows], values[rows] = metrics_from_counts(g_ptr, g_lang, cnt[g_id], want, program,
-                                                       plan.gold_grade[g_id], threshold)
+        if ties == DEFAULT_TIES:
+            nrel[rows], values[rows] = metrics_from_counts(g_ptr, g_lang, cnt[g_id], want, program,
+                                                           plan.gold_grade[g_id], threshold)
+        else:
+            nrel[rows], values[rows] = tie_metrics(ties, g_ptr, g_lang, cnt[g_id], counts.tied[g_id], want, metrics,
+                                                   plan.gold_grade[g_id], threshold)
     top = None
     if counts.top is not None:
         score, key, length = counts.top
@@ -357,6 +376,21 @@ def finalise(plan: _Plan, metrics, counts, threshold: int = RELEVANCE_THRESHOLD)
         cand = np.where(filled, plan.perm[key], 0).astype(np.int32)
         top = TopK(score.shape[2], np.where(filled, score, np.float32(0)), cand, length)
     return QueryMetrics(tuple(metrics), nrel, values), top
+
+
+def _record_ties(result: ScoreResult, plan: _Plan, metrics, counts, threshold: int, ties: str) -> None:
+    """summary.json's ``ties`` (the mode) and, where the ties were counted, the
+    optimistic - pessimistic spread of every cell (:func:`fastir.eval.ties.tie_spread`)."""
+    from fastir.eval.ties import SPREAD_KEY, tie_spread
+
+    result.extra["ties"] = ties
+    if counts is None or counts.tied is None:
+        return
+    by_mode = {ties: result.metrics}
+    for mode in ("optimistic", DEFAULT_TIES):
+        if mode not in by_mode:
+            by_mode[mode] = finalise(plan, metrics, counts, threshold, mode)[0]
+    result.extra[SPREAD_KEY] = tie_spread(result, by_mode["optimistic"], by_mode[DEFAULT_TIES])
 
 
 def default_out_dir(run_path: str | os.PathLike) -> Path:

@@ -95,7 +95,7 @@ def distributed_counts(run, dist, engine, settings: dict, gold_scores, count_ran
     gold = torch.from_numpy(gold_scores(own))
     _collective(dist, lambda: _all_reduce(gold, engine))  # each gold lies in one shard: a sum of one value
     counts = count_range(own, gold.numpy())
-    for name in ("cnt", "undecided", "recomputed"):  # the last two: certified counters, None for float32 counts
+    for name in ("cnt", "tied", "undecided", "recomputed"):  # tied: the tie modes; the last two: certified counters
         if getattr(counts, name) is not None:
             total = torch.from_numpy(getattr(counts, name))
             _collective(dist, lambda: _all_reduce(total, engine))
@@ -189,6 +189,8 @@ def write_shard(path, run, counts, index: int, count: int, settings: dict) -> No
     header = {"format": SHARD_FORMAT, "shard": index, "shards": count, "run_checksum": run_checksum(run),
               "candidates": list(shard_range(len(run.candidates), index, count)), "settings": settings}
     arrays = {"cnt": counts.cnt}
+    if counts.tied is not None:  # the tie modes (fastir.eval.ties): candidates tied with each gold
+        arrays["tied"] = counts.tied
     if counts.undecided is not None:  # certified counts: the undecided pairs and recomputed candidates too
         arrays.update(undecided=counts.undecided, recomputed=counts.recomputed)
     if counts.top is not None:
@@ -222,6 +224,7 @@ def read_shards(files, run, settings: dict, n_golds: int, n_langs: int):
     checksum = run_checksum(run)
     seen: dict[int, Path] = {}
     total, tops, count, undecided, recomputed = None, {}, None, None, None
+    tied, with_ties = None, []
     for file in map(Path, files):
         header, arrays = _load(file)
         if header["run_checksum"] != checksum:
@@ -238,6 +241,10 @@ def read_shards(files, run, settings: dict, n_golds: int, n_langs: int):
         first, end = _check_range(file, header, len(run.candidates))
         cnt = _check_counts(file, arrays.get("cnt"), n_golds, n_langs, end - first)
         total = cnt.copy() if total is None else total + cnt
+        with_ties.append("tied" in arrays)
+        if "tied" in arrays or settings.get("ties", "pessimistic") != "pessimistic":
+            tie = _check_counts(file, arrays.get("tied"), n_golds, n_langs, end - first, "tied")
+            tied = tie.copy() if tied is None else tied + tie
         if settings.get("precision") == "exact":
             und = _check_counts(file, arrays.get("undecided"), n_golds, n_langs, end - first, "undecided")
             rec = arrays.get("recomputed")
@@ -252,7 +259,8 @@ def read_shards(files, run, settings: dict, n_golds: int, n_langs: int):
     if missing:
         raise InputError(None, "--merge-shards", f"shard {missing[0]}/{count} is missing ({len(seen)} of {count} given)")
     top = merge_tops([tops[i] for i in range(count)]) if tops else None
-    return Counts(total, np.zeros(n_golds, np.float32), top, undecided, recomputed)
+    # A float16 run's tie spread needs every shard's tie counts (shards of an older fastir have none).
+    return Counts(total, np.zeros(n_golds, np.float32), top, undecided, recomputed, tied if all(with_ties) else None)
 
 
 def _check_range(file: Path, header: dict, n_candidates: int) -> tuple[int, int]:

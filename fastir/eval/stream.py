@@ -82,10 +82,11 @@ class Counts:
     top: tuple | None = None  # (score float32, key int64, length int32) per (query, set, depth), or None
     undecided: np.ndarray | None = None  # certified: int64 (n_golds, n_langs) pairs the bound left open
     recomputed: np.ndarray | None = None  # certified: int64 (n_queries,) candidates recomputed exactly
+    tied: np.ndarray | None = None  # --ties / tie spread: int64 (n_golds, n_langs) candidates scoring = each gold
 
 
 def empty_counts(n_golds: int, n_langs: int, n_queries: int, trec_depth: int | None,
-                 certified: bool = False) -> Counts:
+                 certified: bool = False, ties: bool = False) -> Counts:
     top = None
     if trec_depth:
         n_sets = n_langs + 1
@@ -97,6 +98,8 @@ def empty_counts(n_golds: int, n_langs: int, n_queries: int, trec_depth: int | N
     if certified:
         counts.undecided = np.zeros((n_golds, n_langs), np.int64)
         counts.recomputed = np.zeros(n_queries, np.int64)
+    if ties:
+        counts.tied = np.zeros((n_golds, n_langs), np.int64)
     return counts
 
 
@@ -162,7 +165,7 @@ def count_group(run, plan, mask, rows, cand_range, block_mb, engine, counts: Cou
             lo, hi = g_ptr[s], g_ptr[e]
             scores = engine.scores(run.queries, rows[s:e], tile)
             engine.count(scores, lang_ptr, g_ptr[s:e + 1] - lo, g_pos[lo:hi], g_score[lo:hi], t0, lang0,
-                         g_id[lo:hi], counts.cnt, take)
+                         g_id[lo:hi], counts.cnt, take, counts.tied)
             if counts.top is not None:
                 _keep_top(counts.top, engine.host(scores), t_lang, cols.key[t0:t1], plan.want, q_group[s:e],
                           rows[s:e])
@@ -279,10 +282,10 @@ class NumpyEngine:
         np.matmul(q, c.T, out=out)
         return out if (n, m) == out.shape else np.ascontiguousarray(out[:n, :m])
 
-    def count(self, scores, lang_ptr, g_ptr, g_pos, g_score, t0, lang0, g_id, cnt, take) -> None:
+    def count(self, scores, lang_ptr, g_ptr, g_pos, g_score, t0, lang0, g_id, cnt, take, tied=None) -> None:
         from fastir.kernels.tiles import count_tile
 
-        count_tile(scores, lang_ptr, g_ptr, g_pos, g_score, t0, lang0, g_id, cnt, take)
+        count_tile(scores, lang_ptr, g_ptr, g_pos, g_score, t0, lang0, g_id, cnt, take, tied)
 
     def host(self, scores) -> np.ndarray:
         return scores

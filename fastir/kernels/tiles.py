@@ -7,6 +7,8 @@ the rank in candidate set S is a sum over the tiles (and over candidate shards):
     rank_S(d) = sum_tiles sum_{L in S} |{c in tile : lang(c) = L, score(q, c) >= g(d)}|
 
 so each tile adds its per-language counts to ``cnt[d, L]`` (int64: sums over shards stay exact).
+For the tie modes (``fastir score --ties``) the same pass can also add ``tied[d, L]``, the
+candidates of L scoring exactly g(d) (the gold included): above = cnt - tied.
 The gold scores are known before the tiles are counted; a gold that falls inside a tile has its
 entry set to that known score first, so a gold always counts itself and the golds of a query are
 compared at one score each. Top-k lists of tiles and shards merge by (score descending, key
@@ -34,8 +36,19 @@ def _count_at_or_above(values, threshold):
     return k
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _count_at_or_above_and_equal(values, threshold):
+    # one vectorised pass for both counts (the tie modes)
+    k = np.int32(0)
+    e = np.int32(0)
+    for c in range(values.shape[0]):
+        k += np.int32(values[c] >= threshold)
+        e += np.int32(values[c] == threshold)
+    return k, e
+
+
 @njit(cache=True, nogil=True)  # typed by its caller, _count_tile
-def _count_tile_row(scores, b, lang_ptr, gold_ptr, gold_pos, gold_score, take, t0, lang0, gold_id, cnt):
+def _count_tile_row(scores, b, lang_ptr, gold_ptr, gold_pos, gold_score, take, t0, lang0, gold_id, cnt, tied):
     j0 = gold_ptr[b]
     m = gold_ptr[b + 1] - j0
     if m == 0:
@@ -55,13 +68,27 @@ def _count_tile_row(scores, b, lang_ptr, gold_ptr, gold_pos, gold_score, take, t
     for j in range(m):
         a[j] = g[order[j]]
     n_langs = lang_ptr.shape[0] - 1
+    ties = tied.shape[0] > 0
     above = np.zeros((m, n_langs), dtype=np.int64)
+    equal = np.zeros((m if ties else 0, n_langs), dtype=np.int64)
     for lang in range(n_langs):
         c0 = lang_ptr[lang]
         end = lang_ptr[lang + 1]
         while c0 < end:
             c1 = min(c0 + CHUNK, end)
             chunk = row[c0:c1]
+            if ties:
+                p = 0
+                k, e = _count_at_or_above_and_equal(chunk, a[0])
+                while k != 0:
+                    above[p, lang] += k
+                    equal[p, lang] += e
+                    p += 1
+                    if p == m:
+                        break
+                    k, e = _count_at_or_above_and_equal(chunk, a[p])
+                c0 = c1
+                continue
             k = _count_at_or_above(chunk, a[0])
             p = 0
             while k != 0:
@@ -75,17 +102,23 @@ def _count_tile_row(scores, b, lang_ptr, gold_ptr, gold_pos, gold_score, take, t
         d = gold_id[j0 + order[p]]
         for lang in range(n_langs):
             cnt[d, lang0 + lang] += above[p, lang]
+            if ties:
+                tied[d, lang0 + lang] += equal[p, lang]
 
 
 @lazy_njit(void(float32[:, ::1], int64[::1], int64[::1], int64[::1], float32[::1], boolean, int64, int64,
-                int64[::1], int64[:, ::1]), cache=True, parallel=True)
-def _count_tile(scores, lang_ptr, gold_ptr, gold_pos, gold_score, take, t0, lang0, gold_id, cnt):
+                int64[::1], int64[:, ::1], int64[:, ::1]), cache=True, parallel=True)
+def _count_tile(scores, lang_ptr, gold_ptr, gold_pos, gold_score, take, t0, lang0, gold_id, cnt, tied):
     for b in prange(scores.shape[0]):
-        _count_tile_row(scores, b, lang_ptr, gold_ptr, gold_pos, gold_score, take, t0, lang0, gold_id, cnt)
+        _count_tile_row(scores, b, lang_ptr, gold_ptr, gold_pos, gold_score, take, t0, lang0, gold_id, cnt, tied)
 
 
-def count_tile(scores, lang_ptr, gold_ptr, gold_pos, gold_score, t0, lang0, gold_id, cnt, take=False):
-    """Add one tile's per-language counts to ``cnt`` (int64 (n_golds, n_langs)), in place.
+_NO_TIES = np.zeros((0, 0), np.int64)
+
+
+def count_tile(scores, lang_ptr, gold_ptr, gold_pos, gold_score, t0, lang0, gold_id, cnt, take=False, tied=None):
+    """Add one tile's per-language counts to ``cnt`` (int64 (n_golds, n_langs)), in place, and with
+    ``tied`` (int64, the shape of ``cnt``) the candidates scoring exactly each gold's score.
 
     ``scores`` (B, T) float32 C-contiguous: the tile, columns grouped by language (tile language i
     = pool language ``lang0 + i``, owning columns ``lang_ptr[i]:lang_ptr[i+1]``), column 0 being
@@ -94,7 +127,8 @@ def count_tile(scores, lang_ptr, gold_ptr, gold_pos, gold_score, t0, lang0, gold
     ``take``: read the scores of the golds inside the tile into ``gold_score`` (a tile holding
     every column) instead of pinning those entries to ``gold_score``. The tile is modified.
     """
-    _count_tile(scores, lang_ptr, gold_ptr, gold_pos, gold_score, bool(take), int(t0), int(lang0), gold_id, cnt)
+    _count_tile(scores, lang_ptr, gold_ptr, gold_pos, gold_score, bool(take), int(t0), int(lang0), gold_id, cnt,
+                _NO_TIES if tied is None else tied)
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -48,8 +48,9 @@ def test_a_float16_score_loads_only_the_kernels_it_runs(tmp_path, make_run):
             "print(sorted(loaded))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    # the streaming fp32 path: tile counts, then the finalisers (ranking._score_block: whole-row paths only)
-    assert proc.stdout.strip() == "['_count_tile', '_first_nonfinite', '_half_gather', '_metrics_block']"
+    # the streaming fp32 path: tile counts, then the finalisers (ranking._score_block: whole-row paths only);
+    # a float16 run's tie spread: the metrics of optimistic ranks (_ranks_block)
+    assert proc.stdout.strip() == "['_count_tile', '_first_nonfinite', '_half_gather', '_metrics_block', '_ranks_block']"
 
 
 def test_preload_loads_the_named_kernels_in_a_daemon_thread():
@@ -108,7 +109,7 @@ def test_score_kernels_named_for_preloading_exist_and_match_what_a_score_loads()
             assert isinstance(getattr(importlib.import_module(module), attr), LazyKernel), name
     # a float16 score's kernels (test above) are the float16 list; the count first (no numpy stand-in)
     assert {n.split(":")[1] for n in FP32_KERNELS["float16"]} == {"_count_tile", "_first_nonfinite", "_half_gather",
-                                                                  "_metrics_block"}
+                                                                  "_metrics_block", "_ranks_block"}
     assert all(names[0] == "fastir.kernels.tiles:_count_tile" for names in FP32_KERNELS.values())
 
 

@@ -39,6 +39,28 @@ def test_counts_over_tiles_equal_one_pass(width):
     assert np.array_equal(cnt, expected)
 
 
+@pytest.mark.parametrize("width", [1, 37, 300])
+def test_tied_counts_over_tiles_equal_brute_force(width):
+    rng = np.random.default_rng(width + 1)
+    scores, lang, ptr, cols = _case(rng)
+    owner = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
+    gold_score = scores[owner, cols].copy()
+    cnt = np.zeros((len(cols), 3), np.int64)
+    tied = np.zeros_like(cnt)
+    for t0 in range(0, scores.shape[1], width):
+        t1 = min(t0 + width, scores.shape[1])
+        t_lang = lang[t0:t1]
+        lang_ptr = np.searchsorted(t_lang, np.arange(t_lang[0], t_lang[-1] + 2)).astype(np.int64)
+        count_tile(np.ascontiguousarray(scores[:, t0:t1]), lang_ptr, ptr, cols, gold_score, t0, int(t_lang[0]),
+                   np.arange(len(cols)), cnt, tied=tied)
+    for j in range(len(cols)):
+        row = scores[owner[j]]
+        for k in range(3):
+            assert cnt[j, k] == np.sum((row >= gold_score[j]) & (lang == k))
+            assert tied[j, k] == np.sum((row == gold_score[j]) & (lang == k))
+    assert (tied.sum(axis=1) >= 1).all()  # each gold ties with itself
+
+
 def test_take_reads_gold_scores_and_pin_overrides_the_tile():
     rng = np.random.default_rng(3)
     scores, lang, ptr, cols = _case(rng)
