@@ -260,6 +260,12 @@ def check_compatible(runs: list[ScoresFile]) -> None:
         if a != b:
             raise InputError(r.path, "dataset_checksum",
                              f"{b} differs from {first.name}'s {a}: runs over different datasets cannot be paired")
+    for key, default, what in (("ties", "pessimistic", "tie mode"), ("relevance_threshold", 1, "relevance threshold")):
+        for r in runs[1:]:
+            a, b = first.meta.get(key, default), r.meta.get(key, default)
+            if a != b:
+                raise InputError(r.path, key, f"{what} {b!r} differs from {first.name}'s {a!r}: per-query values "
+                                              "of different definitions cannot be paired")
     cells0 = _cells(first)
     for r in runs[1:]:
         cells = _cells(r)

@@ -96,6 +96,7 @@ def per_query_table(result):
         "run": str(result.run.path),
         "ks": list(result.ks),
         **_threshold(result),
+        **_tie_mode(result),
     }
     table = pa.table(cols)
     return table.replace_schema_metadata({b"fastir": json.dumps(meta).encode()})
@@ -129,6 +130,12 @@ def _threshold(result) -> dict:
     """``relevance_threshold`` when not the default 1 (outputs at the default stay as they were)."""
     threshold = getattr(result, "relevance_threshold", 1)
     return {} if threshold == 1 else {"relevance_threshold": threshold}
+
+
+def _tie_mode(result) -> dict:
+    """``ties`` when not the default pessimistic (``fastir compare`` pairs only runs of one mode)."""
+    ties = result.extra.get("ties", "pessimistic")
+    return {} if ties == "pessimistic" else {"ties": ties}
 
 
 def _clean(obj):

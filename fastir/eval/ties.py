@@ -38,6 +38,12 @@ def check_embedding_ties(mode, metrics) -> str:
                                             f"{', '.join(EMBEDDING_TIE_MODES)}")
     if mode not in EMBEDDING_TIE_MODES:
         raise InputError(None, TIES_OPTION, f"must be one of {', '.join(EMBEDDING_TIE_MODES)}, found {mode!r}")
+    from fastir.eval.metrics import bias_metrics
+
+    bias = bias_metrics(metrics)
+    if bias and mode != DEFAULT_TIES:  # whole rows ranked by score then row (fastir.kernels.bias): no tie counts
+        raise InputError(None, TIES_OPTION, f"{bias[0].name} ranks each pooled row by score, then candidate row: "
+                                            f"use --ties {DEFAULT_TIES} with it, not {mode}")
     return check_ties(mode, metrics)
 
 

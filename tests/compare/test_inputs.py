@@ -144,3 +144,18 @@ def test_rank_distance_nan_where_the_other_run_has_a_value(tmp_path):
     b = read_scores(tmp_path / "b" / "per_query.parquet", "b", COLUMNS)
     with pytest.raises(InputError, match="rank_distance: NaN where other runs have a value"):
         pair_runs([a, b], COLUMNS)
+
+
+@pytest.mark.parametrize("key, value, what", [("ties", "optimistic", "tie mode 'optimistic' differs from a's "
+                                                                     "'pessimistic'"),
+                                              ("relevance_threshold", 2, "relevance threshold 2 differs from a's 1")])
+def test_runs_of_different_metric_definitions_are_not_paired(tmp_path, key, value, what):
+    """per-query values under another tie mode or relevance threshold measure something else."""
+    rows = synth_rows(["de", "en"], 3, 1)
+    a = _scores(tmp_path, "a", rows)
+    b = _scores(tmp_path, "b", rows)
+    b.meta[key] = value
+    with pytest.raises(InputError, match=f"b/per_query.parquet: {key}: {what}"):
+        check_compatible([a, b])
+    b.meta[key] = {"ties": "pessimistic", "relevance_threshold": 1}[key]  # the default, written or not
+    check_compatible([a, b])

@@ -226,11 +226,29 @@ def test_torchrun_two_gloo_ranks_carry_the_tie_counts(run, tmp_path):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
 
 
-def test_per_query_tables_of_two_tie_modes_compare(cols, tmp_path, make_run, capsys):
+def test_per_query_tables_of_two_tie_modes_are_not_paired(cols, tmp_path, make_run, capsys):
     run = make_run(tmp_path, **cols, meta={"dataset_checksum": "0" * 64})
     for mode in ("pessimistic", "expected"):
         assert main(["score", str(run), "--out", str(tmp_path / mode), "--per-query", "--ties", mode]) == 0
-    capsys.readouterr()
+    capsys.readouterr()  # the same run under two definitions of its metrics: not a paired comparison
     assert main(["compare", str(tmp_path / "pessimistic"), str(tmp_path / "expected"), "--out",
-                 str(tmp_path / "cmp")]) == 0
-    assert any((tmp_path / "cmp").iterdir())
+                 str(tmp_path / "cmp")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ties: tie mode 'expected' differs from" in err, err
+    assert not (tmp_path / "cmp").exists()
+    assert main(["compare", str(tmp_path / "expected"), str(tmp_path / "expected"), "--out",
+                 str(tmp_path / "cmp")]) == 0  # one mode on both sides pairs as before
+
+
+def test_per_query_metadata_names_a_tie_mode_other_than_the_default(tmp_path, make_run):
+    """fastir compare reads it to refuse pairing two modes (tests/compare/test_inputs.py)."""
+    import json
+
+    rng = np.random.default_rng(3)
+    path = make_run(tmp_path, q_emb=rng.integers(-1, 2, (6, 3)).astype(np.float32), q_langs=["aa", "bb"] * 3,
+                    c_emb=rng.integers(-1, 2, (8, 3)).astype(np.float32), c_langs=["aa", "bb"] * 4,
+                    qrels=[(q, q) for q in range(6)])
+    for mode, meta_has in (("pessimistic", None), ("expected", "expected")):
+        table = score_run(path, pairs="mono", metrics="map", per_query=True, ties=mode, precision="fp32").per_query
+        meta = json.loads(table.schema.metadata[b"fastir"])
+        assert meta.get("ties") == meta_has
