@@ -45,7 +45,8 @@ def preload_score_kernels(run_dir, own_process: bool = False):
 def ranked_kernels(ties: str) -> tuple[str, ...]:
     """The kernels ``fastir score-run --ties TIES`` calls, in the order it first calls them."""
     metrics = "fastir.kernels.ties:_expected_block" if ties == "expected" else "fastir.kernels.ranking:_ranks_block"
-    return ("fastir.kernels.ties:_rank_conflict", "fastir.kernels.ties:_ranks_block", metrics)
+    return ("fastir.kernels.ids:_match_block", "fastir.kernels.ids:_order_block", "fastir.kernels.ties:_rank_conflict",
+            "fastir.kernels.ids:_prefix_block", "fastir.kernels.ties:_ranks_block", metrics)
 
 
 def preload_ranked_kernels(ties: str, own_process: bool = False):
