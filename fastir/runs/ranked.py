@@ -32,7 +32,7 @@ from fastir.core.arrow import as_numpy, numeric_array, string_array, string_buff
 from fastir.core.errors import InputError
 from fastir.core.textfiles import read_json, text_lines
 
-BLOCK_BYTES = 1 << 24  # bytes per block of the streaming TREC reader (~300,000 lines)
+BLOCK_BYTES = 1 << 23  # bytes per block of a TREC run (~230,000 lines); 3 blocks in memory at most
 JSON_QUERIES = 4096  # queries per chunk of a ranx JSON run
 TREC_FIELDS = ("qid", "q0", "docid", "rank", "score", "tag")
 TREC_USED = ("qid", "docid", "rank", "score")
