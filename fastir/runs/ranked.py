@@ -130,23 +130,31 @@ def _trec_chunks(file: Path) -> Iterator[RunChunk]:
 
 def _blocks(file: Path) -> Iterator[memoryview]:
     """The file's bytes in blocks of about :data:`BLOCK_BYTES`, each ending after a line end (the last:
-    at the end of the file). Read here, not by pyarrow's streaming reader, which reads up to 32 blocks
-    ahead: memory stays at a few blocks whatever the file's size."""
-    rest = b""
+    at the end of the file), read into one reused buffer: each block must be parsed before the next
+    is asked for. Read here, not by pyarrow's streaming reader, which reads up to 32 blocks ahead:
+    memory stays at a few blocks whatever the file's size."""
+    buffer = bytearray(BLOCK_BYTES)
+    view = memoryview(buffer)
+    held = 0  # bytes at the buffer's start carried over from the last block (a line not yet ended)
     with open(file, "rb") as fh:
         while True:
-            data = fh.read(BLOCK_BYTES)
-            if not data:
-                if rest:
-                    yield memoryview(rest)
+            if held == len(buffer):  # a line longer than the buffer: a larger one
+                buffer = bytearray(2 * held)
+                buffer[:held] = view[:held]
+                view = memoryview(buffer)
+            got = fh.readinto(view[held:])
+            end = held + got
+            if not got:
+                if held:
+                    yield view[:held]
                 return
-            block = rest + data if rest else data
-            cut = block.rfind(b"\n") + 1 or block.rfind(b"\r", 0, len(block) - 1) + 1
+            cut = buffer.rfind(b"\n", 0, end) + 1 or buffer.rfind(b"\r", 0, end - 1) + 1
             if not cut:  # no line end yet: read on
-                rest = block
+                held = end
                 continue
-            rest = block[cut:]
-            yield memoryview(block)[:cut]
+            yield view[:cut]
+            buffer[:end - cut] = buffer[cut:end]
+            held = end - cut
 
 
 def _read_ahead(items: Iterator, depth: int = 1) -> Iterator:
