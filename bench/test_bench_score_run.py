@@ -48,10 +48,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 FASTIR = """
 import sys
-from fastir.cli import main
-sys.exit(main(["score-run", sys.argv[1], "--qrels", sys.argv[2], "--query-langs", "prefix::", "--doc-langs",
-               "prefix::", "--ties", "trec_eval", "--metrics", "map,mrr,ndcg@10,recall@100", "--per-query",
-               "--out", sys.argv[3], "--overwrite", "--format", "json"]) or 0)
+from fastir.cli import executable  # the `fastir` command itself: a process of its own
+sys.argv = ["fastir", "score-run", sys.argv[1], "--qrels", sys.argv[2], "--query-langs", "prefix::", "--doc-langs",
+            "prefix::", "--ties", "trec_eval", "--metrics", "map,mrr,ndcg@10,recall@100", "--per-query",
+            "--out", sys.argv[3], "--overwrite", "--format", "json"]
+sys.exit(executable())
 """
 PYTREC = """
 import sys, pytrec_eval
