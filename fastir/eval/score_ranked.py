@@ -6,11 +6,13 @@ registry, per-query table and summary. Metrics are exact to the run's depth, as 
 relevant document the run did not retrieve counts in |R| and inside no cutoff; summary.json
 says, per cell, the depth scored and how many relevant documents lie beyond it.
 
-Data flow, in bounded memory: :func:`fastir.runs.ranked.read_chunks` yields chunks of lines; each
-is cut after its last complete query (the rest waits for the next chunk), checked (queries in
-one block of lines, known to the qrels; no (query, document) twice; ranks agreeing with scores),
-sorted into trec_eval order with Arrow, and its golds' ranks and metrics computed by the kernels
-(:mod:`fastir.kernels.ties`, :mod:`fastir.kernels.ranking`). Only per-query results are kept.
+Data flow, in bounded memory: :func:`fastir.runs.ranked.read_chunks` yields chunks of lines (a TREC
+run: blocks of 8 MiB, parsed one block ahead in a thread); each is cut after its last complete
+query (the rest waits for the next chunk), checked (queries in one block of lines, known to the
+qrels; no (query, document) twice; ranks agreeing with scores), put into trec_eval order and its
+golds found by the kernels of :mod:`fastir.kernels.ids`, which read the ids in Arrow's buffers
+(no joined key, no Python string per line), and its golds' ranks and metrics computed by
+:mod:`fastir.kernels.ties` and :mod:`fastir.kernels.ranking`. Only per-query results are kept.
 """
 
 from __future__ import annotations
