@@ -110,6 +110,10 @@ def test_formats_and_chunking_agree(tmp_path, monkeypatch):
         np.testing.assert_array_equal(score(tmp_path / other, qrels_file, ties="trec_eval").metrics.values, base)
     monkeypatch.setattr(ranked, "BLOCK_BYTES", 1 << 10)  # many chunks, queries cut across them
     np.testing.assert_array_equal(score(run_file, qrels_file, ties="trec_eval").metrics.values, base)
+    for ties in ("pessimistic", "optimistic", "expected"):  # lines out of score order (Parquet) are sorted
+        metrics = None if ties != "expected" else "map,mrr,recall@5,ndcg@10"
+        np.testing.assert_array_equal(score(tmp_path / "run.parquet", qrels_file, ties=ties, metrics=metrics).metrics.values,
+                                      score(run_file, qrels_file, ties=ties, metrics=metrics).metrics.values)
 
 
 def test_language_map_file_equals_the_rule(tmp_path):
