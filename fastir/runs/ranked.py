@@ -95,9 +95,14 @@ def _trec_chunks(file: Path) -> Iterator[RunChunk]:
     first = next(text_lines(file), (1, ""))[1]
     delimiter = "\t" if "\t" in first else " "
     bad: list = []  # (first line of the block, the invalid row)
-    options = {"read_options": pacsv.ReadOptions(column_names=list(TREC_FIELDS), use_threads=False),
-               "convert_options": pacsv.ConvertOptions(column_types={name: pa.string() for name in TREC_USED},
-                                                       include_columns=list(TREC_USED))}  # Q0, tag: not kept
+    read = pacsv.ReadOptions(column_names=list(TREC_FIELDS), use_threads=False)
+    # Rank and score parsed as numbers by the reader (pyarrow's parser, as pc.cast's), no null values;
+    # a block where that fails is read again as text, where _numbers names the line that is no number.
+    typed, text = (pacsv.ConvertOptions(column_types={"qid": pa.string(), "docid": pa.string(), **numbers},
+                                        include_columns=list(TREC_USED), null_values=[], strings_can_be_null=False,
+                                        quoted_strings_can_be_null=False)  # Q0, tag: not kept
+                   for numbers in ({"rank": pa.int64(), "score": pa.float64()},
+                                   {"rank": pa.string(), "score": pa.string()}))
 
     def chunks():
         line = 1
@@ -108,7 +113,15 @@ def _trec_chunks(file: Path) -> Iterator[RunChunk]:
 
             parse = pacsv.ParseOptions(delimiter=delimiter, quote_char=False, ignore_empty_lines=False,
                                        invalid_row_handler=invalid)
-            table = pacsv.read_csv(pa.BufferReader(block), parse_options=parse, **options).combine_chunks()
+            try:
+                table = pacsv.read_csv(pa.BufferReader(block), read_options=read, parse_options=parse,
+                                       convert_options=typed)
+            except pa.ArrowInvalid:
+                if bad:
+                    raise
+                table = pacsv.read_csv(pa.BufferReader(block), read_options=read, parse_options=parse,
+                                       convert_options=text)
+            table = table.combine_chunks()
             if not table.num_rows:
                 continue
             batch = table.to_batches()[0]
@@ -200,7 +213,9 @@ def _read_ahead(items: Iterator, depth: int = 1) -> Iterator:
 
 
 def _numbers(column: pa.Array, file: Path, first_line: int, field: str, type: pa.DataType) -> np.ndarray:
-    """``column`` (strings) as numbers of ``type``; the first entry that is not one names its line."""
+    """``column`` (strings, or numbers already) as numbers of ``type``; the first entry that is not one names its line."""
+    if not pa.types.is_string(column.type):
+        return as_numpy(column)
     try:
         return as_numpy(pc.cast(column, type))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
