@@ -402,10 +402,11 @@ def _plain_qrels(file: Path) -> Qrels | None:
     if not data or data.translate(None, _PLAIN_BYTES):
         return None
     names, invalid = ["qid", "iteration", "docid", "grade"], []
+    parse = pacsv.ParseOptions(delimiter=" ", quote_char=False, ignore_empty_lines=False,
+                               invalid_row_handler=lambda row: invalid.append(row) or "skip")
     try:
         table = pacsv.read_csv(pa.py_buffer(data), read_options=pacsv.ReadOptions(column_names=names),
-                               parse_options=pacsv.ParseOptions(delimiter=" ", quote_char=False, ignore_empty_lines=False,
-                                                                invalid_row_handler=lambda row: invalid.append(row) or "skip"),
+                               parse_options=parse,
                                convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
                                                                     include_columns=["qid", "docid", "grade"]))
     except pa.ArrowInvalid:

@@ -213,7 +213,8 @@ def _read_ahead(items: Iterator, depth: int = 1) -> Iterator:
 
 
 def _numbers(column: pa.Array, file: Path, first_line: int, field: str, type: pa.DataType) -> np.ndarray:
-    """``column`` (strings, or numbers already) as numbers of ``type``; the first entry that is not one names its line."""
+    """``column`` (strings, or numbers already) as numbers of ``type``; the first entry that is not one
+    names its line."""
     if not pa.types.is_string(column.type):
         return as_numpy(column)
     try:
