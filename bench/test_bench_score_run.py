@@ -191,7 +191,7 @@ def test_score_run_peak_rss(benchmark, scale, tmp_path, factor):
     not on the tiny data of ``--benchmark-disable``)."""
     from fastir.runs.ranked import BLOCK_BYTES
 
-    n_q = RSS_QUERIES if scale >= DEFAULT_SCALE else 50
+    n_q = RSS_QUERIES if scale >= DEFAULT_SCALE else 200  # as make_files at the smoke scale
     depth = max(20, round(DEPTH * min(1.0, scale * 10))) * factor
     run_file, qrels_file = make_run(n_q, depth, cache_root())
     run_bytes = run_file.stat().st_size
