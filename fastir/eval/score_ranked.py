@@ -37,6 +37,8 @@ from fastir.eval.score import chosen_metrics, parse_threshold
 from fastir.runs.ranked import LangSpec, RunChunk, parse_lang_spec, read_chunks
 
 RANKED_FORMAT = "fastir-ranked-run/1"  # summary.json "run" -> "format" of a scored ranked run
+
+
 @dataclass
 class _Ids:
     table: pa.Table  # column "id"
