@@ -69,6 +69,24 @@ def string_array(values: Sequence[str]) -> pa.Array:
     return pa.Array.from_buffers(pa.string(), len(encoded), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
 
 
+def string_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A string array without nulls as its (offsets int32 (n + 1), data uint8) buffers, read-only numpy
+    views of Arrow's memory (no copy; a large_string or chunked array is converted first), for the kernels of
+    :mod:`fastir.kernels.ids`."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if not pa.types.is_string(values.type):
+        values = values.cast(pa.string())
+    if values.null_count:
+        raise ValueError("string_buffers: the array holds nulls")
+    _, offsets, data = values.buffers()
+    off = (np.frombuffer(offsets, np.int32, count=len(values) + 1, offset=values.offset * 4) if len(values)
+           else np.zeros(1, np.int32))
+    data = np.frombuffer(data, np.uint8) if data is not None and data.size else np.zeros(0, np.uint8)
+    off.flags.writeable = data.flags.writeable = False  # always read-only: one type for the kernels
+    return off, data
+
+
 def repeat_string(value: str, n: int) -> pa.Array:
     """``value`` ``n`` times, as an Arrow ``string`` array."""
     return pa.repeat(string_array([value])[0], n)

@@ -6,11 +6,13 @@ registry, per-query table and summary. Metrics are exact to the run's depth, as 
 relevant document the run did not retrieve counts in |R| and inside no cutoff; summary.json
 says, per cell, the depth scored and how many relevant documents lie beyond it.
 
-Data flow, in bounded memory: :func:`fastir.runs.ranked.read_chunks` yields chunks of lines; each
-is cut after its last complete query (the rest waits for the next chunk), checked (queries in
-one block of lines, known to the qrels; no (query, document) twice; ranks agreeing with scores),
-sorted into trec_eval order with Arrow, and its golds' ranks and metrics computed by the kernels
-(:mod:`fastir.kernels.ties`, :mod:`fastir.kernels.ranking`). Only per-query results are kept.
+Data flow, in bounded memory: :func:`fastir.runs.ranked.read_chunks` yields chunks of lines (a TREC
+run: blocks of 8 MiB, parsed one block ahead in a thread); each is cut after its last complete
+query (the rest waits for the next chunk), checked (queries in one block of lines, known to the
+qrels; no (query, document) twice; ranks agreeing with scores), put into trec_eval order and its
+golds found by the kernels of :mod:`fastir.kernels.ids`, which read the ids in Arrow's buffers
+(no joined key, no Python string per line), and its golds' ranks and metrics computed by
+:mod:`fastir.kernels.ties` and :mod:`fastir.kernels.ranking`. Only per-query results are kept.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fastir.core.arrow import as_numpy, numeric_array, string_array
+from fastir.core.arrow import as_numpy, numeric_array, string_array, string_buffers
 from fastir.core.errors import InputError
 from fastir.eval.aggregate import aggregate
 from fastir.eval.cells import DEFAULT_KS, POOLED, parse_pairs
@@ -36,13 +38,6 @@ from fastir.eval.score import chosen_metrics, parse_threshold
 from fastir.runs.ranked import LangSpec, RunChunk, parse_lang_spec, read_chunks
 
 RANKED_FORMAT = "fastir-ranked-run/1"  # summary.json "run" -> "format" of a scored ranked run
-_SEPARATOR = string_array(["\x1f"])[0]  # between query and document ids in (query, document) keys (an Arrow
-# scalar: a Python str argument makes pyarrow import pandas to ask whether it is a pandas object)
-
-
-def _int32(value: int):
-    """``value`` as an Arrow int32 scalar (pandas-free, as ``_SEPARATOR``)."""
-    return numeric_array([value], pa.int32())[0]
 
 
 @dataclass
@@ -60,7 +55,18 @@ class RankedRun:
     path: Path
     meta: dict
     queries: _Ids
-    candidates: _Ids  # one row per run line (documents retrieved, summed over queries)
+    candidates: _Lines  # the run's lines (documents retrieved, summed over queries)
+
+
+@dataclass
+class _Lines:
+    """How many lines the run has: what the outputs read of ``candidates`` (their count), held as a
+    number, not as an array of a run's length."""
+
+    n: int
+
+    def __len__(self) -> int:
+        return self.n
 
 
 @dataclass
@@ -69,8 +75,9 @@ class _Qrels:
     ptr: np.ndarray  # golds of qrels query i: ptr[i]:ptr[i+1] (grade >= 1)
     grade: np.ndarray  # int64
     lang: np.ndarray  # int32 candidate language id
-    keys: pa.Array  # "qid\x1fdocid" of each gold
+    docs: tuple  # (offsets, data) of each gold's document id (fastir.core.arrow.string_buffers)
     cand_langs: list[str]
+    cand_buffers: tuple  # cand_langs as (offsets, data)
 
 
 @dataclass
@@ -114,11 +121,10 @@ def _read_qrels(path: Path, dspec: LangSpec) -> _Qrels:
     from fastir.runs.importer import read_trec_qrels
 
     judged = read_trec_qrels(path)
-    keys = pc.binary_join_element_wise(judged.query_ids, judged.candidate_ids, _SEPARATOR)
-    _no_duplicates(keys, lambda i: f"line {judged.lines[i]}", path, "judgement")
     dict_q = pc.dictionary_encode(judged.query_ids)
-    query_index = {q: i for i, q in enumerate(dict_q.dictionary.to_pylist())}
     q = as_numpy(dict_q.indices).astype(np.int64)
+    _no_duplicate_judgements(judged, q, path)
+    query_index = {q: i for i, q in enumerate(dict_q.dictionary.to_pylist())}
     positive = np.flatnonzero(judged.grades >= 1)
     order = positive[np.argsort(q[positive], kind="stable")]
     langs = dspec.languages(judged.candidate_ids.take(numeric_array(order, pa.int64())), path,
@@ -129,26 +135,28 @@ def _read_qrels(path: Path, dspec: LangSpec) -> _Qrels:
         raise InputError(path, "lang", f"{POOLED!r} is reserved for the pooled setting")
     ptr = np.zeros(len(query_index) + 1, np.int64)
     np.cumsum(np.bincount(q[order], minlength=len(query_index)), out=ptr[1:])
-    lang = as_numpy(pc.index_in(langs, value_set=string_array(cand_langs))).astype(np.int32)
-    return _Qrels(query_index, ptr, judged.grades[order].astype(np.int64), lang, keys.take(numeric_array(order, pa.int64())),
-                  cand_langs)
+    cand = string_array(cand_langs)
+    lang = as_numpy(pc.index_in(langs, value_set=cand)).astype(np.int32)
+    docs = judged.candidate_ids.take(numeric_array(order, pa.int64()))
+    return _Qrels(query_index, ptr, judged.grades[order].astype(np.int64), lang, string_buffers(docs), cand_langs,
+                  string_buffers(cand))
 
 
-def _no_duplicates(keys: pa.Array, where, path, what: str) -> None:
-    """InputError at the second of two equal ``keys`` (``where(i)``: its line)."""
-    if len(pc.unique(keys)) == len(keys):  # a hash pass; the sort below only finds the lines
-        return
-    order = as_numpy(pc.sort_indices(keys))
-    if len(order) < 2:
-        return
-    ordered = keys.take(numeric_array(order, pa.int64()))
-    same = as_numpy(pc.equal(ordered[1:], ordered[:-1]))
+def _no_duplicate_judgements(judged, q: np.ndarray, path: Path) -> None:
+    """InputError at the later of two judgements of one (query, document), naming the earlier."""
+    d = as_numpy(pc.dictionary_encode(judged.candidate_ids).indices).astype(np.int64)
+    key = q * (int(d.max(initial=0)) + 1) + d
+    order = np.argsort(key, kind="stable")
+    same = key[order][1:] == key[order][:-1]
     if same.any():
         i = int(np.argmax(same))
-        first, again = sorted((int(order[i]), int(order[i + 1])))
-        q, d = keys[again].as_py().split("\x1f", 1)
-        raise InputError(path, where(again), f"duplicate {what} of (query {q!r}, document {d!r}); first at "
-                                             f"{where(first)}")
+        first, again = int(order[i]), int(order[i + 1])
+        _duplicate(path, f"line {judged.lines[again]}", f"line {judged.lines[first]}", "judgement",
+                   judged.query_ids[again].as_py(), judged.candidate_ids[again].as_py())
+
+
+def _duplicate(path, where: str, first: str, what: str, qid: str, docid: str):
+    raise InputError(path, where, f"duplicate {what} of (query {qid!r}, document {docid!r}); first at {first}")
 
 
 def _complete_queries(chunks):
@@ -177,26 +185,28 @@ def _concat(a: RunChunk, b: RunChunk) -> RunChunk:
 
 
 def _score_chunk(chunk: RunChunk, qrels: _Qrels, qspec, dspec, metrics, ties, threshold, seen, got) -> None:
+    from fastir.kernels.ids import match_lines, trec_order
     from fastir.kernels.ranking import UNRANKED, metrics_from_ranks
     from fastir.kernels.ties import EXPECTED, MODES, expected_metrics, run_ranks
 
-    codes, qi = _queries(chunk, qrels, qspec, seen, got)
-    keys = pc.binary_join_element_wise(chunk.qids, chunk.docids, _SEPARATOR)
-    _no_duplicates(keys, chunk.where, chunk.path, "line")
-    order = _run_order(codes, chunk, doc_ids=ties == "trec_eval" or got.bias is not None)
-    q_ptr = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=len(qi))))).astype(np.int64)
-    if chunk.ranks is not None:
-        _check_ranks(chunk, q_ptr, order)
-    n_langs = len(qrels.cand_langs)
-    langs = dspec.languages(chunk.docids, chunk.path, chunk.where)
-    lang = as_numpy(pc.index_in(langs, value_set=string_array(qrels.cand_langs)).fill_null(_int32(n_langs)))
-    g_global = as_numpy(pc.index_in(keys, value_set=qrels.keys).fill_null(_int32(-1))).astype(np.int64)
+    qi, q_ptr = _queries(chunk, qrels, qspec, seen, got)
+    ids = string_buffers(chunk.docids)
     starts, lengths = qrels.ptr[qi], qrels.ptr[qi + 1] - qrels.ptr[qi]
     gold_ptr = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
     g_ids = np.repeat(starts - gold_ptr[:-1], lengths) + np.arange(gold_ptr[-1])
-    gold = np.where(g_global >= 0, g_global - starts[codes] + gold_ptr[codes], -1)
-    ranks, tied, ndocs = run_ranks(q_ptr, chunk.scores[order], lang.astype(np.int32)[order],
-                                   gold[order], gold_ptr, qrels.lang[g_ids], qrels.grade[g_ids], n_langs, MODES[ties])
+    gold, again, first = match_lines(q_ptr, ids, gold_ptr, g_ids, qrels.docs)
+    if (again >= 0).any():
+        b = int(np.argmin(np.where(again >= 0, again, len(gold))))
+        _duplicate(chunk.path, chunk.where(int(again[b])), chunk.where(int(first[b])), "line",
+                   chunk.qids[int(again[b])].as_py(), chunk.docids[int(again[b])].as_py())
+    # the bias suite reads every list in trec_eval's order (score desc, doc id desc) whatever the tie mode
+    order = trec_order(q_ptr, chunk.scores, ids, by_id=ties == "trec_eval" or got.bias is not None)
+    if chunk.ranks is not None:
+        _check_ranks(chunk, q_ptr, order)
+    n_langs = len(qrels.cand_langs)
+    lang = dspec.codes(chunk.docids, qrels.cand_langs, qrels.cand_buffers, chunk.path, chunk.where)
+    ranks, tied, ndocs = run_ranks(q_ptr, chunk.scores[order], lang[order], gold[order], gold_ptr,
+                                   qrels.lang[g_ids], qrels.grade[g_ids], n_langs, MODES[ties])
     grade = qrels.grade[g_ids]
     if MODES[ties] == EXPECTED:
         nrel, values = expected_metrics(gold_ptr, grade, ranks, tied, expected_program(metrics), threshold)
@@ -214,43 +224,13 @@ def _score_chunk(chunk: RunChunk, qrels: _Qrels, qspec, dspec, metrics, ties, th
     got.parts.append((nrel, values, ndocs, beyond))
 
 
-def _run_order(codes: np.ndarray, chunk: RunChunk, doc_ids: bool) -> np.ndarray:
-    """Lines by query, then score descending; with ``doc_ids``, each tie by document id descending
-    (trec_eval's order; sorting only the tied lines by their ids: the string sort is the costly part)."""
-    order = as_numpy(pc.sort_indices(pa.table({"q": numeric_array(codes, pa.int64()),
-                                               "s": numeric_array(chunk.scores, pa.float64())}),
-                                     sort_keys=[("q", "ascending"), ("s", "descending")])).astype(np.int64)
-    if not doc_ids:
-        return order
-    q, s = codes[order], chunk.scores[order]
-    same = (q[1:] == q[:-1]) & (s[1:] == s[:-1])
-    if not same.any():
-        return order
-    group = np.cumsum(np.concatenate(([True], ~same))) - 1  # tie groups, numbered along the order
-    tied = np.flatnonzero(np.bincount(group)[group] > 1)
-    by_id = pc.sort_indices(pa.table({"g": numeric_array(group[tied], pa.int64()),
-                                      "d": chunk.docids.take(numeric_array(order[tied], pa.int64()))}),
-                            sort_keys=[("g", "ascending"), ("d", "descending")])
-    order[tied] = order[tied][as_numpy(by_id)]
-    return order
-
-
 def _queries(chunk: RunChunk, qrels: _Qrels, qspec, seen: set, got: _Collected):
-    """Each line's query number in the chunk (in order of appearance) and each query's qrels number."""
-    enc = pc.dictionary_encode(chunk.qids)
-    codes = as_numpy(enc.indices).astype(np.int64)
-    names = enc.dictionary.to_pylist()
-    first = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
-    if len(first) != len(names):  # a query's lines are split by another query's
-        runs = codes[first]
-        earlier = np.zeros(len(runs), np.bool_)  # the first block of lines whose query had an earlier block
-        seen_runs = np.zeros(len(names), np.bool_)
-        for k, code in enumerate(runs):
-            earlier[k] = seen_runs[code]
-            seen_runs[code] = True
-        again = int(first[np.argmax(earlier)])
-        raise InputError(chunk.path, chunk.where(again), f"query {names[codes[again]]!r} again after other queries: "
-                                                         "a run lists each query's lines together")
+    """Each query's qrels number and its lines ``q_ptr[b]:q_ptr[b+1]`` (queries in order of appearance)."""
+    qids = chunk.qids
+    n = len(qids)
+    change = as_numpy(pc.not_equal(qids.slice(1), qids.slice(0, n - 1))) if n > 1 else np.zeros(0, np.bool_)
+    first = np.flatnonzero(np.concatenate(([True], change)))
+    names = qids.take(numeric_array(first, pa.int64())).to_pylist()
     qi = np.empty(len(names), np.int64)
     for code, name in enumerate(names):
         where = chunk.where(int(first[code]))
@@ -263,7 +243,7 @@ def _queries(chunk: RunChunk, qrels: _Qrels, qspec, seen: set, got: _Collected):
         qi[code] = qrels.query_index[name]
         got.qids.append(name)
         got.qlangs.append(qspec.one(name, chunk.path, where))
-    return codes, qi
+    return qi, np.append(first, n).astype(np.int64)
 
 
 def _check_ranks(chunk: RunChunk, q_ptr: np.ndarray, order: np.ndarray) -> None:
@@ -296,7 +276,7 @@ def _result(run_path, qrels_path, qspec, dspec, qrels, metrics, got, pairs, ties
     meta = {"format": RANKED_FORMAT, "dataset": str(qrels_path), "model": run_path.name, "ties": ties,
             "dataset_checksum": _checksum(qrels_path, qspec, dspec)}
     run = RankedRun(run_path, meta, _Ids(pa.table({"id": string_array(got.qids)})),
-                    _Ids(pa.table({"id": pa.nulls(lines, pa.string())})))
+                    _Lines(lines))
     ks = tuple(m.k for m in metrics if m.measure.name == "recall")
     result = ScoreResult(run=run, ks=ks, pairs=str(pairs), query_langs=query_langs, cand_langs=qrels.cand_langs,
                          query_lang_id=q_lang_id, cells=cells, cell_stats={}, summary={}, per_language={},

@@ -3,9 +3,9 @@
 A run is read as a stream of :class:`RunChunk` (Arrow ids, numpy scores), never whole:
 
 * TREC run: ``qid Q0 docid rank score tag`` per line, fields separated by single spaces or by
-  tabs (as the first line has them), no blank line; read by pyarrow's streaming CSV reader in
-  blocks of :data:`BLOCK_BYTES`; the rank is checked against the scores and otherwise ignored,
-  as trec_eval does;
+  tabs (as the first line has them), no blank line; read in blocks of :data:`BLOCK_BYTES`, each
+  parsed by pyarrow's CSV reader in a thread one block ahead of the scoring; the rank is checked
+  against the scores and otherwise ignored, as trec_eval does;
 * ranx JSON: ``{"qid": {"docid": score, ...}, ...}`` (read whole: JSON has no streaming form);
 * Parquet: columns ``query_id``, ``doc_id``, ``score`` and optionally ``rank``, read record batch
   by record batch.
@@ -28,13 +28,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fastir.core.arrow import as_numpy, numeric_array, string_array
+from fastir.core.arrow import as_numpy, numeric_array, string_array, string_buffers
 from fastir.core.errors import InputError
 from fastir.core.textfiles import read_json, text_lines
 
-BLOCK_BYTES = 1 << 24  # bytes per block of the streaming TREC reader (~300,000 lines)
+BLOCK_BYTES = 1 << 23  # bytes per block of a TREC run (~230,000 lines); 3 blocks in memory at most
 JSON_QUERIES = 4096  # queries per chunk of a ranx JSON run
 TREC_FIELDS = ("qid", "q0", "docid", "rank", "score", "tag")
+TREC_USED = ("qid", "docid", "rank", "score")
 PARQUET_COLUMNS = ("query_id", "doc_id", "score")
 RULE_PREFIX = "prefix:"
 
@@ -93,35 +94,129 @@ def _trec_chunks(file: Path) -> Iterator[RunChunk]:
         return
     first = next(text_lines(file), (1, ""))[1]
     delimiter = "\t" if "\t" in first else " "
-    bad: list = []
+    bad: list = []  # (first line of the block, the invalid row)
+    read = pacsv.ReadOptions(column_names=list(TREC_FIELDS), use_threads=False)
+    # Rank and score parsed as numbers by the reader (pyarrow's parser, as pc.cast's), no null values;
+    # a block where that fails is read again as text, where _numbers names the line that is no number.
+    typed, text = (pacsv.ConvertOptions(column_types={"qid": pa.string(), "docid": pa.string(), **numbers},
+                                        include_columns=list(TREC_USED), null_values=[], strings_can_be_null=False,
+                                        quoted_strings_can_be_null=False)  # Q0, tag: not kept
+                   for numbers in ({"rank": pa.int64(), "score": pa.float64()},
+                                   {"rank": pa.string(), "score": pa.string()}))
 
-    def invalid(row):
-        bad.append(row)
-        return "error"
+    def chunks():
+        line = 1
+        for block in _blocks(file):
+            def invalid(row, first=line):
+                bad.append((first, row))
+                return "error"
 
-    read = pacsv.ReadOptions(column_names=list(TREC_FIELDS), block_size=BLOCK_BYTES, use_threads=False)
-    parse = pacsv.ParseOptions(delimiter=delimiter, quote_char=False, ignore_empty_lines=False,
-                               invalid_row_handler=invalid)
-    convert = pacsv.ConvertOptions(column_types={name: pa.string() for name in TREC_FIELDS})
-    line = 1
+            parse = pacsv.ParseOptions(delimiter=delimiter, quote_char=False, ignore_empty_lines=False,
+                                       invalid_row_handler=invalid)
+            try:
+                table = pacsv.read_csv(pa.BufferReader(block), read_options=read, parse_options=parse,
+                                       convert_options=typed)
+            except pa.ArrowInvalid:
+                if bad:
+                    raise
+                table = pacsv.read_csv(pa.BufferReader(block), read_options=read, parse_options=parse,
+                                       convert_options=text)
+            table = table.combine_chunks()
+            if not table.num_rows:
+                continue
+            batch = table.to_batches()[0]
+            ranks = _numbers(batch.column("rank"), file, line, "rank", pa.int64())
+            yield RunChunk(file, batch.column("qid"), batch.column("docid"),
+                           _numbers(batch.column("score"), file, line, "score", pa.float64()), ranks, line)
+            line += batch.num_rows
+
     try:
-        for batch in pacsv.open_csv(file, read_options=read, parse_options=parse, convert_options=convert):
-            n = batch.num_rows
-            ranks = _numbers(batch.column(3), file, line, "rank", pa.int64())
-            yield RunChunk(file, batch.column(0), batch.column(2),
-                           _numbers(batch.column(4), file, line, "score", pa.float64()), ranks, line)
-            line += n
+        yield from _read_ahead(chunks())
     except pa.ArrowInvalid as exc:
         if bad:
-            row = bad[0]
-            where = f"line {row.number}" if row.number is not None else "line"
+            first, row = bad[0]
+            where = f"line {first + row.number - 1}" if row.number is not None else "line"
             raise InputError(file, where, f"expected 6 fields separated by {'tabs' if delimiter == chr(9) else 'single spaces'} "
                                           f"(qid Q0 docid rank score tag), found {row.actual_columns}") from None
         raise InputError(file, None, f"not a TREC run: {exc}") from None
 
 
+def _blocks(file: Path) -> Iterator[memoryview]:
+    """The file's bytes in blocks of about :data:`BLOCK_BYTES`, each ending after a line end (the last:
+    at the end of the file), read into one reused buffer: each block must be parsed before the next
+    is asked for. Read here, not by pyarrow's streaming reader, which reads up to 32 blocks ahead:
+    memory stays at a few blocks whatever the file's size."""
+    buffer = bytearray(BLOCK_BYTES)
+    view = memoryview(buffer)
+    held = 0  # bytes at the buffer's start carried over from the last block (a line not yet ended)
+    with open(file, "rb") as fh:
+        while True:
+            if held == len(buffer):  # a line longer than the buffer: a larger one
+                buffer = bytearray(2 * held)
+                buffer[:held] = view[:held]
+                view = memoryview(buffer)
+            got = fh.readinto(view[held:])
+            end = held + got
+            if not got:
+                if held:
+                    yield view[:held]
+                return
+            cut = buffer.rfind(b"\n", 0, end) + 1 or buffer.rfind(b"\r", 0, end - 1) + 1
+            if not cut:  # no line end yet: read on
+                held = end
+                continue
+            yield view[:cut]
+            buffer[:end - cut] = buffer[cut:end]
+            held = end - cut
+
+
+def _read_ahead(items: Iterator, depth: int = 1) -> Iterator:
+    """``items`` produced ``depth`` ahead in a daemon thread: pyarrow parses a block without the GIL, so
+    the next block of a run is parsed while the caller scores this one (memory: ``depth`` + 1 blocks).
+    The producer's exceptions are raised here, in order; leaving early stops the producer."""
+    import queue
+    import threading
+
+    ready: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            put((None, exc))
+
+    threading.Thread(target=produce, name="fastir-read-ahead", daemon=True).start()
+    try:
+        while True:
+            item, exc = ready.get()
+            if exc is not None:
+                raise exc
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+
+
 def _numbers(column: pa.Array, file: Path, first_line: int, field: str, type: pa.DataType) -> np.ndarray:
-    """``column`` (strings) as numbers of ``type``; the first entry that is not one names its line."""
+    """``column`` (strings, or numbers already) as numbers of ``type``; the first entry that is not one
+    names its line."""
+    if not pa.types.is_string(column.type):
+        return as_numpy(column)
     try:
         return as_numpy(pc.cast(column, type))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -222,6 +317,21 @@ class LangSpec:
             i = int(np.argmax(as_numpy(index.is_null())))
             raise InputError(file, where(i), f"id {ids[i].as_py()!r} is not in the language map {self.path.name}")
         return self.langs.take(index)
+
+    def codes(self, ids: pa.Array, langs: list[str], buffers: tuple, file, where) -> np.ndarray:
+        """Each id's language as its position in ``langs`` (``buffers``: the same as Arrow (offsets, data)),
+        ``len(langs)`` for another language; int32. An id the spec does not cover: as :meth:`languages`."""
+        if self.sep is None:
+            index = pc.index_in(self.languages(ids, file, where), value_set=string_array(langs))
+            return np.where(as_numpy(index.is_null()), len(langs),
+                            as_numpy(index.fill_null(numeric_array([0], pa.int32())[0]))).astype(np.int32)
+        from fastir.kernels.ids import NO_LANGUAGE, prefix_codes
+
+        codes = prefix_codes(string_buffers(ids), self.sep.encode("utf-8"), buffers)
+        if (codes == NO_LANGUAGE).any():
+            i = int(np.argmax(codes == NO_LANGUAGE))
+            self.languages(ids[i:i + 1], file, lambda _: where(i))  # raises, naming line i
+        return codes
 
     def one(self, identifier: str, file, where: str) -> str:
         """The language of one id (queries, looked up one by one)."""

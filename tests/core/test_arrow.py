@@ -62,3 +62,22 @@ def test_as_numpy_of_numbers_and_booleans():
     assert as_numpy(pa.array([1, 2, 3], pa.int64())).tolist() == [1, 2, 3]
     got = as_numpy(pa.array([True, False, True]))
     assert got.dtype == np.bool_ and got.tolist() == [True, False, True]
+
+
+def test_string_buffers_are_read_only_views_of_any_string_array():
+    from fastir.core.arrow import string_buffers
+
+    def texts(buffers):
+        off, data = buffers
+        return [bytes(data[off[i]:off[i + 1]]).decode() for i in range(len(off) - 1)]
+
+    base = pa.array(["ab", "", "é", "xyz"])
+    for array in (base, base.slice(1, 2), base.cast(pa.large_string()), pa.chunked_array([base[:1], base[1:]])):
+        off, data = string_buffers(array)
+        assert off.dtype == np.int32 and data.dtype == np.uint8
+        assert not off.flags.writeable and not data.flags.writeable
+        assert texts((off, data)) == (["", "é"] if len(array) == 2 else ["ab", "", "é", "xyz"])
+    assert texts(string_buffers(pa.array([], pa.string()))) == []
+    assert texts(string_buffers(pa.array(["", ""]))) == ["", ""]
+    with pytest.raises(ValueError, match="nulls"):
+        string_buffers(pa.array(["a", None]))

@@ -57,12 +57,13 @@ def test_an_unreadable_run_json_starts_nothing(tmp_path, monkeypatch, run_json):
 
 def test_ranked_kernels_name_the_kernels_score_run_calls():
     from fastir.eval.preload import ranked_kernels
-    from fastir.kernels import ranking, ties
+    from fastir.kernels import ids, ranking, ties
 
     for mode in ("pessimistic", "expected"):
         for name in ranked_kernels(mode):
             module, attr = name.split(":")
-            assert hasattr({"fastir.kernels.ties": ties, "fastir.kernels.ranking": ranking}[module], attr)
+            assert hasattr({"fastir.kernels.ties": ties, "fastir.kernels.ranking": ranking,
+                            "fastir.kernels.ids": ids}[module], attr)
     assert ranked_kernels("expected")[-1].endswith("_expected_block")
 
 

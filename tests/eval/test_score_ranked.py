@@ -110,6 +110,11 @@ def test_formats_and_chunking_agree(tmp_path, monkeypatch):
         np.testing.assert_array_equal(score(tmp_path / other, qrels_file, ties="trec_eval").metrics.values, base)
     monkeypatch.setattr(ranked, "BLOCK_BYTES", 1 << 10)  # many chunks, queries cut across them
     np.testing.assert_array_equal(score(run_file, qrels_file, ties="trec_eval").metrics.values, base)
+    for ties in ("pessimistic", "optimistic", "expected"):  # lines out of score order (Parquet) are sorted
+        metrics = None if ties != "expected" else "map,mrr,recall@5,ndcg@10"
+        unsorted = score(tmp_path / "run.parquet", qrels_file, ties=ties, metrics=metrics)
+        np.testing.assert_array_equal(unsorted.metrics.values,
+                                      score(run_file, qrels_file, ties=ties, metrics=metrics).metrics.values)
 
 
 def test_language_map_file_equals_the_rule(tmp_path):
@@ -136,6 +141,8 @@ def bad(tmp_path, run_text, qrels_text="en:q1 0 en:d1 1\nen:q1 0 de:d2 1\nen:q2 
     ("en:q1 Q0 en:d1 1 2 t\nen:q1 Q0 en:d1 2 1 t\n", ["line 2", "duplicate", "first at line 1"]),
     ("en:q1 Q0 en:d1 1 2 t\nen:q1 Q0 de:d2 2 x t\n", ["line 2: score", "not a number: 'x'"]),
     ("en:q1 Q0 en:d1 1 2 t\nen:q1 Q0 de:d2 2 nan t\n", ["line 2: score", "not a finite number"]),
+    ("en:q1 Q0 en:d1 1 2 t\nen:q1 Q0 de:d2 2.0 1 t\n", ["line 2: rank", "not a number: '2.0'"]),
+    ("en:q1 Q0 en:d1 1 2 t\nen:q1 Q0 de:d2 2 NULL t\n", ["line 2: score", "not a number: 'NULL'"]),
     ("en:q1 Q0 en:d1 1 1 t\nen:q1 Q0 de:d2 2 5 t\n", ["line 1", "rank 1 with score 1.0 contradicts rank 2 with score 5.0 (line 2)"]),
     ("en:q1 Q0 en:d1 1 2 t\nen:q1 Q0 d2 2 1 t\n", ["line 2", "'d2' has no language before ':'"]),
     ("en:q1 Q0 en:d1 1 2 t\nen:q2 Q0 en:d1 1 2 t\nen:q1 Q0 de:d2 2 1 t\n", ["line 3", "'en:q1' again"]),

@@ -88,3 +88,43 @@ def test_language_specs(tmp_path):
         ranked.parse_lang_spec(str(tmp_path / "d.tsv"), "--doc-langs")
     with pytest.raises(InputError, match="missing"):
         ranked.parse_lang_spec(str(tmp_path / "none.tsv"), "--doc-langs")
+
+
+@pytest.mark.parametrize("text", ["a b\nc d\n", "a b\r\nc d", "a\rb\rc", "x" * 3000 + "\n" + "y\n" * 500, ""])
+def test_blocks_end_at_line_ends_and_rebuild_the_file(tmp_path, monkeypatch, text):
+    monkeypatch.setattr(ranked, "BLOCK_BYTES", 64)
+    (tmp_path / "f").write_bytes(text.encode())
+    blocks = [bytes(b) for b in ranked._blocks(tmp_path / "f")]
+    assert b"".join(blocks) == text.encode()
+    assert all(b.endswith((b"\n", b"\r")) for b in blocks[:-1])
+    assert all(len(b) <= 64 + 64 for b in blocks if not b.startswith(b"x"))
+
+
+def test_read_ahead_keeps_order_raises_in_order_and_stops_when_left():
+    import threading
+
+    assert list(ranked._read_ahead(iter(range(50)))) == list(range(50))
+
+    def failing():
+        yield 1
+        raise ValueError("bad block")
+
+    got = []
+    with pytest.raises(ValueError, match="bad block"):
+        for item in ranked._read_ahead(failing()):
+            got.append(item)
+    assert got == [1]
+    produced = []
+
+    def endless():
+        while True:
+            produced.append(1)
+            yield len(produced)
+
+    ahead = ranked._read_ahead(endless())
+    assert next(ahead) == 1
+    ahead.close()
+    threading.Event().wait(0.5)
+    count = len(produced)
+    threading.Event().wait(0.3)
+    assert len(produced) == count <= 4  # stopped, never more than a step or two ahead
