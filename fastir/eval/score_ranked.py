@@ -2,7 +2,8 @@
 
 The same cells as for embeddings (:mod:`fastir.eval.score`): X→all is the run as retrieved, X→Y the
 run restricted to the documents of language Y, in run order; every rank-based metric of the
-registry, per-query table and summary. Metrics are exact to the run's depth, as trec_eval's: a
+registry and the language-bias suite (:mod:`fastir.eval.ranked_bias`, on each query's pooled list in
+trec_eval order), per-query table and summary. Metrics are exact to the run's depth, as trec_eval's: a
 relevant document the run did not retrieve counts in |R| and inside no cutoff; summary.json
 says, per cell, the depth scored and how many relevant documents lie beyond it.
 
