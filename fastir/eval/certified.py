@@ -31,6 +31,10 @@ AUTO_MAX_RECOMPUTED = 0.03
 # (4.5e10) took 1.4-1.7 s with bf16 against 0.9-1.1 s with fp32; a pool of 396 x 390,420 x 768
 # (1.2e11) the same with both; the 100x pool (1.3e12) ~25 % less with bf16 (docs/score.md).
 AUTO_MIN_WORK = 5e11
+# auto keeps bf16 only where its product (query rounding included) takes at most this share of the
+# float32 product's time on the probe block, timed here: the premise of the bf16 path checked on
+# this very CPU (measured 0.35-0.45 on a Xeon with AMX; oneMKL's bf16 path on other CPUs unmeasured).
+AUTO_MAX_PRODUCT_SHARE = 0.6
 
 
 class Float32Instead(Exception):
@@ -49,6 +53,19 @@ class AutoChooser:
         self.reason = why
         self.may_leave = may_leave
         self.blocks = {"exact": 0, "bf16": 0, "int8": 0}
+        self.timing = None  # the probe's product times, as summary.json's reason gives them
+
+    def probing(self, name: str) -> bool:
+        """The next block is the probe (the first) and scores with the fast engine."""
+        return name == self.fast and not any(self.blocks.values())
+
+    def timed(self, fast_s: float, float32_s: float) -> None:
+        """The probe's product with the fast engine took ``fast_s``, the float32 one ``float32_s``."""
+        share = fast_s / max(float32_s, 1e-9)
+        self.timing = f"bf16 product {share:.2f}x the float32 one on the probe block"
+        if share > AUTO_MAX_PRODUCT_SHARE and self.may_leave:
+            self.reason = f"fp32: {self.timing} (> {AUTO_MAX_PRODUCT_SHARE}): not faster enough on this CPU"
+            raise Float32Instead(self.reason)
 
     def observe(self, name: str, recomputed: int, scores: int) -> None:
         first = not any(self.blocks.values())
@@ -194,6 +211,8 @@ def _count_block(plan, engine, q, prepared, a_buf, b_rows, ptr, g_id, in_tile, i
     gold_col = in_tile[lo:hi].astype(np.int64)
     extra, where = golds.outside(lo, hi, ~ins)
     gold_col[~ins] = -1 - where
+    if isinstance(chooser, AutoChooser) and chooser.probing(name):
+        _time_probe(engine, q, a_buf, chooser)
     bound = engine.block(q, a_buf, prepared)
     gold_lang = plan.cand_lang_id[plan.gold_cand[ids]]
     cnt, _, und, rec = certified_counts(a_buf, bound, engine.w, q, engine.cand, lang_ptr, ptr - lo, gold_col,
@@ -202,6 +221,19 @@ def _count_block(plan, engine, q, prepared, a_buf, b_rows, ptr, g_id, in_tile, i
     counts.undecided[ids] += und
     counts.recomputed[b_rows] += rec
     chooser.observe(name, int(rec.sum()), a_buf.size)
+
+
+def _time_probe(engine, q, a_buf, chooser) -> None:
+    """Time the probe's product with ``engine`` (a warm second call, query rounding included) against
+    numpy's float32 product of the same block into the same buffer (both write float32)."""
+    import time
+
+    engine.block(q, a_buf)  # warm-up: thread pools, AMX state, the buffer's pages
+    t0 = time.perf_counter()
+    engine.block(q, a_buf)
+    t1 = time.perf_counter()
+    np.matmul(q, engine.cand.T, out=a_buf.view(np.float32) if a_buf.dtype == np.float32 else None)
+    chooser.timed(t1 - t0, time.perf_counter() - t1)
 
 
 def per_set_undecided(plan, counts) -> np.ndarray:
@@ -274,7 +306,9 @@ class PrecisionChoice:
         ran = "+".join(blocks) or self.fixed or self.fast
         out = {"requested": self.requested, "ran": ran, "note": self.note}
         if self.requested == AUTO:
-            out.update(reason=self.chooser.reason if self.chooser else self.reason, blocks=blocks)
+            timing = getattr(self.chooser, "timing", None)
+            reason = self.chooser.reason if self.chooser else self.reason
+            out.update(reason=f"{reason}; {timing}" if timing else reason, blocks=blocks)
         n_sets = len(plan.cand_langs) + 1
         undecided = per_set_undecided(plan, counts) if counts is not None and counts.undecided is not None \
             else np.zeros((len(plan.query_lang_id), n_sets), np.int64)

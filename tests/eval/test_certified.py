@@ -126,3 +126,20 @@ def test_auto_chooser_probe_and_later_blocks():
     fixed = Fixed("int8")
     fixed.observe("int8", 1000, 1000)
     assert fixed.current == "int8" and fixed.blocks == {"int8": 1}
+
+
+def test_auto_chooser_times_the_probe_product():
+    from fastir.eval.certified import AUTO_MAX_PRODUCT_SHARE, AutoChooser, Float32Instead
+
+    fast = AutoChooser("bf16", "why")
+    assert fast.probing("bf16") and not fast.probing("exact")
+    fast.timed(0.4, 1.0)
+    assert fast.current == "bf16" and fast.timing == "bf16 product 0.40x the float32 one on the probe block"
+    fast.observe("bf16", 0, 1000)
+    assert not fast.probing("bf16")
+    slow = AutoChooser("bf16", "why")
+    with pytest.raises(Float32Instead, match="not faster enough on this CPU"):
+        slow.timed(AUTO_MAX_PRODUCT_SHARE + 0.1, 1.0)
+    ranks = AutoChooser("bf16", "why", may_leave=False)  # shards and ranks keep certifying
+    ranks.timed(2.0, 1.0)
+    assert ranks.current == "bf16" and "2.00x" in ranks.timing

@@ -188,6 +188,7 @@ def test_auto_mixes_engines_block_by_block_and_stays_exact(tmp_path, make_run, m
     cols = run_columns("near-ties", np.random.default_rng(12))
     path = make_run(tmp_path / "run", **cols)
     monkeypatch.setattr(certified, "AUTO_MIN_WORK", 0.0)
+    monkeypatch.setattr(certified, "AUTO_MAX_PRODUCT_SHARE", float("inf"))  # tiny blocks time nothing useful
     monkeypatch.setattr(certified, "AUTO_MAX_RECOMPUTED", -1.0)
     monkeypatch.setattr(certified, "PROBE_ROWS", 4)
     stay = certified.PrecisionChoice.engine
@@ -215,10 +216,15 @@ def test_auto_leaves_for_float32_where_bf16_cannot_decide_or_is_missing(tmp_path
     monkeypatch.undo()
     monkeypatch.setattr(certified, "AUTO_MIN_WORK", 0.0)
     if prec.mkl_bf16()[0]:
+        monkeypatch.setattr(certified, "AUTO_MAX_PRODUCT_SHARE", float("inf"))
         monkeypatch.setattr(certified, "AUTO_MAX_RECOMPUTED", -1.0)
         probe = score_run(path, pairs="all", metrics=METRICS)
         assert probe.precision["ran"] == "fp32" and "in the probe block" in probe.precision["reason"]
         assert np.array_equal(probe.metrics.values, fp32.metrics.values, equal_nan=True)
+        monkeypatch.setattr(certified, "AUTO_MAX_PRODUCT_SHARE", -1.0)  # bf16 never fast enough: timed out of it
+        slow = score_run(path, pairs="all", metrics=METRICS)
+        assert slow.precision["ran"] == "fp32" and "not faster enough on this CPU" in slow.precision["reason"]
+        assert np.array_equal(slow.metrics.values, fp32.metrics.values, equal_nan=True)
     trec = score_run(path, pairs="all", metrics=METRICS, trec_depth=3)
     assert trec.precision["ran"] == "fp32" and "--trec" in trec.precision["reason"]
 
