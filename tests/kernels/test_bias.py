@@ -133,12 +133,10 @@ def test_top_k_breaks_ties_by_candidate_row():
     assert bias.pooled_top_k(scores, col_row, 10).tolist() == [strict_order(scores[0], col_row).tolist()]
 
 
-@settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), n_q=st.integers(1, 6), n_c=st.integers(1, 300), n_langs=st.integers(1, 4),
-       value_range=st.sampled_from([0, 1, 2, 1000]), threshold=st.integers(1, 2))
-def test_bias_metrics_against_brute_force(seed, n_q, n_c, n_langs, value_range, threshold):
-    rng = np.random.default_rng(seed)
-    scores = rng.integers(-value_range, value_range + 1, (n_q, n_c)).astype(np.float32)  # many ties
+def random_case(rng, n_q, n_c, n_langs, value_range):
+    """Integer scores in [-value_range, value_range] (many ties), a column order, candidate languages, up to
+    9 golds per query with grades 1-2, and query languages (-1: none of the candidates')."""
+    scores = rng.integers(-value_range, value_range + 1, (n_q, n_c)).astype(np.float32)
     col_row = rng.permutation(n_c)
     c_lang = rng.integers(0, n_langs, n_c).astype(np.int32)
     gold_lists, grade_lists = [], []
@@ -146,7 +144,15 @@ def test_bias_metrics_against_brute_force(seed, n_q, n_c, n_langs, value_range, 
         m = int(rng.integers(0, min(n_c, 9) + 1))
         gold_lists.append(list(rng.choice(n_c, m, replace=False)))
         grade_lists.append(list(rng.integers(1, 3, m)))
-    q_lang = rng.integers(-1, n_langs, n_q)
+    return scores, col_row, c_lang, gold_lists, grade_lists, rng.integers(-1, n_langs, n_q)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_q=st.integers(1, 6), n_c=st.integers(1, 300), n_langs=st.integers(1, 4),
+       value_range=st.sampled_from([0, 1, 2, 1000]), threshold=st.integers(1, 2))
+def test_bias_metrics_against_brute_force(seed, n_q, n_c, n_langs, value_range, threshold):
+    rng = np.random.default_rng(seed)
+    scores, col_row, c_lang, gold_lists, grade_lists, q_lang = random_case(rng, n_q, n_c, n_langs, value_range)
     ks = (1, 3, 10, 60)
     got, active = run_kernel(scores, col_row, c_lang, gold_lists, grade_lists, threshold, q_lang, n_langs, ks)
     for b in range(n_q):
@@ -190,15 +196,7 @@ def test_ranked_lists_equal_the_score_rows_at_min_of_k_and_depth(seed, n_q, n_c,
     """A ranked run's list in the score rows' strict order, cut at depth D: every bias metric at k equals
     bias_block's at min(k, D), bit for bit (at full depth: at k), on scores with many ties."""
     rng = np.random.default_rng(seed)
-    scores = rng.integers(-value_range, value_range + 1, (n_q, n_c)).astype(np.float32)
-    col_row = rng.permutation(n_c)
-    c_lang = rng.integers(0, n_langs, n_c).astype(np.int32)
-    gold_lists, grade_lists = [], []
-    for _ in range(n_q):
-        m = int(rng.integers(0, min(n_c, 9) + 1))
-        gold_lists.append(list(rng.choice(n_c, m, replace=False)))
-        grade_lists.append(list(rng.integers(1, 3, m)))
-    q_lang = rng.integers(-1, n_langs, n_q)
+    scores, col_row, c_lang, gold_lists, grade_lists, q_lang = random_case(rng, n_q, n_c, n_langs, value_range)
     ks = (1, 3, 10, 60)
     args = (scores, col_row, c_lang, gold_lists, grade_lists, threshold, q_lang, n_langs)
     full = run_kernel(*args, ks + tuple(range(1, n_c + 1)))[0]
