@@ -212,8 +212,9 @@ def _count_block(plan, engine, q, prepared, a_buf, b_rows, ptr, g_id, in_tile, i
     extra, where = golds.outside(lo, hi, ~ins)
     gold_col[~ins] = -1 - where
     if isinstance(chooser, AutoChooser) and chooser.probing(name):
-        _time_probe(engine, q, a_buf, chooser)
-    bound = engine.block(q, a_buf, prepared)
+        bound = _time_probe(engine, q, a_buf, chooser)
+    else:
+        bound = engine.block(q, a_buf, prepared)
     gold_lang = plan.cand_lang_id[plan.gold_cand[ids]]
     cnt, _, und, rec = certified_counts(a_buf, bound, engine.w, q, engine.cand, lang_ptr, ptr - lo, gold_col,
                                         gold_lang, engine.q_norm, engine.c_norm, extra=extra, gold_counts=False)
@@ -223,17 +224,19 @@ def _count_block(plan, engine, q, prepared, a_buf, b_rows, ptr, g_id, in_tile, i
     chooser.observe(name, int(rec.sum()), a_buf.size)
 
 
-def _time_probe(engine, q, a_buf, chooser) -> None:
+def _time_probe(engine, q, a_buf, chooser) -> np.ndarray:
     """Time the probe's product with ``engine`` (a warm second call, query rounding included) against
-    numpy's float32 product of the same block into the same buffer (both write float32)."""
+    numpy's float32 product of the same block into the same buffer (both write float32); the timed
+    call comes last, so ``a_buf`` holds its approximations: returns their bound."""
     import time
 
     engine.block(q, a_buf)  # warm-up: thread pools, AMX state, the buffer's pages
     t0 = time.perf_counter()
-    engine.block(q, a_buf)
+    np.matmul(q, engine.cand.T, out=a_buf if a_buf.dtype == np.float32 else None)
     t1 = time.perf_counter()
-    np.matmul(q, engine.cand.T, out=a_buf.view(np.float32) if a_buf.dtype == np.float32 else None)
-    chooser.timed(t1 - t0, time.perf_counter() - t1)
+    bound = engine.block(q, a_buf)
+    chooser.timed(time.perf_counter() - t1, t1 - t0)
+    return bound
 
 
 def per_set_undecided(plan, counts) -> np.ndarray:
