@@ -206,15 +206,13 @@ def _query_blocks(run: RunChunk) -> tuple[np.ndarray, list]:
 
 def _no_duplicates(a: np.ndarray, b: np.ndarray, table, where, path, what: str) -> None:
     """InputError at the later of two entries with equal (``a``, ``b``) codes, naming the earlier."""
-    key = a * (int(b.max(initial=0)) + 1) + b
-    order = np.argsort(key, kind="stable")
-    same = key[order][1:] == key[order][:-1]
-    if same.any():
-        i = int(np.argmax(same))
-        first, again = int(order[i]), int(order[i + 1])
+    from fastir.eval.score_ranked import _duplicate, first_repeat
+
+    repeat = first_repeat(a, b)
+    if repeat is not None:
+        first, again = repeat
         q, d = (table.qids, table.docids) if isinstance(table, RunChunk) else (table.query_ids, table.candidate_ids)
-        raise InputError(path, where(again), f"duplicate {what} of (query {q[again].as_py()!r}, document "
-                                             f"{d[again].as_py()!r}); first at {where(first)}")
+        _duplicate(path, where(again), where(first), what, q[again].as_py(), d[again].as_py())
 
 
 def _dense_values(ptr: np.ndarray, scores: np.ndarray, run_path) -> np.ndarray:

@@ -143,15 +143,24 @@ def _read_qrels(path: Path, dspec: LangSpec) -> _Qrels:
                   string_buffers(cand))
 
 
+def first_repeat(a: np.ndarray, b: np.ndarray) -> tuple[int, int] | None:
+    """(first, again): the entries of the earliest-sorted pair with equal (``a``, ``b``) codes (int64,
+    >= 0), the earlier one first; None when every pair is distinct."""
+    key = a * (int(b.max(initial=0)) + 1) + b
+    order = np.argsort(key, kind="stable")
+    same = key[order][1:] == key[order][:-1]
+    if not same.any():
+        return None
+    i = int(np.argmax(same))
+    return int(order[i]), int(order[i + 1])
+
+
 def _no_duplicate_judgements(judged, q: np.ndarray, path: Path) -> None:
     """InputError at the later of two judgements of one (query, document), naming the earlier."""
     d = as_numpy(pc.dictionary_encode(judged.candidate_ids).indices).astype(np.int64)
-    key = q * (int(d.max(initial=0)) + 1) + d
-    order = np.argsort(key, kind="stable")
-    same = key[order][1:] == key[order][:-1]
-    if same.any():
-        i = int(np.argmax(same))
-        first, again = int(order[i]), int(order[i + 1])
+    repeat = first_repeat(q, d)
+    if repeat is not None:
+        first, again = repeat
         _duplicate(path, f"line {judged.lines[again]}", f"line {judged.lines[first]}", "judgement",
                    judged.query_ids[again].as_py(), judged.candidate_ids[again].as_py())
 
