@@ -49,6 +49,36 @@ def test_one_query_and_one_candidate_per_tile(tmp_path, make_run):
     assert same(score_run(run, pairs=pooled, block_mb=96 * 4 * 5 / 2**20), whole)
 
 
+def test_gold_scores_in_batches_equal_the_tiles_products(tmp_path, make_run):
+    """Gold scores computed apart (query batches times their own golds' columns) are bit-equal to
+    the same pairs' entries of the whole product, which a pool in one tile reads them from."""
+    from fastir.eval.stream import GOLD_MIN_MACS, gold_scores, group_golds
+
+    rng = np.random.default_rng(5)
+    cols = tied_columns(rng, n_cand=3_000, n_q=400, dim=96, integer=False)
+    cols["qrels"] = [(q, int(c)) for q in range(400) for c in rng.choice(3_000, 6, replace=False)]
+    run = read_run(make_run(tmp_path, **cols))
+    from fastir.eval.score import _prepare
+    from fastir.eval.stream import NumpyEngine
+
+    plan = _prepare(run, "all", (1,), None, 256, None, "fp32", "cpu", False, 1, "pessimistic")[5]
+    rows = np.arange(400)
+    mask = np.ones(len(plan.cand_langs), bool)
+    g_ptr, g_id = group_golds(plan, mask, rows)
+    out = np.zeros(len(plan.gold_cand), np.float32)
+    engine, products = NumpyEngine(), []
+    scores = engine.scores
+    engine.scores = lambda q_side, q_rows, tile: products.append(len(q_rows)) or scores(q_side, q_rows, tile)
+    gold_scores(run, plan, rows, g_ptr, g_id, None, 256, engine, out)
+    q = np.asarray(run.queries.embeddings, np.float32)
+    c = np.asarray(run.candidates.embeddings, np.float32)
+    whole = q @ c.T
+    owner = np.repeat(rows, np.diff(g_ptr))
+    assert len(g_id) == 2_400 and len(products) >= 3  # several batches, each of its own golds' columns
+    assert min(products) * 6 * min(products) * 96 >= GOLD_MIN_MACS or min(products) == 400 % max(products)
+    assert np.array_equal(out[g_id], whole[owner, plan.gold_cand[g_id]])
+
+
 def test_block_plan_fits_the_budget():
     # XQuAD-R: every candidate in one tile, query blocks fill the rest.
     p = block_plan(13_090, 13_014, 768, 256)
