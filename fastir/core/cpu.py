@@ -8,7 +8,9 @@ present (and, for the torch paths, where torch has oneDNN, which runs those prod
 Where ``/proc/cpuinfo`` cannot be read (not Linux) the answer is "no": fp32 keeps today's speed.
 
 ``FASTIR_CPU_FLAGS`` (space-separated) replaces the flags read from ``/proc/cpuinfo``: it lets a
-test or a user pretend to a CPU without the instructions (``FASTIR_CPU_FLAGS=avx2``).
+test or a user pretend to a CPU without the instructions (``FASTIR_CPU_FLAGS=avx2``);
+``FASTIR_CPU_VENDOR`` likewise replaces its ``vendor_id`` (:func:`cpu_vendor`: oneMKL's float16
+product is used on Intel CPUs only, where it was measured faster; ``fastir.eval.stream``).
 """
 
 from __future__ import annotations
@@ -17,20 +19,35 @@ import os
 
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 FLAGS_ENV = "FASTIR_CPU_FLAGS"
+VENDOR_ENV = "FASTIR_CPU_VENDOR"
+
+
+def _cpuinfo(field: str) -> str | None:
+    """The first ``field`` line's value in /proc/cpuinfo ("" where absent); None where unreadable."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.split(":", 1)[0].strip() == field:
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return ""
 
 
 def cpu_flags() -> frozenset[str] | None:
     """This CPU's feature flags (``FASTIR_CPU_FLAGS``, else /proc/cpuinfo); None where neither exists."""
     if os.environ.get(FLAGS_ENV) is not None:
         return frozenset(os.environ[FLAGS_ENV].lower().split())
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        return None
-    return frozenset()
+    flags = _cpuinfo("flags")
+    return None if flags is None else frozenset(flags.split())
+
+
+def cpu_vendor() -> str:
+    """This CPU's ``vendor_id`` (``FASTIR_CPU_VENDOR``, else /proc/cpuinfo: ``GenuineIntel``,
+    ``AuthenticAMD``, ...); "" where unknown."""
+    if os.environ.get(VENDOR_ENV) is not None:
+        return os.environ[VENDOR_ENV]
+    return _cpuinfo("vendor_id") or ""
 
 
 def cpu_bf16(torch_ops: bool = True) -> tuple[bool, str]:

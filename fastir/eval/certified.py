@@ -324,7 +324,7 @@ def choose_precision(precision: str, trec_depth, bias: list, device: str, work: 
     (queries x candidates x d); InputError where an explicit certified precision cannot give what is
     asked (TREC scores, the bias suite)."""
     from fastir.core.errors import InputError
-    from fastir.eval.precision import FP32, PRECISIONS, mkl_bf16, resolve
+    from fastir.eval.precision import FP32, PRECISIONS, mkl_gemm, resolve
 
     if precision == FP32:
         return PrecisionChoice(FP32, False)
@@ -335,7 +335,7 @@ def choose_precision(precision: str, trec_depth, bias: list, device: str, work: 
         if work < AUTO_MIN_WORK:
             return PrecisionChoice(AUTO, False, reason=f"fp32: {work:.2g} multiply-adds, below the {AUTO_MIN_WORK:.0e} "
                                                        "where certified bf16 starts to pay")
-        fast, why = mkl_bf16()
+        fast, why = mkl_gemm()
         if not fast:  # the float32 pass is faster than certifying float32 products: today's speed
             return PrecisionChoice(AUTO, False, reason=f"fp32: no fast bfloat16 product ({why})")
         return PrecisionChoice(AUTO, True, fast="bf16", reason=f"bf16 products certified block by block ({why})")

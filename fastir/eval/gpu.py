@@ -52,12 +52,13 @@ def resolve_device(device: str, certified: bool = False) -> str:  # certified: a
     return "cuda" if device == "auto" else device
 
 
-def make_engine(device: str, dist=None):
-    """The engine of a resolved ``device`` (``cpu``: numpy + Numba; else torch), this rank's GPU under torchrun."""
-    from fastir.eval.stream import NumpyEngine
+def make_engine(device: str, dist=None, run=None):
+    """The engine of a resolved ``device`` (``cpu``: :func:`fastir.eval.stream.cpu_engine` for
+    ``run``; else torch), this rank's GPU under torchrun."""
+    from fastir.eval.stream import cpu_engine
 
     if device == "cpu":
-        return NumpyEngine()
+        return cpu_engine(run)
     if dist is not None and dist.world_size > 1 and device == "cuda":
         device = dist.device("cuda")
     return TorchEngine(device)

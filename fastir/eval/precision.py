@@ -95,7 +95,7 @@ def resolve(name: str) -> tuple[str, str | None]:
     from fastir.core.errors import InputError
 
     spec = PRECISIONS[name]
-    if name == "bf16" and mkl_bf16()[0]:  # oneMKL from torch's library: no torch import
+    if name == "bf16" and mkl_gemm()[0]:  # oneMKL from torch's library: no torch import
         return name, None
     if spec.needs_torch:
         try:
@@ -283,7 +283,7 @@ def _scale(acc, s_q, s_c, a):
 
 
 class _BFloat16MKL(_BFloat16):
-    """bfloat16 inputs (rounded as :class:`_BFloat16`), oneMKL's product (:mod:`fastir.eval.mkl_bf16`,
+    """bfloat16 inputs (rounded as :class:`_BFloat16`), oneMKL's product (:mod:`fastir.eval.mkl_gemm`,
     no torch import) into a float32 block: no output rounding, so w = 0 and the bound is the
     inputs' rounding plus the float32 sums."""
 
@@ -291,7 +291,7 @@ class _BFloat16MKL(_BFloat16):
     out_dtype = np.float32
 
     def _candidate_norms(self, cand):
-        from fastir.eval.mkl_bf16 import load
+        from fastir.eval.mkl_gemm import load
         from fastir.kernels.bfloat16 import round_bf16
 
         self.gemm = load()[0]
@@ -313,9 +313,9 @@ class _BFloat16MKL(_BFloat16):
         return nq, nq * self.max_rc + (rq + _gamma(self.d) * q_round) * _WIDEN * self.max_cr
 
 
-def mkl_bf16() -> tuple[bool, str]:
+def mkl_gemm() -> tuple[bool, str]:
     """(bf16 runs through oneMKL here, why): a CPU with bfloat16 instructions and torch's oneMKL."""
-    from fastir.eval.mkl_bf16 import load
+    from fastir.eval.mkl_gemm import load
 
     flags = cpu_flags()
     found = [f.upper() for f in BF16_FLAGS if flags is not None and f in flags]
@@ -337,11 +337,11 @@ ENGINES = {"exact": _Float32, "bf16": _BFloat16, "int8": _Int8}
 
 def product(name: str, cand: np.ndarray) -> _Product:
     """The certified product engine ``name`` prepared for candidate rows ``cand`` (N, d) float32, on
-    the device :func:`device_for` names; bf16 through oneMKL where :func:`mkl_bf16` allows, else torch."""
+    the device :func:`device_for` names; bf16 through oneMKL where :func:`mkl_gemm` allows, else torch."""
     cand = np.ascontiguousarray(cand, dtype=np.float32)
     if device_for(name) == "cuda":
         return ENGINES[name](cand, device="cuda")
-    if name == "bf16" and mkl_bf16()[0]:
+    if name == "bf16" and mkl_gemm()[0]:
         return _BFloat16MKL(cand)
     return ENGINES[name](cand)
 

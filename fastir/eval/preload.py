@@ -18,7 +18,8 @@ from fastir.kernels import NONFINITE_KERNEL, gather_kernel
 # finiteness scan, which numpy does until they are loaded (fastir.eval.stream.gather_rows,
 # fastir.runs.reader.first_nonfinite_row); the metrics of the counts. Runs of several record
 # batches load their gather (gather_kernel(dtype, n) for n > 1) when they first need it. A float16
-# run also reports its tie spread: the metrics of optimistic ranks (fastir.eval.ties).
+# run also reports its tie spread: the metrics of optimistic ranks (fastir.eval.ties); a large one
+# on an Intel CPU opens oneMKL's float16 product first (fastir.eval.stream.f16_product).
 FP32_KERNELS = {dtype: ("fastir.kernels.tiles:_count_tile", gather_kernel(dtype), NONFINITE_KERNEL,
                         "fastir.kernels.ranking:_metrics_block")
                 + (("fastir.kernels.ranking:_ranks_block",) if dtype == "float16" else ())
@@ -28,20 +29,32 @@ FP32_KERNELS = {dtype: ("fastir.kernels.tiles:_count_tile", gather_kernel(dtype)
 # ``--precision auto`` (certified, block by block): oneMKL's library is opened first (ctypes releases
 # the GIL while it loads), then the gather, the bfloat16 rounding, the certified passes in the order
 # a block calls them, the finiteness scan and the metrics.
-CERTIFIED_KERNELS = {dtype: ("fastir.eval.mkl_bf16:load", gather_kernel(dtype), "fastir.kernels.bfloat16:_round_rows",
+CERTIFIED_KERNELS = {dtype: ("fastir.eval.mkl_gemm:load", gather_kernel(dtype), "fastir.kernels.bfloat16:_round_rows",
                              "fastir.kernels.certified:_golds_block", "fastir.kernels.certified_scan:_scan_block",
                              "fastir.kernels.certified:_recount_block", NONFINITE_KERNEL,
                              "fastir.kernels.ranking:_metrics_block")
                      for dtype in ("float16", "float32")}
 
 
+def _work(meta: dict) -> float:
+    """queries x candidates x dim from run.json (0 where it does not say; the command decides again on the tables)."""
+    sizes = [meta.get(key, 0) for key in ("num_queries", "num_candidates", "dim")]
+    return float(sizes[0]) * sizes[1] * sizes[2] if all(isinstance(v, int) for v in sizes) else 0.0
+
+
 def _auto_tries_bf16(meta: dict) -> bool:
-    """``auto`` will try certified bf16 on this run (its size, from run.json where it says; the command
-    decides again on the tables)."""
+    """``auto`` will try certified bf16 on this run (its size)."""
     from fastir.eval.certified import AUTO_MIN_WORK
 
-    sizes = [meta.get(key, 0) for key in ("num_queries", "num_candidates", "dim")]
-    return all(isinstance(v, int) for v in sizes) and float(sizes[0]) * sizes[1] * sizes[2] >= AUTO_MIN_WORK
+    return _work(meta) >= AUTO_MIN_WORK
+
+
+def _float32_kernels(meta: dict) -> tuple[str, ...]:
+    """:data:`FP32_KERNELS` of the run's dtype, after oneMKL's float16 product where the pass will use it."""
+    from fastir.eval.stream import f16_refusal
+
+    names = FP32_KERNELS[meta["dtype"]]
+    return names if f16_refusal({meta["dtype"]}, _work(meta)) else ("fastir.eval.mkl_gemm:load_f16",) + names
 
 
 def preload_score_kernels(run_dir, precision: str = "fp32", own_process: bool = False):
@@ -57,8 +70,8 @@ def preload_score_kernels(run_dir, precision: str = "fp32", own_process: bool = 
     try:
         with open(os.path.join(run_dir, "run.json"), encoding="utf-8") as f:
             meta = json.load(f)
-        table = CERTIFIED_KERNELS if precision == "auto" and _auto_tries_bf16(meta) else FP32_KERNELS
-        names = table[meta["dtype"]]
+        auto_bf16 = precision == "auto" and _auto_tries_bf16(meta)
+        names = CERTIFIED_KERNELS[meta["dtype"]] if auto_bf16 else _float32_kernels(meta)
     except (OSError, ValueError, KeyError, TypeError, RecursionError, AttributeError):
         return None
     from fastir.kernels.lazy import preload

@@ -103,9 +103,11 @@ def per_query_table(result):
 
 
 def summary_json(result) -> dict:
-    # The precision that ran, always (fp32 is the default chosen by measurement: docs/score.md).
+    # The precision that ran, always (auto is the default: docs/score.md).
     precision = {"precision": result.precision or {"requested": "fp32", "ran": "fp32"}}
-    if result.compute is not None:  # the GPU path: device, float32, TF32 off (fastir.eval.gpu)
+    # the product where it is not numpy's: the GPU (device, float32, TF32 off: fastir.eval.gpu) or
+    # oneMKL's float16 GEMM (fastir.eval.stream.f16_product)
+    if result.compute is not None:
         precision["compute"] = result.compute
     return _clean({
         "format": SCORES_FORMAT,

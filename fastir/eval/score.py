@@ -126,7 +126,7 @@ def _count_and_finalise(run, plan, chosen, block_mb, trec_depth, threshold, prec
         return (*finalise(plan, chosen, counts, threshold, ties), None, counts)
     distributed = dist is not None and dist.world_size > 1
     tie_counts = needs_tie_counts(ties, run)
-    engine = prec.engine(may_leave=not distributed) if prec.certified else make_engine(device, dist)
+    engine = prec.engine(may_leave=not distributed) if prec.certified else make_engine(device, dist, run)
     if distributed:
         from fastir.eval.shards import distributed_counts
 
@@ -142,7 +142,7 @@ def _count_and_finalise(run, plan, chosen, block_mb, trec_depth, threshold, prec
             counts = count_range(run, plan, (0, len(run.candidates)), block_mb, trec_depth, engine, None, tie_counts)
         except Float32Instead as why:  # auto's probe: bf16 cannot decide this data; the probe is all it cost
             prec.to_float32(str(why))
-            engine = make_engine(device, dist)
+            engine = make_engine(device, dist, run)
             counts = count_range(run, plan, (0, len(run.candidates)), block_mb, trec_depth, engine, None, tie_counts)
     return (*finalise(plan, chosen, counts, threshold, ties), engine.compute, counts)
 
@@ -164,7 +164,7 @@ def score_shard(run_or_path, index: int, count: int, out_file, pairs: str = "all
     if prec.certified:  # exact counts need no gold scores: each tile decides against the golds' vectors
         engine, gold = prec.engine(may_leave=False), None
     else:
-        engine = make_engine(resolve_device(device), None)
+        engine = make_engine(resolve_device(device), None, run)
         gold = group_gold_scores(run, plan, None, block_mb, engine)
     counts = count_range(run, plan, shard_range(len(run.candidates), index, count), block_mb, trec_depth, engine,
                          gold, needs_tie_counts(ties, run))

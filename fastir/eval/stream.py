@@ -31,6 +31,9 @@ MAX_ROWS = 2048
 # gold_scores' batches: products big enough for BLAS's ordinary kernel (see there)
 GOLD_MIN_MACS = 4e6
 GOLD_MIN_ROWS = 16
+# oneMKL's float16 product from this many multiply-adds (queries x candidates x dim): below, loading
+# libtorch_cpu.so (~0.15 s) costs more than the ~14 % of the product it saves
+F16_MIN_WORK = 1e11
 
 
 @dataclass(frozen=True)
@@ -216,14 +219,15 @@ def _keep_top(top, scores, t_lang, keys, want, q_group, b_rows) -> None:
 
 
 def gather_rows(chunks: list[np.ndarray], rows: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out[i]`` = row ``rows[i]`` of the stacked ``chunks`` (record batches), upcast to float32,
-    without joining the chunks (a pool beyond RAM stays in its memory map).
+    """``out[i]`` = row ``rows[i]`` of the stacked ``chunks`` (record batches), upcast to float32
+    (or copied into a float16 ``out``: numpy's take), without joining the chunks (a pool beyond RAM
+    stays in its memory map).
 
     The Numba gather (:mod:`fastir.kernels.upcast`); while a command's preload thread is still
     loading it (:mod:`fastir.eval.preload`), numpy's cast instead of waiting: float16 and float32
     widen exactly, so both write the same bits.
     """
-    if pending(gather_kernel(chunks[0].dtype, len(chunks))):
+    if out.dtype != np.float32 or pending(gather_kernel(chunks[0].dtype, len(chunks))):
         if len(chunks) == 1:
             _put_numpy(chunks[0], rows, out, slice(None))
             return out
@@ -245,6 +249,19 @@ def gather_rows(chunks: list[np.ndarray], rows: np.ndarray, out: np.ndarray) -> 
     return out
 
 
+def _consecutive_rows(chunks: list[np.ndarray], rows: np.ndarray) -> np.ndarray | None:
+    """Rows ``rows`` of the stacked ``chunks`` as a view, where they are consecutive in one chunk; else None."""
+    first, n = int(rows[0]), len(rows)
+    if int(rows[-1]) != first + n - 1 or not np.all(np.diff(rows) == 1):
+        return None
+    start = 0
+    for chunk in chunks:
+        if first < start + len(chunk):
+            return chunk[first - start:first - start + n] if first + n <= start + len(chunk) else None
+        start += len(chunk)
+    return None
+
+
 def _put_numpy(chunk: np.ndarray, rows: np.ndarray, out: np.ndarray, dest: np.ndarray) -> None:
     out[dest] = chunk[rows]  # a float16/float32 -> float32 cast: exact
 
@@ -256,32 +273,80 @@ def check_counts_fit(cnt: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(cnt, dtype=np.int32)
 
 
+def f16_product(run) -> tuple[object | None, str]:
+    """(oneMKL's float16 GEMM for the float32 pass over ``run``, or None; why): used where the run
+    is stored in float16, the CPU is an Intel one (measured 0.86 x widening + OpenBLAS there,
+    bit-equal on that CPU; not measured elsewhere, so other CPUs keep numpy's product) and the
+    product is large enough (:data:`F16_MIN_WORK`) to repay opening the library."""
+    if run is None:
+        return None, "no run"
+    dtypes = {str(c.dtype) for c in run.queries.chunks + run.candidates.chunks}
+    why_not = f16_refusal(dtypes, float(len(run.queries)) * len(run.candidates) * run.dim)
+    if why_not:
+        return None, why_not
+    from fastir.eval.mkl_gemm import load_f16
+
+    return load_f16()
+
+
+def f16_refusal(dtypes: set[str], work: float) -> str:
+    """Why :func:`f16_product` keeps numpy's product for embeddings of ``dtypes`` and ``work``
+    multiply-adds ("" where it would not); also what the command's preload thread asks."""
+    from fastir.core.cpu import cpu_vendor
+
+    if dtypes != {"float16"}:
+        return "not a float16 run"
+    if cpu_vendor() != "GenuineIntel":
+        return f"measured on Intel CPUs only (this one: {cpu_vendor() or 'unknown'})"
+    if work < F16_MIN_WORK:
+        return f"below {F16_MIN_WORK:.0e} multiply-adds"
+    return ""
+
+
+def cpu_engine(run=None) -> "NumpyEngine":
+    """The CPU engine for ``run``: numpy's float32 product, or oneMKL's float16 one (:func:`f16_product`)."""
+    return NumpyEngine(f16_product(run)[0])
+
+
 class NumpyEngine:
-    """float32 products with numpy's BLAS into reused buffers, counts with the Numba kernel."""
+    """float32 products with numpy's BLAS into reused buffers, counts with the Numba kernel.
+
+    ``f16_gemm`` (a :class:`fastir.eval.mkl_gemm.MixedGemm` over float16): the products of a
+    float16 run read its rows as stored (a tile of consecutive rows is a view of the table, others
+    are gathered as float16) instead of widening them to float32 first; see :func:`cpu_engine`.
+    """
 
     name = "cpu"
-    compute = None  # nothing to record in summary.json: the CPU path is the default
 
-    def __init__(self):
+    def __init__(self, f16_gemm=None):
         self._buf: dict[str, np.ndarray] = {}
+        self._f16 = f16_gemm
+        # summary.json's ``compute``: nothing for the default CPU path, the product where it is another
+        self.compute = None if f16_gemm is None else {"engine": "cpu", "product": f16_gemm.name,
+                                                      "dtype": "float16 inputs, float32 products and sums"}
 
-    def _view(self, name: str, shape: tuple[int, int]) -> np.ndarray:
+    def _view(self, name: str, shape: tuple[int, int], dtype=np.float32) -> np.ndarray:
         size = shape[0] * shape[1]
-        if name not in self._buf or self._buf[name].size < size:
+        buf = self._buf.get(name)
+        if buf is None or buf.size < size or buf.dtype != dtype:
             self._buf.pop(name, None)  # release before allocating the larger one
-            self._buf[name] = np.empty(size, np.float32)
-        return self._buf[name][:size].reshape(shape)
+            buf = self._buf[name] = np.empty(size, dtype)
+        return buf[:size].reshape(shape)
 
     def _gather(self, name, side, rows) -> tuple[np.ndarray, int]:
         n = len(rows)
-        out = self._view(name, (max(2, n), side.chunks[0].shape[1]))
+        if self._f16 is not None and n >= 2:
+            view = _consecutive_rows(side.chunks, rows)
+            if view is not None:
+                return view, n
+        out = self._view(name, (max(2, n), side.chunks[0].shape[1]), np.float16 if self._f16 else np.float32)
         gather_rows(side.chunks, rows, out[:n])
         if n < 2:  # a second row keeps BLAS off its matrix-vector kernel (see the module docstring)
             out[n:] = 0
         return out, n
 
     def tile(self, side, rows):
-        """Candidate ``rows`` of ``side`` (an EmbeddingTable) as float32, with their count."""
+        """Candidate ``rows`` of ``side`` (an EmbeddingTable) as float32 (float16 for ``f16_gemm``), with their count."""
         return self._gather("tile", side, rows)
 
     def scores(self, q_side, q_rows, tile) -> np.ndarray:
@@ -289,7 +354,10 @@ class NumpyEngine:
         q, n = self._gather("queries", q_side, q_rows)
         c, m = tile
         out = self._view("scores", (q.shape[0], c.shape[0]))
-        np.matmul(q, c.T, out=out)
+        if self._f16 is not None:
+            self._f16(q, c, out)
+        else:
+            np.matmul(q, c.T, out=out)
         return out if (n, m) == out.shape else np.ascontiguousarray(out[:n, :m])
 
     def count(self, scores, lang_ptr, g_ptr, g_pos, g_score, t0, lang0, g_id, cnt, take, tied=None) -> None:

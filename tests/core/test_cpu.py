@@ -1,4 +1,4 @@
-"""fastir.core.cpu: the CPU's bf16 matrix instructions, from /proc/cpuinfo or FASTIR_CPU_FLAGS."""
+"""fastir.core.cpu: the CPU's bf16 matrix instructions and vendor, from /proc/cpuinfo or FASTIR_CPU_FLAGS / FASTIR_CPU_VENDOR."""
 
 from __future__ import annotations
 
@@ -35,3 +35,15 @@ def test_unknown_flags_mean_no_bf16(monkeypatch):
     monkeypatch.setattr(cpu, "open", lambda *a, **k: (_ for _ in ()).throw(OSError("no file")), raising=False)
     assert cpu.cpu_flags() is None
     assert cpu.cpu_bf16() == (False, "the CPU's flags are unknown (no /proc/cpuinfo)")
+
+
+def test_vendor_from_proc_cpuinfo_or_the_environment(monkeypatch):
+    monkeypatch.delenv(cpu.VENDOR_ENV, raising=False)
+    if os.path.exists("/proc/cpuinfo"):
+        want = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("vendor_id")), "")
+        assert cpu.cpu_vendor() == want
+    monkeypatch.setenv(cpu.VENDOR_ENV, "AuthenticAMD")
+    assert cpu.cpu_vendor() == "AuthenticAMD"
+    monkeypatch.delenv(cpu.VENDOR_ENV)
+    monkeypatch.setattr(cpu, "open", lambda *a, **k: (_ for _ in ()).throw(OSError("no file")), raising=False)
+    assert cpu.cpu_vendor() == ""

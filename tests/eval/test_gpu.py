@@ -29,7 +29,7 @@ def tie_free_run(tmp_path, make_run):
 def test_torch_engine_equals_numba_path(tie_free_run, monkeypatch, block_mb):
     kwargs = dict(pairs="all", block_mb=block_mb, trec_depth=5, metrics="map,mrr,recall@1,5,ndcg@10")
     numba = score_run(tie_free_run, device="cpu", **kwargs)
-    monkeypatch.setattr(gpu, "make_engine", lambda device, dist=None: gpu.TorchEngine("cpu"))
+    monkeypatch.setattr(gpu, "make_engine", lambda device, dist=None, run=None: gpu.TorchEngine("cpu"))
     torch_cpu = score_run(tie_free_run, device="cpu", **kwargs)
     assert np.array_equal(torch_cpu.metrics.values, numba.metrics.values, equal_nan=True)
     assert np.array_equal(torch_cpu.metrics.nrel, numba.metrics.nrel)

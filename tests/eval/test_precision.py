@@ -183,7 +183,7 @@ def test_auto_mixes_engines_block_by_block_and_stays_exact(tmp_path, make_run, m
     high, and the probe may not leave) gives the reference metrics, and records both engines."""
     from fastir.eval import certified
 
-    if not prec.mkl_bf16()[0]:
+    if not prec.mkl_gemm()[0]:
         pytest.skip("no oneMKL bfloat16 product on this machine: auto scores float32 products")
     cols = run_columns("near-ties", np.random.default_rng(12))
     path = make_run(tmp_path / "run", **cols)
@@ -215,7 +215,7 @@ def test_auto_leaves_for_float32_where_bf16_cannot_decide_or_is_missing(tmp_path
     assert np.array_equal(missing.metrics.values, fp32.metrics.values, equal_nan=True)
     monkeypatch.undo()
     monkeypatch.setattr(certified, "AUTO_MIN_WORK", 0.0)
-    if prec.mkl_bf16()[0]:
+    if prec.mkl_gemm()[0]:
         monkeypatch.setattr(certified, "AUTO_MAX_PRODUCT_SHARE", float("inf"))
         monkeypatch.setattr(certified, "AUTO_MAX_RECOMPUTED", -1.0)
         probe = score_run(path, pairs="all", metrics=METRICS)

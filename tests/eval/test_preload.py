@@ -71,7 +71,7 @@ def test_ranked_kernels_name_the_kernels_score_run_calls():
 def test_auto_preloads_onemkl_and_the_certified_kernels(tmp_path, make_run, monkeypatch, dtype):
     """``--precision auto``: the bfloat16 GEMM's library (a cached loader, called) and every kernel of a
     certified block, loaded in the background; each name is a real loader or lazy kernel."""
-    from fastir.eval import mkl_bf16
+    from fastir.eval import mkl_gemm
     from fastir.eval.preload import CERTIFIED_KERNELS
 
     from fastir.eval import certified
@@ -87,9 +87,30 @@ def test_auto_preloads_onemkl_and_the_certified_kernels(tmp_path, make_run, monk
     loading = preload_score_kernels(run, "auto")
     loading.thread.join(timeout=300)
     loading.finish()
-    assert loading.names == CERTIFIED_KERNELS[dtype] and loading.names[0] == "fastir.eval.mkl_bf16:load"
-    assert mkl_bf16.load.cache_info().currsize == 1  # called by the preload thread
+    assert loading.names == CERTIFIED_KERNELS[dtype] and loading.names[0] == "fastir.eval.mkl_gemm:load"
+    assert mkl_gemm.load.cache_info().currsize == 1  # called by the preload thread
     for name in loading.names[1:]:
         module, attr = name.split(":")
         kernel = getattr(importlib.import_module(module), attr)
         assert isinstance(kernel, lazy.LazyKernel) and kernel._dispatcher is not None, name
+
+
+def test_a_large_float16_run_on_intel_preloads_onemkls_float16_product(tmp_path, make_run, monkeypatch):
+    """The float32 pass opens oneMKL's float16 GEMM first where fastir.eval.stream.f16_product will use it."""
+    from fastir.eval import mkl_gemm, stream
+
+    run = make_run(tmp_path, q_emb=np.eye(2), q_langs=["aa", "aa"], c_emb=np.eye(2), c_langs=["aa", "aa"],
+                   qrels=[(0, 0)], dtype="float16")
+    meta = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**meta, "num_queries": 2, "num_candidates": 2}))
+    started = []
+    monkeypatch.setattr(lazy, "preload", lambda names, own_process=False: started.append(names))
+    monkeypatch.setenv("FASTIR_CPU_VENDOR", "GenuineIntel")
+    preload_score_kernels(run)  # 8 multiply-adds: below F16_MIN_WORK
+    monkeypatch.setattr(stream, "F16_MIN_WORK", 8)
+    preload_score_kernels(run)
+    monkeypatch.setenv("FASTIR_CPU_VENDOR", "AuthenticAMD")
+    preload_score_kernels(run)
+    assert started == [FP32_KERNELS["float16"], ("fastir.eval.mkl_gemm:load_f16",) + FP32_KERNELS["float16"],
+                       FP32_KERNELS["float16"]]
+    assert callable(mkl_gemm.load_f16)

@@ -241,9 +241,9 @@ def test_bad_options(run_dir, tmp_path, capsys):
 def test_two_ranks_sum_certified_counts_to_the_single_process_files(run_dir, tmp_path, precision):
     """Certified counts are exact per candidate range, so ranks add them (and the undecided counters)
     into the single process's files (bf16 where this machine runs it fast)."""
-    from fastir.eval.precision import mkl_bf16
+    from fastir.eval.precision import mkl_gemm
 
-    if precision == "bf16" and not mkl_bf16()[0]:
+    if precision == "bf16" and not mkl_gemm()[0]:
         pytest.skip("no fast bf16 product here")
     args = ["--per-query", "--device", "cpu", "--block-mb", "0.001", "--precision", precision]
     assert main(["score", str(run_dir), "--out", str(tmp_path / "one" / "scores"), *args]) == 0

@@ -79,6 +79,52 @@ def test_gold_scores_in_batches_equal_the_tiles_products(tmp_path, make_run):
     assert np.array_equal(out[g_id], whole[owner, plan.gold_cand[g_id]])
 
 
+@pytest.mark.parametrize("integer", [True, False])
+def test_float16_product_of_onemkl_equals_numpys(tmp_path, make_run, monkeypatch, integer):
+    """The float32 pass over a float16 run with oneMKL's float16 product (tiles that are views of
+    the table, gathered tiles, gold scores apart) gives numpy's counts: equal on exact integer
+    scores with ties; on Gaussian ones the same ranks, scores within float32 rounding (tiny tiles
+    may go to either library's small-matrix kernel, which sums in another order)."""
+    from fastir.eval import stream
+    from fastir.eval.mkl_gemm import load_f16
+
+    if load_f16()[0] is None:
+        pytest.skip(load_f16()[1])
+    rng = np.random.default_rng(7)
+    cols = tied_columns(rng, n_cand=900, n_q=60, dim=48, integer=integer)
+    order = np.argsort(cols["c_langs"], kind="stable")  # language-grouped: tiles are views of the table
+    cols["c_emb"], cols["c_langs"] = cols["c_emb"][order], [cols["c_langs"][i] for i in order]
+    run = read_run(make_run(tmp_path, dtype="float16", **cols))
+    monkeypatch.setattr(stream, "F16_MIN_WORK", 0)
+    for block_mb in (256, 0.02):  # one tile (gold scores read from it) / many tiles (gold scores apart)
+        monkeypatch.setenv("FASTIR_CPU_VENDOR", "GenuineIntel")
+        mkl = score_run(run, block_mb=block_mb, trec_depth=5, metrics="map,mrr,recall@1,10,ndcg@5")
+        monkeypatch.setenv("FASTIR_CPU_VENDOR", "AuthenticAMD")
+        numpy = score_run(run, block_mb=block_mb, trec_depth=5, metrics="map,mrr,recall@1,10,ndcg@5")
+        assert mkl.compute["product"] == "cblas_gemm_f16f16f32" and numpy.compute is None
+        assert same(mkl, numpy) and np.array_equal(mkl.top.cand, numpy.top.cand), block_mb
+        if integer:
+            assert np.array_equal(mkl.top.score, numpy.top.score)
+        else:
+            np.testing.assert_allclose(mkl.top.score, numpy.top.score, rtol=1e-5, atol=1e-5)
+
+
+def test_cpu_engine_uses_onemkl_for_large_float16_runs_on_intel_only(tmp_path, make_run, monkeypatch):
+    from fastir.eval import stream
+
+    cols = tied_columns(np.random.default_rng(8), n_cand=50, n_q=8, dim=4)
+    f16, f32 = (read_run(make_run(tmp_path / d, dtype=d, **cols)) for d in ("float16", "float32"))
+    monkeypatch.setenv("FASTIR_CPU_VENDOR", "GenuineIntel")
+    assert stream.f16_product(f16)[1].startswith("below 1e+11")
+    monkeypatch.setattr(stream, "F16_MIN_WORK", 0)
+    assert stream.f16_product(f32) == (None, "not a float16 run")
+    gemm, why = stream.f16_product(f16)
+    assert stream.cpu_engine(f16)._f16 is gemm and (gemm is not None or "libtorch_cpu" in why)
+    monkeypatch.setenv("FASTIR_CPU_VENDOR", "AuthenticAMD")
+    assert stream.f16_product(f16) == (None, "measured on Intel CPUs only (this one: AuthenticAMD)")
+    assert stream.cpu_engine(f16).compute is None
+
+
 def test_block_plan_fits_the_budget():
     # XQuAD-R: every candidate in one tile, query blocks fill the rest.
     p = block_plan(13_090, 13_014, 768, 256)

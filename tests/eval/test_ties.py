@@ -143,7 +143,7 @@ def test_torch_engine_and_tiles_count_the_same_ties(run, monkeypatch, block_mb):
     kwargs = dict(metrics=METRICS, ties="expected", precision="fp32")
     one = score_run(run, **kwargs)
     numba = score_run(run, block_mb=block_mb, device="cpu", **kwargs)
-    monkeypatch.setattr(gpu, "make_engine", lambda device, dist=None: gpu.TorchEngine("cpu"))
+    monkeypatch.setattr(gpu, "make_engine", lambda device, dist=None, run=None: gpu.TorchEngine("cpu"))
     torch_cpu = score_run(run, block_mb=block_mb, device="cpu", **kwargs)
     for other in (numba, torch_cpu):
         assert np.array_equal(other.metrics.values, one.metrics.values, equal_nan=True)
