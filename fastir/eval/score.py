@@ -126,6 +126,10 @@ def _count_and_finalise(run, plan, chosen, block_mb, trec_depth, threshold, prec
         return (*finalise(plan, chosen, counts, threshold, ties), None, counts)
     distributed = dist is not None and dist.world_size > 1
     tie_counts = needs_tie_counts(ties, run)
+    if not distributed:  # shards and ranks must agree on what they count: they stay certified
+        from fastir.eval.screen import screen
+
+        screen(prec, run, plan)
     engine = prec.engine(may_leave=not distributed) if prec.certified else make_engine(device, dist, run)
     if distributed:
         from fastir.eval.shards import distributed_counts

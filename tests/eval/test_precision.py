@@ -181,7 +181,7 @@ def test_streamed_tiles_and_shards_equal_the_reference(kind, block_mb, gold_shar
 def test_auto_mixes_engines_block_by_block_and_stays_exact(tmp_path, make_run, monkeypatch):
     """auto switching from bf16 to certified float32 after its first block (forced: every share is too
     high, and the probe may not leave) gives the reference metrics, and records both engines."""
-    from fastir.eval import certified
+    from fastir.eval import certified, screen
 
     if not prec.mkl_gemm()[0]:
         pytest.skip("no oneMKL bfloat16 product on this machine: auto scores float32 products")
@@ -190,6 +190,7 @@ def test_auto_mixes_engines_block_by_block_and_stays_exact(tmp_path, make_run, m
     monkeypatch.setattr(certified, "AUTO_MIN_WORK", 0.0)
     monkeypatch.setattr(certified, "AUTO_MAX_PRODUCT_SHARE", float("inf"))  # tiny blocks time nothing useful
     monkeypatch.setattr(certified, "AUTO_MAX_RECOMPUTED", -1.0)
+    monkeypatch.setattr(screen, "SCREEN_MAX", float("inf"))  # the probe and the blocks decide, not the sample
     monkeypatch.setattr(certified, "PROBE_ROWS", 4)
     stay = certified.PrecisionChoice.engine
     monkeypatch.setattr(certified.PrecisionChoice, "engine", lambda self, may_leave=True: stay(self, False))
@@ -201,7 +202,7 @@ def test_auto_mixes_engines_block_by_block_and_stays_exact(tmp_path, make_run, m
 
 
 def test_auto_leaves_for_float32_where_bf16_cannot_decide_or_is_missing(tmp_path, make_run, monkeypatch):
-    from fastir.eval import certified
+    from fastir.eval import certified, screen
 
     path = make_run(tmp_path / "run", **run_columns("random", np.random.default_rng(13)))
     fp32 = score_run(path, pairs="all", metrics=METRICS, precision="fp32")
@@ -218,6 +219,7 @@ def test_auto_leaves_for_float32_where_bf16_cannot_decide_or_is_missing(tmp_path
     if prec.mkl_gemm()[0]:
         monkeypatch.setattr(certified, "AUTO_MAX_PRODUCT_SHARE", float("inf"))
         monkeypatch.setattr(certified, "AUTO_MAX_RECOMPUTED", -1.0)
+        monkeypatch.setattr(screen, "SCREEN_MAX", float("inf"))  # the probe decides, not the sample
         probe = score_run(path, pairs="all", metrics=METRICS)
         assert probe.precision["ran"] == "fp32" and "in the probe block" in probe.precision["reason"]
         assert np.array_equal(probe.metrics.values, fp32.metrics.values, equal_nan=True)
