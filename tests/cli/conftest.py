@@ -50,7 +50,22 @@ def inputs(tmp_path_factory):
     paths["train_jsonl"] = root / "train.jsonl"
     paths["train_jsonl"].write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     paths["import"] = _import_inputs(root / "import")
+    paths["ranked"] = _ranked_inputs(root / "ranked")
     return paths
+
+
+def _ranked_inputs(d: Path) -> Path:
+    """``fastir score-run`` / ``preference-run`` inputs: a TREC run and qrels over ids ``lang::id``
+    (languages and parallel groups by the ``prefix::`` rule)."""
+    d.mkdir()
+    queries = [f"{lang}::q{n}" for n in (1, 2) for lang in ("aa", "bb")]
+    docs = [f"{lang}::d{n}" for n in (1, 2, 3) for lang in ("aa", "bb")]
+    lines = [f"{q} Q0 {doc} {r + 1} {10 - r} sys\n" for i, q in enumerate(queries)
+             for r, doc in enumerate(docs[i % 2:] + docs[:i % 2])]
+    (d / "run.trec").write_text("".join(lines), encoding="utf-8")
+    (d / "qrels.txt").write_text("".join(f"{q} 0 {lang}::d{q[-1]} 1\n" for q in queries for lang in ("aa", "bb")),
+                                 encoding="utf-8")
+    return d
 
 
 def _import_inputs(d: Path) -> Path:
@@ -70,7 +85,7 @@ def _import_inputs(d: Path) -> Path:
 
 
 WRITERS = ("score", "score-trec", "compare", "data-export", "data-to-train", "sample", "import", "embed", "train",
-           "experiment", "preference")
+           "experiment", "preference", "score-run", "preference-run")
 
 
 def command(name: str, inputs: dict, out: Path) -> list[str]:
@@ -92,6 +107,12 @@ def command(name: str, inputs: dict, out: Path) -> list[str]:
     return {
         "score": ["score", str(inputs["run"]), "--out", str(out), "--per-query", "--format", "json"],
         "preference": ["preference", str(inputs["run"]), "--pivot", "aa", "--out", str(out), "--format", "json"],
+        "score-run": ["score-run", str(inputs["ranked"] / "run.trec"), "--qrels", str(inputs["ranked"] / "qrels.txt"),
+                      "--query-langs", "prefix::", "--doc-langs", "prefix::", "--out", str(out), "--per-query",
+                      "--format", "json"],
+        "preference-run": ["preference-run", str(inputs["ranked"] / "run.trec"), "--qrels",
+                           str(inputs["ranked"] / "qrels.txt"), "--query-langs", "prefix::", "--doc-langs", "prefix::",
+                           "--query-groups", "prefix::", "--pivot", "aa", "--out", str(out), "--format", "json"],
         "score-trec": ["score", str(inputs["run"]), "--out", str(out / "scores"), "--trec", str(out / "trec"),
                        "--per-query", "--format", "json"],
         "compare": ["compare", str(inputs["score_a"]), str(inputs["score_b"]), "--samples", "200",

@@ -52,6 +52,7 @@ NEVER_CALLED = {  # (command, primitive): the command never calls the primitive
     ("embed", "open-for-writing"),
     ("train", "mkstemp"),
     ("preference", "mkstemp"), ("preference", "open-for-writing"),
+    ("preference-run", "mkstemp"), ("preference-run", "open-for-writing"),
 }
 EXCEPTIONS = {  # name: (the exception, what main does with it: its exit status, or the exception it lets through)
     "disk full": (lambda: OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), 2),
@@ -67,7 +68,8 @@ RESUMABLE = {  # command: (where what it continues from stays, for the output ou
 }
 OLD_ENTRY = {  # command: an entry its output folder holds (the old output it replaces)
     "score": "summary.json", "score-trec": "summary.json", "compare": "compare.json", "data-export": "qrels.arrow",
-    "import": "run.json", "embed": "run.json", "preference": "summary.json",
+    "import": "run.json", "embed": "run.json", "preference": "summary.json", "score-run": "summary.json",
+    "preference-run": "summary.json",
 }
 SLOW = ("experiment",)
 PAIRS = [(name, fault) for name in WRITERS for fault in FAULTS if (name, fault) not in NEVER_CALLED]
