@@ -104,7 +104,7 @@ def ranked_preference(run_path, qrels_path, query_langs, doc_langs, query_groups
     ``query_groups``: a :class:`GroupSpec` or its text; ``cand_groups``: a file of ``doc_id TAB group_id``
     lines (the documents' parallel groups, for MLRS toward ``target``). Bad input raises :class:`InputError`.
     """
-    from fastir.runs.importer import read_trec_qrels
+    from fastir.runs.qrels import read_trec_qrels
 
     k, mlrs_k = positive_int(k, "k"), positive_int(mlrs_k, "mlrs_k")
     if (target is None) != (cand_groups is None):

@@ -119,7 +119,7 @@ def score_ranked(run_path, qrels_path, query_langs, doc_langs, pairs: str = "all
 
 
 def _read_qrels(path: Path, dspec: LangSpec) -> _Qrels:
-    from fastir.runs.importer import read_trec_qrels
+    from fastir.runs.qrels import read_trec_qrels
 
     judged = read_trec_qrels(path)
     dict_q = pc.dictionary_encode(judged.query_ids)
