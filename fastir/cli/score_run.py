@@ -50,7 +50,7 @@ def score_run(run_file, qrels, query_langs, doc_langs, pairs, ks, metrics, ties,
     from fastir.cli import owns_process
     from fastir.eval.preload import preload_ranked_kernels
 
-    loading = preload_ranked_kernels(ties, own_process=owns_process())  # overlaps Numba's start with reading
+    loading = preload_ranked_kernels(ties, own_process=owns_process(), metrics=metrics)  # overlaps Numba's start with reading
     try:
         _score_run(run_file, qrels, query_langs, doc_langs, pairs, ks, metrics, ties, relevance_threshold, out_dir,
                    overwrite, per_query, fmt)

@@ -79,16 +79,33 @@ def preload_score_kernels(run_dir, precision: str = "fp32", own_process: bool = 
     return preload(names, own_process=own_process)
 
 
-def ranked_kernels(ties: str) -> tuple[str, ...]:
-    """The kernels ``fastir score-run --ties TIES`` calls, in the order it first calls them."""
+BIAS_RANKED_KERNEL = "fastir.kernels.bias:_ranked_bias_block"
+
+
+def ranked_kernels(ties: str, bias: bool = False) -> tuple[str, ...]:
+    """The kernels ``fastir score-run --ties TIES`` calls, in the order it first calls them (``bias``:
+    with a language-bias metric, the ranked-list bias kernel last)."""
     metrics = "fastir.kernels.ties:_expected_block" if ties == "expected" else "fastir.kernels.ranking:_ranks_block"
     return ("fastir.kernels.ids:_match_block", "fastir.kernels.ids:_order_block", "fastir.kernels.ties:_rank_conflict",
-            "fastir.kernels.ids:_prefix_block", "fastir.kernels.ties:_ranks_block", metrics)
+            "fastir.kernels.ids:_prefix_block", "fastir.kernels.ties:_ranks_block", metrics) + (
+        (BIAS_RANKED_KERNEL,) if bias else ())
 
 
-def preload_ranked_kernels(ties: str, own_process: bool = False):
-    """Start loading :func:`ranked_kernels` in a daemon thread while ``fastir score-run`` reads the qrels
-    and the run's first block; returns the :class:`fastir.kernels.lazy.Preload` (``finish()`` it).
+def _asks_bias(metrics) -> bool:
+    """``--metrics`` names a language-bias metric (False where it does not parse: the command says why)."""
+    from fastir.core.errors import InputError
+    from fastir.eval.metrics import bias_metrics, parse_metrics
+
+    try:
+        return metrics is not None and bool(bias_metrics(parse_metrics(metrics)))
+    except InputError:
+        return False
+
+
+def preload_ranked_kernels(ties: str, own_process: bool = False, metrics=None):
+    """Start loading :func:`ranked_kernels` (of ``metrics``, the ``--metrics`` text) in a daemon thread
+    while ``fastir score-run`` reads the qrels and the run's first block; returns the
+    :class:`fastir.kernels.lazy.Preload` (``finish()`` it).
 
     ``own_process`` (the CLI) also makes OpenMP's idle workers sleep (``OMP_WAIT_POLICY=PASSIVE``, a
     user's own setting wins; read when Numba first starts its OpenMP pool, which this precedes):
@@ -101,4 +118,4 @@ def preload_ranked_kernels(ties: str, own_process: bool = False):
     if own_process:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-    return preload(ranked_kernels(ties), own_process=own_process)
+    return preload(ranked_kernels(ties, _asks_bias(metrics)), own_process=own_process)

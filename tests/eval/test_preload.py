@@ -57,14 +57,25 @@ def test_an_unreadable_run_json_starts_nothing(tmp_path, monkeypatch, run_json):
 
 def test_ranked_kernels_name_the_kernels_score_run_calls():
     from fastir.eval.preload import ranked_kernels
-    from fastir.kernels import ids, ranking, ties
+    from fastir.kernels import bias, ids, ranking, ties
 
     for mode in ("pessimistic", "expected"):
-        for name in ranked_kernels(mode):
+        for name in ranked_kernels(mode, bias=True):
             module, attr = name.split(":")
             assert hasattr({"fastir.kernels.ties": ties, "fastir.kernels.ranking": ranking,
-                            "fastir.kernels.ids": ids}[module], attr)
+                            "fastir.kernels.ids": ids, "fastir.kernels.bias": bias}[module], attr)
     assert ranked_kernels("expected")[-1].endswith("_expected_block")
+
+
+@pytest.mark.parametrize("metrics, bias", [(None, False), ("map,ndcg@10", False), ("map,same_lang@10", True),
+                                           ("map,no_such_metric", False)])
+def test_score_run_preloads_the_bias_kernel_when_a_bias_metric_is_asked(monkeypatch, metrics, bias):
+    from fastir.eval.preload import BIAS_RANKED_KERNEL, preload_ranked_kernels
+
+    started = []
+    monkeypatch.setattr(lazy, "preload", lambda names, own_process=False: started.append(names))
+    preload_ranked_kernels("pessimistic", metrics=metrics)
+    assert (BIAS_RANKED_KERNEL in started[0]) == bias
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32"])
