@@ -3,9 +3,10 @@
 What the user waits for: a fresh process from start to exit, imports, model load and writing included.
 
 * fastir: ``fastir embed --dataset D --langs en,de --model MINILM --out RUN --no-progress``
-  (``--dtype auto``: fp32 on the CPU, see docs/embed.md#bf16-on-the-cpu; ``--store fp16``, the
+  (``--dtype auto``: bf16-mixed on a CPU with bf16 matrix instructions, else fp32, see
+  docs/embed.md#bf16-on-the-cpu; extra_info's ``compute_dtype`` says which; ``--store fp16``, the
   default). It reads the dataset's LAReQA JSON itself, and that reading is timed. A second fastir
-  benchmark runs ``--dtype bf16`` (opt-in: it misses the quality bound on a subset) for reference.
+  benchmark runs ``--dtype bf16`` (whole model: opt-in, it misses the quality bound on a subset) for reference.
 * peer: ``python -c`` of :data:`PEER` — import sentence-transformers, ``SentenceTransformer(MINILM,
   device="cpu")``, ``encode`` (its defaults: fp32, batch 32, normalised by the folder's Normalize
   module) of the questions and of the candidate sentences, ``np.save`` of both. It reads the texts

@@ -2,11 +2,14 @@
 
 * Device: ``auto`` = CUDA when available, else CPU; ``cuda`` without CUDA falls back to the CPU
   with a :class:`fastir.core.errors.FastirWarning` (one ``warning:`` line from the CLI).
-* Dtype: ``auto`` = fp16 on CUDA, fp32 on the CPU. On a CPU with bf16 matrix instructions
-  (:func:`fastir.core.cpu.cpu_bf16`) bf16 would be chosen only where it keeps every XQuAD-R cell's
-  mAP within 0.002 of fp32; with MiniLM it did on XQuAD-R en+de (worst 0.0015) but not on its
-  first three articles (en→de 0.0037), so ``auto`` stays fp32 and says why in run.json
-  (``compute_dtype_reason``); ``--dtype bf16`` chooses it (docs/embed.md).
+* Dtype: ``auto`` = fp16 on CUDA; on the CPU ``bf16-mixed`` where the CPU has bf16 matrix
+  instructions (:func:`fastir.core.cpu.cpu_bf16`), else fp32. ``bf16-mixed``
+  (:mod:`fastir.encoding.bf16_mixed`) runs the Linear layers' products in bf16 over weights cast
+  once and keeps embeddings, LayerNorm and the residual stream fp32: it kept every XQuAD-R cell's
+  mAP within 0.002 of fp32 where whole-model ``bf16`` did not (MiniLM, en+de first 3 articles:
+  en→de −0.0037); the figures are in docs/embed.md. ``--dtype bf16`` (whole model, residual stream
+  included) and ``--dtype fp32`` stay explicit choices. What ran and why is run.json's
+  ``compute_dtype`` / ``compute_dtype_reason``.
 
 torch is imported inside the functions, so importing this module is cheap.
 """
@@ -21,9 +24,12 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 DEVICES = ("auto", "cuda", "cpu")
-DTYPES = ("auto", "fp16", "bf16", "fp32")
-# why auto does not choose bf16 on a CPU that has it (measured: docs/embed.md)
+DTYPES = ("auto", "fp16", "bf16", "bf16-mixed", "fp32")
+# why auto chooses bf16-mixed, not whole-model --dtype bf16, on a CPU with bf16 instructions (docs/embed.md)
 BF16_MISS = "MiniLM, XQuAD-R en+de first 3 articles: en-de mAP -0.0037"
+# the dtype the weights are loaded in, and the name run.json's compute_dtype records, per mode
+LOAD_DTYPES = {"fp16": "float16", "bf16": "bfloat16", "bf16-mixed": "float32", "fp32": "float32"}
+COMPUTE_NAMES = {"fp16": "float16", "bf16": "bfloat16", "bf16-mixed": "bfloat16-mixed", "fp32": "float32"}
 
 
 def resolve_device(device: str = "auto") -> "torch.device":
@@ -42,30 +48,33 @@ def resolve_device(device: str = "auto") -> "torch.device":
 
 
 def resolve_dtype(dtype: str, device: "torch.device") -> "torch.dtype":
-    return choose_dtype(dtype, device)[0]
-
-
-def choose_dtype(dtype: str, device: "torch.device") -> tuple["torch.dtype", str]:
-    """(the compute dtype, why: what run.json records as ``compute_dtype_reason``)."""
+    """The dtype the weights are loaded in (fp32 for ``bf16-mixed``, which casts its Linear layers after)."""
     import torch
 
+    return getattr(torch, LOAD_DTYPES[choose_dtype(dtype, device)[0]])
+
+
+def choose_dtype(dtype: str, device: "torch.device") -> tuple[str, str]:
+    """(the compute mode: fp16, bf16, bf16-mixed or fp32; why: what run.json records as
+    ``compute_dtype_reason``)."""
     from fastir.core.cpu import cpu_bf16
 
     if dtype not in DTYPES:
         raise InputError(None, "--dtype", f"expected one of {', '.join(DTYPES)}, found {dtype!r}")
-    if dtype == "bf16" and device.type == "cpu":  # emulated without the instructions: slower than fp32
+    if dtype.startswith("bf16") and device.type == "cpu":  # emulated without the instructions: slower than fp32
         fast, why = cpu_bf16()
         if not fast:
-            raise InputError(None, "--dtype", f"bf16 on the CPU needs bf16 matrix instructions: {why} "
+            raise InputError(None, "--dtype", f"{dtype} on the CPU needs bf16 matrix instructions: {why} "
                                               "(use --dtype fp32 or auto)")
     if dtype != "auto":
-        return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[dtype], "asked for"
+        return dtype, "asked for"
     if device.type == "cuda":
-        return torch.float16, "auto: fp16 on CUDA"
+        return "fp16", "auto: fp16 on CUDA"
     fast, why = cpu_bf16()
-    if fast:  # measured, not assumed: bf16 is opt-in until it keeps the quality bound (docs/embed.md)
-        return torch.float32, f"auto: fp32; {why}, but bf16 missed the 0.002 mAP bound ({BF16_MISS}): --dtype bf16"
-    return torch.float32, f"auto: fp32; {why}"
+    if fast:  # measured, not assumed: docs/embed.md#bf16-on-the-cpu
+        return "bf16-mixed", (f"auto: bf16-mixed; {why}: bf16 matrix products, fp32 elsewhere (within 0.002 mAP "
+                              f"of fp32 on XQuAD-R; whole-model bf16 was not: {BF16_MISS})")
+    return "fp32", f"auto: fp32; {why}"
 
 
 def dtype_name(dtype: "torch.dtype") -> str:
