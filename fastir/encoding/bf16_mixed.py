@@ -48,11 +48,15 @@ class BF16Linear(torch.nn.Module):
 
 def _pack(weight: torch.Tensor) -> torch.Tensor | None:
     """The weight in oneDNN's blocked layout for the CPU (about half the time of ``F.linear``, which
-    reorders a plain weight on every call; the same bits, tested), or None where that op is missing."""
+    reorders a plain weight on every call; the same bits, tested), or None where oneDNN cannot
+    (a GPU; a CPU without AVX-512 where bf16 is pretended, as the tests do): ``F.linear`` then."""
     if weight.device.type != "cpu" or not torch.backends.mkldnn.is_available() \
             or not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
         return None
-    return torch.ops.mkldnn._reorder_linear_weight(weight, None)
+    try:
+        return torch.ops.mkldnn._reorder_linear_weight(weight, None)
+    except RuntimeError:  # "bf16 path needs the cpu support avx_ne_convert or avx512bw, avx512vl and avx512dq"
+        return None
 
 
 def to_bf16_mixed(model: torch.nn.Module) -> int:

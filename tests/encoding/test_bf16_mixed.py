@@ -44,6 +44,21 @@ def test_bf16_linear_is_autocasts_linear(bias):
     assert BF16Linear(linear).weight.dtype == torch.bfloat16 and not list(BF16Linear(linear).parameters())
 
 
+def test_the_packed_weight_gives_the_plain_products_bits():
+    """oneDNN's blocked weight (packed once) against ``F.linear`` over the plain bf16 weight, at
+    several row counts (one packing serves every batch shape)."""
+    torch.manual_seed(1)
+    layer = BF16Linear(torch.nn.Linear(384, 1536))
+    if layer._packed is None:
+        pytest.skip("oneDNN packs bf16 weights only on a CPU with AVX-512 (BW, VL, DQ) or AVX-NE-CONVERT")
+    with torch.inference_mode():
+        for shape in ((7, 384), (2, 300, 384), (2048, 384)):
+            x = torch.randn(shape)
+            packed = layer(x)
+            plain = F.linear(x.to(torch.bfloat16), layer.weight, layer.bias).float()
+            assert torch.equal(packed, plain), shape
+
+
 def test_only_the_products_are_bf16(embed_tiny_bert, bf16_cpu):
     """Every Linear replaced, every other parameter fp32; the output is close to autocast's and
     closer to fp32's than whole-model bf16's is (autocast and bf16 also round attention and GELU)."""
