@@ -35,8 +35,8 @@ from fastir.cli import echo
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True,
               help="hf: where the model runs; cuda without CUDA falls back to the CPU with a warning.")
 @click.option("--dtype", type=click.Choice(list(DTYPES)), default="auto", show_default=True,
-              help="hf: compute dtype; auto = fp16 on CUDA; on the CPU bf16-mixed (bf16 Linear products, fp32 "
-                   "residual stream) where it has bf16 matrix instructions, else fp32 (docs/embed.md).")
+              help="hf: compute dtype; auto = fp16 on CUDA, fp32 on the CPU. bf16-mixed: bf16 Linear products, "
+                   "fp32 elsewhere; bf16: the whole model (CPU: needs bf16 instructions; docs/embed.md).")
 @click.option("--store", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True,
               help="Element type of the stored embeddings.")
 @click.option("--batch-tokens", type=Int(), default=None,
