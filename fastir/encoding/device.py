@@ -5,10 +5,10 @@
 * Dtype: ``auto`` = fp16 on CUDA, fp32 on the CPU. On a CPU with bf16 matrix instructions
   (:func:`fastir.core.cpu.cpu_bf16`) a bf16 mode would be chosen only where it keeps every XQuAD-R
   cell's mAP within 0.002 of fp32. ``bf16-mixed`` (:mod:`fastir.encoding.bf16_mixed`: bf16 Linear
-  products over weights cast once, fp32 elsewhere) did on every whole set measured and on en+de's
-  first 3 articles, where whole-model ``bf16`` did not (MiniLM en→de −0.0037), but not on the first
-  3 articles of all 11 languages (:data:`BF16_MISS`: single near-tied queries flipping in cells of
-  105 queries), so ``auto`` stays fp32 and says why in run.json (``compute_dtype_reason``);
+  products over weights cast once, fp32 elsewhere) did with MiniLM on XQuAD-R whole (11 languages)
+  and on en+de's first 3 articles, where whole-model ``bf16`` did not (en→de −0.0037), but not with
+  multilingual-e5-small on the 11 languages (:data:`BF16_MISS`: near-tied queries swapping, in both
+  directions), so ``auto`` stays fp32 and says why in run.json (``compute_dtype_reason``);
   ``--dtype bf16-mixed`` and ``--dtype bf16`` choose them (figures: docs/embed.md).
 
 torch is imported inside the functions, so importing this module is cheap.
@@ -26,8 +26,8 @@ if TYPE_CHECKING:  # pragma: no cover
 DEVICES = ("auto", "cuda", "cpu")
 DTYPES = ("auto", "fp16", "bf16", "bf16-mixed", "fp32")
 # why auto does not choose a bf16 mode on a CPU that has the instructions (measured: docs/embed.md)
-BF16_MISS = ("e5-small, XQuAD-R 11 languages first 3 articles: ru-en mAP +0.0120, 33 of 132 cells beyond 0.002; "
-             "MiniLM: th-es +0.0080, 8 cells")
+BF16_MISS = ("e5-small, XQuAD-R 11 languages: zh-es mAP +0.0028, 5 of 132 cells beyond 0.002; "
+             "their first 3 articles: ru-en +0.0120, 33 cells")
 # the dtype the weights are loaded in, and the name run.json's compute_dtype records, per mode
 LOAD_DTYPES = {"fp16": "float16", "bf16": "bfloat16", "bf16-mixed": "float32", "fp32": "float32"}
 COMPUTE_NAMES = {"fp16": "float16", "bf16": "bfloat16", "bf16-mixed": "bfloat16-mixed", "fp32": "float32"}
