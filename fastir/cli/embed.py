@@ -6,6 +6,7 @@ import click
 
 from fastir.cli.options import Int, split_list
 from fastir.data.registry import choices_text
+from fastir.encoding.device import DTYPES
 from fastir.cli import echo
 
 
@@ -33,8 +34,9 @@ from fastir.cli import echo
               help="hf: truncate inputs to this many tokens. Default: the model's limit (sentence-transformers: max_seq_length).")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True,
               help="hf: where the model runs; cuda without CUDA falls back to the CPU with a warning.")
-@click.option("--dtype", type=click.Choice(["auto", "fp16", "bf16", "fp32"]), default="auto", show_default=True,
-              help="hf: compute dtype; auto = fp16 on CUDA, fp32 on the CPU (bf16 there: docs/embed.md).")
+@click.option("--dtype", type=click.Choice(list(DTYPES)), default="auto", show_default=True,
+              help="hf: compute dtype; auto = fp16 on CUDA, fp32 on the CPU. bf16-mixed: bf16 Linear products, "
+                   "fp32 elsewhere; bf16: the whole model (CPU: needs bf16 instructions; docs/embed.md).")
 @click.option("--store", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True,
               help="Element type of the stored embeddings.")
 @click.option("--batch-tokens", type=Int(), default=None,

@@ -5,7 +5,8 @@ length, batched by a token budget.
   ``pooler`` (the model's ``pooler_output``). A sentence-transformers folder's
   ``1_Pooling/config.json`` gives the default, else ``cls``; its ``modules.json`` declaring a
   ``Normalize`` module makes normalisation the default (:mod:`fastir.encoding.hf_folder`).
-* Device and dtype: :mod:`fastir.encoding.device`; the :class:`Encoder` records what was actually used.
+* Device and dtype: :mod:`fastir.encoding.device` (``bf16-mixed``: :mod:`fastir.encoding.bf16_mixed`);
+  the :class:`Encoder` records what was actually used.
 * Pooling and normalisation run in fp32 whatever the model's dtype.
 
 torch and transformers are imported inside the functions, so importing this module is cheap.
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
-from fastir.encoding.device import choose_dtype, dtype_name, resolve_device
+from fastir.encoding.device import COMPUTE_NAMES, LOAD_DTYPES, choose_dtype, dtype_name, resolve_device
 from fastir.encoding.hf_folder import (
     POOLINGS, TOKENIZER_FILES, SentenceTransformersConfig, read_sentence_transformers_config, resolve_model_dir,
 )
@@ -88,6 +89,7 @@ class Encoder:
     model_max_length: int = 0
     attn_implementation: str = ""
     dtype_reason: str = ""  # why this dtype (fastir.encoding.device.choose_dtype)
+    compute_dtype: str = ""  # run.json's name when it differs from the weights' dtype ("bfloat16-mixed")
     backend = "hf"  # the registry name (fastir.encoding.backends); a class attribute, not a field
 
     # -- the backend interface (fastir.encoding.backends.Backend)
@@ -104,7 +106,7 @@ class Encoder:
 
         return {"backend": self.backend, "backend_version": transformers.__version__, "model": self.name,
                 "pooling": self.pooling, "max_length": self.max_length, "device": self.device.type,
-                "compute_dtype": dtype_name(self.dtype), "compute_dtype_reason": self.dtype_reason,
+                "compute_dtype": self.compute_dtype or dtype_name(self.dtype), "compute_dtype_reason": self.dtype_reason,
                 "attn_implementation": self.attn_implementation,
                 "batch_tokens": batch_tokens or default_batch_tokens(self.device)}
 
@@ -259,9 +261,12 @@ def load_encoder(
         pooling = st.pooling or "cls"
 
     torch_device = resolve_device(device)
-    torch_dtype, dtype_reason = choose_dtype(dtype, torch_device)
+    mode, dtype_reason = choose_dtype(dtype, torch_device)
 
+    import torch
     from transformers import AutoConfig
+
+    torch_dtype = getattr(torch, LOAD_DTYPES[mode])
 
     try:
         config = AutoConfig.from_pretrained(transformer_src)
@@ -276,10 +281,14 @@ def load_encoder(
         raise InputError(None, "--pooling", "pooler: this model has no pooler layer (or none with weights in the "
                                             "checkpoint); use cls or mean")
     hf_model.to(torch_device).eval()
+    if mode == "bf16-mixed":
+        from fastir.encoding.bf16_mixed import to_bf16_mixed
+
+        to_bf16_mixed(hf_model)
     return Encoder(
         model=hf_model, tokenizer=tokenizer, pooling=pooling, device=torch_device, dtype=torch_dtype,
         max_length=int(max_length), normalize_default=st.normalize, name=model, model_max_length=limit,
-        attn_implementation=attn, dtype_reason=dtype_reason,
+        attn_implementation=attn, dtype_reason=dtype_reason, compute_dtype=COMPUTE_NAMES[mode],
     )
 
 

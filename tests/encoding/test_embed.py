@@ -60,9 +60,9 @@ def test_minilm_run_matches_sentence_transformers(embed_xquad_mini, minilm_path,
 
 def test_auto_dtype_is_fp32_and_says_why_bf16_is_opt_in(embed_xquad_mini, minilm_path, tmp_path, capsys,
                                                          monkeypatch):
-    """On a CPU with bf16 matrix instructions (pretended where absent: bf16 then runs emulated,
-    with the same numbers) --dtype auto still computes in fp32 and run.json says why; --dtype
-    bf16 computes in bf16 within cosine 0.999 of fp32 (its mAP figures: docs/embed.md)."""
+    """On a CPU with bf16 matrix instructions (pretended where absent: bf16 then runs emulated)
+    --dtype auto still computes in fp32 and run.json says why; --dtype bf16 computes the whole model
+    in bf16 within cosine 0.999 of fp32 (bf16-mixed: tests/encoding/test_bf16_mixed.py)."""
     from fastir.core.cpu import FLAGS_ENV
 
     monkeypatch.setenv(FLAGS_ENV, "avx512_bf16 amx_bf16")
@@ -73,7 +73,7 @@ def test_auto_dtype_is_fp32_and_says_why_bf16_is_opt_in(embed_xquad_mini, minilm
     auto, bf16 = read_run(tmp_path / "auto"), read_run(tmp_path / "bf16")
     assert auto.meta["compute_dtype"] == "float32"
     assert auto.meta["compute_dtype_reason"].startswith(
-        "auto: fp32; this CPU has AVX512_BF16 and AMX_BF16, but bf16 missed the 0.002 mAP bound")
+        "auto: fp32; this CPU has AVX512_BF16 and AMX_BF16, but bf16-mixed missed the 0.002 mAP bound")
     assert (bf16.meta["compute_dtype"], bf16.meta["compute_dtype_reason"]) == ("bfloat16", "asked for")
     for side in ("queries", "candidates"):
         a, b = getattr(auto, side).embeddings, getattr(bf16, side).embeddings
@@ -180,7 +180,7 @@ def test_overwrite_replaces_run(embed_tiny_dataset, embed_tiny_bert, tmp_path, c
 def test_cuda_fallback_is_recorded(embed_tiny_dataset, embed_tiny_bert, tmp_path, capsys):
     import torch
 
-    from fastir.encoding.device import dtype_name, resolve_dtype
+    from fastir.encoding.device import COMPUTE_NAMES, choose_dtype
 
     if torch.cuda.is_available():
         pytest.skip("CUDA is available: the fallback path does not apply")
@@ -191,7 +191,7 @@ def test_cuda_fallback_is_recorded(embed_tiny_dataset, embed_tiny_bert, tmp_path
     warnings = [line for line in err.splitlines() if line.strip()]
     assert len(warnings) == 1 and warnings[0].startswith("warning:") and "CUDA" in warnings[0]
     meta = read_run(out).meta
-    want = dtype_name(resolve_dtype("auto", torch.device("cpu")))  # bfloat16 on a CPU with bf16 instructions
+    want = COMPUTE_NAMES[choose_dtype("auto", torch.device("cpu"))[0]]  # float32 (auto is fp32 on every CPU)
     assert (meta["device"], meta["compute_dtype"], meta["dtype"]) == ("cpu", want, "float16")
 
 

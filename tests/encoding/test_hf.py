@@ -116,7 +116,7 @@ def test_tiny_st_folder_matches_sentence_transformers(embed_tiny_st):
     from sentence_transformers import SentenceTransformer
 
     ref = SentenceTransformer(embed_tiny_st, device="cpu").encode(TEXTS, convert_to_numpy=True)
-    got = encode(TEXTS, model=embed_tiny_st, device="cpu", batch_tokens=30)
+    got = encode(TEXTS, model=embed_tiny_st, device="cpu", dtype="fp32", batch_tokens=30)
     cos = (got * ref).sum(axis=1) / np.linalg.norm(ref, axis=1)
     assert cos.min() >= 0.9999, cos
 
@@ -130,7 +130,7 @@ def test_minilm_matches_sentence_transformers(minilm_path):
     ds = load_dataset("xquad-r", langs=["en", "de"])
     texts = ds.question_text[:30] + ds.candidate_text[:30] + ds.candidate_context[:4]  # contexts: > 256 tokens
     ref = SentenceTransformer(minilm_path, device="cpu").encode(texts, convert_to_numpy=True, batch_size=16)
-    got = encode(texts, model=minilm_path, device="cpu")
+    got = encode(texts, model=minilm_path, device="cpu", dtype="fp32")  # parity: auto may be bf16-mixed
     assert got.dtype == np.float32 and got.shape == ref.shape == (64, 384)
     cos = (got * ref).sum(axis=1) / np.linalg.norm(got, axis=1) / np.linalg.norm(ref, axis=1)
     assert cos.min() >= 0.9999, cos.min()
