@@ -198,15 +198,26 @@ def gold_scores(run, plan, rows, g_ptr, g_id, own, block_mb, engine, out) -> Non
         return
     per_row = max(1.0, len(g_id) / len(rows))
     batch = int(max(GOLD_MIN_ROWS, np.ceil(np.sqrt(GOLD_MIN_MACS / (per_row * run.dim)))))
-    batch = min(batch, block_plan(len(rows), int(per_row * batch), run.dim, block_mb).rows)
     bounds = np.searchsorted(owner, np.arange(0, len(rows) + batch, batch))
     for s, (a, b) in zip(range(0, len(rows), batch), zip(bounds[:-1], bounds[1:])):
-        if a == b:
-            continue
-        uniq, inverse = np.unique(cand[a:b], return_inverse=True)
-        tile = engine.tile(run.candidates, uniq)
-        scores = engine.host(engine.scores(run.queries, rows[s:s + batch], tile))
-        out[g_id[a:b]] = scores[owner[a:b] - s, inverse]
+        if a < b:
+            _batch_gold_scores(run, rows[s:s + batch], owner[a:b] - s, cand[a:b], g_id[a:b], block_mb, engine, out)
+
+
+def _batch_gold_scores(run, rows, owner, cand, g_id, block_mb, engine, out) -> None:
+    """:func:`gold_scores` of one batch of query ``rows`` (``owner``: each gold's row in the batch):
+    one product of the rows by their golds' columns, in tiles where those exceed ``--block-mb``."""
+    uniq, inverse = np.unique(cand, return_inverse=True)
+    bp = block_plan(len(rows), len(uniq), run.dim, block_mb)
+    for t0 in range(0, len(uniq), bp.cols):
+        t1 = min(t0 + bp.cols, len(uniq))
+        tile = engine.tile(run.candidates, uniq[t0:t1])
+        for r0 in range(0, len(rows), bp.rows):
+            r1 = min(r0 + bp.rows, len(rows))
+            sel = (owner >= r0) & (owner < r1) & (inverse >= t0) & (inverse < t1)
+            if sel.any():
+                scores = engine.host(engine.scores(run.queries, rows[r0:r1], tile))
+                out[g_id[sel]] = scores[owner[sel] - r0, inverse[sel] - t0]
 
 
 def _keep_top(top, scores, t_lang, keys, want, q_group, b_rows) -> None:
