@@ -87,8 +87,8 @@ def test_gold_scores_in_batches_equal_the_tiles_products(tmp_path, make_run, blo
         np.testing.assert_allclose(out[g_id], whole[owner, plan.gold_cand[g_id]], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("integer", [True, False])
-def test_float16_product_of_onemkl_equals_numpys(tmp_path, make_run, monkeypatch, integer):
+@pytest.mark.parametrize("integer, batched", [(True, False), (False, False), (True, True)])
+def test_float16_product_of_onemkl_equals_numpys(tmp_path, make_run, monkeypatch, integer, batched):
     """The float32 pass over a float16 run with oneMKL's float16 product (tiles that are views of
     the table, gathered tiles, gold scores apart) gives numpy's counts: equal on exact integer
     scores with ties; on Gaussian ones the same ranks, scores within float32 rounding (tiny tiles
@@ -102,7 +102,12 @@ def test_float16_product_of_onemkl_equals_numpys(tmp_path, make_run, monkeypatch
     cols = tied_columns(rng, n_cand=900, n_q=60, dim=48, integer=integer)
     order = np.argsort(cols["c_langs"], kind="stable")  # language-grouped: tiles are views of the table
     cols["c_emb"], cols["c_langs"] = cols["c_emb"][order], [cols["c_langs"][i] for i in order]
+    if batched:  # record batches of 37 candidates: tiles straddle them (gathered) or lie inside one (views)
+        import fastir.core.arrow as arrow
+
+        monkeypatch.setattr(arrow, "_BATCH_BYTES", 48 * 2 * 37)
     run = read_run(make_run(tmp_path, dtype="float16", **cols))
+    assert len(run.candidates.chunks) == (25 if batched else 1)
     monkeypatch.setattr(stream, "F16_MIN_WORK", 0)
     for block_mb in (256, 0.02):  # one tile (gold scores read from it) / many tiles (gold scores apart)
         monkeypatch.setenv("FASTIR_CPU_VENDOR", "GenuineIntel")
