@@ -10,7 +10,7 @@ thread needs first simply waits for its load.
 
 from __future__ import annotations
 
-from fastir.kernels import NONFINITE_KERNEL, gather_kernel
+from fastir.kernels import HALF_COPY_KERNEL, NONFINITE_KERNEL, gather_kernel
 
 
 # The default path (float32 product on the CPU, one process): the count of each score block first,
@@ -36,6 +36,9 @@ CERTIFIED_KERNELS = {dtype: ("fastir.eval.mkl_gemm:load", gather_kernel(dtype), 
                      for dtype in ("float16", "float32")}
 
 
+F16_LIBRARY = "fastir.eval.mkl_gemm:load_f16"
+
+
 def _work(meta: dict) -> float:
     """queries x candidates x dim from run.json (0 where it does not say; the command decides again on the tables)."""
     sizes = [meta.get(key, 0) for key in ("num_queries", "num_candidates", "dim")]
@@ -54,7 +57,7 @@ def _float32_kernels(meta: dict) -> tuple[str, ...]:
     from fastir.eval.stream import f16_refusal
 
     names = FP32_KERNELS[meta["dtype"]]
-    return names if f16_refusal({meta["dtype"]}, _work(meta)) else ("fastir.eval.mkl_gemm:load_f16",) + names
+    return names if f16_refusal({meta["dtype"]}, _work(meta)) else (F16_LIBRARY, HALF_COPY_KERNEL) + names
 
 
 def preload_score_kernels(run_dir, precision: str = "fp32", own_process: bool = False):

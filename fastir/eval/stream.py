@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastir.core.errors import InputError
-from fastir.kernels import gather_kernel
+from fastir.kernels import HALF_COPY_KERNEL, gather_kernel
 from fastir.kernels.lazy import pending
 from fastir.core.resources import require_memory
 from fastir.eval.result import concat_ranges
@@ -231,18 +231,21 @@ def _keep_top(top, scores, t_lang, keys, want, q_group, b_rows) -> None:
 
 def gather_rows(chunks: list[np.ndarray], rows: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``out[i]`` = row ``rows[i]`` of the stacked ``chunks`` (record batches), upcast to float32
-    (or copied into a float16 ``out``: numpy's take), without joining the chunks (a pool beyond RAM
+    (or copied as stored into a float16 ``out``), without joining the chunks (a pool beyond RAM
     stays in its memory map).
 
     The Numba gather (:mod:`fastir.kernels.upcast`); while a command's preload thread is still
     loading it (:mod:`fastir.eval.preload`), numpy's cast instead of waiting: float16 and float32
     widen exactly, so both write the same bits.
     """
-    if out.dtype != np.float32 or pending(gather_kernel(chunks[0].dtype, len(chunks))):
+    half = out.dtype == np.float16  # float16 rows as stored, for oneMKL's float16 product
+    if pending(HALF_COPY_KERNEL if half else gather_kernel(chunks[0].dtype, len(chunks))):
         if len(chunks) == 1:
             _put_numpy(chunks[0], rows, out, slice(None))
             return out
         put = _put_numpy
+    elif half:
+        from fastir.kernels.upcast import gather_float16_to as put
     else:
         from fastir.kernels.upcast import gather_float32, gather_float32_to
 

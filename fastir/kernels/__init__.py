@@ -11,6 +11,8 @@ from __future__ import annotations
 
 # The finiteness scan of a run's embeddings.
 NONFINITE_KERNEL = "fastir.kernels.upcast:_first_nonfinite"
+# The float16 row copy (no cast) that feeds oneMKL's float16 product (fastir.eval.stream.f16_product).
+HALF_COPY_KERNEL = "fastir.kernels.upcast:_half_copy_to"
 
 
 def gather_kernel(dtype, batches: int = 1) -> str:

@@ -80,6 +80,12 @@ def _half_gather_to(bits, rows, dest, table, out):
         _half_row_to_float(bits[rows[i]], table, out[dest[i]])
 
 
+@lazy_njit(void(_U16_ROWS, int64[::1], int64[::1], uint16[:, ::1]), cache=True, parallel=True)
+def _half_copy_to(bits, rows, dest, out):
+    for i in prange(rows.shape[0]):
+        out[dest[i], :] = bits[rows[i]]
+
+
 @lazy_njit(void(_F32_ROWS, int64[::1], int64[::1], float32[:, ::1]), cache=True, parallel=True)
 def _float_gather_to(src, rows, dest, out):
     for i in prange(rows.shape[0]):
@@ -135,17 +141,35 @@ def gather_float32(embeddings, rows, out=None) -> np.ndarray:
     return out
 
 
-def gather_float32_to(embeddings, rows, out, dest) -> np.ndarray:
-    """``out[dest[i]] = float32(embeddings[rows[i]])``: :func:`gather_float32` into chosen rows of
-    ``out`` (C-contiguous float32, D columns), e.g. one record batch's rows of a table. Returns ``out``."""
+def gather_float16_to(embeddings, rows, out, dest) -> np.ndarray:
+    """``out[dest[i]] = embeddings[rows[i]]`` for float16 ``embeddings`` and ``out`` (C-contiguous,
+    D columns): rows copied as stored, no cast (what oneMKL's float16 product reads). Returns ``out``."""
     emb = _matrix(embeddings)
+    rows, dest = _checked_rows(emb, rows, dest, out)
+    if emb.dtype != np.float16 or out.dtype != np.float16:
+        raise ValueError(f"expected float16 rows and out, got {emb.dtype} and {out.dtype}")
+    _half_copy_to(emb.view(np.uint16), rows, dest, out.view(np.uint16))
+    return out
+
+
+def _checked_rows(emb: np.ndarray, rows, dest, out) -> tuple[np.ndarray, np.ndarray]:
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     dest = np.ascontiguousarray(dest, dtype=np.int64)
     if len(rows) != len(dest):
         raise ValueError("rows and dest differ in length")
     if len(rows) and (rows.min() < 0 or rows.max() >= emb.shape[0] or dest.min() < 0 or dest.max() >= len(out)):
         raise IndexError("row index out of range")
-    if out.ndim != 2 or out.shape[1] != emb.shape[1] or out.dtype != np.float32 or not out.flags.c_contiguous:
+    if out.ndim != 2 or out.shape[1] != emb.shape[1] or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous array with {emb.shape[1]} columns")
+    return rows, dest
+
+
+def gather_float32_to(embeddings, rows, out, dest) -> np.ndarray:
+    """``out[dest[i]] = float32(embeddings[rows[i]])``: :func:`gather_float32` into chosen rows of
+    ``out`` (C-contiguous float32, D columns), e.g. one record batch's rows of a table. Returns ``out``."""
+    emb = _matrix(embeddings)
+    rows, dest = _checked_rows(emb, rows, dest, out)
+    if out.dtype != np.float32:
         raise ValueError(f"out must be a C-contiguous float32 array with {emb.shape[1]} columns")
     if emb.dtype == np.float16:
         _half_gather_to(emb.view(np.uint16), rows, dest, HALF_TO_FLOAT, out)

@@ -12,7 +12,7 @@ import pytest
 
 import fastir.kernels.lazy as lazy
 from fastir.eval.preload import FP32_KERNELS, preload_score_kernels
-from fastir.kernels import NONFINITE_KERNEL, gather_kernel
+from fastir.kernels import HALF_COPY_KERNEL, NONFINITE_KERNEL, gather_kernel
 
 
 def test_each_dtype_preloads_its_own_gather_and_the_finiteness_scan():
@@ -122,6 +122,8 @@ def test_a_large_float16_run_on_intel_preloads_onemkls_float16_product(tmp_path,
     preload_score_kernels(run)
     monkeypatch.setenv("FASTIR_CPU_VENDOR", "AuthenticAMD")
     preload_score_kernels(run)
-    assert started == [FP32_KERNELS["float16"], ("fastir.eval.mkl_gemm:load_f16",) + FP32_KERNELS["float16"],
-                       FP32_KERNELS["float16"]]
+    f16 = ("fastir.eval.mkl_gemm:load_f16", HALF_COPY_KERNEL)
+    assert started == [FP32_KERNELS["float16"], f16 + FP32_KERNELS["float16"], FP32_KERNELS["float16"]]
     assert callable(mkl_gemm.load_f16)
+    module, attr = HALF_COPY_KERNEL.split(":")
+    assert isinstance(getattr(importlib.import_module(module), attr), lazy.LazyKernel)

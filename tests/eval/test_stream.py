@@ -205,7 +205,9 @@ def _all_pending(monkeypatch):
 
 @pytest.mark.parametrize("n_chunks", [1, 3])
 def test_gather_rows_numpy_stand_in_writes_the_numba_gathers_bits(monkeypatch, n_chunks):
+    import fastir.kernels.lazy as lazy
     from fastir.eval.stream import gather_rows
+    from fastir.kernels import HALF_COPY_KERNEL
 
     every_half = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).reshape(256, 256)
     rng = np.random.default_rng(0)
@@ -217,6 +219,14 @@ def test_gather_rows_numpy_stand_in_writes_the_numba_gathers_bits(monkeypatch, n
             _all_pending(m)
             numpy_out = gather_rows(chunks, rows, np.empty((len(rows), table.shape[1]), np.float32))
         assert np.array_equal(numba_out.view(np.uint32), numpy_out.view(np.uint32))
+        if table.dtype == np.float16:  # float16 rows as stored (oneMKL's float16 product)
+            copied = gather_rows(chunks, rows, np.empty((len(rows), table.shape[1]), np.float16))
+            with monkeypatch.context() as m:
+                _all_pending(m)
+                m.setattr(lazy, "_PENDING", lazy._PENDING | {HALF_COPY_KERNEL})
+                numpy_copy = gather_rows(chunks, rows, np.empty((len(rows), table.shape[1]), np.float16))
+            assert np.array_equal(copied.view(np.uint16), table[rows].view(np.uint16))
+            assert np.array_equal(numpy_copy.view(np.uint16), copied.view(np.uint16))
 
 
 def test_score_while_kernels_load_equals_score_after(tmp_path, make_run, monkeypatch):

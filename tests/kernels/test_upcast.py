@@ -90,3 +90,20 @@ def test_gather_to_chosen_rows(dtype):
     assert (out[[1, 3]] == -1).all()
     with pytest.raises(IndexError):
         gather_float32_to(emb, [20], out, [0])
+
+
+def test_float16_copy_to_chosen_rows_keeps_every_bit():
+    """gather_float16_to (oneMKL's float16 product reads its rows as stored): every bit pattern,
+    NaN payloads and signed zeros included, copied unchanged into the chosen rows."""
+    from fastir.kernels.upcast import gather_float16_to
+
+    every_half = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).reshape(256, 256)
+    out = np.zeros((300, 256), np.float16)
+    rows, dest = np.arange(255, -1, -1), np.arange(256) + 20
+    gather_float16_to(every_half, rows, out, dest)
+    assert np.array_equal(out[dest].view(np.uint16), every_half[rows].view(np.uint16))
+    assert not out[:20].view(np.uint16).any() and not out[276:].view(np.uint16).any()
+    with pytest.raises(IndexError):
+        gather_float16_to(every_half, [256], out, [0])
+    with pytest.raises(ValueError, match="float16"):
+        gather_float16_to(every_half, [0], np.zeros((1, 256), np.float32), [0])
