@@ -50,9 +50,14 @@ def resolve_device(device: str = "auto") -> "torch.device":
 
 def resolve_dtype(dtype: str, device: "torch.device") -> "torch.dtype":
     """The dtype the weights are loaded in (fp32 for ``bf16-mixed``, which casts its Linear layers after)."""
+    return load_dtype(choose_dtype(dtype, device)[0])
+
+
+def load_dtype(mode: str) -> "torch.dtype":
+    """The torch dtype the weights of compute ``mode`` (:func:`choose_dtype`) are loaded in."""
     import torch
 
-    return getattr(torch, LOAD_DTYPES[choose_dtype(dtype, device)[0]])
+    return getattr(torch, LOAD_DTYPES[mode])
 
 
 def choose_dtype(dtype: str, device: "torch.device") -> tuple[str, str]:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
-from fastir.encoding.device import COMPUTE_NAMES, LOAD_DTYPES, choose_dtype, dtype_name, resolve_device
+from fastir.encoding.device import COMPUTE_NAMES, choose_dtype, dtype_name, load_dtype, resolve_device
 from fastir.encoding.hf_folder import (
     POOLINGS, TOKENIZER_FILES, SentenceTransformersConfig, read_sentence_transformers_config, resolve_model_dir,
 )
@@ -263,10 +263,9 @@ def load_encoder(
     torch_device = resolve_device(device)
     mode, dtype_reason = choose_dtype(dtype, torch_device)
 
-    import torch
     from transformers import AutoConfig
 
-    torch_dtype = getattr(torch, LOAD_DTYPES[mode])
+    torch_dtype = load_dtype(mode)
 
     try:
         config = AutoConfig.from_pretrained(transformer_src)

@@ -178,7 +178,7 @@ class GoldVectors:
             self.vectors = self._gather(uniq)
 
     def _gather(self, rows):
-        return gather_rows(self.run.candidates.chunks, rows, np.empty((len(rows), self.run.dim), np.float32))
+        return gather_rows(self.run.candidates.chunks, rows)
 
     def outside(self, lo: int, hi: int, out: np.ndarray):
         """(vectors, row of each of the golds ``lo:hi`` selected by ``out`` in them)."""

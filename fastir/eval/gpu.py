@@ -86,7 +86,7 @@ class TorchEngine:
         from fastir.eval.stream import gather_rows
 
         n = len(rows)
-        host = gather_rows(side.chunks, np.asarray(rows, np.int64), np.empty((n, side.chunks[0].shape[1]), np.float32))
+        host = gather_rows(side.chunks, rows)
         x = self.torch.from_numpy(host).to(self.device)
         if n < 2:  # no single-row product (see fastir.eval.stream)
             x = self.torch.cat([x, x.new_zeros((2 - n, x.shape[1]))])

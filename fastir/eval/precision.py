@@ -133,6 +133,13 @@ def _gamma(d: int) -> float:
     return nu / (1.0 - nu) * _WIDEN
 
 
+def bf16_inputs_bound(nq, rq, q_round, max_rc: float, max_cr: float, d: int):
+    """The bfloat16 inputs' term of the bound per query row: ‖q‖ max‖r_c‖ + (‖r_q‖ + γ_d ‖q̃‖) max‖c̃‖
+    (r the rounding residuals, x̃ the rounded rows; products of bfloat16 are exact in float32 and
+    γ_d bounds their float32 sum). Norms as the caller widened them."""
+    return nq * max_rc + (rq + _gamma(d) * q_round) * _WIDEN * max_cr
+
+
 class _Product:
     """One candidate block, prepared once; :meth:`block` scores query rows against it."""
 
@@ -209,7 +216,7 @@ class _BFloat16(_Product):
         torch.mm(torch.from_numpy(bits).view(torch.bfloat16), self.c16_t,
                  out=torch.from_numpy(out).view(torch.bfloat16))
         nq *= _WIDEN
-        return nq, nq * self.max_rc + (rq + _gamma(self.d) * q_round) * _WIDEN * self.max_cr
+        return nq, bf16_inputs_bound(nq, rq, q_round, self.max_rc, self.max_cr, self.d)
 
 
 def _int8(x: np.ndarray):
@@ -310,7 +317,7 @@ class _BFloat16MKL(_BFloat16):
         bits, nq, rq, q_round = self.prepare(q) if prepared is None else prepared
         self.gemm(bits, self.c16, out)
         nq = nq * _WIDEN
-        return nq, nq * self.max_rc + (rq + _gamma(self.d) * q_round) * _WIDEN * self.max_cr
+        return nq, bf16_inputs_bound(nq, rq, q_round, self.max_rc, self.max_cr, self.d)
 
 
 def mkl_gemm() -> tuple[bool, str]:

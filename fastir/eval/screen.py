@@ -13,7 +13,8 @@ the sample 3.3 %).
 The estimate: :data:`SAMPLE_QUERIES` query rows (those with golds, evenly spaced) against
 :data:`SAMPLE_CANDIDATES` candidate rows (evenly spaced), float32 scores. A score is undecided
 where it lies within the bf16 engine's bound B(q) = ‖q‖ max‖r_c‖ + (‖r_q‖ + γ_d ‖q̃‖) max‖c̃‖
-(:mod:`fastir.eval.precision`, oneMKL's float32 result: w = 0) of one of the query's gold scores
+(:func:`fastir.eval.precision.bf16_inputs_bound`, oneMKL's float32 result: w = 0; the norms from
+:func:`fastir.kernels.bfloat16.round_bf16`, as the engine's) of one of the query's gold scores
 — the band the certified scan must recompute. The maxima are the sample's, at most the tile's,
 so the estimate leans low. It costs ~0.06 s (64 x 4,096 scores and the golds' scores).
 """
@@ -23,7 +24,9 @@ from __future__ import annotations
 import numpy as np
 
 from fastir.eval.certified import AUTO_MAX_RECOMPUTED
+from fastir.eval.precision import bf16_inputs_bound
 from fastir.eval.stream import gather_rows
+from fastir.kernels.bfloat16 import round_bf16
 
 SAMPLE_QUERIES = 64
 SAMPLE_CANDIDATES = 4096
@@ -37,16 +40,14 @@ def undecided_share(run, gold_ptr: np.ndarray, gold_cand: np.ndarray) -> float:
         return 0.0
     q_rows = with_golds[np.unique(np.linspace(0, len(with_golds) - 1, SAMPLE_QUERIES).astype(np.int64))]
     c_rows = np.unique(np.linspace(0, len(run.candidates) - 1, SAMPLE_CANDIDATES).astype(np.int64))
-    q, c = _rows(run.queries, q_rows), _rows(run.candidates, c_rows)
+    q, c = gather_rows(run.queries.chunks, q_rows), gather_rows(run.candidates.chunks, c_rows)
     scores = q @ c.T
-    q_norm, q_resid, q_round = _bf16_norms(q)
-    _, c_resid, c_round = _bf16_norms(c)
-    d = q.shape[1]
-    gamma = d * 2.0 ** -24 / (1 - d * 2.0 ** -24)
-    bound = q_norm * c_resid.max() + (q_resid + gamma * q_round) * c_round.max()
+    _, q_norm, q_resid, q_round = round_bf16(q)
+    _, _, c_resid, c_round = round_bf16(c)
+    bound = bf16_inputs_bound(q_norm, q_resid, q_round, c_resid.max(), c_round.max(), q.shape[1])
     undecided = 0
     for i, row in enumerate(q_rows):
-        golds = np.sort(q[i] @ _rows(run.candidates, gold_cand[gold_ptr[row]:gold_ptr[row + 1]]).T)
+        golds = np.sort(q[i] @ gather_rows(run.candidates.chunks, gold_cand[gold_ptr[row]:gold_ptr[row + 1]]).T)
         at = np.searchsorted(golds, scores[i])
         below = np.abs(scores[i] - golds[np.maximum(at - 1, 0)])
         above = np.abs(golds[np.minimum(at, len(golds) - 1)] - scores[i])
@@ -65,16 +66,3 @@ def screen(prec, run, plan) -> None:
                         f"{share:.1%} of its scores within bf16's bound of a gold (> {SCREEN_MAX:.0%}): "
                         "bf16 would recompute too many")
 
-
-def _rows(side, rows: np.ndarray) -> np.ndarray:
-    out = np.empty((len(rows), side.chunks[0].shape[1]), np.float32)
-    return gather_rows(side.chunks, np.asarray(rows, np.int64), out)
-
-
-def _bf16_norms(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(‖x‖, ‖x − x̃‖, ‖x̃‖) per row, x̃ = x rounded to nearest-even bfloat16 (the bit trick of
-    :mod:`fastir.kernels.bfloat16`, in numpy: the sample is small)."""
-    bits = x.view(np.uint32).astype(np.uint64)
-    rounded = (((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16).astype(np.uint32).view(np.float32)
-    x64, r64 = x.astype(np.float64), rounded.astype(np.float64)
-    return (np.linalg.norm(x64, axis=1), np.linalg.norm(x64 - r64, axis=1), np.linalg.norm(r64, axis=1))

@@ -229,15 +229,18 @@ def _keep_top(top, scores, t_lang, keys, want, q_group, b_rows) -> None:
     merge_top(*top, t_score, keys[t_col], t_len, b_rows)
 
 
-def gather_rows(chunks: list[np.ndarray], rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+def gather_rows(chunks: list[np.ndarray], rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``out[i]`` = row ``rows[i]`` of the stacked ``chunks`` (record batches), upcast to float32
     (or copied as stored into a float16 ``out``), without joining the chunks (a pool beyond RAM
-    stays in its memory map).
+    stays in its memory map). ``out`` None: a new float32 array.
 
     The Numba gather (:mod:`fastir.kernels.upcast`); while a command's preload thread is still
     loading it (:mod:`fastir.eval.preload`), numpy's cast instead of waiting: float16 and float32
     widen exactly, so both write the same bits.
     """
+    rows = np.asarray(rows, np.int64)
+    if out is None:
+        out = np.empty((len(rows), chunks[0].shape[1]), np.float32)
     half = out.dtype == np.float16  # float16 rows as stored, for oneMKL's float16 product
     if pending(HALF_COPY_KERNEL if half else gather_kernel(chunks[0].dtype, len(chunks))):
         if len(chunks) == 1:
