@@ -14,7 +14,7 @@ result, ``MKL_INT`` 32-bit: the LP64 interface torch links):
 * ``cblas_gemm_f16f16f32`` (:func:`load_f16`): A, B IEEE float16, read as stored: the float32
   product of a float16 run without first widening its rows to float32 (the widening is exact;
   products of two float16 are exact in float32 and never subnormal, since the smallest is
-  2⁻⁴⁸). On an Intel Xeon with AVX-512 it is 0.86 × gather-to-float32 + numpy's OpenBLAS
+  2⁻⁴⁸). On an Intel Xeon with AVX-512 it is 0.85–0.90 × gather-to-float32 + numpy's OpenBLAS
   product, bit-equal to it (docs/score.md).
 
 Where the library or the symbol is missing (torch not installed, a build without oneMKL: ARM,

@@ -292,7 +292,7 @@ def check_counts_fit(cnt: np.ndarray) -> np.ndarray:
 
 def f16_product(run) -> tuple[object | None, str]:
     """(oneMKL's float16 GEMM for the float32 pass over ``run``, or None; why): used where the run
-    is stored in float16, the CPU is an Intel one (measured 0.86 x widening + OpenBLAS there,
+    is stored in float16, the CPU is an Intel one (measured 0.85-0.90 x widening + OpenBLAS there,
     bit-equal on that CPU; not measured elsewhere, so other CPUs keep numpy's product) and the
     product is large enough (:data:`F16_MIN_WORK`) to repay opening the library."""
     if run is None:
